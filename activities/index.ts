@@ -1,0 +1,2 @@
+// Every activity the worker registers, one module per layer.
+export * from './landing';

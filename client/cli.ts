@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// netpulse command-line client.
+import { Command, CommanderError } from 'commander';
+import { generatorCommands } from './generator';
+import { CliError } from './connection';
+
+export function buildProgram(): Command {
+  const program = new Command('netpulse')
+    .description('Temporal-orchestrated medallion lakehouse for network telemetry')
+    .showHelpAfterError()
+    .exitOverride();
+  program.command('worker').description('run the worker (Ctrl-C stops it gracefully)').action(async () => {
+    await (await import('../worker')).runWorker();
+  });
+  program.addCommand(generatorCommands());
+  return program;
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (error instanceof CliError) {
+      console.error(`error: ${error.message}`);
+      return error.exitCode;
+    }
+    console.error(error);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  runCli(process.argv.slice(2)).then((code) => process.exit(code));
+}

@@ -1,0 +1,91 @@
+// CLI commands of the device simulator.
+import { Command } from 'commander';
+import { WorkflowIdConflictPolicy, WorkflowNotFoundError } from '@temporalio/client';
+import { z } from 'zod';
+import { config } from '../config';
+import { generatorInputSchema, scenarioSchema, type GeneratorInput } from '../rules/generator';
+import { describeIssues } from '../rules/validate';
+import { generatorProgressQuery, generatorWorkflow } from '../workflows/generator';
+import { CliError, connectClient } from './connection';
+
+export const DEFAULT_GENERATOR_ID = 'generator';
+
+/** "Celular/Conectado=80,Computador/Desconectado=70" → scenarios. */
+export function parseScenarioList(text: string): GeneratorInput['scenarios'] {
+  return text.split(',').map((part) => {
+    const match = /^\s*([^/=\s]+)\/([^=\s]+)\s*=\s*(\d+)\s*$/.exec(part);
+    if (!match) throw new CliError(`--scenarios: "${part}" is not Device/Status=count`, 2);
+    return { device: match[1], status: match[2], count: Number(match[3]) } as z.infer<typeof scenarioSchema>;
+  });
+}
+
+export function buildGeneratorInput(options: Record<string, string | undefined>): GeneratorInput {
+  const input: Record<string, unknown> = {};
+  if (options.scenarios) input.scenarios = parseScenarioList(options.scenarios);
+  if (options.interval !== undefined) input.intervalSeconds = Number(options.interval);
+  if (options.ticks !== undefined) input.ticks = Number(options.ticks);
+  if (options.seed !== undefined) input.seed = Number(options.seed);
+  if (options.startTime !== undefined) input.startTime = options.startTime;
+  input.landingPath = options.landing ?? config.landingDir;
+  const parsed = generatorInputSchema.safeParse(input);
+  if (!parsed.success) throw new CliError(`Invalid generator input: ${describeIssues(parsed.error)}`, 2);
+  return input as GeneratorInput;
+}
+
+export function generatorCommands(): Command {
+  const generator = new Command('generator').description('the device simulator writing parquet files to the landing zone');
+
+  generator
+    .command('start')
+    .description('start the generator workflow (keeps the running one if the id exists)')
+    .option('--id <workflowId>', 'workflow id', DEFAULT_GENERATOR_ID)
+    .option('--scenarios <list>', 'Device/Status=count,... (default: the four source-system scenarios)')
+    .option('--interval <seconds>', 'seconds between ticks', '10')
+    .option('--ticks <n>', 'stop after n ticks (default: run until stopped)')
+    .option('--seed <n>', 'seed for reproducible rows')
+    .option('--start-time <iso>', 'simulated clock start')
+    .option('--landing <dir>', 'landing zone root (default: data/landing)')
+    .option('--wait', 'wait for the workflow to finish and print its result')
+    .action(async (options) => {
+      const input = buildGeneratorInput(options);
+      const client = await connectClient();
+      const handle = await client.workflow.start(generatorWorkflow, {
+        taskQueue: config.taskQueue,
+        workflowId: options.id,
+        args: [input],
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+      });
+      console.log(`generator workflow ${handle.workflowId} running (run ${handle.firstExecutionRunId}); Web UI: ${config.uiUrl}/namespaces/${config.namespace}/workflows/${handle.workflowId}`);
+      if (options.wait) console.log(JSON.stringify(await handle.result(), null, 2));
+    });
+
+  generator
+    .command('status')
+    .description('ticks, files and rows written so far')
+    .option('--id <workflowId>', 'workflow id', DEFAULT_GENERATOR_ID)
+    .option('--brief', 'one line')
+    .action(async (options) => {
+      const client = await connectClient();
+      try {
+        const progress = await client.workflow.getHandle(options.id).query(generatorProgressQuery);
+        if (options.brief) {
+          console.log(`[generator] ${progress.running ? 'running' : 'finished'}: ${progress.ticksDone} ticks, ${progress.filesWritten} files, ${progress.rowsWritten} rows (last tick ${progress.lastTickAt ?? '-'})`);
+        } else console.log(JSON.stringify(progress, null, 2));
+      } catch (error) {
+        if (error instanceof WorkflowNotFoundError) throw new CliError(`no generator workflow with id ${options.id}`);
+        throw error;
+      }
+    });
+
+  generator
+    .command('stop')
+    .description('cancel the generator workflow')
+    .option('--id <workflowId>', 'workflow id', DEFAULT_GENERATOR_ID)
+    .action(async (options) => {
+      const client = await connectClient();
+      await client.workflow.getHandle(options.id).cancel();
+      console.log(`generator ${options.id} cancelled`);
+    });
+
+  return generator;
+}

@@ -1,0 +1,40 @@
+// DuckDB access shared by every activity. One instance per database path per process:
+// DuckDB lets a single process own a database file, so the worker keeps it open.
+import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+
+const instances = new Map<string, Promise<DuckDBInstance>>();
+
+export function openInstance(dbPath = ':memory:'): Promise<DuckDBInstance> {
+  let instance = instances.get(dbPath);
+  if (!instance) {
+    instance = DuckDBInstance.create(dbPath);
+    instances.set(dbPath, instance);
+    instance.catch(() => instances.delete(dbPath));
+  }
+  return instance;
+}
+
+/** Runs `work` on a fresh connection and always closes it. */
+export async function withConnection<T>(dbPath: string, work: (c: DuckDBConnection) => Promise<T>): Promise<T> {
+  const connection = await (await openInstance(dbPath)).connect();
+  try {
+    return await work(connection);
+  } finally {
+    connection.closeSync();
+  }
+}
+
+/** Closes every instance this process opened (worker shutdown, test teardown). */
+export async function closeAllInstances(): Promise<void> {
+  const all = [...instances.values()];
+  instances.clear();
+  for (const instance of all) (await instance).closeSync();
+}
+
+export function sqlString(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+export function sqlIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}

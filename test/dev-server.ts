@@ -1,0 +1,49 @@
+// Starts a throwaway Temporal dev server (in-memory SQLite, free ports) with the project's CLI.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+
+export const TEMPORAL_CLI = process.env.TEMPORAL_CLI ?? path.resolve(__dirname, '..', '.tools', 'bin', 'temporal');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startDevServer(): Promise<{ address: string; process: ChildProcess }> {
+  if (!existsSync(TEMPORAL_CLI)) throw new Error(`${TEMPORAL_CLI} missing: run bash scripts/setup.sh`);
+  const [port, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+  const child = spawn(
+    TEMPORAL_CLI,
+    ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--http-port', String(httpPort),
+      '--metrics-port', String(metricsPort), '--log-level', 'error', '--namespace', 'default',
+      '--search-attribute', 'NetpulseLayer=Keyword', '--search-attribute', 'NetpulseSource=Keyword'],
+    { stdio: ['ignore', 'ignore', 'inherit'], detached: false },
+  );
+  const address = `127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`temporal dev server exited with ${child.exitCode}`);
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: '1 second' });
+      await connection.healthService.check({});
+      await connection.close();
+      return { address, process: child };
+    } catch (error) {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`temporal dev server not healthy at ${address}: ${(error as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}

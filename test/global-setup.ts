@@ -1,0 +1,23 @@
+// Jest global setup: a real Temporal dev server (unless TEMPORAL_ADDRESS is given) and one
+// workflow bundle shared by every test file, so each file does not re-run webpack.
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startDevServer } from './dev-server';
+
+export default async function globalSetup(): Promise<void> {
+  if (!process.env.TEMPORAL_ADDRESS) {
+    const server = await startDevServer();
+    process.env.TEMPORAL_ADDRESS = server.address;
+    (globalThis as { __temporalServer?: unknown }).__temporalServer = server.process;
+    console.log(`\n[test] Temporal dev server at ${server.address}`);
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-bundle-'));
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../workflows'),
+    logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} } as never,
+  });
+  writeFileSync(path.join(dir, 'workflows.js'), code);
+  process.env.NETPULSE_TEST_BUNDLE = path.join(dir, 'workflows.js');
+}

@@ -1,0 +1,82 @@
+// Shared test plumbing: a client and an in-process worker on the real dev server, temp dirs,
+// DuckDB reads, and fault injection through a real activity interceptor (no mocks).
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type WorkerOptions } from '@temporalio/worker';
+import { Context } from '@temporalio/activity';
+import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, Next } from '@temporalio/worker';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createNetpulseWorker } from '../worker';
+import { withConnection } from '../lake/duckdb';
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), `netpulse-${prefix}-`));
+}
+
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+// Workers in tests log warnings only; the runtime is process-wide and installed once.
+try {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+} catch {
+  /* already installed by an earlier test file */
+}
+
+let client: Client | undefined;
+export async function testClient(): Promise<Client> {
+  client ??= new Client({ connection: await Connection.connect({ address: process.env.TEMPORAL_ADDRESS }) });
+  return client;
+}
+
+export async function closeTestClient(): Promise<void> {
+  await client?.connection.close();
+  client = undefined;
+}
+
+/** Runs `body` while a netpulse worker polls a task queue of its own on the real server. */
+export async function withWorker<T>(
+  body: (ctx: { client: Client; taskQueue: string }) => Promise<T>,
+  options: Partial<WorkerOptions> = {},
+): Promise<T> {
+  const taskQueue = uniqueId('tq');
+  const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS });
+  try {
+    const worker = await createNetpulseWorker({
+      connection,
+      taskQueue,
+      workflowBundle: { codePath: process.env.NETPULSE_TEST_BUNDLE! },
+      shutdownGraceTime: '2 seconds',
+      ...options,
+    });
+    const c = await testClient();
+    return await worker.runUntil(body({ client: c, taskQueue }));
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Rows of a DuckDB query as plain JSON objects (in-memory database: reads parquet files). */
+export async function sqlRows<T = Record<string, unknown>>(sql: string, dbPath = ':memory:'): Promise<T[]> {
+  return withConnection(dbPath, async (db) => (await db.runAndReadAll(sql)).getRowObjectsJson() as T[]);
+}
+
+/**
+ * Fails the first attempt of an activity type after the activity has done its work and before
+ * it reports — the worst moment for idempotency.
+ */
+export function failFirstAttemptAfterWork(activityType: string): WorkerOptions['interceptors'] {
+  class FailAfterWork implements ActivityInboundCallsInterceptor {
+    async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
+      const result = await next(input);
+      const { info } = Context.current();
+      if (info.activityType === activityType && info.attempt === 1) {
+        throw new Error(`injected failure after ${activityType} did its work`);
+      }
+      return result;
+    }
+  }
+  return { activity: [() => ({ inbound: new FailAfterWork() })] };
+}

@@ -1,0 +1,49 @@
+// The netpulse worker: one task queue, every workflow and activity, graceful shutdown.
+import { NativeConnection, Runtime, Worker, DefaultLogger, type WorkerOptions } from '@temporalio/worker';
+import path from 'node:path';
+import * as activities from './activities';
+import { config } from './config';
+import { closeAllInstances } from './lake/duckdb';
+
+export type NetpulseWorkerOptions = Partial<Omit<WorkerOptions, 'connection'>> & {
+  address?: string;
+  connection?: NativeConnection;
+};
+
+/** Builds the worker; tests pass a prebuilt workflow bundle and their own task queue. */
+export async function createNetpulseWorker(options: NetpulseWorkerOptions = {}): Promise<Worker> {
+  const { address, connection: given, ...workerOptions } = options;
+  const connection = given ?? (await NativeConnection.connect({ address: address ?? config.temporalAddress }));
+  const code = workerOptions.workflowBundle
+    ? {}
+    : { workflowsPath: require.resolve(path.join(__dirname, 'workflows')) };
+  return Worker.create({
+    connection,
+    namespace: config.namespace,
+    taskQueue: config.taskQueue,
+    activities,
+    // Activities write atomically; the grace time lets a running batch finish and report.
+    shutdownGraceTime: '20 seconds',
+    ...code,
+    ...workerOptions,
+  });
+}
+
+export async function runWorker(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger((process.env.NETPULSE_LOG_LEVEL as 'INFO') ?? 'INFO') });
+  const worker = await createNetpulseWorker();
+  Runtime.instance().logger.info('netpulse worker started', {
+    taskQueue: config.taskQueue, address: config.temporalAddress, lake: config.lakeFile, landing: config.landingDir,
+  });
+  // Worker.run() handles SIGINT/SIGTERM: stops polling, waits for running activities, then resolves.
+  await worker.run();
+  await closeAllInstances();
+  Runtime.instance().logger.info('netpulse worker stopped');
+}
+
+if (require.main === module) {
+  runWorker().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,2 @@
+// Every workflow the worker registers. Deterministic code only: no I/O, no DuckDB, no fs.
+export * from './generator';

@@ -13,6 +13,6 @@ export const config = {
     return path.resolve(process.env.NETPULSE_LANDING_DIR ?? path.join(this.dataDir, 'landing'));
   },
   get lakeFile(): string {
-    return path.resolve(process.env.NETPULSE_LAKE_FILE ?? path.join(this.dataDir, 'lake.duckdb'));
+    return path.resolve(process.env.NETPULSE_LAKE_FILE ?? path.join(this.dataDir, 'netpulse.duckdb'));
   },
 };

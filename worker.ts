@@ -1,18 +1,20 @@
 // The netpulse worker: one task queue, every workflow and activity, graceful shutdown.
 import { NativeConnection, Runtime, Worker, DefaultLogger, type WorkerOptions } from '@temporalio/worker';
 import path from 'node:path';
-import * as activities from './activities';
+import { createActivities, defaultDeps, type WorkerDeps } from './activities';
 import { config } from './config';
 import { closeAllInstances } from './lake/duckdb';
 
 export type NetpulseWorkerOptions = Partial<Omit<WorkerOptions, 'connection'>> & {
   address?: string;
   connection?: NativeConnection;
+  /** Lake file, landing root and Temporal address the activities use (default: config). */
+  deps?: Partial<WorkerDeps>;
 };
 
 /** Builds the worker; tests pass a prebuilt workflow bundle and their own task queue. */
 export async function createNetpulseWorker(options: NetpulseWorkerOptions = {}): Promise<Worker> {
-  const { address, connection: given, ...workerOptions } = options;
+  const { address, connection: given, deps, ...workerOptions } = options;
   const connection = given ?? (await NativeConnection.connect({ address: address ?? config.temporalAddress }));
   const code = workerOptions.workflowBundle
     ? {}
@@ -21,7 +23,7 @@ export async function createNetpulseWorker(options: NetpulseWorkerOptions = {}):
     connection,
     namespace: config.namespace,
     taskQueue: config.taskQueue,
-    activities,
+    activities: createActivities({ ...defaultDeps(), ...(address && { temporalAddress: address }), ...deps }),
     // Activities write atomically; the grace time lets a running batch finish and report.
     shutdownGraceTime: '20 seconds',
     ...code,

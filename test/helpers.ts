@@ -8,6 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createNetpulseWorker } from '../worker';
+import type { WorkerDeps } from '../activities';
 import { withConnection } from '../lake/duckdb';
 
 export function tempDir(prefix: string): string {
@@ -39,9 +40,9 @@ export async function closeTestClient(): Promise<void> {
 /** Runs `body` while a netpulse worker polls a task queue of its own on the real server. */
 export async function withWorker<T>(
   body: (ctx: { client: Client; taskQueue: string }) => Promise<T>,
-  options: Partial<WorkerOptions> = {},
+  options: Partial<WorkerOptions> & { deps?: Partial<WorkerDeps> } = {},
 ): Promise<T> {
-  const taskQueue = uniqueId('tq');
+  const taskQueue = options.taskQueue ?? uniqueId('tq');
   const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS });
   try {
     const worker = await createNetpulseWorker({
@@ -50,6 +51,7 @@ export async function withWorker<T>(
       workflowBundle: { codePath: process.env.NETPULSE_TEST_BUNDLE! },
       shutdownGraceTime: '2 seconds',
       ...options,
+      deps: { temporalAddress: process.env.TEMPORAL_ADDRESS, ...options.deps },
     });
     const c = await testClient();
     return await worker.runUntil(body({ client: c, taskQueue }));
@@ -79,4 +81,10 @@ export function failFirstAttemptAfterWork(activityType: string): WorkerOptions['
     }
   }
   return { activity: [() => ({ inbound: new FailAfterWork() })] };
+}
+
+/** Terminates long-lived workflows a test started, so they do not outlive its worker. */
+export async function terminateAll(workflowIds: string[]): Promise<void> {
+  const c = await testClient();
+  await Promise.all(workflowIds.map((id) => c.workflow.getHandle(id).terminate('test finished').catch(() => undefined)));
 }

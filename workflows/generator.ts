@@ -1,10 +1,10 @@
 // Device simulator: every interval, one landing file per scenario. Deterministic code only.
 import * as wf from '@temporalio/workflow';
-import type * as activities from '../activities';
+import type { Activities } from '../activities';
 import { generatorInputSchema, type GeneratorInput, type GeneratorProgress } from '../rules/generator';
 import { parseOrFail } from '../rules/validate';
 
-const { writeLandingBatch } = wf.proxyActivities<typeof activities>({
+const { writeLandingBatch } = wf.proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['InvalidInput'] },

@@ -1,0 +1,337 @@
+// Bronze I/O: list a source folder, plan the next bounded batch, ingest a batch exactly once.
+import { Context } from '@temporalio/activity';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { withLake } from '../lake/catalog';
+import { qualified } from '../lake/changes';
+import { commitBatch, findCommit, registerTable, type CommitInfo } from '../lake/commit';
+import { sqlIdentifier, sqlString } from '../lake/duckdb';
+import { isTempLandingName } from '../lake/landing';
+import {
+  bronzeTable, type BronzeCheckpoint, type IngestRequest, type IngestResult, type LandingFileInfo,
+  type PlanRequest, type PlanResult, type Source,
+} from '../rules/bronze';
+
+export interface LakeDeps {
+  lakeFile: string;
+  landingDir: string;
+}
+
+/** Lineage columns on every bronze row (names as in the source system, plus batch and version). */
+const LINEAGE_COLUMNS: [string, string][] = [
+  ['rastreamento_source', 'VARCHAR'],
+  ['source', 'VARCHAR'],
+  ['data_arquivo_ingestao', 'TIMESTAMP'],
+  ['status', 'BOOLEAN'],
+  ['_rescued_data', 'JSON'],
+  ['_batch_id', 'VARCHAR'],
+  ['_commit_version', 'BIGINT'],
+];
+const RESERVED = new Set(LINEAGE_COLUMNS.map(([name]) => name.toLowerCase()));
+
+/** Type changes that lose nothing: the value is cast instead of rescued. */
+const LOSSLESS_WIDENING: Record<string, string[]> = {
+  BIGINT: ['TINYINT', 'SMALLINT', 'INTEGER', 'UTINYINT', 'USMALLINT', 'UINTEGER'],
+  INTEGER: ['TINYINT', 'SMALLINT', 'UTINYINT', 'USMALLINT'],
+  DOUBLE: ['FLOAT', 'TINYINT', 'SMALLINT', 'INTEGER'],
+  TIMESTAMP: ['TIMESTAMP_MS', 'TIMESTAMP_S', 'DATE'],
+};
+
+type Column = [name: string, type: string];
+interface ReadableFile extends LandingFileInfo { columns: Column[] }
+interface BadFile extends LandingFileInfo { error: string }
+
+export function sourceDir(source: Source, landingRoot: string): string {
+  return path.isAbsolute(source.path) ? source.path : path.join(landingRoot, source.path);
+}
+
+async function listFiles(dir: string): Promise<LandingFileInfo[]> {
+  let entries;
+  try {
+    entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const names = entries
+    .filter((e) => e.isFile() && !isTempLandingName(e.name))
+    .map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
+  const infos = await Promise.all(
+    names.map(async (file) => {
+      const s = await stat(file).catch(() => undefined); // vanished since readdir: next pass
+      return s && { path: file, size: s.size, mtimeMs: Math.floor(s.mtimeMs) };
+    }),
+  );
+  return infos.filter((i): i is LandingFileInfo => i !== undefined);
+}
+
+async function appendListing(db: DuckDBConnection, files: LandingFileInfo[]): Promise<void> {
+  await db.run('CREATE OR REPLACE TEMP TABLE listing (path VARCHAR, size_bytes BIGINT, mtime_ms BIGINT)');
+  const appender = await db.createAppender('listing');
+  for (const f of files) {
+    appender.appendVarchar(f.path);
+    appender.appendBigInt(BigInt(f.size));
+    appender.appendBigInt(BigInt(f.mtimeMs));
+    appender.endRow();
+  }
+  appender.closeSync();
+}
+
+function heartbeatEvery(ms: number, details: () => unknown): () => void {
+  const ctx = Context.current();
+  ctx.heartbeat(details());
+  const timer = setInterval(() => ctx.heartbeat(details()), ms);
+  return () => clearInterval(timer);
+}
+
+function describeError(error: unknown): string {
+  return (error as Error).message?.split('\n')[0] ?? String(error);
+}
+
+export function bronzeActivities(deps: LakeDeps) {
+  /** The next batch of a source: files not in the ledger, oldest first, within the batch bounds. */
+  async function planBronzeBatch(request: PlanRequest): Promise<PlanResult> {
+    const listedAtMs = Date.now();
+    const listed = await listFiles(sourceDir(request.source, request.landingPath ?? deps.landingDir));
+    const cutoff = request.cutoffMs ?? listedAtMs;
+    return withLake(deps.lakeFile, async (db) => {
+      await appendListing(db, listed);
+      const rows = (await db.runAndReadAll(`
+        WITH waiting AS (
+          SELECT l.* FROM listing l
+          ANTI JOIN lake.file_ledger f ON f.table_name = ${sqlString(bronzeTable(request.source))} AND f.path = l.path
+          WHERE l.mtime_ms <= ${cutoff}
+            -- a zero-byte file may be a producer still writing: taken (and quarantined) once it stays empty
+            AND NOT (l.size_bytes = 0 AND l.mtime_ms > ${listedAtMs - request.emptyFileGraceSeconds * 1000})
+        ), ordered AS (
+          SELECT *, count(*) OVER () AS waiting,
+                 row_number() OVER (ORDER BY mtime_ms, path) AS n,
+                 sum(size_bytes) OVER (ORDER BY mtime_ms, path ROWS UNBOUNDED PRECEDING) AS bytes_so_far
+          FROM waiting
+        )
+        SELECT path, size_bytes, mtime_ms, waiting FROM ordered
+        WHERE n <= ${request.maxFiles} AND (bytes_so_far <= ${request.maxBytes} OR n = 1)
+        ORDER BY n`)).getRowObjectsJson() as { path: string; size_bytes: string; mtime_ms: string; waiting: string }[];
+      await db.run('DROP TABLE listing');
+      return {
+        files: rows.map((r) => ({ path: r.path, size: Number(r.size_bytes), mtimeMs: Number(r.mtime_ms) })),
+        waiting: Number(rows[0]?.waiting ?? 0),
+        listedAtMs,
+      };
+    });
+  }
+
+  /** Ingests one planned batch: rows + lineage + ledger + commit in one transaction. */
+  async function ingestBronzeBatch(request: IngestRequest): Promise<IngestResult> {
+    const table = bronzeTable(request.source);
+    return withLake(deps.lakeFile, async (db) => {
+      const earlier = await findCommit(db, table, request.batchId);
+      if (earlier) return toIngestResult(earlier);
+      let phase = 'checking files';
+      let checked = 0;
+      const stopHeartbeat = heartbeatEvery(2000, () => ({ phase, filesChecked: checked, filesTotal: request.files.length }));
+      try {
+        const readable: ReadableFile[] = [];
+        const bad: BadFile[] = [];
+        for (const file of request.files) {
+          const problem = await checkFile(db, file);
+          if (typeof problem === 'string') bad.push({ ...file, error: problem });
+          else readable.push({ ...file, columns: problem });
+          checked++;
+        }
+        phase = 'writing';
+        try {
+          return toIngestResult(await writeBatch(db, request, readable, bad));
+        } catch (error) {
+          // A file whose footer reads but whose data does not: find it, quarantine it, write the rest.
+          phase = 'scanning files after a failed write';
+          const unreadable = await findUnscannable(db, readable);
+          if (unreadable.length === 0) throw error;
+          const names = new Set(unreadable.map((f) => f.path));
+          phase = 'writing';
+          return toIngestResult(await writeBatch(db, request, readable.filter((f) => !names.has(f.path)), [...bad, ...unreadable]));
+        }
+      } finally {
+        stopHeartbeat();
+      }
+    });
+  }
+
+  /** Rebuilds a checkpoint from the lake's commit log, for a workflow that starts without one. */
+  async function readBronzeCheckpoint(source: Source): Promise<BronzeCheckpoint> {
+    const table = bronzeTable(source);
+    return withLake(deps.lakeFile, async (db) => {
+      const [row] = (await db.runAndReadAll(`
+        SELECT
+          (SELECT coalesce(max(batch_seq) + 1, 0) FROM lake.commit_log WHERE table_name = ${sqlString(table)}) AS next_seq,
+          (SELECT coalesce(max(version), 0) FROM lake.commit_log WHERE table_name = ${sqlString(table)}) AS version,
+          (SELECT coalesce(sum(rows_inserted), 0) FROM lake.commit_log WHERE table_name = ${sqlString(table)}) AS rows,
+          (SELECT count(*) FILTER (WHERE outcome = 'ingested') FROM lake.file_ledger WHERE table_name = ${sqlString(table)}) AS ingested,
+          (SELECT count(*) FILTER (WHERE outcome = 'quarantined') FROM lake.file_ledger WHERE table_name = ${sqlString(table)}) AS quarantined,
+          (SELECT coalesce(max(schema_version), 0) FROM lake.schema_versions WHERE table_name = ${sqlString(table)}) AS schema_version
+      `)).getRowObjectsJson() as Record<string, string>[];
+      return {
+        nextBatchSeq: Number(row.next_seq), version: Number(row.version), rowsIngested: Number(row.rows),
+        filesIngested: Number(row.ingested), filesQuarantined: Number(row.quarantined),
+        schemaVersion: Number(row.schema_version), passes: 0,
+      };
+    });
+  }
+
+  return { planBronzeBatch, ingestBronzeBatch, readBronzeCheckpoint };
+}
+
+/** The file's columns, or why it cannot be taken. */
+async function checkFile(db: DuckDBConnection, file: LandingFileInfo): Promise<Column[] | string> {
+  const current = await stat(file.path).catch(() => undefined);
+  if (!current) return 'vanished: the file was listed but no longer exists';
+  if (current.size === 0) return 'empty file (0 bytes)';
+  try {
+    const rows = (await db.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet(${sqlString(file.path)})`)).getRows();
+    return rows.map((r) => [String(r[0]), String(r[1])] as Column);
+  } catch (error) {
+    return `unreadable parquet: ${describeError(error)}`;
+  }
+}
+
+async function findUnscannable(db: DuckDBConnection, files: ReadableFile[]): Promise<BadFile[]> {
+  const bad: BadFile[] = [];
+  for (const file of files) {
+    try {
+      await db.run(`SELECT count(*) FROM (SELECT DISTINCT * FROM read_parquet(${sqlString(file.path)}))`);
+    } catch (error) {
+      bad.push({ path: file.path, size: file.size, mtimeMs: file.mtimeMs, error: `unreadable parquet data: ${describeError(error)}` });
+    }
+  }
+  return bad;
+}
+
+async function tableColumns(db: DuckDBConnection, table: string): Promise<Map<string, string>> {
+  const [schema, name] = table.split('.');
+  const rows = (await db.runAndReadAll(`
+    SELECT column_name, data_type FROM information_schema.columns
+    WHERE table_schema = ${sqlString(schema)} AND table_name = ${sqlString(name)} ORDER BY ordinal_position`)).getRows();
+  return new Map(rows.map((r) => [String(r[0]), String(r[1])]));
+}
+
+/** Creates the table from the first file, adds columns new files bring; returns the new ones. */
+async function evolveSchema(db: DuckDBConnection, table: string, files: ReadableFile[], version: number, batchId: string) {
+  let columns = await tableColumns(db, table);
+  const added: Column[] = [];
+  if (columns.size === 0) {
+    const first = files[0].columns.filter(([name]) => !RESERVED.has(name.toLowerCase()));
+    await db.run(`CREATE TABLE ${qualified(table)} (${[...first, ...LINEAGE_COLUMNS].map(([n, t]) => `${sqlIdentifier(n)} ${t}`).join(', ')})`);
+    await registerTable(db, table, 'append');
+    added.push(...first);
+    columns = await tableColumns(db, table);
+  }
+  const known = new Set([...columns.keys()].map((c) => c.toLowerCase()));
+  for (const file of files) {
+    for (const [name, type] of file.columns) {
+      if (known.has(name.toLowerCase())) continue;
+      await db.run(`ALTER TABLE ${qualified(table)} ADD COLUMN ${sqlIdentifier(name)} ${type}`);
+      known.add(name.toLowerCase());
+      added.push([name, type]);
+    }
+  }
+  const [{ v }] = (await db.runAndReadAll(
+    `SELECT coalesce(max(schema_version), 0) AS v FROM lake.schema_versions WHERE table_name = ${sqlString(table)}`,
+  )).getRowObjectsJson() as { v: number }[];
+  let schemaVersion = Number(v);
+  if (added.length > 0) {
+    schemaVersion++;
+    await db.run(`INSERT INTO lake.schema_versions VALUES ${added
+      .map(([n, t]) => `(${sqlString(table)}, ${schemaVersion}, ${version}, ${sqlString(batchId)}, ${sqlString(n)}, ${sqlString(t)}, now()::TIMESTAMP)`)
+      .join(', ')}`);
+  }
+  return { columns: await tableColumns(db, table), added, schemaVersion };
+}
+
+/** The SELECT list that maps one group of same-schema files onto the table's data columns. */
+function projection(tableColumns: Map<string, string>, fileColumns: Column[]): { select: string[]; rescued: string } {
+  const fileTypes = new Map(fileColumns.map(([n, t]) => [n.toLowerCase(), { name: n, type: t }]));
+  const select: string[] = [];
+  const rescued: string[] = [];
+  for (const [name, type] of tableColumns) {
+    if (RESERVED.has(name.toLowerCase())) continue;
+    const found = fileTypes.get(name.toLowerCase());
+    const target = sqlIdentifier(name);
+    if (!found) select.push(`NULL::${type} AS ${target}`);
+    else if (found.type === type) select.push(`${sqlIdentifier(found.name)} AS ${target}`);
+    else if (LOSSLESS_WIDENING[type]?.includes(found.type)) select.push(`CAST(${sqlIdentifier(found.name)} AS ${type}) AS ${target}`);
+    else {
+      // Like Auto Loader's rescued data column: the value is kept, as JSON, never dropped.
+      select.push(`NULL::${type} AS ${target}`);
+      rescued.push(`${sqlString(found.name)}, ${sqlIdentifier(found.name)}`);
+    }
+  }
+  for (const [lower, { name }] of fileTypes) {
+    if (RESERVED.has(lower)) rescued.push(`${sqlString(name)}, ${sqlIdentifier(name)}`);
+  }
+  const rescuedSql = rescued.length ? `json_object(${rescued.join(', ')}, '_file_path', r.filename)` : 'NULL::JSON';
+  return { select, rescued: rescuedSql };
+}
+
+async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable: ReadableFile[], bad: BadFile[]): Promise<CommitInfo> {
+  const table = bronzeTable(request.source);
+  return commitBatch(db, { table, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'STREAMING UPDATE' }, async (version) => {
+    let rows = 0;
+    let evolution = { added: [] as Column[], schemaVersion: 0, columns: new Map<string, string>() };
+    if (readable.length > 0) {
+      evolution = await evolveSchema(db, table, readable, version, request.batchId);
+      const groups = new Map<string, ReadableFile[]>();
+      for (const file of readable) {
+        const key = JSON.stringify(file.columns);
+        groups.set(key, [...(groups.get(key) ?? []), file]);
+      }
+      for (const files of groups.values()) {
+        const { select, rescued } = projection(evolution.columns, files[0].columns);
+        const mtimes = files.map((f) => `(${sqlString(f.path)}, ${f.mtimeMs})`).join(', ');
+        const result = await db.run(`
+          INSERT INTO ${qualified(table)} BY NAME
+          SELECT ${select.join(', ')},
+                 r.filename AS rastreamento_source,
+                 ${sqlString(request.source.label)} AS source,
+                 make_timestamp(m.mtime_ms * 1000) AS data_arquivo_ingestao,
+                 true AS status,
+                 ${rescued} AS _rescued_data,
+                 ${sqlString(request.batchId)} AS _batch_id,
+                 ${version} AS _commit_version
+          FROM read_parquet([${files.map((f) => sqlString(f.path)).join(', ')}], filename = true) AS r
+          JOIN (VALUES ${mtimes}) AS m(path, mtime_ms) ON m.path = r.filename`);
+        rows += result.rowsChanged;
+      }
+    }
+    const ledger = [
+      ...readable.map((f) => ({ ...f, outcome: 'ingested' })),
+      ...bad.map((f) => ({ ...f, outcome: 'quarantined' })),
+    ];
+    if (ledger.length > 0) {
+      await db.run(`INSERT INTO lake.file_ledger VALUES ${ledger
+        .map((f) => `(${sqlString(table)}, ${sqlString(f.path)}, ${f.size}, ${f.mtimeMs}, ${sqlString(f.outcome)}, ${sqlString(request.batchId)}, ${version})`)
+        .join(', ')}`);
+    }
+    if (bad.length > 0) {
+      await db.run(`INSERT INTO bronze.quarantine VALUES ${bad
+        .map((f) => `(${sqlString(table)}, ${sqlString(f.path)}, ${sqlString(f.error)}, ${sqlString(request.batchId)}, ${version}, now()::TIMESTAMP)`)
+        .join(', ')}`);
+    }
+    return {
+      rowsInserted: rows,
+      details: {
+        filesIngested: readable.length, filesQuarantined: bad.length,
+        schemaVersion: evolution.schemaVersion, newColumns: evolution.added.map(([n]) => n),
+      },
+    };
+  });
+}
+
+function toIngestResult(commit: CommitInfo): IngestResult {
+  const d = commit.details as { filesIngested: number; filesQuarantined: number; schemaVersion: number; newColumns: string[] };
+  return {
+    batchId: commit.batchId, version: commit.version, rows: commit.rowsInserted,
+    filesIngested: d.filesIngested, filesQuarantined: d.filesQuarantined, schemaVersion: d.schemaVersion,
+    newColumns: d.newColumns, alreadyCommitted: commit.alreadyCommitted, committedAt: commit.committedAt,
+  };
+}

@@ -1,0 +1,47 @@
+// Fast, seeded landing data for tests and benchmarks: K parquet files of R rows with the
+// generator's schema and value domains, written by DuckDB itself (faker per row is too slow
+// for millions of rows).
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { withConnection, sqlString } from '../lake/duckdb';
+import { DEFAULT_SCENARIOS, type Scenario } from '../rules/generator';
+import { SPEEDS_MBPS } from '../rules/events';
+
+export interface SyntheticLanding {
+  root: string;
+  files: number;
+  rowsPerFile: number;
+  seed?: number;
+  /** Files go round-robin over these folders. */
+  scenarios?: Pick<Scenario, 'device' | 'status'>[];
+  /** File name prefix, so several calls can write into the same folders. */
+  prefix?: string;
+}
+
+export async function writeSyntheticLanding(spec: SyntheticLanding): Promise<string[]> {
+  const scenarios = spec.scenarios ?? DEFAULT_SCENARIOS;
+  const seed = spec.seed ?? 1;
+  const written: string[] = [];
+  await withConnection(':memory:', async (db) => {
+    for (let i = 0; i < spec.files; i++) {
+      const { device, status } = scenarios[i % scenarios.length];
+      const dir = path.join(spec.root, device, status);
+      await mkdir(dir, { recursive: true });
+      const file = path.join(dir, `${spec.prefix ?? 'synthetic'}_${device}_${status}_${String(i).padStart(7, '0')}.parquet`);
+      await db.run(`
+        COPY (
+          SELECT
+            'Cliente ' || (h % 50000) AS Nome,
+            'Rua ' || (h % 997) || ', ' || (h % 3000) || ' - São Paulo - SP' AS Endereco,
+            '10.' || ((h >> 8) % 256) || '.' || ((h >> 16) % 256) || '.' || ((h >> 24) % 254 + 1) AS Ip,
+            TIMESTAMP '2026-01-01 00:00:00' + to_milliseconds(${i} * 10000 + (h % 10000)::BIGINT) AS Hora_Conexao,
+            ${sqlString(device)} AS Dispositivo_de_Acesso,
+            ${`[${SPEEDS_MBPS.join(', ')}]`}[(1 + (h >> 32) % ${SPEEDS_MBPS.length})::BIGINT]::BIGINT AS Velocidade_de_Conexao,
+            ${sqlString(status)} AS Status_Conexao
+          FROM (SELECT hash(${seed}, ${i}, range) AS h FROM range(${spec.rowsPerFile}))
+        ) TO ${sqlString(file)} (FORMAT parquet)`);
+      written.push(file);
+    }
+  });
+  return written;
+}

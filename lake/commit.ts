@@ -1,0 +1,101 @@
+// The one batch/commit protocol every layer uses: a batch's output rows and its commit-log row
+// are written in one DuckDB transaction, so a batch is either wholly there or not at all, and
+// a retried batch id returns the earlier commit instead of writing twice.
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { sqlString } from './duckdb';
+
+export interface CommitInfo {
+  table: string;
+  version: number;
+  batchId: string;
+  batchSeq: number;
+  operation: string;
+  rowsInserted: number;
+  rowsUpdated: number;
+  rowsDeleted: number;
+  committedAt: string;
+  details: Record<string, unknown>;
+  /** True when the batch id was already committed: this call wrote nothing. */
+  alreadyCommitted: boolean;
+}
+
+export interface BatchWrite {
+  rowsInserted?: number;
+  rowsUpdated?: number;
+  rowsDeleted?: number;
+  details?: Record<string, unknown>;
+}
+
+export interface BatchIdentity {
+  table: string;
+  batchId: string;
+  batchSeq: number;
+  operation: string;
+}
+
+async function one<T>(db: DuckDBConnection, sql: string): Promise<T | undefined> {
+  return (await db.runAndReadAll(sql)).getRowObjectsJson()[0] as T | undefined;
+}
+
+type CommitRow = {
+  version: string; batch_seq: string; operation: string; rows_inserted: string; rows_updated: string;
+  rows_deleted: string; committed_at: string; details: string | null;
+};
+
+function toCommitInfo(table: string, batchId: string, row: CommitRow, alreadyCommitted: boolean): CommitInfo {
+  return {
+    table, batchId, alreadyCommitted,
+    version: Number(row.version), batchSeq: Number(row.batch_seq), operation: row.operation,
+    rowsInserted: Number(row.rows_inserted), rowsUpdated: Number(row.rows_updated), rowsDeleted: Number(row.rows_deleted),
+    committedAt: row.committed_at, details: row.details ? JSON.parse(row.details) : {},
+  };
+}
+
+export async function findCommit(db: DuckDBConnection, table: string, batchId: string): Promise<CommitInfo | undefined> {
+  const row = await one<CommitRow>(db, `SELECT * FROM lake.commit_log WHERE table_name = ${sqlString(table)} AND batch_id = ${sqlString(batchId)}`);
+  return row && toCommitInfo(table, batchId, row, true);
+}
+
+/** The latest committed version of a table (0 when it has none). */
+export async function latestVersion(db: DuckDBConnection, table: string): Promise<number> {
+  const row = await one<{ v: string }>(db, `SELECT coalesce(max(version), 0) AS v FROM lake.commit_log WHERE table_name = ${sqlString(table)}`);
+  return Number(row?.v ?? 0);
+}
+
+/**
+ * Runs `write(version)` and records the commit in one transaction. `write` gets the version its
+ * rows must carry. If the batch id is already in the commit log, nothing runs.
+ */
+export async function commitBatch(
+  db: DuckDBConnection,
+  batch: BatchIdentity,
+  write: (version: number) => Promise<BatchWrite>,
+): Promise<CommitInfo> {
+  const earlier = await findCommit(db, batch.table, batch.batchId);
+  if (earlier) return earlier;
+  await db.run('BEGIN TRANSACTION');
+  try {
+    const again = await findCommit(db, batch.table, batch.batchId);
+    if (again) {
+      await db.run('ROLLBACK');
+      return again;
+    }
+    const version = (await latestVersion(db, batch.table)) + 1;
+    const result = await write(version);
+    const row = await one<CommitRow>(db, `
+      INSERT INTO lake.commit_log VALUES (
+        ${sqlString(batch.table)}, ${version}, ${sqlString(batch.batchId)}, ${batch.batchSeq}, ${sqlString(batch.operation)},
+        ${result.rowsInserted ?? 0}, ${result.rowsUpdated ?? 0}, ${result.rowsDeleted ?? 0},
+        now()::TIMESTAMP, ${sqlString(JSON.stringify(result.details ?? {}))})
+      RETURNING *`);
+    await db.run('COMMIT');
+    return toCommitInfo(batch.table, batch.batchId, row!, false);
+  } catch (error) {
+    await db.run('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+export async function registerTable(db: DuckDBConnection, table: string, kind: 'append' | 'mutable'): Promise<void> {
+  await db.run(`INSERT INTO lake.tables VALUES (${sqlString(table)}, ${sqlString(kind)}, now()::TIMESTAMP) ON CONFLICT DO NOTHING`);
+}

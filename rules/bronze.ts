@@ -1,0 +1,138 @@
+// Bronze sources (configuration, not code), ingestion options and the checkpoint shape.
+import { z } from 'zod';
+import { DEFAULT_SCENARIOS } from './generator';
+
+export const sourceSchema = z
+  .object({
+    /** Table name in schema bronze, and the workflow id suffix. */
+    name: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'must be lowercase letters, digits and _ (a table name)'),
+    /** Lineage label written to every row (the source system's `source` column). */
+    label: z.string().min(1),
+    /** Folder, relative to the landing root or absolute. */
+    path: z.string().min(1),
+  })
+  .strict();
+export type Source = z.infer<typeof sourceSchema>;
+
+/** One source per generator scenario, as the source system had bronze.celular_conectado etc. */
+export const DEFAULT_SOURCES: Source[] = DEFAULT_SCENARIOS.map((s) => ({
+  name: `${s.device}_${s.status}`.toLowerCase(),
+  label: `${s.device} ${s.status}`,
+  path: `${s.device}/${s.status}`,
+}));
+
+export const ingestOptionsSchema = z
+  .object({
+    maxFilesPerBatch: z.number().int().min(1).max(100_000).default(1000),
+    maxBytesPerBatch: z.number().int().min(1).default(256 * 1024 * 1024),
+    /** A dead worker's batch is retried elsewhere after this long without a heartbeat. */
+    heartbeatTimeoutSeconds: z.number().min(1).max(600).default(30),
+    /** A zero-byte file younger than this may still be being written; older, it is quarantined. */
+    emptyFileGraceSeconds: z.number().min(0).default(30),
+    /** Batches per workflow run before continueAsNew keeps history small. */
+    batchesPerRun: z.number().int().min(1).max(5000).default(200),
+  })
+  .strict();
+export type IngestOptions = z.output<typeof ingestOptionsSchema>;
+
+const absolutePath = z.string().refine((p) => p.startsWith('/'), 'must be an absolute path');
+
+export const bronzeSourceInputSchema = z
+  .object({
+    source: sourceSchema,
+    options: ingestOptionsSchema.default(ingestOptionsSchema.parse({})),
+    landingPath: absolutePath.optional(),
+    /** Run one availableNow pass as soon as the workflow starts. */
+    runOnStart: z.boolean().default(false),
+  })
+  .strict();
+export type BronzeSourceInput = z.input<typeof bronzeSourceInputSchema>;
+
+export const bronzeRunInputSchema = z
+  .object({
+    sources: z
+      .array(sourceSchema)
+      .min(1)
+      .refine((l) => new Set(l.map((s) => s.name)).size === l.length, 'source names must be unique')
+      .default(DEFAULT_SOURCES),
+    options: ingestOptionsSchema.partial().optional(),
+    landingPath: absolutePath.optional(),
+  })
+  .strict();
+export type BronzeRunInput = z.input<typeof bronzeRunInputSchema>;
+
+export function bronzeTable(source: Pick<Source, 'name'>): string {
+  return `bronze.${source.name}`;
+}
+
+export function bronzeWorkflowId(source: Pick<Source, 'name'>): string {
+  return `bronze-${source.name.replace(/_/g, '-')}`;
+}
+
+export interface LandingFileInfo {
+  path: string;
+  size: number;
+  mtimeMs: number;
+}
+
+export interface PlanRequest {
+  source: Source;
+  landingPath?: string;
+  /** Files modified after this instant belong to the next pass (availableNow). */
+  cutoffMs?: number;
+  maxFiles: number;
+  maxBytes: number;
+  emptyFileGraceSeconds: number;
+}
+
+export interface PlanResult {
+  files: LandingFileInfo[];
+  /** Files not yet ingested, including this batch's (up to the cutoff). */
+  waiting: number;
+  listedAtMs: number;
+}
+
+export interface IngestRequest {
+  source: Source;
+  batchId: string;
+  batchSeq: number;
+  files: LandingFileInfo[];
+}
+
+export interface IngestResult {
+  batchId: string;
+  version: number;
+  rows: number;
+  filesIngested: number;
+  filesQuarantined: number;
+  schemaVersion: number;
+  newColumns: string[];
+  alreadyCommitted: boolean;
+  committedAt: string;
+}
+
+/** Compact, carried through continueAsNew: counters and high-water marks, no file lists. */
+export interface BronzeCheckpoint {
+  nextBatchSeq: number;
+  version: number;
+  filesIngested: number;
+  filesQuarantined: number;
+  rowsIngested: number;
+  schemaVersion: number;
+  lastCommit?: IngestResult;
+  lagFiles?: number;
+  lagMeasuredAt?: string;
+  passes: number;
+}
+
+export interface PassSummary {
+  source: string;
+  batches: number;
+  files: number;
+  rows: number;
+  quarantined: number;
+  fromVersion: number;
+  toVersion: number;
+  startedAt: string;
+  finishedAt: string;
+}

@@ -2,6 +2,7 @@
 // netpulse command-line client.
 import { Command, CommanderError } from 'commander';
 import { generatorCommands } from './generator';
+import { pipelineCommands } from './pipeline';
 import { CliError } from './connection';
 
 export function buildProgram(): Command {
@@ -12,7 +13,10 @@ export function buildProgram(): Command {
   program.command('worker').description('run the worker (Ctrl-C stops it gracefully)').action(async () => {
     await (await import('../worker')).runWorker();
   });
-  program.addCommand(generatorCommands());
+  for (const command of [generatorCommands(), ...pipelineCommands()]) program.addCommand(command);
+  // addCommand does not copy the parent's settings: errors must still come back as exit codes.
+  const inherit = (command: Command) => command.commands.forEach((c) => inherit(c.exitOverride().showHelpAfterError()));
+  inherit(program);
   return program;
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Brings netpulse up on this machine: installs what is missing, starts the Temporal dev server
-# (persistent SQLite in data/), the worker, and the generator; Ctrl-C stops everything.
+# (persistent SQLite in data/), the worker, the generator and the continuous pipeline;
+# Ctrl-C stops everything.
 # Running it again resumes with the same SQLite history, landing zone and lake.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,11 +24,13 @@ shutdown() {
 trap shutdown INT TERM EXIT
 
 node dist/client/cli.js generator start
+node dist/client/cli.js pipeline start
 echo "[up] Temporal Web UI: http://localhost:${TEMPORAL_UI_PORT:-8233}   worker log: data/logs/worker.log"
 echo "[up] landing zone: ${NETPULSE_LANDING_DIR:-data/landing}   Ctrl-C to stop"
 while kill -0 "$worker_pid" 2>/dev/null; do
   sleep 10
   node dist/client/cli.js generator status --brief 2>/dev/null || true
+  node dist/client/cli.js pipeline status --brief 2>/dev/null || true
 done
 echo "[up] worker exited; see data/logs/worker.log" >&2
 exit 1

@@ -2,6 +2,7 @@
 // checkpoint (like a Spark stream's checkpoint folder); runs, schedules, signals and updates
 // ask it for a pass. Deterministic code only.
 import * as wf from '@temporalio/workflow';
+import type { z } from 'zod';
 import type { Activities } from '../activities';
 import {
   bronzeRunInputSchema, bronzeSourceInputSchema, bronzeTable, type BronzeCheckpoint, type BronzeRunInput,
@@ -164,16 +165,29 @@ function advance(checkpoint: BronzeCheckpoint, result: IngestResult, batchSeq: n
 }
 
 /**
- * One availableNow run over the given sources (all four by default): asks each source's
- * workflow for a pass (starting it if needed), waits for all, and ends with their summaries.
+ * Asks each source's checkpoint workflow for a pass (starting it if needed) and waits for all.
+ * Must run inside a workflow; replies arrive as passDone signals.
  */
-export async function bronzeAvailableNow(input: BronzeRunInput = {}): Promise<PassSummary[]> {
-  const cfg = parseOrFail(bronzeRunInputSchema, input, 'bronze run');
-  const { workflowId, runId } = wf.workflowInfo();
+export async function runBronzePasses(cfg: z.output<typeof bronzeRunInputSchema>, tag: string): Promise<PassSummary[]> {
+  const done = (replies ??= installReplyHandler());
+  const requests = cfg.sources.map((source) => ({ source, requestId: `${wf.workflowInfo().runId}:${tag}:${source.name}` }));
+  await requestBronzePasses({ requests, replyTo: wf.workflowInfo().workflowId, options: cfg.options ?? {}, landingPath: cfg.landingPath });
+  await wf.condition(() => requests.every((r) => done.has(r.requestId)));
+  return requests.map((r) => {
+    const summary = done.get(r.requestId)!;
+    done.delete(r.requestId);
+    return summary;
+  });
+}
+
+let replies: Map<string, PassSummary> | undefined;
+function installReplyHandler(): Map<string, PassSummary> {
   const done = new Map<string, PassSummary>();
   wf.setHandler(passDoneSignal, ({ requestId, ...summary }) => void done.set(requestId, summary));
-  const requests = cfg.sources.map((source) => ({ source, requestId: `${runId}:${source.name}` }));
-  await requestBronzePasses({ requests, replyTo: workflowId, options: cfg.options ?? {}, landingPath: cfg.landingPath });
-  await wf.condition(() => requests.every((r) => done.has(r.requestId)));
-  return requests.map((r) => done.get(r.requestId)!);
+  return done;
+}
+
+/** One availableNow run over the given sources (all four by default), then the workflow ends. */
+export async function bronzeAvailableNow(input: BronzeRunInput = {}): Promise<PassSummary[]> {
+  return runBronzePasses(parseOrFail(bronzeRunInputSchema, input, 'bronze run'), 'run');
 }

@@ -1,3 +1,4 @@
 // Every workflow the worker registers. Deterministic code only: no I/O, no DuckDB, no fs.
 export * from './generator';
 export * from './bronze';
+export * from './pipeline';

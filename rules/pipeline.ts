@@ -1,0 +1,14 @@
+// Input of the medallion pipeline workflow.
+import { z } from 'zod';
+import { bronzeRunInputSchema } from './bronze';
+
+export const pipelineInputSchema = bronzeRunInputSchema
+  .extend({
+    /** Loop forever with `intervalSeconds` between passes, instead of one pass. */
+    continuous: z.boolean().default(false),
+    intervalSeconds: z.number().min(0).max(86_400).default(10),
+    /** Passes per workflow run before continueAsNew keeps history small. */
+    passesPerRun: z.number().int().min(1).max(10_000).default(100),
+  })
+  .strict();
+export type PipelineInput = z.input<typeof pipelineInputSchema>;

@@ -1,19 +1,19 @@
-// Activities that talk to Temporal itself: starting or signalling the per-source workflows.
+// Activities that talk to Temporal itself: starting or signalling checkpoint-owning workflows.
 import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
-import { bronzeWorkflowId, type IngestOptions, type Source } from '../rules/bronze';
-import type { PassRequest } from '../workflows/bronze';
+import type { PassRequest } from '../workflows/checkpoint-owner';
 
 export interface TemporalDeps {
   temporalAddress: string;
   namespace: string;
 }
 
-export interface PassRequests {
-  requests: { source: Source; requestId: string }[];
-  replyTo: string;
-  options: Partial<IngestOptions>;
-  landingPath?: string;
+export interface PassTarget {
+  requestId: string;
+  workflowId: string;
+  workflowType: string;
+  /** Input the workflow starts with if it is not running; a running one keeps its own. */
+  input: unknown;
 }
 
 export function controlActivities(deps: TemporalDeps) {
@@ -21,23 +21,21 @@ export function controlActivities(deps: TemporalDeps) {
   const getClient = () =>
     (client ??= Connection.connect({ address: deps.temporalAddress }).then((connection) => new Client({ connection, namespace: deps.namespace })));
 
-  /** signalWithStart: starts a source's checkpoint workflow if it is not running, then asks it for a pass. */
-  async function requestBronzePasses({ requests, replyTo, options, landingPath }: PassRequests): Promise<string[]> {
+  /** signalWithStart: starts each owner workflow if it is not running, then asks it for a pass. */
+  async function requestPasses({ targets, replyTo }: { targets: PassTarget[]; replyTo: string }): Promise<string[]> {
     const c = await getClient();
     const { taskQueue } = Context.current().info;
-    const ids: string[] = [];
-    for (const { source, requestId } of requests) {
-      const handle = await c.workflow.signalWithStart('bronzeSourceWorkflow', {
+    for (const target of targets) {
+      await c.workflow.signalWithStart(target.workflowType, {
         taskQueue,
-        workflowId: bronzeWorkflowId(source),
-        args: [{ source, options, landingPath }],
+        workflowId: target.workflowId,
+        args: [target.input],
         signal: 'requestPass',
-        signalArgs: [{ requestId, replyTo } satisfies PassRequest],
+        signalArgs: [{ requestId: target.requestId, replyTo } satisfies PassRequest],
       });
-      ids.push(handle.workflowId);
     }
-    return ids;
+    return targets.map((t) => t.workflowId);
   }
 
-  return { requestBronzePasses };
+  return { requestPasses };
 }

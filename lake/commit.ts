@@ -27,7 +27,6 @@ export interface BatchWrite {
 }
 
 export interface BatchIdentity {
-  table: string;
   batchId: string;
   batchSeq: number;
   operation: string;
@@ -62,38 +61,66 @@ export async function latestVersion(db: DuckDBConnection, table: string): Promis
   return Number(row?.v ?? 0);
 }
 
+async function commitsOfBatch(db: DuckDBConnection, tables: string[], batchId: string): Promise<Record<string, CommitInfo> | undefined> {
+  const found: Record<string, CommitInfo> = {};
+  for (const table of tables) {
+    const commit = await findCommit(db, table, batchId);
+    if (!commit) return undefined;
+    found[table] = commit;
+  }
+  return found;
+}
+
 /**
- * Runs `write(version)` and records the commit in one transaction. `write` gets the version its
- * rows must carry. If the batch id is already in the commit log, nothing runs.
+ * Runs `write(versions)` and records one commit per table in one transaction. `write` gets the
+ * version each table's rows must carry and returns what it wrote per table. If the batch id is
+ * already in the commit log, nothing runs and the earlier commits come back.
  */
-export async function commitBatch(
+export async function commitTables(
   db: DuckDBConnection,
+  tables: string[],
   batch: BatchIdentity,
-  write: (version: number) => Promise<BatchWrite>,
-): Promise<CommitInfo> {
-  const earlier = await findCommit(db, batch.table, batch.batchId);
+  write: (versions: Record<string, number>) => Promise<Record<string, BatchWrite>>,
+): Promise<Record<string, CommitInfo>> {
+  const earlier = await commitsOfBatch(db, tables, batch.batchId);
   if (earlier) return earlier;
   await db.run('BEGIN TRANSACTION');
   try {
-    const again = await findCommit(db, batch.table, batch.batchId);
+    const again = await commitsOfBatch(db, tables, batch.batchId);
     if (again) {
       await db.run('ROLLBACK');
       return again;
     }
-    const version = (await latestVersion(db, batch.table)) + 1;
-    const result = await write(version);
-    const row = await one<CommitRow>(db, `
-      INSERT INTO lake.commit_log VALUES (
-        ${sqlString(batch.table)}, ${version}, ${sqlString(batch.batchId)}, ${batch.batchSeq}, ${sqlString(batch.operation)},
-        ${result.rowsInserted ?? 0}, ${result.rowsUpdated ?? 0}, ${result.rowsDeleted ?? 0},
-        now()::TIMESTAMP, ${sqlString(JSON.stringify(result.details ?? {}))})
-      RETURNING *`);
+    const versions: Record<string, number> = {};
+    for (const table of tables) versions[table] = (await latestVersion(db, table)) + 1;
+    const written = await write(versions);
+    const commits: Record<string, CommitInfo> = {};
+    for (const table of tables) {
+      const result = written[table] ?? {};
+      const row = await one<CommitRow>(db, `
+        INSERT INTO lake.commit_log VALUES (
+          ${sqlString(table)}, ${versions[table]}, ${sqlString(batch.batchId)}, ${batch.batchSeq}, ${sqlString(batch.operation)},
+          ${result.rowsInserted ?? 0}, ${result.rowsUpdated ?? 0}, ${result.rowsDeleted ?? 0},
+          now()::TIMESTAMP, ${sqlString(JSON.stringify(result.details ?? {}))})
+        RETURNING *`);
+      commits[table] = toCommitInfo(table, batch.batchId, row!, false);
+    }
     await db.run('COMMIT');
-    return toCommitInfo(batch.table, batch.batchId, row!, false);
+    return commits;
   } catch (error) {
     await db.run('ROLLBACK').catch(() => undefined);
     throw error;
   }
+}
+
+/** commitTables for a batch that writes one table. */
+export async function commitBatch(
+  db: DuckDBConnection,
+  batch: BatchIdentity & { table: string },
+  write: (version: number) => Promise<BatchWrite>,
+): Promise<CommitInfo> {
+  const commits = await commitTables(db, [batch.table], batch, async (versions) => ({ [batch.table]: await write(versions[batch.table]) }));
+  return commits[batch.table];
 }
 
 export async function registerTable(db: DuckDBConnection, table: string, kind: 'append' | 'mutable'): Promise<void> {

@@ -125,7 +125,10 @@ export interface BronzeCheckpoint {
   passes: number;
 }
 
+/** What one pass of any layer did; bronze counts files, silver and gold count rows. */
 export interface PassSummary {
+  layer: 'bronze' | 'silver' | 'gold';
+  /** The source (bronze) or stream (silver, gold) that ran the pass. */
   source: string;
   batches: number;
   files: number;
@@ -135,4 +138,6 @@ export interface PassSummary {
   toVersion: number;
   startedAt: string;
   finishedAt: string;
+  /** Layer-specific counts (duplicates dropped, tables refreshed, ...). */
+  details?: Record<string, number>;
 }

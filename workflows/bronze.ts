@@ -5,16 +5,13 @@ import * as wf from '@temporalio/workflow';
 import type { z } from 'zod';
 import type { Activities } from '../activities';
 import {
-  bronzeRunInputSchema, bronzeSourceInputSchema, bronzeTable, type BronzeCheckpoint, type BronzeRunInput,
+  bronzeRunInputSchema, bronzeSourceInputSchema, bronzeTable, bronzeWorkflowId, type BronzeCheckpoint, type BronzeRunInput,
   type BronzeSourceInput, type IngestResult, type PassSummary,
 } from '../rules/bronze';
 import { parseOrFail } from '../rules/validate';
+import { awaitPasses, CheckpointOwner, type PassRequest } from './checkpoint-owner';
 
-export interface PassRequest {
-  requestId: string;
-  /** Workflow to signal with passDone when the pass that serves this request ends. */
-  replyTo?: string;
-}
+export { passDoneSignal, requestPassSignal, runPassUpdate, type PassRequest } from './checkpoint-owner';
 
 export interface PendingBatch {
   batchId: string;
@@ -34,13 +31,10 @@ export interface BronzeSourceStatus extends BronzeCheckpoint {
   lastPass?: PassSummary;
 }
 
-export const requestPassSignal = wf.defineSignal<[PassRequest]>('requestPass');
-export const passDoneSignal = wf.defineSignal<[PassSummary & { requestId: string }]>('passDone');
-export const runPassUpdate = wf.defineUpdate<PassSummary>('runPass');
 export const bronzeStatusQuery = wf.defineQuery<BronzeSourceStatus>('checkpoint');
 
 const retry: wf.RetryPolicy = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['InvalidInput'] };
-const { planBronzeBatch, readBronzeCheckpoint, requestBronzePasses } = wf.proxyActivities<Activities>({
+const { planBronzeBatch, readBronzeCheckpoint, requestPasses } = wf.proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   retry,
 });
@@ -66,32 +60,26 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
   // A fresh workflow (no carried checkpoint) resumes from the lake's commit log, so batch
   // ids never repeat even if the workflow was terminated and started again.
   const checkpoint: BronzeCheckpoint = carried ?? (await readBronzeCheckpoint(source));
-  const requests: PassRequest[] = [...(queued ?? [])];
-  if (cfg.runOnStart && !carried) requests.push({ requestId: 'on-start' });
-  const finished = new Map<string, PassSummary>();
   let pending: PendingBatch | undefined;
-  let passRunning = false;
   let lastPass = carriedPass;
   let batchesThisRun = 0;
-
-  wf.setHandler(requestPassSignal, (request) => void requests.push(request));
-  wf.setHandler(runPassUpdate, async () => {
-    const requestId = `update-${wf.uuid4()}`;
-    requests.push({ requestId });
-    await wf.condition(() => finished.has(requestId));
-    const summary = finished.get(requestId)!;
-    finished.delete(requestId);
-    return summary;
+  const owner = new CheckpointOwner({
+    queued,
+    runOnStart: cfg.runOnStart && !carried,
+    runPass: async () => (lastPass = await runPass()),
+    shouldContinueAsNew: () => batchesThisRun >= options.batchesPerRun,
+    continueAsNew: (stillQueued) =>
+      wf.continueAsNew<typeof bronzeSourceWorkflow>({ ...userInput, runOnStart: false, checkpoint, queued: stillQueued, lastPass }),
   });
   wf.setHandler(bronzeStatusQuery, () => ({
-    ...checkpoint, source: source.name, table, passRunning, pending, queuedRequests: requests.length, lastPass,
+    ...checkpoint, source: source.name, table, passRunning: owner.passRunning, pending, queuedRequests: owner.requests.length, lastPass,
   }));
 
   /** availableNow: every file present when the pass starts, in bounded batches, then stop. */
   async function runPass(): Promise<PassSummary> {
     const startedAt = new Date(Date.now()).toISOString();
     const summary: PassSummary = {
-      source: source.name, batches: 0, files: 0, rows: 0, quarantined: 0,
+      layer: 'bronze', source: source.name, batches: 0, files: 0, rows: 0, quarantined: 0,
       fromVersion: checkpoint.version, toVersion: checkpoint.version, startedAt, finishedAt: startedAt,
     };
     let cutoffMs: number | undefined;
@@ -128,30 +116,7 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
     return summary;
   }
 
-  for (;;) {
-    await wf.condition(() => requests.length > 0);
-    const serving = requests.splice(0);
-    passRunning = true;
-    lastPass = await runPass();
-    passRunning = false;
-    for (const request of serving) {
-      if (!request.replyTo) {
-        finished.set(request.requestId, lastPass);
-        continue;
-      }
-      try {
-        await wf.getExternalWorkflowHandle(request.replyTo).signal(passDoneSignal, { ...lastPass, requestId: request.requestId });
-      } catch (error) {
-        wf.log.warn('requester is gone; pass result not delivered', { replyTo: request.replyTo, error: String(error) });
-      }
-    }
-    if (requests.length === 0 && (batchesThisRun >= options.batchesPerRun || wf.workflowInfo().continueAsNewSuggested)) {
-      await wf.condition(wf.allHandlersFinished);
-      if (requests.length === 0) {
-        await wf.continueAsNew<typeof bronzeSourceWorkflow>({ ...userInput, runOnStart: false, checkpoint, queued: requests, lastPass });
-      }
-    }
-  }
+  await owner.serve();
 }
 
 function advance(checkpoint: BronzeCheckpoint, result: IngestResult, batchSeq: number): void {
@@ -164,27 +129,20 @@ function advance(checkpoint: BronzeCheckpoint, result: IngestResult, batchSeq: n
   checkpoint.lastCommit = result;
 }
 
-/**
- * Asks each source's checkpoint workflow for a pass (starting it if needed) and waits for all.
- * Must run inside a workflow; replies arrive as passDone signals.
- */
+/** Asks each source's checkpoint workflow for a pass (starting it if needed) and waits for all. */
 export async function runBronzePasses(cfg: z.output<typeof bronzeRunInputSchema>, tag: string): Promise<PassSummary[]> {
-  const done = (replies ??= installReplyHandler());
-  const requests = cfg.sources.map((source) => ({ source, requestId: `${wf.workflowInfo().runId}:${tag}:${source.name}` }));
-  await requestBronzePasses({ requests, replyTo: wf.workflowInfo().workflowId, options: cfg.options ?? {}, landingPath: cfg.landingPath });
-  await wf.condition(() => requests.every((r) => done.has(r.requestId)));
-  return requests.map((r) => {
-    const summary = done.get(r.requestId)!;
-    done.delete(r.requestId);
-    return summary;
-  });
-}
-
-let replies: Map<string, PassSummary> | undefined;
-function installReplyHandler(): Map<string, PassSummary> {
-  const done = new Map<string, PassSummary>();
-  wf.setHandler(passDoneSignal, ({ requestId, ...summary }) => void done.set(requestId, summary));
-  return done;
+  const byName = new Map(cfg.sources.map((source) => [source.name, source]));
+  return awaitPasses(
+    (requests, replyTo) => requestPasses({
+      replyTo,
+      targets: requests.map(({ requestId, key }) => ({
+        requestId, workflowId: bronzeWorkflowId(byName.get(key)!), workflowType: 'bronzeSourceWorkflow',
+        input: { source: byName.get(key)!, options: cfg.options ?? {}, landingPath: cfg.landingPath },
+      })),
+    }),
+    [...byName.keys()],
+    tag,
+  );
 }
 
 /** One availableNow run over the given sources (all four by default), then the workflow ends. */

@@ -4,6 +4,7 @@ import path from 'node:path';
 const root = path.resolve(__dirname, __dirname.endsWith(`${path.sep}dist`) ? '..' : '.');
 
 export const config = {
+  projectRoot: root,
   temporalAddress: process.env.TEMPORAL_ADDRESS ?? `127.0.0.1:${process.env.TEMPORAL_PORT ?? '7233'}`,
   namespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
   taskQueue: process.env.NETPULSE_TASK_QUEUE ?? 'netpulse',

@@ -2,6 +2,8 @@
 import { config } from '../config';
 import { bronzeActivities, type LakeDeps } from './bronze';
 import { controlActivities, type TemporalDeps } from './control';
+import { goldActivities } from './gold';
+import { silverActivities } from './silver';
 import { writeLandingBatch } from './landing';
 
 export type WorkerDeps = LakeDeps & TemporalDeps;
@@ -17,6 +19,8 @@ export function createActivities(deps: WorkerDeps = defaultDeps()) {
   return {
     writeLandingBatch,
     ...bronzeActivities(deps),
+    ...silverActivities(deps),
+    ...goldActivities(deps),
     ...controlActivities(deps),
   };
 }

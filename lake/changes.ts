@@ -25,3 +25,66 @@ export async function changeFeedSql(db: DuckDBConnection, table: string, from: n
     JOIN lake.commit_log AS l ON l.table_name = ${sqlString(table)} AND l.version = c._commit_version
     WHERE ${range}`;
 }
+
+const CHANGE_WEIGHT = `CASE WHEN _change_type IN ('insert', 'update_postimage') THEN 1 ELSE -1 END`;
+
+/**
+ * Creates a mutable table and its change table (<table>__changes: same columns plus
+ * _change_type and _commit_version), and registers it, unless it exists.
+ */
+export async function ensureMutableTable(
+  db: DuckDBConnection,
+  table: string,
+  definition: { columns: string } | { as: string },
+): Promise<void> {
+  await db.run('columns' in definition
+    ? `CREATE TABLE IF NOT EXISTS ${qualified(table)} (${definition.columns})`
+    : `CREATE TABLE IF NOT EXISTS ${qualified(table)} AS SELECT * FROM (${definition.as}) WITH NO DATA`);
+  await db.run(`CREATE TABLE IF NOT EXISTS ${qualified(`${table}__changes`)} AS
+    SELECT *, NULL::VARCHAR AS _change_type, NULL::BIGINT AS _commit_version FROM ${qualified(table)} WITH NO DATA`);
+  await db.run(`INSERT INTO lake.tables VALUES (${sqlString(table)}, 'mutable', now()::TIMESTAMP) ON CONFLICT DO NOTHING`);
+}
+
+/** Replaces a table's rows by `selectSql`'s, writing only the difference to its change feed. */
+export async function replaceWithChanges(db: DuckDBConnection, table: string, selectSql: string, version: number) {
+  const t = qualified(table);
+  const changes = qualified(`${table}__changes`);
+  await db.run(`CREATE OR REPLACE TEMP TABLE replacement AS ${selectSql}`);
+  const deleted = (await db.run(`INSERT INTO ${changes} SELECT *, 'delete', ${version} FROM (SELECT * FROM ${t} EXCEPT ALL SELECT * FROM replacement)`)).rowsChanged;
+  const inserted = (await db.run(`INSERT INTO ${changes} SELECT *, 'insert', ${version} FROM (SELECT * FROM replacement EXCEPT ALL SELECT * FROM ${t})`)).rowsChanged;
+  if (deleted + inserted > 0) {
+    await db.run(`DELETE FROM ${t}`);
+    await db.run(`INSERT INTO ${t} SELECT * FROM replacement`);
+  }
+  await db.run('DROP TABLE replacement');
+  return { rowsInserted: inserted, rowsDeleted: deleted };
+}
+
+/**
+ * Upserts `sourceTable`'s rows into `table` by key (MERGE), writing update pre/post images and
+ * inserts to its change feed.
+ */
+export async function mergeWithChanges(db: DuckDBConnection, table: string, keys: string[], sourceTable: string, version: number) {
+  const t = qualified(table);
+  const changes = qualified(`${table}__changes`);
+  const on = keys.map((k) => `t.${sqlIdentifier(k)} = s.${sqlIdentifier(k)}`).join(' AND ');
+  const updated = (await db.run(`INSERT INTO ${changes} SELECT t.*, 'update_preimage', ${version} FROM ${t} t SEMI JOIN ${sourceTable} s ON ${on}`)).rowsChanged;
+  await db.run(`MERGE INTO ${t} AS t USING ${sourceTable} AS s ON ${on}
+    WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *`);
+  await db.run(`INSERT INTO ${changes}
+    SELECT t.*, CASE WHEN p.${sqlIdentifier(keys[0])} IS NULL THEN 'insert' ELSE 'update_postimage' END, ${version}
+    FROM ${t} t SEMI JOIN ${sourceTable} s ON ${on}
+    LEFT JOIN (SELECT * FROM ${changes} WHERE _commit_version = ${version} AND _change_type = 'update_preimage') p
+      ON ${keys.map((k) => `p.${sqlIdentifier(k)} = t.${sqlIdentifier(k)}`).join(' AND ')}`);
+  const total = Number((await db.runAndReadAll(`SELECT count(*) FROM ${sourceTable}`)).getRows()[0][0]);
+  return { rowsUpdated: updated, rowsInserted: total - updated };
+}
+
+/** A mutable table as it was at commit `version`, rebuilt from its change feed. */
+export function tableAsOfSql(table: string, version: number): string {
+  return `
+    SELECT * EXCLUDE (_weight) FROM (
+      SELECT * EXCLUDE (_change_type, _commit_version), sum(${CHANGE_WEIGHT}) AS _weight
+      FROM ${qualified(`${table}__changes`)} WHERE _commit_version <= ${Math.trunc(version)} GROUP BY ALL)
+    WHERE _weight > 0`;
+}

@@ -2,3 +2,4 @@
 export * from './generator';
 export * from './bronze';
 export * from './pipeline';
+export * from './layers';

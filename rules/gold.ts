@@ -1,0 +1,53 @@
+// Gold settings: thresholds of the business questions, validated with zod.
+import { z } from 'zod';
+
+export const goldOptionsSchema = z
+  .object({
+    highSpeedThresholdMbps: z.number().int().min(1).default(500),
+    upgradeUtilisationPct: z.number().min(0).max(1000).default(80),
+    upgradeWindowMinutes: z.number().int().min(1).max(10_080).default(10),
+    upgradeMinSamples: z.number().int().min(1).default(3),
+    heavyClientFactor: z.number().min(1).default(3),
+    defaultServerCapacityMbps: z.number().int().min(1).default(5000),
+    /** Per-server capacity overrides, e.g. {"srv-sp-01": 10000}. */
+    serverCapacityMbps: z.record(z.string().min(1), z.number().int().min(1)).default({}),
+    /** Without new silver data, gold is refreshed (moving windows, load snapshots) this often. */
+    refreshIntervalSeconds: z.number().min(0).default(60),
+  })
+  .strict();
+export type GoldOptions = z.output<typeof goldOptionsSchema>;
+
+/** Gold tables in refresh order; each answers one question (sql/gold/<name>.sql). */
+export const GOLD_TABLES = [
+  'server_load_history', 'connections_now', 'events_per_minute', 'devices_last_10_min', 'bandwidth_now',
+  'high_speed_share', 'bandwidth_by_device', 'server_load', 'heavy_clients',
+] as const;
+export type GoldTable = (typeof GOLD_TABLES)[number];
+
+export interface GoldRequest {
+  batchId: string;
+  batchSeq: number;
+  /** Silver events versions (from, to] whose rows feed the incremental tables. */
+  eventsFromVersion: number;
+  eventsToVersion: number;
+  deviceStateVersion: number;
+  asOf: string;
+  options: GoldOptions;
+}
+
+export interface GoldResult {
+  batchId: string;
+  asOf: string;
+  versions: Record<string, number>;
+  rowsChanged: number;
+  alreadyCommitted: boolean;
+}
+
+export interface GoldCheckpoint {
+  nextBatchSeq: number;
+  eventsVersion: number;
+  deviceStateVersion: number;
+  lastAsOf?: string;
+  refreshes: number;
+  passes: number;
+}

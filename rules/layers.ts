@@ -1,0 +1,27 @@
+// Inputs of the silver and gold checkpoint workflows.
+import { z } from 'zod';
+import { goldOptionsSchema } from './gold';
+import { silverOptionsSchema } from './silver';
+
+export const silverInputSchema = z
+  .object({
+    options: silverOptionsSchema.default(silverOptionsSchema.parse({})),
+    heartbeatTimeoutSeconds: z.number().min(1).max(600).default(60),
+    batchesPerRun: z.number().int().min(1).max(5000).default(200),
+  })
+  .strict();
+export type SilverWorkflowInput = z.input<typeof silverInputSchema>;
+
+export const goldInputSchema = z
+  .object({
+    options: goldOptionsSchema.default(goldOptionsSchema.parse({})),
+    /** Fixed "now" for the moving windows (ISO); omitted, the workflow's clock at each batch. */
+    asOf: z.iso.datetime({ offset: true }).optional(),
+    heartbeatTimeoutSeconds: z.number().min(1).max(600).default(60),
+    batchesPerRun: z.number().int().min(1).max(5000).default(200),
+  })
+  .strict();
+export type GoldWorkflowInput = z.input<typeof goldInputSchema>;
+
+export const SILVER_WORKFLOW_ID = 'silver';
+export const GOLD_WORKFLOW_ID = 'gold';

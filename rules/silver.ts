@@ -1,0 +1,86 @@
+// Silver's record rules, in one place. Each rule is a named SQL predicate over the typed row
+// (SQL does the data work: rows never travel through JavaScript). `silverEventSchema` is the
+// same contract in zod, for readers and for the tests that check both agree.
+import { z } from 'zod';
+import { DEVICES, SPEEDS_MBPS, STATUSES } from './events';
+
+export const silverOptionsSchema = z
+  .object({
+    /** An event may be this far after its file was written (clock skew) before it is "in the future". */
+    futureToleranceMinutes: z.number().min(0).max(1440).default(5),
+  })
+  .strict();
+export type SilverOptions = z.output<typeof silverOptionsSchema>;
+
+const PRIVATE_IPV4 = String.raw`^(10\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})|172\.(1[6-9]|2\d|3[01])\.(\d{1,3})\.(\d{1,3})|192\.168\.(\d{1,3})\.(\d{1,3}))$`;
+
+export interface SilverRule {
+  name: string;
+  description: string;
+  /** True when the typed row breaks the rule. Columns: see activities/silver.ts. */
+  violation: (options: SilverOptions) => string;
+}
+
+const sqlList = (values: readonly (string | number)[]) => values.map((v) => (typeof v === 'number' ? v : `'${v}'`)).join(', ');
+
+export const SILVER_RULES: SilverRule[] = [
+  { name: 'name_present', description: 'Nome is not empty', violation: () => `nome IS NULL` },
+  {
+    name: 'ip_private_ipv4', description: 'Ip is a private IPv4 address (10/8, 172.16/12, 192.168/16), octets 0-255',
+    violation: () => `ip IS NULL OR NOT regexp_full_match(ip, '${PRIVATE_IPV4}')
+      OR list_max(list_transform(string_split(ip, '.'), x -> TRY_CAST(x AS INTEGER))) > 255`,
+  },
+  { name: 'device_enum', description: `Dispositivo_de_Acesso is one of ${DEVICES.join(', ')}`, violation: () => `dispositivo IS NULL` },
+  { name: 'status_enum', description: `Status_Conexao is one of ${STATUSES.join(', ')}`, violation: () => `status IS NULL` },
+  {
+    name: 'speed_allowed', description: `Velocidade_de_Conexao is one of ${SPEEDS_MBPS.join(', ')} Mbps`,
+    violation: () => `velocidade_mbps IS NULL OR velocidade_mbps NOT IN (${sqlList(SPEEDS_MBPS)})`,
+  },
+  { name: 'timestamp_present', description: 'Hora_Conexao is a timestamp', violation: () => `hora_conexao IS NULL` },
+  {
+    name: 'timestamp_not_future', description: 'Hora_Conexao is not after its file was written, beyond the tolerance',
+    violation: (o) => `hora_conexao > file_mtime + INTERVAL ${Math.trunc(o.futureToleranceMinutes * 60)} SECOND`,
+  },
+  { name: 'no_rescued_data', description: 'bronze rescued no value of the row (no type conflict)', violation: () => `rescued_data IS NOT NULL` },
+];
+
+/** A silver event, as zod sees it: the same rules as SILVER_RULES, for rows read back out. */
+export const silverEventSchema = z.object({
+  nome: z.string().min(1),
+  ip: z.string().regex(new RegExp(PRIVATE_IPV4)).refine((ip) => ip.split('.').every((o) => Number(o) <= 255), 'octet above 255'),
+  dispositivo: z.enum(DEVICES),
+  status: z.enum(STATUSES),
+  velocidade_mbps: z.number().int().refine((v) => (SPEEDS_MBPS as readonly number[]).includes(v), 'speed not in the allowed set'),
+  hora_conexao: z.string().min(1),
+  servidor: z.string().min(1).nullable(),
+});
+export type SilverEvent = z.infer<typeof silverEventSchema>;
+
+export interface SilverInput {
+  table: string;
+  fromVersion: number;
+  toVersion: number;
+}
+
+export interface SilverCheckpoint {
+  nextBatchSeq: number;
+  /** Bronze table → last version silver has read. */
+  bronzeVersions: Record<string, number>;
+  eventsVersion: number;
+  rowsIn: number;
+  eventsOut: number;
+  quarantined: number;
+  duplicates: number;
+  passes: number;
+}
+
+export interface SilverResult {
+  batchId: string;
+  rowsIn: number;
+  events: number;
+  quarantined: number;
+  duplicates: number;
+  devicesChanged: number;
+  versions: Record<string, number>;
+  alreadyCommitted: boolean;
+}

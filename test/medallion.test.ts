@@ -1,0 +1,192 @@
+// Landing → bronze → silver → gold on a hand-built fixture whose answers are worked out by
+// hand below. Real Temporal dev server, real DuckDB lake file.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { closeAllInstances, sqlString, withConnection } from '../lake/duckdb';
+import { tableAsOfSql } from '../lake/changes';
+import { bronzeWorkflowId, type Source } from '../rules/bronze';
+import { silverEventSchema } from '../rules/silver';
+import { medallionPipeline } from '../workflows/pipeline';
+import { closeTestClient, sqlRows, tempDir, terminateAll, uniqueId, withWorker } from './helpers';
+
+afterAll(async () => {
+  await closeTestClient();
+  await closeAllInstances();
+});
+
+type Row = [nome: string, ip: string, hora: string, device: string, speed: number, status: string, server: string];
+
+/** Writes rows as a landing parquet file with the source system's schema plus Servidor. */
+async function landingFile(landing: string, folder: string, name: string, rows: Row[]): Promise<void> {
+  mkdirSync(path.join(landing, folder), { recursive: true });
+  const values = rows.map((r) => `(${sqlString(r[0])}, 'Rua X, 1', ${sqlString(r[1])}, TIMESTAMP ${sqlString(r[2])}, ${sqlString(r[3])}, ${r[4]}::BIGINT, ${sqlString(r[5])}, ${sqlString(r[6])})`);
+  await withConnection(':memory:', (db) => db.run(`
+    COPY (SELECT * FROM (VALUES ${values.join(', ')}) AS t(Nome, Endereco, Ip, Hora_Conexao, Dispositivo_de_Acesso, Velocidade_de_Conexao, Status_Conexao, Servidor))
+    TO ${sqlString(path.join(landing, folder, `${name}.parquet`))} (FORMAT parquet)`));
+}
+
+const D = '2026-03-01 10:';
+const FIXTURE: Record<string, Row[]> = {
+  'Computador/Conectado': [
+    ['Ana', '10.0.0.1', `${D}25:00`, 'Computador', 500, 'Conectado', 'srv-a'],
+    ['Bruno', '10.0.0.2', `${D}25:30`, 'Computador', 100, 'Conectado', 'srv-a'],
+    ['Caio', '10.0.0.3', `${D}10:00`, 'Computador', 50, 'Conectado', 'srv-b'],
+    ['Duda', '8.8.8.8', `${D}27:00`, 'Computador', 100, 'Conectado', 'srv-b'], // public IP
+    ['Edu', '10.0.0.5', `${D}27:00`, 'Computador', 300, 'Conectado', 'srv-b'], // speed not offered
+    ['Ana', '10.0.0.1', `${D}25:00`, 'Computador', 500, 'Conectado', 'srv-a'], // redelivered
+  ],
+  'Celular/Conectado': [
+    ['Fabi', '192.168.0.7', `${D}28:00`, 'Celular', 1000, 'Conectado', 'srv-b'],
+    ['Gil', '172.16.0.8', `${D}29:00`, 'Celular', 10, 'Conectado', 'srv-b'],
+    ['Hugo', '192.168.0.9', `${D}15:00`, 'Celular', 25, 'Conectado', 'srv-a'],
+    ['  ', '10.0.0.10', `${D}28:00`, 'Celular', 50, 'Conectado', 'srv-a'], // no name
+    ['Ivo', '10.0.0.11', '2099-01-01 00:00:00', 'Celular', 50, 'Conectado', 'srv-a'], // future
+    ['Jo', '10.0.0.12', `${D}28:00`, 'Tablet', 50, 'Conectado', 'srv-a'], // unknown device
+  ],
+  'Computador/Desconectado': [
+    ['Bruno', '10.0.0.2', `${D}28:00`, 'Computador', 100, 'Desconectado', 'srv-a'],
+    ['Lia', '10.0.0.14', `${D}05:00`, 'Computador', 200, 'Desconectado', 'srv-b'],
+    ['Mo', '10.0.0.15', `${D}05:00`, 'Computador', 200, 'desligado', 'srv-b'], // unknown status
+    ['Nina', '10.0.0.16', `${D}06:00`, ' computador ', 15, 'DESCONECTADO', 'srv-b'], // normalised, valid
+  ],
+  'Celular/Desconectado': [
+    ['Gil', '172.16.0.8', `${D}20:00`, 'Celular', 10, 'Desconectado', 'srv-b'], // older than his 10:29 connect
+    ['Otto', '192.168.0.18', `${D}22:00`, 'Celular', 5, 'Desconectado', 'srv-a'],
+  ],
+};
+const REDELIVERED: Row[] = [['Otto', '192.168.0.18', `${D}22:00`, 'Celular', 5, 'Desconectado', 'srv-a']];
+const FABI_LEAVES: Row[] = [['Fabi', '192.168.0.7', `${D}29:30`, 'Celular', 1000, 'Desconectado', 'srv-b']];
+
+test('hand-built fixture: every gold figure, quarantine reasons, idempotent re-run, and one more batch', async () => {
+  const dir = tempDir('medallion');
+  const landing = path.join(dir, 'landing');
+  const lakeFile = path.join(dir, 'netpulse.duckdb');
+  const tag = `m${Math.random().toString(36).slice(2, 6)}`;
+  const sources: Source[] = Object.keys(FIXTURE).map((folder) => ({
+    name: `${tag}_${folder.replace('/', '_').toLowerCase()}`, label: folder.replace('/', ' '), path: folder,
+  }));
+  for (const [folder, rows] of Object.entries(FIXTURE)) await landingFile(landing, folder, 'f1', rows);
+  await landingFile(landing, 'Celular/Desconectado', 'f2', REDELIVERED);
+
+  const prefix = `${tag}-`;
+  const ids = [...sources.map(bronzeWorkflowId), `${prefix}silver`, `${prefix}gold`];
+  const input = {
+    sources, landingPath: landing, workflowIdPrefix: prefix,
+    gold: {
+      asOf: '2026-03-01T10:30:00Z',
+      options: { serverCapacityMbps: { 'srv-a': 600, 'srv-b': 2000 }, upgradeMinSamples: 1 },
+    },
+  };
+  const gold = async () => Object.fromEntries(await Promise.all(
+    ['connections_now', 'events_per_minute', 'devices_last_10_min', 'bandwidth_now', 'high_speed_share', 'bandwidth_by_device', 'server_load', 'heavy_clients']
+      .map(async (t) => [t, await sqlRows(`SELECT * FROM gold.${t} ORDER BY ALL`, lakeFile)]),
+  ));
+  const commits = async () => Number((await sqlRows<{ n: string }>('SELECT count(*) AS n FROM lake.commit_log', lakeFile))[0].n);
+
+  try {
+    await withWorker(async ({ client, taskQueue }) => {
+      const run = () => client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('pipeline'), args: [input] });
+      const first = (await run())!;
+      expect(first.bronze.map((b) => b.rows)).toEqual([6, 6, 4, 3]);
+      expect(first.silver).toMatchObject({ rows: 11, quarantined: 6, details: { rowsIn: 19, duplicates: 2 } });
+      expect(first.gold).toMatchObject({ batches: 1 });
+
+      // Silver: quarantine reasons, data-quality counts, and zod agreeing with the SQL rules.
+      const quarantine = await sqlRows<{ nome: string; rule: string }>(
+        `SELECT raw->>'Nome' AS nome, rule FROM silver.quarantine ORDER BY rule`, lakeFile);
+      expect(quarantine).toEqual([
+        { nome: 'Jo', rule: 'device_enum' }, { nome: 'Duda', rule: 'ip_private_ipv4' }, { nome: '  ', rule: 'name_present' },
+        { nome: 'Edu', rule: 'speed_allowed' }, { nome: 'Mo', rule: 'status_enum' }, { nome: 'Ivo', rule: 'timestamp_not_future' },
+      ]);
+      const dq = Object.fromEntries((await sqlRows<{ check_name: string; rows: string }>('SELECT check_name, rows FROM silver.dq_counts', lakeFile)).map((r) => [r.check_name, Number(r.rows)]));
+      expect(dq).toMatchObject({ rows_in: 19, passed: 13, quarantined: 6, duplicates: 2, events_out: 11, 'rule:ip_private_ipv4': 1, 'rule:no_rescued_data': 0 });
+      const events = await sqlRows<Record<string, unknown>>('SELECT nome, ip, dispositivo, status, velocidade_mbps, hora_conexao::VARCHAR AS hora_conexao, servidor FROM silver.events', lakeFile);
+      expect(events).toHaveLength(11);
+      for (const e of events) expect(silverEventSchema.safeParse(e).success).toBe(true);
+      expect(await sqlRows(`SELECT ip, dispositivo, status FROM silver.device_state WHERE nome IN ('Nina', 'Gil', 'Bruno') ORDER BY nome`, lakeFile)).toEqual([
+        { ip: '10.0.0.2', dispositivo: 'Computador', status: 'Desconectado' },
+        { ip: '172.16.0.8', dispositivo: 'Celular', status: 'Conectado' },
+        { ip: '10.0.0.16', dispositivo: 'Computador', status: 'Desconectado' },
+      ]);
+
+      const g = await gold();
+      expect(g.connections_now).toEqual([
+        { dispositivo: 'Celular', connected: '3', disconnected: '1', devices: '4' },
+        { dispositivo: 'Computador', connected: '2', disconnected: '3', devices: '5' },
+        { dispositivo: 'Total', connected: '5', disconnected: '4', devices: '9' },
+      ]);
+      expect(g.events_per_minute).toHaveLength(10);
+      expect(g.events_per_minute).toContainEqual({ minute: '2026-03-01 10:25:00', dispositivo: 'Computador', status: 'Conectado', events: '2' });
+      expect(g.devices_last_10_min.map((r: Record<string, unknown>) => [r.dispositivo, r.devices_connected])).toEqual([['Celular', '2'], ['Computador', '2'], ['Total', '4']]);
+      expect(g.bandwidth_now).toEqual([
+        { dispositivo: 'Celular', connected_devices: '3', mbps_in_use: '1035' },
+        { dispositivo: 'Computador', connected_devices: '2', mbps_in_use: '550' },
+        { dispositivo: 'Total', connected_devices: '5', mbps_in_use: '1585' },
+      ]);
+      expect(g.high_speed_share).toEqual([{ threshold_mbps: 500, connected_devices: '5', high_speed_devices: '2', share_pct: 40 }]);
+      expect(g.bandwidth_by_device).toEqual([
+        { dispositivo: 'Celular', connected_devices: '3', sum_mbps: '1035', avg_mbps: 345, p50_mbps: 25, p95_mbps: 902.5 },
+        { dispositivo: 'Computador', connected_devices: '2', sum_mbps: '550', avg_mbps: 275, p50_mbps: 275, p95_mbps: 477.5 },
+        { dispositivo: 'Total', connected_devices: '5', sum_mbps: '1585', avg_mbps: 317, p50_mbps: 50, p95_mbps: 900 },
+      ]);
+      expect(g.server_load).toEqual([
+        { servidor: 'srv-a', devices_connected: '2', mbps_in_use: '525', capacity_mbps: '600', utilisation_pct: 87.5, samples_in_window: '1', samples_above: '1', needs_upgrade: true },
+        { servidor: 'srv-b', devices_connected: '3', mbps_in_use: '1060', capacity_mbps: '2000', utilisation_pct: 53, samples_in_window: '1', samples_above: '0', needs_upgrade: false },
+      ]);
+      expect(g.heavy_clients).toEqual([{
+        ip: '192.168.0.7', dispositivo: 'Celular', nome: 'Fabi', servidor: 'srv-b', velocidade_mbps: 1000,
+        server_median_mbps: 50, times_median: 20, throttle_to_mbps: 100,
+      }]);
+
+      // Running again changes nothing: no new commit, the same figures.
+      const before = await commits();
+      const second = (await run())!;
+      expect(second.bronze.every((b) => b.files === 0)).toBe(true);
+      expect(second.silver).toMatchObject({ batches: 0 });
+      expect(second.gold).toMatchObject({ batches: 0 });
+      expect(await commits()).toBe(before);
+      expect(await gold()).toEqual(g);
+
+      // One more batch: Fabi disconnects. Exactly the figures that depend on her change.
+      await landingFile(landing, 'Celular/Desconectado', 'f3', FABI_LEAVES);
+      const third = (await run())!;
+      expect(third.silver).toMatchObject({ rows: 1, quarantined: 0 });
+      const h = await gold();
+      expect(h.connections_now).toEqual([
+        { dispositivo: 'Celular', connected: '2', disconnected: '2', devices: '4' },
+        g.connections_now[1],
+        { dispositivo: 'Total', connected: '4', disconnected: '5', devices: '9' },
+      ]);
+      expect(h.events_per_minute).toEqual([...g.events_per_minute, { minute: '2026-03-01 10:29:00', dispositivo: 'Celular', status: 'Desconectado', events: '1' }]
+        .sort((a, b) => JSON.stringify(Object.values(a)).localeCompare(JSON.stringify(Object.values(b)))));
+      expect(h.devices_last_10_min).toEqual(g.devices_last_10_min);
+      expect(h.bandwidth_now).toEqual([
+        { dispositivo: 'Celular', connected_devices: '2', mbps_in_use: '35' }, g.bandwidth_now[1],
+        { dispositivo: 'Total', connected_devices: '4', mbps_in_use: '585' },
+      ]);
+      expect(h.high_speed_share).toEqual([{ threshold_mbps: 500, connected_devices: '4', high_speed_devices: '1', share_pct: 25 }]);
+      expect(h.bandwidth_by_device).toEqual([
+        { dispositivo: 'Celular', connected_devices: '2', sum_mbps: '35', avg_mbps: 17.5, p50_mbps: 17.5, p95_mbps: 24.25 },
+        g.bandwidth_by_device[1],
+        { dispositivo: 'Total', connected_devices: '4', sum_mbps: '585', avg_mbps: 146.25, p50_mbps: 37.5, p95_mbps: 432.5 },
+      ]);
+      expect(h.server_load).toEqual([
+        g.server_load[0],
+        { servidor: 'srv-b', devices_connected: '2', mbps_in_use: '60', capacity_mbps: '2000', utilisation_pct: 3, samples_in_window: '1', samples_above: '0', needs_upgrade: false },
+      ]);
+      expect(h.heavy_clients).toEqual([]);
+
+      // Earlier versions stay readable from the change feed: gold as of its first commit.
+      const asOfFirst = await sqlRows(`SELECT * FROM (${tableAsOfSql('gold.heavy_clients', 1)}) ORDER BY ALL`, lakeFile);
+      expect(asOfFirst).toEqual(g.heavy_clients);
+      const stateFeed = await sqlRows(`SELECT nome, status, _change_type FROM silver.device_state__changes WHERE nome = 'Fabi' ORDER BY _commit_version, _change_type DESC`, lakeFile);
+      expect(stateFeed).toEqual([
+        { nome: 'Fabi', status: 'Conectado', _change_type: 'insert' },
+        { nome: 'Fabi', status: 'Conectado', _change_type: 'update_preimage' },
+        { nome: 'Fabi', status: 'Desconectado', _change_type: 'update_postimage' },
+      ]);
+    }, { deps: { lakeFile, landingDir: landing } });
+  } finally {
+    await terminateAll(ids);
+  }
+});

@@ -1,0 +1,121 @@
+// Silver and gold checkpoint workflows: each owns its layer's checkpoint (upstream commit
+// versions read so far) and serves passes like the bronze source workflows. Deterministic.
+import * as wf from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { PassSummary } from '../rules/bronze';
+import type { GoldCheckpoint } from '../rules/gold';
+import { goldInputSchema, silverInputSchema, type GoldWorkflowInput, type SilverWorkflowInput } from '../rules/layers';
+import type { SilverCheckpoint, SilverInput } from '../rules/silver';
+import { parseOrFail } from '../rules/validate';
+import { CheckpointOwner, type PassRequest } from './checkpoint-owner';
+
+export const silverStatusQuery = wf.defineQuery<SilverCheckpoint & { passRunning: boolean; pending?: SilverInput[]; lastPass?: PassSummary }>('checkpoint');
+export const goldStatusQuery = wf.defineQuery<GoldCheckpoint & { passRunning: boolean; lastPass?: PassSummary }>('checkpoint');
+
+const retry: wf.RetryPolicy = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['InvalidInput'] };
+const { planSilverBatch, readSilverCheckpoint, planGoldBatch, readGoldCheckpoint } = wf.proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes', retry,
+});
+
+function layerActivities(heartbeatTimeoutSeconds: number) {
+  return wf.proxyActivities<Activities>({ startToCloseTimeout: '2 hours', heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`, retry });
+}
+
+const now = () => new Date(Date.now()).toISOString();
+
+interface Carried<C> {
+  checkpoint?: C;
+  queued?: PassRequest[];
+  lastPass?: PassSummary;
+}
+
+export async function silverWorkflow(input: SilverWorkflowInput & Carried<SilverCheckpoint> = {}): Promise<void> {
+  const { checkpoint: carried, queued, lastPass: carriedPass, ...userInput } = input;
+  const cfg = parseOrFail(silverInputSchema, userInput, 'silver');
+  const { runSilverBatch } = layerActivities(cfg.heartbeatTimeoutSeconds);
+  const checkpoint = carried ?? (await readSilverCheckpoint());
+  let lastPass = carriedPass;
+  let pending: SilverInput[] | undefined;
+  let batchesThisRun = 0;
+
+  const owner = new CheckpointOwner({
+    queued, runOnStart: false,
+    runPass: async () => {
+      const startedAt = now();
+      const summary: PassSummary = {
+        layer: 'silver', source: 'silver', batches: 0, files: 0, rows: 0, quarantined: 0,
+        fromVersion: checkpoint.eventsVersion, toVersion: checkpoint.eventsVersion, startedAt, finishedAt: startedAt,
+        details: { rowsIn: 0, duplicates: 0 },
+      };
+      const inputs = await planSilverBatch(checkpoint.bronzeVersions);
+      if (inputs.length > 0) {
+        const batchSeq = checkpoint.nextBatchSeq;
+        pending = inputs; // the plan is in state before the batch runs
+        const result = await runSilverBatch({ batchId: `silver:${batchSeq}`, batchSeq, inputs, options: cfg.options });
+        for (const i of inputs) checkpoint.bronzeVersions[i.table] = i.toVersion;
+        checkpoint.nextBatchSeq = batchSeq + 1;
+        checkpoint.eventsVersion = result.versions['silver.events'];
+        checkpoint.rowsIn += result.rowsIn;
+        checkpoint.eventsOut += result.events;
+        checkpoint.quarantined += result.quarantined;
+        checkpoint.duplicates += result.duplicates;
+        pending = undefined;
+        batchesThisRun++;
+        Object.assign(summary, { batches: 1, rows: result.events, quarantined: result.quarantined, toVersion: result.versions['silver.events'] });
+        summary.details = { rowsIn: result.rowsIn, duplicates: result.duplicates, devicesChanged: result.devicesChanged };
+      }
+      checkpoint.passes++;
+      summary.finishedAt = now();
+      return (lastPass = summary);
+    },
+    shouldContinueAsNew: () => batchesThisRun >= cfg.batchesPerRun,
+    continueAsNew: (stillQueued) => wf.continueAsNew<typeof silverWorkflow>({ ...userInput, checkpoint, queued: stillQueued, lastPass }),
+  });
+  wf.setHandler(silverStatusQuery, () => ({ ...checkpoint, passRunning: owner.passRunning, pending, lastPass }));
+  await owner.serve();
+}
+
+export async function goldWorkflow(input: GoldWorkflowInput & Carried<GoldCheckpoint> = {}): Promise<void> {
+  const { checkpoint: carried, queued, lastPass: carriedPass, ...userInput } = input;
+  const cfg = parseOrFail(goldInputSchema, userInput, 'gold');
+  const { refreshGold } = layerActivities(cfg.heartbeatTimeoutSeconds);
+  const checkpoint = carried ?? (await readGoldCheckpoint());
+  let lastPass = carriedPass;
+  let batchesThisRun = 0;
+
+  const owner = new CheckpointOwner({
+    queued, runOnStart: false,
+    runPass: async () => {
+      const startedAt = now();
+      const summary: PassSummary = {
+        layer: 'gold', source: 'gold', batches: 0, files: 0, rows: 0, quarantined: 0,
+        fromVersion: checkpoint.eventsVersion, toVersion: checkpoint.eventsVersion, startedAt, finishedAt: startedAt,
+      };
+      const latest = await planGoldBatch();
+      const asOf = cfg.asOf ? new Date(cfg.asOf).toISOString() : now();
+      const silverMoved = latest.eventsVersion > checkpoint.eventsVersion || latest.deviceStateVersion > checkpoint.deviceStateVersion;
+      const stale = !checkpoint.lastAsOf
+        || (Date.parse(asOf) - Date.parse(checkpoint.lastAsOf)) / 1000 >= cfg.options.refreshIntervalSeconds && asOf !== checkpoint.lastAsOf;
+      if (silverMoved || (stale && latest.eventsVersion > 0)) {
+        const batchSeq = checkpoint.nextBatchSeq;
+        const result = await refreshGold({
+          batchId: `gold:${batchSeq}`, batchSeq, eventsFromVersion: checkpoint.eventsVersion, eventsToVersion: latest.eventsVersion,
+          deviceStateVersion: latest.deviceStateVersion, asOf, options: cfg.options,
+        });
+        Object.assign(checkpoint, {
+          nextBatchSeq: batchSeq + 1, eventsVersion: latest.eventsVersion, deviceStateVersion: latest.deviceStateVersion,
+          lastAsOf: asOf, refreshes: checkpoint.refreshes + 1,
+        });
+        batchesThisRun++;
+        Object.assign(summary, { batches: 1, rows: result.rowsChanged, toVersion: latest.eventsVersion });
+      }
+      checkpoint.passes++;
+      summary.finishedAt = now();
+      return (lastPass = summary);
+    },
+    shouldContinueAsNew: () => batchesThisRun >= cfg.batchesPerRun,
+    continueAsNew: (stillQueued) => wf.continueAsNew<typeof goldWorkflow>({ ...userInput, checkpoint, queued: stillQueued, lastPass }),
+  });
+  wf.setHandler(goldStatusQuery, () => ({ ...checkpoint, passRunning: owner.passRunning, lastPass }));
+  await owner.serve();
+}

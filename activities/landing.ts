@@ -1,4 +1,4 @@
-// The device simulator's I/O: faker rows → one parquet file per scenario per tick.
+// The device simulator's I/O: rows (faker) → one parquet file per scenario per tick.
 import { Context } from '@temporalio/activity';
 import { Faker, base, en, pt_BR } from '@faker-js/faker';
 import { DuckDBTimestampValue } from '@duckdb/node-api';
@@ -7,49 +7,126 @@ import path from 'node:path';
 import { config } from '../config';
 import { withConnection, sqlString } from '../lake/duckdb';
 import { landingFileName } from '../lake/landing';
-import { LANDING_COLUMNS, SPEEDS_MBPS } from '../rules/events';
-import type { LandingBatchRequest, LandingFile, Scenario } from '../rules/generator';
+import { LANDING_COLUMNS, SPEEDS_MBPS, type Device, type Status } from '../rules/events';
+import type { LandingBatch, LandingBatchRequest, LandingFile, Population, Scenario } from '../rules/generator';
 
 const PRIVATE_NETWORKS = ['private-a', 'private-b', 'private-c'] as const;
+
+interface EventRow {
+  nome: string;
+  endereco: string;
+  ip: string;
+  atMs: number;
+  device: Device;
+  speed: number;
+  status: Status;
+  servidor?: string;
+}
+
+interface Client {
+  nome: string;
+  endereco: string;
+  ip: string;
+  device: Device;
+  speed: number;
+  servidor: string;
+}
+
+function newFaker(seed: number[]): Faker {
+  const faker = new Faker({ locale: [pt_BR, en, base] });
+  faker.seed(seed);
+  return faker;
+}
 
 function fakeAddress(faker: Faker): string {
   return `${faker.location.streetAddress(true)}, ${faker.location.city()} - ${faker.location.state({ abbreviated: true })}, ${faker.location.zipCode()}`;
 }
 
-/** Writes one parquet file atomically (temp name, then rename). Same seed → same file. */
-async function writeScenarioFile(request: LandingBatchRequest, scenario: Scenario, index: number): Promise<LandingFile> {
-  const faker = new Faker({ locale: [pt_BR, en, base] });
-  faker.seed([request.seed, request.tick, index]);
-  const tickMs = Date.parse(request.tickTime);
+/** The same seed and settings always give the same clients; kept per worker process. */
+const populations = new Map<string, Client[]>();
+export function buildPopulation(seed: number, population: Population): Client[] {
+  const key = JSON.stringify([seed, population]);
+  let clients = populations.get(key);
+  if (!clients) {
+    const faker = newFaker([seed, 0x5e7]);
+    const servers = Array.from({ length: population.servers }, (_, i) =>
+      `srv-${population.regions[i % population.regions.length]}-${String(Math.floor(i / population.regions.length) + 1).padStart(2, '0')}`);
+    clients = Array.from({ length: population.clients }, (_, i) => {
+      const n = i + 1; // 10.x.y.z, unique per client, never .0
+      return {
+        nome: faker.person.fullName(),
+        endereco: fakeAddress(faker),
+        ip: `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`,
+        device: faker.helpers.arrayElement(['Computador', 'Celular'] as const),
+        speed: faker.helpers.arrayElement(SPEEDS_MBPS),
+        servidor: faker.helpers.arrayElement(servers),
+      };
+    });
+    populations.set(key, clients);
+  }
+  return clients;
+}
+
+function tickInstant(faker: Faker, request: LandingBatchRequest): number {
+  // Events of a tick happened during the interval that ends at the tick.
   const spreadMs = Math.round(request.intervalSeconds * 1000);
+  return Date.parse(request.tickTime) - (spreadMs > 0 ? faker.number.int({ min: 0, max: spreadMs - 1 }) : 0);
+}
 
-  const dir = path.join(request.landingPath ?? config.landingDir, scenario.device, scenario.status);
-  await mkdir(dir, { recursive: true });
-  const finalPath = path.join(dir, landingFileName(scenario, new Date(tickMs), request.tick));
-  const tempPath = path.join(dir, `.${path.basename(finalPath)}.${process.pid}.tmp`);
+/** The source system's simulator: a new random person and IP for every event. */
+function randomRows(request: LandingBatchRequest, scenario: Scenario, index: number): EventRow[] {
+  const faker = newFaker([request.seed, request.tick, index]);
+  return Array.from({ length: scenario.count }, () => ({
+    atMs: tickInstant(faker, request),
+    nome: faker.person.fullName(),
+    endereco: fakeAddress(faker),
+    ip: faker.internet.ipv4({ network: faker.helpers.arrayElement(PRIVATE_NETWORKS) }),
+    device: scenario.device,
+    speed: faker.helpers.arrayElement(SPEEDS_MBPS),
+    status: scenario.status,
+  }));
+}
 
+/**
+ * Stable clients: a connect event picks a disconnected client of that device, and the reverse.
+ * A client changes state at most once per tick, so its events stay in order in time.
+ */
+function populationRows(request: LandingBatchRequest, scenario: Scenario, index: number, connected: Uint8Array, touched: Set<number>): EventRow[] {
+  const clients = buildPopulation(request.seed, request.population);
+  const faker = newFaker([request.seed, request.tick, index]);
+  const wantConnected = scenario.status === 'Desconectado';
+  const candidates = clients
+    .map((client, i) => i)
+    .filter((i) => !touched.has(i) && clients[i].device === scenario.device && Boolean(connected[i >> 3] & (1 << (i & 7))) === wantConnected);
+  const chosen = faker.helpers.arrayElements(candidates, Math.min(scenario.count, candidates.length));
+  return chosen.map((i) => {
+    connected[i >> 3] ^= 1 << (i & 7);
+    touched.add(i);
+    const { servidor, nome, endereco, ip, device, speed } = clients[i];
+    return { atMs: tickInstant(faker, request), nome, endereco, ip, device, speed, status: scenario.status, servidor };
+  });
+}
+
+/** Writes rows as one parquet file atomically (temp name, then rename). */
+async function writeParquet(finalPath: string, rows: EventRow[], withServer: boolean): Promise<void> {
+  const tempPath = path.join(path.dirname(finalPath), `.${path.basename(finalPath)}.${process.pid}.tmp`);
+  const columns = [...LANDING_COLUMNS, ...(withServer ? [['Servidor', 'VARCHAR'] as const] : [])];
   await withConnection(':memory:', async (db) => {
-    const table = `landing_rows_${process.pid}_${request.tick}_${index}`;
-    await db.run(`CREATE TEMP TABLE ${table} (${LANDING_COLUMNS.map(([n, t]) => `${n} ${t}`).join(', ')})`);
-    try {
-      const appender = await db.createAppender(table);
-      for (let i = 0; i < scenario.count; i++) {
-        // Events of a tick happened during the interval that ends at the tick.
-        const at = tickMs - (spreadMs > 0 ? faker.number.int({ min: 0, max: spreadMs - 1 }) : 0);
-        appender.appendVarchar(faker.person.fullName());
-        appender.appendVarchar(fakeAddress(faker));
-        appender.appendVarchar(faker.internet.ipv4({ network: faker.helpers.arrayElement(PRIVATE_NETWORKS) }));
-        appender.appendTimestamp(new DuckDBTimestampValue(BigInt(at) * 1000n));
-        appender.appendVarchar(scenario.device);
-        appender.appendBigInt(BigInt(faker.helpers.arrayElement(SPEEDS_MBPS)));
-        appender.appendVarchar(scenario.status);
-        appender.endRow();
-      }
-      appender.closeSync();
-      await db.run(`COPY ${table} TO ${sqlString(tempPath)} (FORMAT parquet, COMPRESSION zstd)`);
-    } finally {
-      await db.run(`DROP TABLE IF EXISTS ${table}`);
+    await db.run(`CREATE TEMP TABLE landing_rows (${columns.map(([n, t]) => `${n} ${t}`).join(', ')})`);
+    const appender = await db.createAppender('landing_rows');
+    for (const row of rows) {
+      appender.appendVarchar(row.nome);
+      appender.appendVarchar(row.endereco);
+      appender.appendVarchar(row.ip);
+      appender.appendTimestamp(new DuckDBTimestampValue(BigInt(row.atMs) * 1000n));
+      appender.appendVarchar(row.device);
+      appender.appendBigInt(BigInt(row.speed));
+      appender.appendVarchar(row.status);
+      if (withServer) appender.appendVarchar(row.servidor ?? '');
+      appender.endRow();
     }
+    appender.closeSync();
+    await db.run(`COPY landing_rows TO ${sqlString(tempPath)} (FORMAT parquet, COMPRESSION zstd)`);
   });
   try {
     await rename(tempPath, finalPath);
@@ -57,15 +134,28 @@ async function writeScenarioFile(request: LandingBatchRequest, scenario: Scenari
     await rm(tempPath, { force: true });
     throw error;
   }
-  return { path: finalPath, rows: scenario.count, device: scenario.device, status: scenario.status };
 }
 
 /** One generator tick: a file per scenario. Idempotent: a retry rewrites the same names with the same rows. */
-export async function writeLandingBatch(request: LandingBatchRequest): Promise<LandingFile[]> {
+export async function writeLandingBatch(request: LandingBatchRequest): Promise<LandingBatch> {
+  const population = request.mode === 'population';
+  const connected = population ? decodeBitmap(request.connected, request.population.clients) : new Uint8Array();
+  const touched = new Set<number>();
   const files: LandingFile[] = [];
   for (const [index, scenario] of request.scenarios.entries()) {
-    files.push(await writeScenarioFile(request, scenario, index));
+    const rows = population ? populationRows(request, scenario, index, connected, touched) : randomRows(request, scenario, index);
+    const dir = path.join(request.landingPath ?? config.landingDir, scenario.device, scenario.status);
+    await mkdir(dir, { recursive: true });
+    const file = path.join(dir, landingFileName(scenario, new Date(Date.parse(request.tickTime)), request.tick));
+    if (rows.length > 0) await writeParquet(file, rows, population);
+    files.push({ path: file, rows: rows.length, device: scenario.device, status: scenario.status });
     Context.current().heartbeat({ filesDone: files.length, filesTotal: request.scenarios.length });
   }
-  return files;
+  return { files: files.filter((f) => f.rows > 0), connected: population ? Buffer.from(connected).toString('base64') : undefined };
+}
+
+function decodeBitmap(encoded: string | undefined, clients: number): Uint8Array {
+  const bytes = new Uint8Array(Math.ceil(clients / 8));
+  if (encoded) bytes.set(Buffer.from(encoded, 'base64').subarray(0, bytes.length));
+  return bytes;
 }

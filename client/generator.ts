@@ -26,6 +26,13 @@ export function buildGeneratorInput(options: Record<string, string | undefined>)
   if (options.ticks !== undefined) input.ticks = Number(options.ticks);
   if (options.seed !== undefined) input.seed = Number(options.seed);
   if (options.startTime !== undefined) input.startTime = options.startTime;
+  if (options.mode !== undefined) input.mode = options.mode;
+  if (options.clients !== undefined || options.servers !== undefined) {
+    input.population = {
+      ...(options.clients !== undefined && { clients: Number(options.clients) }),
+      ...(options.servers !== undefined && { servers: Number(options.servers) }),
+    };
+  }
   input.landingPath = options.landing ?? config.landingDir;
   const parsed = generatorInputSchema.safeParse(input);
   if (!parsed.success) throw new CliError(`Invalid generator input: ${describeIssues(parsed.error)}`, 2);
@@ -40,6 +47,9 @@ export function generatorCommands(): Command {
     .description('start the generator workflow (keeps the running one if the id exists)')
     .option('--id <workflowId>', 'workflow id', DEFAULT_GENERATOR_ID)
     .option('--scenarios <list>', 'Device/Status=count,... (default: the four source-system scenarios)')
+    .option('--mode <mode>', 'random (a new person per event, as the source system) or population (stable clients and servers)')
+    .option('--clients <n>', 'population mode: number of clients (500)')
+    .option('--servers <n>', 'population mode: number of servers (12)')
     .option('--interval <seconds>', 'seconds between ticks', '10')
     .option('--ticks <n>', 'stop after n ticks (default: run until stopped)')
     .option('--seed <n>', 'seed for reproducible rows')

@@ -17,8 +17,25 @@ export const DEFAULT_SCENARIOS: Scenario[] = [
   { device: 'Celular', status: 'Desconectado', count: 60 },
 ];
 
+export const populationSchema = z
+  .object({
+    /** Stable clients, each with one device, Ip, Nome, plan speed and home server. */
+    clients: z.number().int().min(1).max(1_000_000).default(500),
+    servers: z.number().int().min(1).max(1000).default(12),
+    regions: z.array(z.string().regex(/^[a-z]{2,8}$/, 'lowercase letters')).min(1).default(['sp', 'rj', 'mg', 'rs']),
+  })
+  .strict();
+export type Population = z.output<typeof populationSchema>;
+
 export const generatorInputSchema = z
   .object({
+    /**
+     * random: the source system's simulator, a new random person and IP for every event.
+     * population: stable clients and servers whose devices connect and disconnect over time;
+     * files carry the extra column Servidor.
+     */
+    mode: z.enum(['random', 'population']).default('random'),
+    population: populationSchema.default(populationSchema.parse({})),
     scenarios: z
       .array(scenarioSchema)
       .min(1)
@@ -53,6 +70,8 @@ export interface GeneratorProgress {
   seed: number;
   lastFiles: string[];
   lastTickAt?: string;
+  /** population mode: which clients are connected, one bit each, base64. */
+  connected?: string;
 }
 
 export interface LandingBatchRequest {
@@ -62,6 +81,9 @@ export interface LandingBatchRequest {
   intervalSeconds: number;
   seed: number;
   scenarios: Scenario[];
+  mode: 'random' | 'population';
+  population: Population;
+  connected?: string;
 }
 
 export interface LandingFile {
@@ -69,4 +91,10 @@ export interface LandingFile {
   rows: number;
   device: string;
   status: string;
+}
+
+export interface LandingBatch {
+  files: LandingFile[];
+  /** population mode: the connected-clients bitmap after this tick. */
+  connected?: string;
 }

@@ -23,7 +23,7 @@ shutdown() {
 }
 trap shutdown INT TERM EXIT
 
-node dist/client/cli.js generator start
+node dist/client/cli.js generator start --mode population
 node dist/client/cli.js pipeline start
 echo "[up] Temporal Web UI: http://localhost:${TEMPORAL_UI_PORT:-8233}   worker log: data/logs/worker.log"
 echo "[up] landing zone: ${NETPULSE_LANDING_DIR:-data/landing}   Ctrl-C to stop"

@@ -6,6 +6,7 @@ import { closeAllInstances, sqlString, withConnection } from '../lake/duckdb';
 import { tableAsOfSql } from '../lake/changes';
 import { bronzeWorkflowId, type Source } from '../rules/bronze';
 import { silverEventSchema } from '../rules/silver';
+import { generatorWorkflow } from '../workflows/generator';
 import { medallionPipeline } from '../workflows/pipeline';
 import { closeTestClient, sqlRows, tempDir, terminateAll, uniqueId, withWorker } from './helpers';
 
@@ -186,6 +187,57 @@ test('hand-built fixture: every gold figure, quarantine reasons, idempotent re-r
         { nome: 'Fabi', status: 'Desconectado', _change_type: 'update_postimage' },
       ]);
     }, { deps: { lakeFile, landingDir: landing } });
+  } finally {
+    await terminateAll(ids);
+  }
+});
+
+test('generator population mode: stable clients, consistent connect/disconnect, Servidor evolves bronze and feeds gold', async () => {
+  const dir = tempDir('population');
+  const landing = path.join(dir, 'landing');
+  const lakeFile = path.join(dir, 'netpulse.duckdb');
+  const tag = `p${Math.random().toString(36).slice(2, 6)}`;
+  const sources: Source[] = ['Computador/Conectado', 'Celular/Conectado', 'Computador/Desconectado', 'Celular/Desconectado']
+    .map((folder) => ({ name: `${tag}_${folder.replace('/', '_').toLowerCase()}`, label: folder.replace('/', ' '), path: folder }));
+  const prefix = `${tag}-`;
+  const ids = [...sources.map(bronzeWorkflowId), `${prefix}silver`, `${prefix}gold`];
+  const population = { clients: 60, servers: 4, regions: ['sp', 'rj'] };
+  try {
+    await withWorker(async ({ client, taskQueue }) => {
+      const pipeline = () => client.workflow.execute(medallionPipeline, {
+        taskQueue, workflowId: uniqueId('pipeline'),
+        args: [{ sources, landingPath: landing, workflowIdPrefix: prefix, gold: { options: { refreshIntervalSeconds: 0 } } }],
+      });
+      // The source system's mode first, then the switch to a population: bronze gains Servidor.
+      await client.workflow.execute(generatorWorkflow, { taskQueue, workflowId: uniqueId('gen'), args: [{ ticks: 1, intervalSeconds: 0, seed: 3, landingPath: landing }] });
+      await pipeline();
+      const result = await client.workflow.execute(generatorWorkflow, {
+        taskQueue, workflowId: uniqueId('gen'),
+        args: [{ mode: 'population', population, ticks: 6, intervalSeconds: 0.05, startTime: '2026-05-01T08:00:00Z', seed: 3, landingPath: landing }],
+      });
+      expect(result.connected).toBeDefined();
+      await pipeline();
+    }, { deps: { lakeFile, landingDir: landing } });
+
+    const population_events = `SELECT * FROM read_parquet('${landing}/*/*/*.parquet', union_by_name = true) WHERE Servidor IS NOT NULL`;
+    // Each client keeps one name, device, plan and server; at most `clients` distinct IPs.
+    expect(await sqlRows(`SELECT count(DISTINCT Ip) <= 60 AS bounded, max(n) AS variants FROM (
+      SELECT Ip, count(DISTINCT (Nome, Dispositivo_de_Acesso, Velocidade_de_Conexao, Servidor)) AS n FROM (${population_events}) GROUP BY Ip)`))
+      .toEqual([{ bounded: true, variants: '1' }]);
+    // A device's statuses alternate in time, starting with a connect.
+    expect(await sqlRows(`SELECT count(*) AS broken FROM (
+      SELECT Status_Conexao, lag(Status_Conexao) OVER (PARTITION BY Ip ORDER BY Hora_Conexao) AS previous
+      FROM (${population_events})) WHERE Status_Conexao = previous OR (previous IS NULL AND Status_Conexao <> 'Conectado')`))
+      .toEqual([{ broken: '0' }]);
+    const servidorAdded = await sqlRows<{ schema_version: number }>(
+      `SELECT DISTINCT schema_version FROM lake.schema_versions WHERE column_name = 'Servidor'`, lakeFile);
+    expect(servidorAdded).toEqual([{ schema_version: 2 }]);
+    // Gold's server load covers exactly the generated servers, with the device counts of silver.
+    const load = await sqlRows<{ servidor: string; devices_connected: string }>('SELECT servidor, devices_connected FROM gold.server_load ORDER BY 1', lakeFile);
+    expect(load.map((l) => l.servidor)).toEqual(['srv-rj-01', 'srv-rj-02', 'srv-sp-01', 'srv-sp-02']);
+    const expected = await sqlRows<{ servidor: string; devices_connected: string }>(
+      `SELECT servidor, count(*) FILTER (WHERE status = 'Conectado') AS devices_connected FROM silver.device_state WHERE servidor IS NOT NULL GROUP BY 1 ORDER BY 1`, lakeFile);
+    expect(load).toEqual(expected);
   } finally {
     await terminateAll(ids);
   }

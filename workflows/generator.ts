@@ -35,14 +35,18 @@ export async function generatorWorkflow(input: GeneratorRunInput = {}): Promise<
     }
     if (progress.ticksDone > 0 && cfg.intervalSeconds > 0) await wf.sleep(cfg.intervalSeconds * 1000);
     const tickTime = new Date(startMs !== undefined ? startMs + progress.ticksDone * cfg.intervalSeconds * 1000 : Date.now());
-    const files = await writeLandingBatch({
+    const { files, connected } = await writeLandingBatch({
       landingPath: cfg.landingPath,
       tick: progress.ticksDone,
       tickTime: tickTime.toISOString(),
       intervalSeconds: cfg.intervalSeconds,
       seed: progress.seed,
       scenarios: cfg.scenarios,
+      mode: cfg.mode,
+      population: cfg.population,
+      connected: progress.connected,
     });
+    progress.connected = connected;
     progress.ticksDone++;
     progress.filesWritten += files.length;
     progress.rowsWritten += files.reduce((sum, f) => sum + f.rows, 0);

@@ -3,6 +3,7 @@ import { config } from '../config';
 import { bronzeActivities, type LakeDeps } from './bronze';
 import { controlActivities, type TemporalDeps } from './control';
 import { goldActivities } from './gold';
+import { readActivities } from './read';
 import { silverActivities } from './silver';
 import { writeLandingBatch } from './landing';
 
@@ -21,6 +22,7 @@ export function createActivities(deps: WorkerDeps = defaultDeps()) {
     ...bronzeActivities(deps),
     ...silverActivities(deps),
     ...goldActivities(deps),
+    ...readActivities(deps),
     ...controlActivities(deps),
   };
 }

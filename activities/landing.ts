@@ -12,6 +12,10 @@ import type { LandingBatch, LandingBatchRequest, LandingFile, Population, Scenar
 
 const PRIVATE_NETWORKS = ['private-a', 'private-b', 'private-c'] as const;
 
+/** Population mode's plan mix: most clients on mid-range plans, few on the fastest. */
+const PLAN_WEIGHTS = [1, 2, 4, 4, 6, 8, 12, 16, 14, 8, 4, 2];
+const PLAN_MIX = SPEEDS_MBPS.map((value, i) => ({ value, weight: PLAN_WEIGHTS[i] }));
+
 interface EventRow {
   nome: string;
   endereco: string;
@@ -58,7 +62,7 @@ export function buildPopulation(seed: number, population: Population): Client[] 
         endereco: fakeAddress(faker),
         ip: `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`,
         device: faker.helpers.arrayElement(['Computador', 'Celular'] as const),
-        speed: faker.helpers.arrayElement(SPEEDS_MBPS),
+        speed: faker.helpers.weightedArrayElement(PLAN_MIX),
         servidor: faker.helpers.arrayElement(servers),
       };
     });

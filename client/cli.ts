@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { generatorCommands } from './generator';
 import { pipelineCommands } from './pipeline';
+import { readCommands } from './report';
 import { CliError } from './connection';
 
 export function buildProgram(): Command {
@@ -13,7 +14,7 @@ export function buildProgram(): Command {
   program.command('worker').description('run the worker (Ctrl-C stops it gracefully)').action(async () => {
     await (await import('../worker')).runWorker();
   });
-  for (const command of [generatorCommands(), ...pipelineCommands()]) program.addCommand(command);
+  for (const command of [generatorCommands(), ...pipelineCommands(), ...readCommands()]) program.addCommand(command);
   // addCommand does not copy the parent's settings: errors must still come back as exit codes.
   const inherit = (command: Command) => command.commands.forEach((c) => inherit(c.exitOverride().showHelpAfterError()));
   inherit(program);

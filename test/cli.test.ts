@@ -1,0 +1,85 @@
+// The CLI as a user runs it: a real process, real exit codes, against the real dev server and
+// a worker that owns a real lake file.
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { writeSyntheticLanding } from '../bench/landing-maker';
+import { closeAllInstances } from '../lake/duckdb';
+import { DEFAULT_SOURCES, bronzeWorkflowId } from '../rules/bronze';
+import { closeTestClient, tempDir, terminateAll, uniqueId, withWorker } from './helpers';
+
+afterAll(async () => {
+  await closeTestClient();
+  await closeAllInstances();
+});
+
+interface Run { code: number; stdout: string; stderr: string }
+
+function cli(args: string[], env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(__dirname, '..', 'dist', 'client', 'cli.js'), ...args],
+      { env: { ...process.env, ...env }, timeout: 120_000 },
+      (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+}
+
+test('bad CLI input: a clear message naming the field and exit code 2, before contacting anything', async () => {
+  const env = { TEMPORAL_ADDRESS: '127.0.0.1:9' }; // nothing listens there: validation must come first
+  const cases: [string[], RegExp][] = [
+    [['generator', 'start', '--ticks', '0'], /ticks: Too small/],
+    [['generator', 'start', '--scenarios', 'Tablet/Conectado=3'], /scenarios\.0\.device/],
+    [['generator', 'start', '--mode', 'chaos'], /mode: Invalid option/],
+    [['run', '--max-files', '0'], /options\.maxFilesPerBatch/],
+    [['report', '--as-of', 'last tuesday'], /--as-of: "last tuesday" is neither/],
+    [['query', 'select 1', '--format', 'xml'], /--format: "xml"/],
+    [['no-such-command'], /unknown command/],
+  ];
+  for (const [args, message] of cases) {
+    const result = await cli(args, env);
+    expect({ args, code: result.code }).toEqual({ args, code: 2 });
+    expect(result.stderr).toMatch(message);
+  }
+  const unreachable = await cli(['report'], env);
+  expect(unreachable.code).toBe(1);
+  expect(unreachable.stderr).toMatch(/cannot reach Temporal at 127\.0\.0\.1:9/);
+});
+
+test('run, report, query and bronze status through the worker', async () => {
+  const dir = tempDir('cli');
+  const landing = path.join(dir, 'landing');
+  const lakeFile = path.join(dir, 'netpulse.duckdb');
+  await writeSyntheticLanding({ root: landing, files: 8, rowsPerFile: 25 });
+  const taskQueue = uniqueId('tq-cli');
+  const env = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing, NETPULSE_LAKE_FILE: lakeFile };
+  try {
+    await withWorker(async () => {
+      const run = await cli(['run'], env);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/computador_conectado\s+1\s+2\s+50\s+0\s+1\.\.1/);
+      expect(run.stdout).toMatch(/pass finished in/);
+
+      const report = await cli(['report', '--json'], env);
+      expect(report.code).toBe(0);
+      const parsed = JSON.parse(report.stdout);
+      expect(parsed.version).toBe(1);
+      expect(parsed.tables.connections_now.find((r: { dispositivo: string }) => r.dispositivo === 'Total')).toEqual(
+        { dispositivo: 'Total', connected: expect.any(String), disconnected: expect.any(String), devices: expect.any(String) });
+      const text = await cli(['report', '--as-of', '1'], env);
+      expect(text.stdout).toMatch(/^gold version 1, committed/);
+      expect(text.stdout).toMatch(/Server load and upgrade flags/);
+
+      const csv = await cli(['query', 'SELECT count(*) AS n FROM bronze.celular_conectado', '--format', 'csv'], env);
+      expect(csv).toMatchObject({ code: 0, stdout: 'n\n50\n' });
+      const write = await cli(['query', 'DELETE FROM silver.events'], env);
+      expect(write.code).toBe(2);
+      expect(write.stderr).toMatch(/only SELECT statements are allowed/);
+      const broken = await cli(['query', 'SELECT nope FROM silver.events'], env);
+      expect(broken.code).toBe(2);
+      expect(broken.stderr).toMatch(/Referenced column "nope" not found|nope/);
+
+      const status = await cli(['bronze', 'status'], env);
+      expect(status.stdout).toMatch(/bronze-celular-conectado\s+2\s+0\s+50\s+1\s+1\s+0/);
+    }, { taskQueue, deps: { lakeFile, landingDir: landing } });
+  } finally {
+    await terminateAll([...DEFAULT_SOURCES.map(bronzeWorkflowId), 'silver', 'gold']);
+  }
+});

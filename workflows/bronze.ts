@@ -9,7 +9,7 @@ import {
   type BronzeSourceInput, type IngestResult, type PassSummary,
 } from '../rules/bronze';
 import { parseOrFail } from '../rules/validate';
-import { awaitPasses, CheckpointOwner, type PassRequest } from './checkpoint-owner';
+import { awaitPasses, CheckpointOwner, startSummary, type PassRequest } from './checkpoint-owner';
 
 export { passDoneSignal, requestPassSignal, runPassUpdate, type PassRequest } from './checkpoint-owner';
 
@@ -77,11 +77,7 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
 
   /** availableNow: every file present when the pass starts, in bounded batches, then stop. */
   async function runPass(): Promise<PassSummary> {
-    const startedAt = new Date(Date.now()).toISOString();
-    const summary: PassSummary = {
-      layer: 'bronze', source: source.name, batches: 0, files: 0, rows: 0, quarantined: 0,
-      fromVersion: checkpoint.version, toVersion: checkpoint.version, startedAt, finishedAt: startedAt,
-    };
+    const summary = startSummary('bronze', source.name, checkpoint.version);
     let cutoffMs: number | undefined;
     for (;;) {
       const plan = await planBronzeBatch({

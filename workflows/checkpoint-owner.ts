@@ -96,3 +96,9 @@ function installReplyHandler(): Map<string, PassSummary> {
   wf.setHandler(passDoneSignal, ({ requestId, ...summary }) => void done.set(requestId, summary));
   return done;
 }
+
+/** An empty pass summary at the owner's current version; the pass fills it in. */
+export function startSummary(layer: PassSummary['layer'], source: string, version: number): PassSummary {
+  const startedAt = new Date(Date.now()).toISOString();
+  return { layer, source, batches: 0, files: 0, rows: 0, quarantined: 0, fromVersion: version, toVersion: version, startedAt, finishedAt: startedAt };
+}

@@ -7,7 +7,7 @@ import type { GoldCheckpoint } from '../rules/gold';
 import { goldInputSchema, silverInputSchema, type GoldWorkflowInput, type SilverWorkflowInput } from '../rules/layers';
 import type { SilverCheckpoint, SilverInput } from '../rules/silver';
 import { parseOrFail } from '../rules/validate';
-import { CheckpointOwner, type PassRequest } from './checkpoint-owner';
+import { CheckpointOwner, startSummary, type PassRequest } from './checkpoint-owner';
 
 export const silverStatusQuery = wf.defineQuery<SilverCheckpoint & { passRunning: boolean; pending?: SilverInput[]; lastPass?: PassSummary }>('checkpoint');
 export const goldStatusQuery = wf.defineQuery<GoldCheckpoint & { passRunning: boolean; lastPass?: PassSummary }>('checkpoint');
@@ -41,12 +41,7 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
   const owner = new CheckpointOwner({
     queued, runOnStart: false,
     runPass: async () => {
-      const startedAt = now();
-      const summary: PassSummary = {
-        layer: 'silver', source: 'silver', batches: 0, files: 0, rows: 0, quarantined: 0,
-        fromVersion: checkpoint.eventsVersion, toVersion: checkpoint.eventsVersion, startedAt, finishedAt: startedAt,
-        details: { rowsIn: 0, duplicates: 0 },
-      };
+      const summary: PassSummary = { ...startSummary('silver', 'silver', checkpoint.eventsVersion), details: { rowsIn: 0, duplicates: 0 } };
       const inputs = await planSilverBatch(checkpoint.bronzeVersions);
       if (inputs.length > 0) {
         const batchSeq = checkpoint.nextBatchSeq;
@@ -86,11 +81,7 @@ export async function goldWorkflow(input: GoldWorkflowInput & Carried<GoldCheckp
   const owner = new CheckpointOwner({
     queued, runOnStart: false,
     runPass: async () => {
-      const startedAt = now();
-      const summary: PassSummary = {
-        layer: 'gold', source: 'gold', batches: 0, files: 0, rows: 0, quarantined: 0,
-        fromVersion: checkpoint.eventsVersion, toVersion: checkpoint.eventsVersion, startedAt, finishedAt: startedAt,
-      };
+      const summary = startSummary('gold', 'gold', checkpoint.eventsVersion);
       const latest = await planGoldBatch();
       const asOf = cfg.asOf ? new Date(cfg.asOf).toISOString() : now();
       const silverMoved = latest.eventsVersion > checkpoint.eventsVersion || latest.deviceStateVersion > checkpoint.deviceStateVersion;

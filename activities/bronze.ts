@@ -8,6 +8,7 @@ import { qualified } from '../lake/changes';
 import { commitBatch, findCommit, registerTable, type CommitInfo } from '../lake/commit';
 import { sqlIdentifier, sqlString } from '../lake/duckdb';
 import { isTempLandingName } from '../lake/landing';
+import { batchLog } from './context';
 import {
   bronzeTable, type BronzeCheckpoint, type IngestRequest, type IngestResult, type LandingFileInfo,
   type PlanRequest, type PlanResult, type Source,
@@ -275,7 +276,8 @@ function projection(tableColumns: Map<string, string>, fileColumns: Column[]): {
 
 async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable: ReadableFile[], bad: BadFile[]): Promise<CommitInfo> {
   const table = bronzeTable(request.source);
-  return commitBatch(db, { table, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'STREAMING UPDATE' }, async (version) => {
+  const identity = { table, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'STREAMING UPDATE', log: batchLog('bronze', table) };
+  return commitBatch(db, identity, async (version) => {
     let rows = 0;
     let evolution = { added: [] as Column[], schemaVersion: 0, columns: new Map<string, string>() };
     if (readable.length > 0) {
@@ -319,6 +321,7 @@ async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable
     }
     return {
       rowsInserted: rows,
+      event: { rowsIn: rows, rowsOut: rows, quarantined: bad.length },
       details: {
         filesIngested: readable.length, filesQuarantined: bad.length,
         schemaVersion: evolution.schemaVersion, newColumns: evolution.added.map(([n]) => n),

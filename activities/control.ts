@@ -14,6 +14,9 @@ export interface PassTarget {
   workflowType: string;
   /** Input the workflow starts with if it is not running; a running one keeps its own. */
   input: unknown;
+  /** Web UI: search attributes (registered by scripts/server.sh) and a one-line summary. */
+  layer: 'bronze' | 'silver' | 'gold';
+  source: string;
 }
 
 export function controlActivities(deps: TemporalDeps) {
@@ -31,6 +34,9 @@ export function controlActivities(deps: TemporalDeps) {
         workflowId: target.workflowId,
         args: [target.input],
         signal: 'requestPass',
+        searchAttributes: { NetpulseLayer: [target.layer], NetpulseSource: [target.source] },
+        staticSummary: `${target.layer} checkpoint owner for ${target.source}`,
+        memo: { layer: target.layer, source: target.source },
         signalArgs: [{ requestId: target.requestId, replyTo } satisfies PassRequest],
       });
     }

@@ -7,11 +7,12 @@ import path from 'node:path';
 import { config } from '../config';
 import { withLake } from '../lake/catalog';
 import { changeFeedSql, ensureMutableTable, replaceWithChanges } from '../lake/changes';
-import { commitTables } from '../lake/commit';
+import { commitTables, type BatchWrite } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import { SPEEDS_MBPS } from '../rules/events';
 import { GOLD_TABLES, type GoldCheckpoint, type GoldOptions, type GoldRequest, type GoldResult } from '../rules/gold';
 import type { LakeDeps } from './bronze';
+import { batchLog } from './context';
 import { SILVER_DEVICE_STATE, SILVER_EVENTS } from './silver';
 
 /** Tables whose SQL reads their own previous rows need explicit columns to be created. */
@@ -76,10 +77,10 @@ export function goldActivities(deps: LakeDeps) {
     return withLake(deps.lakeFile, async (db) => {
       Context.current().heartbeat({ phase: 'refreshing', tables: tables.length });
       let rowsChanged = 0;
-      const commits = await commitTables(db, tables, { batchId: request.batchId, batchSeq: request.batchSeq, operation: 'REFRESH' }, async (v) => {
+      const commits = await commitTables(db, tables, { batchId: request.batchId, batchSeq: request.batchSeq, operation: 'REFRESH', log: batchLog('gold', 'gold') }, async (v) => {
         await ensureGold(db, request);
         await stageInputs(db, request);
-        const written: Record<string, { rowsInserted?: number; rowsDeleted?: number; details?: Record<string, unknown> }> = {};
+        const written: Record<string, BatchWrite> = {};
         for (const name of GOLD_TABLES) {
           const table = `gold.${name}`;
           written[table] = await replaceWithChanges(db, table, goldSql(name, request.asOf, request.options), v[table]);
@@ -88,6 +89,8 @@ export function goldActivities(deps: LakeDeps) {
             asOf: request.asOf, eventsToVersion: request.eventsToVersion, deviceStateVersion: request.deviceStateVersion,
           };
         }
+        const newEvents = Number((await db.runAndReadAll('SELECT count(*) FROM new_events')).getRows()[0][0]);
+        written[tables[0]].event = { rowsIn: newEvents, rowsOut: rowsChanged, quarantined: 0 };
         await db.run('DROP TABLE new_events');
         await db.run('DROP TABLE server_capacity');
         return written;

@@ -5,6 +5,9 @@ import { StatementType, type DuckDBConnection } from '@duckdb/node-api';
 import { withLake } from '../lake/catalog';
 import { tableAsOfSql } from '../lake/changes';
 import { sqlString } from '../lake/duckdb';
+import { writeEventLog } from '../lake/commit';
+import type { PassSummary } from '../rules/bronze';
+import { Context } from '@temporalio/activity';
 import { GOLD_TABLES } from '../rules/gold';
 import type { LakeDeps } from './bronze';
 
@@ -93,5 +96,17 @@ export function readActivities(deps: LakeDeps) {
     });
   }
 
-  return { queryLake, readGoldReport };
+  /** One event-log row per pipeline pass, with its per-layer summaries. */
+  async function logPipelinePass(pass: { pass: number; startedAt: string; finishedAt: string; bronze: PassSummary[]; silver?: PassSummary; gold?: PassSummary }): Promise<void> {
+    const { workflowExecution } = Context.current().info;
+    const bronzeRows = pass.bronze.reduce((n, b) => n + b.rows, 0);
+    await withLake(deps.lakeFile, (db) => writeEventLog(db, {
+      kind: 'pass', layer: 'pipeline', source: workflowExecution?.workflowId ?? 'pipeline', batchId: `pass-${pass.pass}`,
+      rowsIn: bronzeRows, rowsOut: pass.silver?.rows, quarantined: pass.bronze.reduce((n, b) => n + b.quarantined, 0) + (pass.silver?.quarantined ?? 0),
+      durationMs: Date.parse(pass.finishedAt) - Date.parse(pass.startedAt),
+      workflowId: workflowExecution?.workflowId, runId: workflowExecution?.runId, details: pass,
+    }));
+  }
+
+  return { queryLake, readGoldReport, logPipelinePass };
 }

@@ -10,6 +10,7 @@ import {
   SILVER_RULES, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult,
 } from '../rules/silver';
 import type { LakeDeps } from './bronze';
+import { batchLog } from './context';
 
 export const SILVER_EVENTS = 'silver.events';
 export const SILVER_QUARANTINE = 'silver.quarantine';
@@ -100,7 +101,7 @@ export function silverActivities(deps: LakeDeps) {
       await ensureSilver(db);
       Context.current().heartbeat({ phase: 'writing', inputs: request.inputs.length });
       const counts = { rowsIn: 0, quarantined: 0, events: 0, duplicates: 0 };
-      const commits = await commitTables(db, SILVER_TABLES, { batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE' }, async (v) => {
+      const commits = await commitTables(db, SILVER_TABLES, { batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE', log: batchLog('silver', SILVER_EVENTS) }, async (v) => {
         await stageInput(db, request.inputs);
         await db.run(`CREATE OR REPLACE TEMP TABLE silver_checked AS ${typedAndCheckedSql(request.options)}`);
         counts.rowsIn = Number((await db.runAndReadAll('SELECT count(*) FROM silver_checked')).getRows()[0][0]);
@@ -151,7 +152,10 @@ export function silverActivities(deps: LakeDeps) {
         const dqRows = 5 + SILVER_RULES.length;
         for (const t of ['silver_input', 'silver_checked', 'device_updates']) await db.run(`DROP TABLE ${t}`);
         return {
-          [SILVER_EVENTS]: { rowsInserted: counts.events, details: { inputs: request.inputs, ...counts } },
+          [SILVER_EVENTS]: {
+            rowsInserted: counts.events, details: { inputs: request.inputs, ...counts },
+            event: { rowsIn: counts.rowsIn, rowsOut: counts.events, quarantined: counts.quarantined },
+          },
           [SILVER_QUARANTINE]: { rowsInserted: counts.quarantined },
           [SILVER_DEVICE_STATE]: { rowsInserted: devices.rowsInserted, rowsUpdated: devices.rowsUpdated },
           [SILVER_DQ]: { rowsInserted: dqRows },

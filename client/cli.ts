@@ -4,6 +4,8 @@ import { Command, CommanderError } from 'commander';
 import { generatorCommands } from './generator';
 import { pipelineCommands } from './pipeline';
 import { readCommands } from './report';
+import { statusCommand } from './status';
+import { scheduleCommands } from './schedule';
 import { CliError } from './connection';
 
 export function buildProgram(): Command {
@@ -14,7 +16,7 @@ export function buildProgram(): Command {
   program.command('worker').description('run the worker (Ctrl-C stops it gracefully)').action(async () => {
     await (await import('../worker')).runWorker();
   });
-  for (const command of [generatorCommands(), ...pipelineCommands(), ...readCommands()]) program.addCommand(command);
+  for (const command of [generatorCommands(), ...pipelineCommands(), statusCommand(), scheduleCommands(), ...readCommands()]) program.addCommand(command);
   // addCommand does not copy the parent's settings: errors must still come back as exit codes.
   const inherit = (command: Command) => command.commands.forEach((c) => inherit(c.exitOverride().showHelpAfterError()));
   inherit(program);
@@ -31,7 +33,11 @@ export async function runCli(argv: string[]): Promise<number> {
       console.error(`error: ${error.message}`);
       return error.exitCode;
     }
-    console.error(error);
+    // Temporal wraps the reason (workflow → activity → application failure): print the chain.
+    const messages: string[] = [];
+    for (let e: unknown = error; e instanceof Error; e = e.cause) messages.push(e.message);
+    console.error(`error: ${messages.join(': ')}`);
+    if (process.env.NETPULSE_DEBUG) console.error(error);
     return 1;
   }
 }

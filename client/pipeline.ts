@@ -1,18 +1,28 @@
-// CLI commands of the pipeline: one availableNow pass, continuous mode, bronze checkpoints.
+// CLI commands of the pipeline: one availableNow pass, and the continuous pipeline's controls.
 import { Command } from 'commander';
 import { WorkflowIdConflictPolicy } from '@temporalio/client';
 import { config } from '../config';
-import { bronzeWorkflowId, DEFAULT_SOURCES, type PassSummary } from '../rules/bronze';
+import type { PassSummary } from '../rules/bronze';
 import { pipelineInputSchema, type PipelineInput } from '../rules/pipeline';
 import { describeIssues } from '../rules/validate';
-import { bronzeStatusQuery } from '../workflows/bronze';
-import { medallionPipeline, pipelineStatusQuery } from '../workflows/pipeline';
+import {
+  medallionPipeline, pauseSignal, pipelineStatusQuery, resumeSignal, setIntervalUpdate, triggerPassSignal,
+} from '../workflows/pipeline';
 import { CliError, connectClient } from './connection';
 import { table } from './format';
 
 export const CONTINUOUS_PIPELINE_ID = 'pipeline-continuous';
 
-function pipelineInput(options: { maxFiles?: string; landing?: string; interval?: string }, continuous: boolean): PipelineInput {
+async function pipelineHandle() {
+  const client = await connectClient();
+  const handle = client.workflow.getHandle(CONTINUOUS_PIPELINE_ID);
+  await handle.describe().catch((error: Error) => {
+    throw new CliError(`no continuous pipeline (${error.message}); start it with: netpulse continuous start`);
+  });
+  return handle;
+}
+
+export function pipelineInput(options: { maxFiles?: string; landing?: string; interval?: string }, continuous: boolean): PipelineInput {
   const input: PipelineInput = { continuous, landingPath: options.landing ?? config.landingDir };
   if (options.maxFiles !== undefined) input.options = { maxFilesPerBatch: Number(options.maxFiles) };
   if (options.interval !== undefined) input.intervalSeconds = Number(options.interval);
@@ -21,9 +31,10 @@ function pipelineInput(options: { maxFiles?: string; landing?: string; interval?
   return input;
 }
 
-function passTable(bronze: PassSummary[]): string {
-  return table(bronze.map((s) => ({
-    source: s.source, batches: s.batches, files: s.files, rows: s.rows, quarantined: s.quarantined,
+function passTable(pass: { bronze: PassSummary[]; silver?: PassSummary; gold?: PassSummary }): string {
+  const layers = [...pass.bronze, ...(pass.silver ? [pass.silver] : []), ...(pass.gold ? [pass.gold] : [])];
+  return table(layers.map((s) => ({
+    layer: s.layer, source: s.source, batches: s.batches, files: s.layer === 'bronze' ? s.files : '', rows: s.rows, quarantined: s.quarantined,
     versions: s.batches ? `${s.fromVersion + 1}..${s.toVersion}` : '-',
     seconds: ((Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000).toFixed(1),
   })));
@@ -31,7 +42,7 @@ function passTable(bronze: PassSummary[]): string {
 
 export function pipelineCommands(): Command[] {
   const run = new Command('run')
-    .description('one availableNow pass: ingest every landing file not yet ingested, then stop')
+    .description('one availableNow pass through bronze, silver and gold: everything landed so far, then stop')
     .option('--max-files <n>', 'max files per batch')
     .option('--landing <dir>', 'landing zone root')
     .option('--json', 'print the summary as JSON')
@@ -41,18 +52,20 @@ export function pipelineCommands(): Command[] {
       const started = Date.now();
       const handle = await client.workflow.start(medallionPipeline, {
         taskQueue: config.taskQueue, workflowId: `pipeline-run-${new Date().toISOString().replace(/[:.]/g, '-')}`,
-        args: [input],
+        args: [input], searchAttributes: { NetpulseLayer: ['pipeline'] }, staticSummary: 'one availableNow pass (CLI run)',
       });
       if (!options.json) console.error(`pass running as workflow ${handle.workflowId} …`);
       const pass = (await handle.result())!;
       if (options.json) console.log(JSON.stringify(pass, null, 2));
-      else console.log(`${passTable(pass.bronze)}\n\npass finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      else console.log(`${passTable(pass)}\n\npass finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     });
 
-  const pipeline = new Command('pipeline').description('the continuous pipeline (loops passes with an interval)');
-  pipeline
+  const continuous = new Command('continuous')
+    .alias('pipeline')
+    .description(`the continuous pipeline (workflow ${CONTINUOUS_PIPELINE_ID}): a pass every interval`);
+  continuous
     .command('start')
-    .description(`start the continuous pipeline as workflow ${CONTINUOUS_PIPELINE_ID} (keeps a running one)`)
+    .description('start it (keeps a running one)')
     .option('--interval <seconds>', 'seconds between passes', '10')
     .option('--max-files <n>', 'max files per batch')
     .option('--landing <dir>', 'landing zone root')
@@ -62,43 +75,46 @@ export function pipelineCommands(): Command[] {
       const handle = await client.workflow.start(medallionPipeline, {
         taskQueue: config.taskQueue, workflowId: CONTINUOUS_PIPELINE_ID, args: [input],
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+        searchAttributes: { NetpulseLayer: ['pipeline'] }, memo: { description: 'continuous medallion pipeline' },
+        staticSummary: `continuous pipeline, a pass every ${input.intervalSeconds} s`,
       });
       console.log(`pipeline ${handle.workflowId} running; Web UI: ${config.uiUrl}/namespaces/${config.namespace}/workflows/${handle.workflowId}`);
     });
-  pipeline
+  continuous
     .command('status')
+    .description('paused or not, passes, rows through each layer, last pass duration, files waiting')
     .option('--brief', 'one line')
-    .action(async (options) => {
-      const client = await connectClient();
-      const status = await client.workflow.getHandle(CONTINUOUS_PIPELINE_ID).query(pipelineStatusQuery);
-      if (!options.brief) return console.log(JSON.stringify(status, null, 2));
-      const last = status.lastPass?.bronze ?? [];
-      const sum = (k: 'files' | 'rows' | 'quarantined') => last.reduce((n, s) => n + s[k], 0);
-      console.log(`[pipeline] ${status.passes} passes; last pass: ${sum('files')} files, ${sum('rows')} rows into bronze, ${sum('quarantined')} quarantined`);
-    });
-  pipeline.command('stop').action(async () => {
-    await (await connectClient()).workflow.getHandle(CONTINUOUS_PIPELINE_ID).cancel();
-    console.log(`pipeline ${CONTINUOUS_PIPELINE_ID} cancelled`);
-  });
-
-  const bronze = new Command('bronze').description('bronze checkpoints');
-  bronze
-    .command('status')
-    .description('checkpoint of each source workflow: files, rows, version, schema version, lag')
     .option('--json', 'JSON output')
     .action(async (options) => {
-      const client = await connectClient();
-      const rows = await Promise.all(DEFAULT_SOURCES.map(async (source) => {
-        const id = bronzeWorkflowId(source);
-        try {
-          const s = await client.workflow.getHandle(id).query(bronzeStatusQuery);
-          return { workflow: id, files: s.filesIngested, quarantined: s.filesQuarantined, rows: s.rowsIngested, version: s.version, schema: s.schemaVersion, lag_files: s.lagFiles ?? '', passes: s.passes, running: s.passRunning ? 'yes' : 'no' };
-        } catch {
-          return { workflow: id, files: 'not started' };
-        }
-      }));
-      console.log(options.json ? JSON.stringify(rows, null, 2) : table(rows));
+      const status = await (await pipelineHandle()).query(pipelineStatusQuery);
+      if (options.json) return console.log(JSON.stringify(status, null, 2));
+      const t = status.totals;
+      const lag = Object.values(status.bronzeLagFiles).reduce((a, b) => a + b, 0);
+      const state = status.paused ? 'paused' : status.running ? 'running a pass' : 'waiting';
+      const line = `[pipeline] ${state}; ${t.passes} passes, ${t.bronzeFiles} files / ${t.bronzeRows} rows into bronze, `
+        + `${t.silverEvents} silver events, ${t.bronzeQuarantined + t.silverQuarantined} quarantined, ${t.goldRefreshes} gold refreshes; `
+        + `last pass ${status.lastPassSeconds?.toFixed(2) ?? '-'} s; ${lag} files waiting`;
+      console.log(options.brief ? line : `${line}\ninterval ${status.intervalSeconds} s, next pass ${status.nextPassAt ?? (status.paused ? 'when resumed' : '-')}`);
+    });
+  const control = (name: string, description: string, act: (h: Awaited<ReturnType<typeof pipelineHandle>>) => Promise<unknown>, done: string) =>
+    continuous.command(name).description(description).action(async () => {
+      await act(await pipelineHandle());
+      console.log(done);
+    });
+  control('pause', 'pause after the current pass', (h) => h.signal(pauseSignal), 'pipeline paused');
+  control('resume', 'resume (runs a pass now)', (h) => h.signal(resumeSignal), 'pipeline resumed');
+  control('trigger', 'run a pass now', (h) => h.signal(triggerPassSignal), 'pass triggered');
+  control('stop', 'cancel the continuous pipeline', (h) => h.cancel(), `pipeline ${CONTINUOUS_PIPELINE_ID} cancelled`);
+  continuous
+    .command('interval')
+    .description('change the interval between passes')
+    .argument('<seconds>', 'seconds, 0 to 86400')
+    .action(async (seconds: string) => {
+      const value = Number(seconds);
+      if (!Number.isFinite(value) || value < 0 || value > 86_400) throw new CliError(`interval: "${seconds}" is not a number of seconds from 0 to 86400`, 2);
+      const applied = await (await pipelineHandle()).executeUpdate(setIntervalUpdate, { args: [value] });
+      console.log(`interval set to ${applied} s`);
     });
 
-  return [run, pipeline, bronze];
+  return [run, continuous];
 }

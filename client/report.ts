@@ -20,7 +20,7 @@ export const QUESTIONS: Record<string, string> = {
 };
 
 /** Runs a short read workflow and turns its failure into a CLI error with the cause's message. */
-async function read<T>(workflow: typeof lakeQuery | typeof goldReport, input: object): Promise<T> {
+export async function readThroughWorker<T>(workflow: typeof lakeQuery | typeof goldReport, input: object): Promise<T> {
   const client = await connectClient();
   try {
     return (await client.workflow.execute(workflow as (i: object) => Promise<T>, {
@@ -62,7 +62,7 @@ export function readCommands(): Command[] {
     .option('--as-of <version|time>', 'answer from an earlier gold commit (version number or ISO time)')
     .action(async (options) => {
       const asOf = parseAsOf(options.asOf);
-      const result = await read<GoldReport>(goldReport, asOf);
+      const result = await readThroughWorker<GoldReport>(goldReport, asOf);
       console.log(options.json ? JSON.stringify(result, null, 2) : formatReport(result));
     });
 
@@ -75,7 +75,7 @@ export function readCommands(): Command[] {
       if (!['table', 'csv', 'json'].includes(options.format)) throw new CliError(`--format: "${options.format}" is not table, csv or json`, 2);
       const maxRows = Number(options.maxRows);
       if (!Number.isInteger(maxRows) || maxRows < 1) throw new CliError('--max-rows: must be a positive whole number', 2);
-      const result = await read<QueryResult>(lakeQuery, { sql, maxRows });
+      const result = await readThroughWorker<QueryResult>(lakeQuery, { sql, maxRows });
       if (options.format === 'json') console.log(JSON.stringify(result.rows, null, 2));
       else if (options.format === 'csv') console.log(csv(result));
       else console.log(`${table(result.rows)}\n(${result.rows.length} rows${result.truncated ? ', truncated' : ''}, ${result.elapsedMs} ms in DuckDB)`);

@@ -51,6 +51,21 @@ CREATE TABLE IF NOT EXISTS lake.file_ledger (
   version    BIGINT NOT NULL,
   PRIMARY KEY (table_name, path)
 );
+-- One row per committed batch and per pipeline pass: what ran, where, how much, how long.
+CREATE TABLE IF NOT EXISTS lake.event_log (
+  logged_at        TIMESTAMP NOT NULL,
+  kind             VARCHAR NOT NULL,   -- batch | pass
+  layer            VARCHAR NOT NULL,   -- bronze | silver | gold | pipeline
+  source           VARCHAR NOT NULL,   -- table, or the pipeline workflow
+  batch_id         VARCHAR,
+  rows_in          BIGINT,
+  rows_out         BIGINT,
+  rows_quarantined BIGINT,
+  duration_ms      BIGINT,
+  workflow_id      VARCHAR,
+  run_id           VARCHAR,
+  details          JSON
+);
 -- Landing files that could not be read, with the reason.
 CREATE TABLE IF NOT EXISTS bronze.quarantine (
   table_name     VARCHAR NOT NULL,

@@ -20,6 +20,8 @@ export interface CommitInfo {
 }
 
 export interface BatchWrite {
+  /** For the event log (first table of a batch only): rows read, written and quarantined. */
+  event?: { rowsIn: number; rowsOut: number; quarantined: number };
   rowsInserted?: number;
   rowsUpdated?: number;
   rowsDeleted?: number;
@@ -30,6 +32,30 @@ export interface BatchIdentity {
   batchId: string;
   batchSeq: number;
   operation: string;
+  /** Writes a lake.event_log row in the batch's transaction. */
+  log?: { layer: string; source: string; workflowId?: string; runId?: string };
+}
+
+export interface EventLogRow {
+  kind: 'batch' | 'pass';
+  layer: string;
+  source: string;
+  batchId?: string;
+  rowsIn?: number;
+  rowsOut?: number;
+  quarantined?: number;
+  durationMs: number;
+  workflowId?: string;
+  runId?: string;
+  details?: unknown;
+}
+
+export async function writeEventLog(db: DuckDBConnection, row: EventLogRow): Promise<void> {
+  const n = (v: number | undefined) => (v === undefined ? 'NULL' : String(Math.trunc(v)));
+  const t = (v: string | undefined) => (v === undefined ? 'NULL' : sqlString(v));
+  await db.run(`INSERT INTO lake.event_log VALUES (now()::TIMESTAMP, ${t(row.kind)}, ${t(row.layer)}, ${t(row.source)}, ${t(row.batchId)},
+    ${n(row.rowsIn)}, ${n(row.rowsOut)}, ${n(row.quarantined)}, ${n(row.durationMs)}, ${t(row.workflowId)}, ${t(row.runId)},
+    ${row.details === undefined ? 'NULL' : sqlString(JSON.stringify(row.details))})`);
 }
 
 async function one<T>(db: DuckDBConnection, sql: string): Promise<T | undefined> {
@@ -84,6 +110,7 @@ export async function commitTables(
 ): Promise<Record<string, CommitInfo>> {
   const earlier = await commitsOfBatch(db, tables, batch.batchId);
   if (earlier) return earlier;
+  const started = Date.now();
   await db.run('BEGIN TRANSACTION');
   try {
     const again = await commitsOfBatch(db, tables, batch.batchId);
@@ -96,7 +123,7 @@ export async function commitTables(
     const written = await write(versions);
     const commits: Record<string, CommitInfo> = {};
     for (const table of tables) {
-      const result = written[table] ?? {};
+      const { event: _event, ...result } = written[table] ?? {};
       const row = await one<CommitRow>(db, `
         INSERT INTO lake.commit_log VALUES (
           ${sqlString(table)}, ${versions[table]}, ${sqlString(batch.batchId)}, ${batch.batchSeq}, ${sqlString(batch.operation)},
@@ -104,6 +131,14 @@ export async function commitTables(
           now()::TIMESTAMP, ${sqlString(JSON.stringify(result.details ?? {}))})
         RETURNING *`);
       commits[table] = toCommitInfo(table, batch.batchId, row!, false);
+    }
+    const event = written[tables[0]]?.event;
+    if (batch.log) {
+      await writeEventLog(db, {
+        kind: 'batch', layer: batch.log.layer, source: batch.log.source, batchId: batch.batchId,
+        rowsIn: event?.rowsIn, rowsOut: event?.rowsOut, quarantined: event?.quarantined, durationMs: Date.now() - started,
+        workflowId: batch.log.workflowId, runId: batch.log.runId,
+      });
     }
     await db.run('COMMIT');
     return commits;

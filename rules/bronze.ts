@@ -138,6 +138,8 @@ export interface PassSummary {
   toVersion: number;
   startedAt: string;
   finishedAt: string;
+  /** Work left after the pass: landing files waiting (bronze). */
+  lag?: number;
   /** Layer-specific counts (duplicates dropped, tables refreshed, ...). */
   details?: Record<string, number>;
 }

@@ -24,13 +24,13 @@ shutdown() {
 trap shutdown INT TERM EXIT
 
 node dist/client/cli.js generator start --mode population
-node dist/client/cli.js pipeline start
+node dist/client/cli.js continuous start
 echo "[up] Temporal Web UI: http://localhost:${TEMPORAL_UI_PORT:-8233}   worker log: data/logs/worker.log"
 echo "[up] landing zone: ${NETPULSE_LANDING_DIR:-data/landing}   Ctrl-C to stop"
 while kill -0 "$worker_pid" 2>/dev/null; do
   sleep 10
   node dist/client/cli.js generator status --brief 2>/dev/null || true
-  node dist/client/cli.js pipeline status --brief 2>/dev/null || true
+  node dist/client/cli.js continuous status --brief 2>/dev/null || true
 done
 echo "[up] worker exited; see data/logs/worker.log" >&2
 exit 1

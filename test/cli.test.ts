@@ -76,8 +76,12 @@ test('run, report, query and bronze status through the worker', async () => {
       expect(broken.code).toBe(2);
       expect(broken.stderr).toMatch(/Referenced column "nope" not found|nope/);
 
-      const status = await cli(['bronze', 'status'], env);
+      const status = await cli(['status'], env);
+      expect(status.code).toBe(0);
       expect(status.stdout).toMatch(/bronze-celular-conectado\s+2\s+0\s+50\s+1\s+1\s+0/);
+      expect(status.stdout).toMatch(/silver\.events\s+1\s+\S+ \S+\s+200/); // last commits: version 1, 200 rows
+      expect(status.stdout).toMatch(/Event log \(latest\)/);
+      expect(status.stdout).toMatch(/pass\s+pipeline/);
     }, { taskQueue, deps: { lakeFile, landingDir: landing } });
   } finally {
     await terminateAll([...DEFAULT_SOURCES.map(bronzeWorkflowId), 'silver', 'gold']);

@@ -51,11 +51,12 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
   const cfg = parseOrFail(bronzeSourceInputSchema, userInput, 'bronze source');
   const { source, options } = cfg;
   const table = bronzeTable(source);
-  const { ingestBronzeBatch } = wf.proxyActivities<Activities>({
+  const ingestOptions: wf.ActivityOptions = {
     startToCloseTimeout: '1 hour',
     heartbeatTimeout: `${options.heartbeatTimeoutSeconds} seconds`,
     retry,
-  });
+  };
+  const { ingestBronzeBatch } = wf.proxyActivities<Activities>(ingestOptions);
 
   // A fresh workflow (no carried checkpoint) resumes from the lake's commit log, so batch
   // ids never repeat even if the workflow was terminated and started again.
@@ -96,7 +97,10 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
         bytes: plan.files.reduce((sum, f) => sum + f.size, 0),
         firstFile: plan.files[0].path, lastFile: plan.files[plan.files.length - 1].path,
       };
-      const result = await ingestBronzeBatch({ source, batchId: pending.batchId, batchSeq, files: plan.files });
+      const result = await ingestBronzeBatch.executeWithOptions(
+        { ...ingestOptions, summary: `${pending.batchId}: ${pending.files} files, ${(pending.bytes / 1e6).toFixed(1)} MB` },
+        [{ source, batchId: pending.batchId, batchSeq, files: plan.files }],
+      );
       advance(checkpoint, result, batchSeq);
       checkpoint.lagFiles = plan.waiting - plan.files.length;
       pending = undefined;
@@ -108,6 +112,7 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
       summary.toVersion = result.version;
     }
     checkpoint.passes++;
+    summary.lag = checkpoint.lagFiles;
     summary.finishedAt = new Date(Date.now()).toISOString();
     return summary;
   }
@@ -133,6 +138,7 @@ export async function runBronzePasses(cfg: z.output<typeof bronzeRunInputSchema>
       replyTo,
       targets: requests.map(({ requestId, key }) => ({
         requestId, workflowId: bronzeWorkflowId(byName.get(key)!), workflowType: 'bronzeSourceWorkflow',
+        layer: 'bronze' as const, source: bronzeTable(byName.get(key)!),
         input: { source: byName.get(key)!, options: cfg.options ?? {}, landingPath: cfg.landingPath },
       })),
     }),

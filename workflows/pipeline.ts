@@ -9,12 +9,15 @@ import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID } from '../rules/layers';
 import { runBronzePasses } from './bronze';
 import { awaitPasses } from './checkpoint-owner';
 
-const { requestPasses } = wf.proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumInterval: '10 seconds' } });
+const { requestPasses, logPipelinePass } = wf.proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumInterval: '10 seconds' } });
 
 /** Asks one layer owner (silver or gold) for a pass and waits for it. */
-async function layerPass(workflowId: string, workflowType: string, input: unknown, tag: string): Promise<PassSummary> {
+async function layerPass(layer: 'silver' | 'gold', workflowId: string, input: unknown, tag: string): Promise<PassSummary> {
+  const workflowType = `${layer}Workflow`;
   const [summary] = await awaitPasses(
-    (requests, replyTo) => requestPasses({ replyTo, targets: requests.map(({ requestId }) => ({ requestId, workflowId, workflowType, input })) }),
+    (requests, replyTo) => requestPasses({
+      replyTo, targets: requests.map(({ requestId }) => ({ requestId, workflowId, workflowType, input, layer, source: layer })),
+    }),
     [workflowId],
     tag,
   );
@@ -30,48 +33,129 @@ export interface PipelinePass {
   gold?: PassSummary;
 }
 
-export interface PipelineStatus {
+export interface PipelineTotals {
   passes: number;
-  lastPass?: PipelinePass;
-  running: boolean;
+  bronzeFiles: number;
+  bronzeRows: number;
+  bronzeQuarantined: number;
+  silverEvents: number;
+  silverQuarantined: number;
+  goldRefreshes: number;
+}
+
+export interface PipelineStatus {
   continuous: boolean;
+  paused: boolean;
+  running: boolean;
   intervalSeconds: number;
+  nextPassAt?: string;
+  lastPass?: PipelinePass;
+  lastPassSeconds?: number;
+  /** Landing files waiting for bronze after the last pass, per source. */
+  bronzeLagFiles: Record<string, number>;
+  totals: PipelineTotals;
 }
 
 export const pipelineStatusQuery = wf.defineQuery<PipelineStatus>('status');
+export const pauseSignal = wf.defineSignal('pause');
+export const resumeSignal = wf.defineSignal('resume');
+export const triggerPassSignal = wf.defineSignal('triggerPass');
+export const setIntervalUpdate = wf.defineUpdate<number, [number]>('setInterval');
+
+interface Carried {
+  totals: PipelineTotals;
+  lastPass?: PipelinePass;
+  paused: boolean;
+  intervalSeconds: number;
+  bronzeLagFiles: Record<string, number>;
+}
 
 export interface PipelineRunInput extends PipelineInput {
-  carried?: { passes: number; lastPass?: PipelinePass };
+  carried?: Carried;
+}
+
+const emptyTotals = (): PipelineTotals => ({
+  passes: 0, bronzeFiles: 0, bronzeRows: 0, bronzeQuarantined: 0, silverEvents: 0, silverQuarantined: 0, goldRefreshes: 0,
+});
+
+function addPass(totals: PipelineTotals, pass: PipelinePass): void {
+  totals.passes++;
+  for (const b of pass.bronze) {
+    totals.bronzeFiles += b.files;
+    totals.bronzeRows += b.rows;
+    totals.bronzeQuarantined += b.quarantined;
+  }
+  totals.silverEvents += pass.silver?.rows ?? 0;
+  totals.silverQuarantined += pass.silver?.quarantined ?? 0;
+  totals.goldRefreshes += pass.gold?.batches ?? 0;
 }
 
 export async function medallionPipeline(input: PipelineRunInput = {}): Promise<PipelinePass | undefined> {
   const { carried, ...userInput } = input;
   const cfg = parseOrFail(pipelineInputSchema, userInput, 'pipeline');
-  let passes = carried?.passes ?? 0;
-  let lastPass = carried?.lastPass;
+  const state: Carried = carried ?? { totals: emptyTotals(), paused: false, intervalSeconds: cfg.intervalSeconds, bronzeLagFiles: {} };
   let running = false;
-  wf.setHandler(pipelineStatusQuery, () => ({ passes, lastPass, running, continuous: cfg.continuous, intervalSeconds: cfg.intervalSeconds }));
+  let triggered = false;
+  let woken = false; // a control changed: recompute the wait
+  let nextPassAt: number | undefined;
+
+  wf.setHandler(pipelineStatusQuery, () => ({
+    continuous: cfg.continuous, paused: state.paused, running, intervalSeconds: state.intervalSeconds,
+    nextPassAt: nextPassAt !== undefined && !state.paused ? new Date(nextPassAt).toISOString() : undefined,
+    lastPass: state.lastPass, bronzeLagFiles: state.bronzeLagFiles, totals: state.totals,
+    lastPassSeconds: state.lastPass && (Date.parse(state.lastPass.finishedAt) - Date.parse(state.lastPass.startedAt)) / 1000,
+  }));
+  wf.setHandler(pauseSignal, () => void ((state.paused = true), (woken = true)));
+  wf.setHandler(resumeSignal, () => void ((state.paused = false), (woken = true)));
+  wf.setHandler(triggerPassSignal, () => void (triggered = true));
+  wf.setHandler(setIntervalUpdate, (seconds) => {
+    state.intervalSeconds = seconds;
+    if (nextPassAt !== undefined && state.lastPass) nextPassAt = Date.parse(state.lastPass.finishedAt) + seconds * 1000;
+    woken = true;
+    return seconds;
+  }, {
+    validator: (seconds) => {
+      if (typeof seconds !== 'number' || !(seconds >= 0 && seconds <= 86_400)) {
+        throw new Error(`interval must be a number of seconds from 0 to 86400, got ${JSON.stringify(seconds)}`);
+      }
+    },
+  });
 
   for (let passesThisRun = 0; ; passesThisRun++) {
     if (passesThisRun >= cfg.passesPerRun || wf.workflowInfo().continueAsNewSuggested) {
-      await wf.continueAsNew<typeof medallionPipeline>({ ...userInput, carried: { passes, lastPass } });
+      await wf.condition(wf.allHandlersFinished);
+      await wf.continueAsNew<typeof medallionPipeline>({ ...userInput, carried: state });
     }
     running = true;
+    triggered = false;
     const startedAt = new Date(Date.now()).toISOString();
-    const tag = `pass-${passes}`;
-    const pass: PipelinePass = { pass: passes, startedAt, finishedAt: startedAt, bronze: [] };
-    if (cfg.layers.includes('bronze')) pass.bronze = await runBronzePasses(cfg, tag);
+    const tag = `pass-${state.totals.passes}`;
+    const pass: PipelinePass = { pass: state.totals.passes, startedAt, finishedAt: startedAt, bronze: [] };
+    if (cfg.layers.includes('bronze')) {
+      pass.bronze = await runBronzePasses(cfg, tag);
+      for (const b of pass.bronze) state.bronzeLagFiles[b.source] = b.lag ?? 0;
+    }
     if (cfg.layers.includes('silver')) {
-      pass.silver = await layerPass(`${cfg.workflowIdPrefix}${SILVER_WORKFLOW_ID}`, 'silverWorkflow', cfg.silver ?? {}, tag);
+      pass.silver = await layerPass('silver', `${cfg.workflowIdPrefix}${SILVER_WORKFLOW_ID}`, cfg.silver ?? {}, tag);
     }
     if (cfg.layers.includes('gold')) {
-      pass.gold = await layerPass(`${cfg.workflowIdPrefix}${GOLD_WORKFLOW_ID}`, 'goldWorkflow', cfg.gold ?? {}, tag);
+      pass.gold = await layerPass('gold', `${cfg.workflowIdPrefix}${GOLD_WORKFLOW_ID}`, cfg.gold ?? {}, tag);
     }
     pass.finishedAt = new Date(Date.now()).toISOString();
-    lastPass = pass;
-    passes++;
+    state.lastPass = pass;
+    addPass(state.totals, pass);
+    await logPipelinePass(pass);
     running = false;
-    if (!cfg.continuous) return lastPass;
-    await wf.sleep(cfg.intervalSeconds * 1000);
+    if (!cfg.continuous) return pass;
+
+    // Wait for the interval (unless paused), a trigger, or a control that changes the wait.
+    nextPassAt = Date.now() + state.intervalSeconds * 1000;
+    for (;;) {
+      woken = false;
+      const waitMs = state.paused ? undefined : Math.max(0, nextPassAt - Date.now());
+      const interrupted = await wf.condition(() => triggered || woken, waitMs as number);
+      if (triggered || (!interrupted && !state.paused)) break;
+    }
+    nextPassAt = undefined;
   }
 }

@@ -1,0 +1,113 @@
+// Temporal Schedules of pipeline passes, managed from the CLI.
+import { Command } from 'commander';
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleSpec } from '@temporalio/client';
+import { config } from '../config';
+import { medallionPipeline } from '../workflows/pipeline';
+import { CliError, connectClient } from './connection';
+import { table } from './format';
+import { pipelineInput } from './pipeline';
+
+const DURATION = /^\d+(ms|s|m|h|d)$/;
+
+function spec(options: { every?: string; cron?: string }): ScheduleSpec {
+  if (!!options.every === !!options.cron) throw new CliError('give exactly one of --every <duration> (e.g. 30s, 5m) or --cron "<expr>"', 2);
+  if (options.every) {
+    if (!DURATION.test(options.every)) throw new CliError(`--every: "${options.every}" is not a duration such as 30s, 5m, 1h`, 2);
+    return { intervals: [{ every: options.every as `${number}s` }] };
+  }
+  if (options.cron!.trim().split(/\s+/).length !== 5) throw new CliError(`--cron: "${options.cron}" needs 5 fields (minute hour day month weekday)`, 2);
+  return { cronExpressions: [options.cron!] };
+}
+
+function parseTime(value: string, flag: string): Date {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw new CliError(`${flag}: "${value}" is not a time (ISO 8601)`, 2);
+  return date;
+}
+
+async function handle(id: string) {
+  const client = await connectClient();
+  const h = client.schedule.getHandle(id);
+  await h.describe().catch((error) => {
+    if (error instanceof ScheduleNotFoundError) throw new CliError(`no schedule with id ${id}`);
+    throw error;
+  });
+  return h;
+}
+
+export function scheduleCommands(): Command {
+  const schedule = new Command('schedule').description('Temporal Schedules of availableNow pipeline passes (overlap: skip)');
+
+  schedule
+    .command('create')
+    .argument('<id>', 'schedule id')
+    .option('--every <duration>', 'interval, e.g. 30s, 5m, 1h')
+    .option('--cron <expr>', 'cron expression, 5 fields')
+    .option('--paused', 'create it paused')
+    .option('--note <text>', 'a note shown in the Web UI')
+    .option('--max-files <n>', 'max files per batch')
+    .action(async (id: string, options) => {
+      const input = pipelineInput(options, false);
+      const client = await connectClient();
+      await client.schedule.create({
+        scheduleId: id,
+        spec: spec(options),
+        action: {
+          type: 'startWorkflow', workflowType: medallionPipeline, taskQueue: config.taskQueue, args: [input],
+          workflowId: `scheduled-${id}`, searchAttributes: { NetpulseLayer: ['pipeline'] }, staticSummary: `scheduled pass (${id})`,
+        },
+        // A pass still running when the next is due: skip the new one, never two at once.
+        policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
+        state: { paused: Boolean(options.paused), note: options.note },
+      });
+      console.log(`schedule ${id} created${options.paused ? ' (paused)' : ''}`);
+    });
+
+  schedule.command('list').option('--json', 'JSON output').action(async (options) => {
+    const client = await connectClient();
+    const rows: Record<string, unknown>[] = [];
+    for await (const s of client.schedule.list()) {
+      rows.push({
+        id: s.scheduleId, paused: s.state.paused, spec: JSON.stringify(s.spec?.intervals ?? s.spec?.calendars ?? ''),
+        next: s.info.nextActionTimes[0]?.toISOString() ?? '', recent: s.info.recentActions.length,
+      });
+    }
+    console.log(options.json ? JSON.stringify(rows, null, 2) : table(rows));
+  });
+
+  schedule.command('describe').argument('<id>').action(async (id: string) => {
+    const d = await (await handle(id)).describe();
+    console.log(JSON.stringify({
+      id: d.scheduleId, paused: d.state.paused, note: d.state.note, spec: d.spec, overlap: d.policies.overlap,
+      actions: d.info.numActionsTaken, skipped: d.info.numActionsSkippedOverlap, running: d.info.runningActions.map((a) => a.workflow.workflowId),
+      next: d.info.nextActionTimes.map((t) => t.toISOString()),
+      recent: d.info.recentActions.map((a) => ({ scheduledAt: a.scheduledAt.toISOString(), workflowId: a.action.workflow.workflowId })),
+    }, null, 2));
+  });
+
+  const simple = (name: string, description: string, act: (h: Awaited<ReturnType<typeof handle>>) => Promise<unknown>, done: string) =>
+    schedule.command(name).description(description).argument('<id>').action(async (id: string) => {
+      await act(await handle(id));
+      console.log(`schedule ${id} ${done}`);
+    });
+  simple('pause', 'pause it', (h) => h.pause('paused from the netpulse CLI'), 'paused');
+  simple('unpause', 'unpause it', (h) => h.unpause('unpaused from the netpulse CLI'), 'unpaused');
+  simple('trigger', 'run a pass now (skipped if one is running)', (h) => h.trigger(ScheduleOverlapPolicy.SKIP), 'triggered');
+  simple('delete', 'delete it', (h) => h.delete(), 'deleted');
+
+  schedule
+    .command('backfill')
+    .description('run the passes the schedule would have run in a past range')
+    .argument('<id>')
+    .requiredOption('--start <time>', 'ISO time')
+    .requiredOption('--end <time>', 'ISO time')
+    .action(async (id: string, options) => {
+      const start = parseTime(options.start, '--start');
+      const end = parseTime(options.end, '--end');
+      if (end <= start) throw new CliError('--end must be after --start', 2);
+      await (await handle(id)).backfill({ start, end, overlap: ScheduleOverlapPolicy.BUFFER_ALL });
+      console.log(`schedule ${id}: backfill ${start.toISOString()} .. ${end.toISOString()} requested`);
+    });
+
+  return schedule;
+}

@@ -2,7 +2,7 @@
 // lets one process hold the lake file; only single SELECT statements are accepted.
 import { ApplicationFailure } from '@temporalio/common';
 import { StatementType, type DuckDBConnection } from '@duckdb/node-api';
-import { withLake } from '../lake/catalog';
+import { forgetLake, withLake } from '../lake/catalog';
 import { tableAsOfSql } from '../lake/changes';
 import { sqlString } from '../lake/duckdb';
 import { writeEventLog } from '../lake/commit';
@@ -108,5 +108,15 @@ export function readActivities(deps: LakeDeps) {
     }));
   }
 
-  return { queryLake, readGoldReport, logPipelinePass };
+  /** Drops every table of the lake (reset); the catalog is recreated on the next write. */
+  async function resetLake(): Promise<{ dropped: string[] }> {
+    return withLake(deps.lakeFile, async (db) => {
+      const schemas = ['gold', 'silver', 'bronze', 'lake'];
+      for (const schema of schemas) await db.run(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      forgetLake(deps.lakeFile);
+      return { dropped: schemas };
+    });
+  }
+
+  return { queryLake, readGoldReport, logPipelinePass, resetLake };
 }

@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 // netpulse command-line client.
 import { Command, CommanderError } from 'commander';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { config } from '../config';
 import { generatorCommands } from './generator';
 import { pipelineCommands } from './pipeline';
 import { readCommands } from './report';
 import { statusCommand } from './status';
 import { scheduleCommands } from './schedule';
+import { resetCommand } from './reset';
 import { CliError } from './connection';
 
 export function buildProgram(): Command {
@@ -13,10 +17,14 @@ export function buildProgram(): Command {
     .description('Temporal-orchestrated medallion lakehouse for network telemetry')
     .showHelpAfterError()
     .exitOverride();
+  program.command('up').description('bring everything up: scripts/up.sh (Temporal, worker, generator, continuous pipeline)').action(() => {
+    const { status } = spawnSync('bash', [path.join(config.projectRoot, 'scripts', 'up.sh')], { stdio: 'inherit' });
+    process.exitCode = status ?? 1;
+  });
   program.command('worker').description('run the worker (Ctrl-C stops it gracefully)').action(async () => {
     await (await import('../worker')).runWorker();
   });
-  for (const command of [generatorCommands(), ...pipelineCommands(), statusCommand(), scheduleCommands(), ...readCommands()]) program.addCommand(command);
+  for (const command of [generatorCommands(), ...pipelineCommands(), statusCommand(), scheduleCommands(), ...readCommands(), resetCommand()]) program.addCommand(command);
   // addCommand does not copy the parent's settings: errors must still come back as exit codes.
   const inherit = (command: Command) => command.commands.forEach((c) => inherit(c.exitOverride().showHelpAfterError()));
   inherit(program);

@@ -40,7 +40,7 @@ export function buildGeneratorInput(options: Record<string, string | undefined>)
 }
 
 export function generatorCommands(): Command {
-  const generator = new Command('generator').description('the device simulator writing parquet files to the landing zone');
+  const generator = new Command('generator').alias('generate').description('the device simulator writing parquet files to the landing zone');
 
   generator
     .command('start')

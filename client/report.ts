@@ -20,7 +20,7 @@ export const QUESTIONS: Record<string, string> = {
 };
 
 /** Runs a short read workflow and turns its failure into a CLI error with the cause's message. */
-export async function readThroughWorker<T>(workflow: typeof lakeQuery | typeof goldReport, input: object): Promise<T> {
+export async function readThroughWorker<T>(workflow: (input: never) => Promise<unknown>, input: object): Promise<T> {
   const client = await connectClient();
   try {
     return (await client.workflow.execute(workflow as (i: object) => Promise<T>, {

@@ -82,6 +82,16 @@ test('run, report, query and bronze status through the worker', async () => {
       expect(status.stdout).toMatch(/silver\.events\s+1\s+\S+ \S+\s+200/); // last commits: version 1, 200 rows
       expect(status.stdout).toMatch(/Event log \(latest\)/);
       expect(status.stdout).toMatch(/pass\s+pipeline/);
+
+      // reset asks first; with --yes it stops the checkpoint workflows and empties the lake,
+      // and the next run rebuilds everything from the kept landing files.
+      expect(await cli(['reset'], env)).toMatchObject({ code: 2, stderr: expect.stringMatching(/confirm with --yes/) });
+      const reset = await cli(['reset', '--yes', '--keep-landing'], env);
+      expect(reset).toMatchObject({ code: 0, stdout: expect.stringMatching(/reset: 6 workflows terminated, schemas gold, silver, bronze, lake dropped/) });
+      expect(await cli(['query', 'SELECT count(*) AS n FROM bronze.celular_conectado', '--format', 'csv'], env))
+        .toMatchObject({ code: 2, stderr: expect.stringMatching(/celular_conectado does not exist/) });
+      expect((await cli(['run'], env)).code).toBe(0);
+      expect(await cli(['query', 'SELECT count(*) AS n FROM silver.events', '--format', 'csv'], env)).toMatchObject({ code: 0, stdout: 'n\n200\n' });
     }, { taskQueue, deps: { lakeFile, landingDir: landing } });
   } finally {
     await terminateAll([...DEFAULT_SOURCES.map(bronzeWorkflowId), 'silver', 'gold']);

@@ -4,7 +4,7 @@ import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { GoldReport, QueryResult } from '../activities/read';
 
-const { queryLake, readGoldReport } = wf.proxyActivities<Activities>({
+const { queryLake, readGoldReport, resetLake } = wf.proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['InvalidQuery', 'ReadOnly', 'InvalidAsOf'] },
 });
@@ -15,4 +15,9 @@ export async function lakeQuery(input: { sql: string; maxRows?: number }): Promi
 
 export async function goldReport(input: { asOfVersion?: number; asOfTime?: string } = {}): Promise<GoldReport> {
   return readGoldReport(input);
+}
+
+/** Drops the lake's tables through the worker that owns the file (the CLI's reset). */
+export async function lakeReset(): Promise<{ dropped: string[] }> {
+  return resetLake();
 }

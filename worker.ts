@@ -1,5 +1,6 @@
 // The netpulse worker: one task queue, every workflow and activity, graceful shutdown.
 import { NativeConnection, Runtime, Worker, DefaultLogger, type WorkerOptions } from '@temporalio/worker';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createActivities, defaultDeps, type WorkerDeps } from './activities';
 import { config } from './config';
@@ -16,8 +17,10 @@ export type NetpulseWorkerOptions = Partial<Omit<WorkerOptions, 'connection'>> &
 export async function createNetpulseWorker(options: NetpulseWorkerOptions = {}): Promise<Worker> {
   const { address, connection: given, deps, ...workerOptions } = options;
   const connection = given ?? (await NativeConnection.connect({ address: address ?? config.temporalAddress }));
-  const code = workerOptions.workflowBundle
-    ? {}
+  // The build writes a prebuilt bundle next to the compiled worker; from sources, bundle now.
+  const prebuilt = path.join(__dirname, 'workflow-bundle.js');
+  const code = workerOptions.workflowBundle ? {}
+    : existsSync(prebuilt) ? { workflowBundle: { codePath: prebuilt } }
     : { workflowsPath: require.resolve(path.join(__dirname, 'workflows')) };
   return Worker.create({
     connection,

@@ -133,14 +133,25 @@ export function bronzeActivities(deps: LakeDeps) {
       let checked = 0;
       const stopHeartbeat = heartbeatEvery(2000, () => ({ phase, filesChecked: checked, filesTotal: request.files.length }));
       try {
-        const readable: ReadableFile[] = [];
         const bad: BadFile[] = [];
+        const present: LandingFileInfo[] = [];
         for (const file of request.files) {
-          const problem = await checkFile(db, file);
-          if (typeof problem === 'string') bad.push({ ...file, error: problem });
-          else readable.push({ ...file, columns: problem });
-          checked++;
+          const problem = await missingOrEmpty(file);
+          if (problem) bad.push({ ...file, error: problem });
+          else present.push(file);
         }
+        // Fast path: one footer scan when every file has the first file's schema; else file by file.
+        let readable = await sameSchema(db, present);
+        if (!readable) {
+          readable = [];
+          for (const file of present) {
+            const columns = await describeFile(db, file);
+            if (typeof columns === 'string') bad.push({ ...file, error: columns });
+            else readable.push({ ...file, columns });
+            checked++;
+          }
+        }
+        checked = request.files.length;
         phase = 'writing';
         try {
           return toIngestResult(await writeBatch(db, request, readable, bad));
@@ -183,16 +194,41 @@ export function bronzeActivities(deps: LakeDeps) {
   return { planBronzeBatch, ingestBronzeBatch, readBronzeCheckpoint };
 }
 
-/** The file's columns, or why it cannot be taken. */
-async function checkFile(db: DuckDBConnection, file: LandingFileInfo): Promise<Column[] | string> {
+async function missingOrEmpty(file: LandingFileInfo): Promise<string | undefined> {
   const current = await stat(file.path).catch(() => undefined);
   if (!current) return 'vanished: the file was listed but no longer exists';
   if (current.size === 0) return 'empty file (0 bytes)';
+  return undefined;
+}
+
+async function describe(db: DuckDBConnection, source: string): Promise<Column[]> {
+  const rows = (await db.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`)).getRows();
+  return rows.map((r) => [String(r[0]), String(r[1])] as Column);
+}
+
+/** The file's columns, or why it cannot be taken. */
+async function describeFile(db: DuckDBConnection, file: LandingFileInfo): Promise<Column[] | string> {
   try {
-    const rows = (await db.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet(${sqlString(file.path)})`)).getRows();
-    return rows.map((r) => [String(r[0]), String(r[1])] as Column);
+    return await describe(db, `read_parquet(${sqlString(file.path)})`);
   } catch (error) {
     return `unreadable parquet: ${describeError(error)}`;
+  }
+}
+
+/**
+ * Every file with the first file's columns and types, checked in one pass over the footers
+ * (union_by_name would widen a conflicting type or add a column); undefined when not so, or
+ * when a footer is unreadable, and the caller checks file by file.
+ */
+async function sameSchema(db: DuckDBConnection, files: LandingFileInfo[]): Promise<ReadableFile[] | undefined> {
+  if (files.length === 0) return [];
+  try {
+    const first = await describe(db, `read_parquet(${sqlString(files[0].path)})`);
+    const union = await describe(db, `read_parquet([${files.map((f) => sqlString(f.path)).join(', ')}], union_by_name = true)`);
+    if (JSON.stringify(first) !== JSON.stringify(union)) return undefined;
+    return files.map((f) => ({ ...f, columns: first }));
+  } catch {
+    return undefined;
   }
 }
 
@@ -300,7 +336,7 @@ async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable
                  ${rescued} AS _rescued_data,
                  ${sqlString(request.batchId)} AS _batch_id,
                  ${version} AS _commit_version
-          FROM read_parquet([${files.map((f) => sqlString(f.path)).join(', ')}], filename = true) AS r
+          FROM read_parquet([${files.map((f) => sqlString(f.path)).join(', ')}], filename = true, union_by_name = true) AS r
           JOIN (VALUES ${mtimes}) AS m(path, mtime_ms) ON m.path = r.filename`);
         rows += result.rowsChanged;
       }

@@ -3,7 +3,7 @@
 import { Context } from '@temporalio/activity';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { withLake } from '../lake/catalog';
-import { changeFeedSql, ensureMutableTable, mergeWithChanges } from '../lake/changes';
+import { changeFeedSql, ensureMutableTable, mergeWithChanges, qualified } from '../lake/changes';
 import { commitTables, registerTable } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import {
@@ -31,8 +31,10 @@ CREATE TABLE IF NOT EXISTS silver.quarantine (
 CREATE TABLE IF NOT EXISTS silver.dq_counts (
   _batch_id VARCHAR NOT NULL, _commit_version BIGINT NOT NULL, check_name VARCHAR NOT NULL, rows BIGINT NOT NULL, checked_at TIMESTAMP NOT NULL);
 `;
+// No PRIMARY KEY: MERGE keeps one row per (ip, dispositivo), and DuckDB holds a key index
+// in memory, which costs more than the table itself with millions of devices.
 const DEVICE_STATE_COLUMNS = `ip VARCHAR NOT NULL, dispositivo VARCHAR NOT NULL, nome VARCHAR, endereco VARCHAR, servidor VARCHAR,
-  velocidade_mbps INTEGER, status VARCHAR, last_event_at TIMESTAMP, last_event_key VARCHAR, PRIMARY KEY (ip, dispositivo)`;
+  velocidade_mbps INTEGER, status VARCHAR, last_event_at TIMESTAMP, last_event_key VARCHAR`;
 
 async function ensureSilver(db: DuckDBConnection): Promise<void> {
   await db.run(SILVER_DDL);
@@ -47,7 +49,7 @@ async function columnsOf(db: DuckDBConnection, table: string): Promise<Set<strin
   return new Set(rows.map((r) => String(r[0])));
 }
 
-/** Bronze rows of the input ranges, every field as text, plus lineage and the raw row. */
+/** Bronze rows of the input ranges, every field as text, plus lineage and where the row is. */
 async function stageInput(db: DuckDBConnection, inputs: SilverInput[]): Promise<void> {
   const parts: string[] = [];
   for (const input of inputs) {
@@ -59,8 +61,7 @@ async function stageInput(db: DuckDBConnection, inputs: SilverInput[]): Promise<
              ${text('Velocidade_de_Conexao')} AS raw_velocidade, ${text('Status_Conexao')} AS raw_status,
              ${text('Servidor')} AS raw_servidor, b._rescued_data AS rescued_data,
              b.data_arquivo_ingestao AS file_mtime, b.rastreamento_source AS source_file,
-             ${sqlString(input.table)} AS source_table, b._commit_version AS bronze_version,
-             to_json(b) AS raw
+             ${sqlString(input.table)} AS source_table, b._commit_version AS bronze_version, b._rowid AS bronze_rowid
       FROM (${await changeFeedSql(db, input.table, input.fromVersion, input.toVersion)}) AS b`);
   }
   await db.run(`CREATE OR REPLACE TEMP TABLE silver_input AS ${parts.join(' UNION ALL ')}`);
@@ -84,15 +85,28 @@ function typedAndCheckedSql(options: SilverOptions): string {
 }
 
 export function silverActivities(deps: LakeDeps) {
-  /** The bronze versions silver has not read yet. */
-  async function planSilverBatch(bronzeVersions: Record<string, number>): Promise<SilverInput[]> {
+  /**
+   * The next silver batch: bronze versions after silver's marks, table by table, as many as fit
+   * in `maxRows` rows (at least one version), so a big backlog goes in bounded transactions.
+   */
+  async function planSilverBatch(request: { bronzeVersions: Record<string, number>; maxRows: number }): Promise<SilverInput[]> {
     return withLake(deps.lakeFile, async (db) => {
+      const marks = Object.entries(request.bronzeVersions);
       const rows = (await db.runAndReadAll(`
-        SELECT t.table_name, max(c.version) AS latest FROM lake.tables t JOIN lake.commit_log c USING (table_name)
-        WHERE t.table_name LIKE 'bronze.%' AND t.kind = 'append' GROUP BY 1 ORDER BY 1`)).getRows();
-      return rows
-        .map((r) => ({ table: String(r[0]), fromVersion: bronzeVersions[String(r[0])] ?? 0, toVersion: Number(r[1]) }))
-        .filter((i) => i.toVersion > i.fromVersion);
+        WITH marks(table_name, read_to) AS (
+          ${marks.length ? `VALUES ${marks.map(([t, v]) => `(${sqlString(t)}, ${v})`).join(', ')}` : 'SELECT NULL::VARCHAR, NULL::BIGINT WHERE false'}),
+        pending AS (
+          -- one running total over every table's pending versions: the batch is bounded as a whole
+          SELECT c.table_name, c.version, coalesce(m.read_to, 0) AS read_to,
+                 sum(c.rows_inserted) OVER (ORDER BY c.table_name, c.version) AS rows_so_far,
+                 row_number() OVER (ORDER BY c.table_name, c.version) AS n
+          FROM lake.commit_log c JOIN lake.tables t USING (table_name)
+          LEFT JOIN marks m USING (table_name)
+          WHERE t.table_name LIKE 'bronze.%' AND t.kind = 'append' AND c.version > coalesce(m.read_to, 0))
+        SELECT table_name, any_value(read_to) AS from_version, max(version) AS to_version FROM pending
+        WHERE rows_so_far <= ${request.maxRows} OR n = 1
+        GROUP BY table_name ORDER BY table_name`)).getRows();
+      return rows.map((r) => ({ table: String(r[0]), fromVersion: Number(r[1]), toVersion: Number(r[2]) }));
     });
   }
 
@@ -104,11 +118,16 @@ export function silverActivities(deps: LakeDeps) {
       const commits = await commitTables(db, SILVER_TABLES, { batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE', log: batchLog('silver', SILVER_EVENTS) }, async (v) => {
         await stageInput(db, request.inputs);
         await db.run(`CREATE OR REPLACE TEMP TABLE silver_checked AS ${typedAndCheckedSql(request.options)}`);
+        await db.run('DROP TABLE silver_input');
         counts.rowsIn = Number((await db.runAndReadAll('SELECT count(*) FROM silver_checked')).getRows()[0][0]);
-        counts.quarantined = (await db.run(`
-          INSERT INTO silver.quarantine
-          SELECT failed_rules[1], failed_rules, raw, source_table, source_file, bronze_version, ${sqlString(request.batchId)}, ${v[SILVER_QUARANTINE]}
-          FROM silver_checked WHERE len(failed_rules) > 0`)).rowsChanged;
+        // The raw row (as JSON) is fetched back from bronze only for the rows that failed.
+        for (const input of request.inputs) {
+          counts.quarantined += (await db.run(`
+            INSERT INTO silver.quarantine
+            SELECT c.failed_rules[1], c.failed_rules, to_json(b), c.source_table, c.source_file, c.bronze_version, ${sqlString(request.batchId)}, ${v[SILVER_QUARANTINE]}
+            FROM silver_checked c JOIN ${qualified(input.table)} b ON b.rowid = c.bronze_rowid
+            WHERE c.source_table = ${sqlString(input.table)} AND len(c.failed_rules) > 0`)).rowsChanged;
+        }
         // Redelivered events (same device, time and status) are kept once, across batches.
         counts.events = (await db.run(`
           INSERT INTO silver.events
@@ -125,15 +144,10 @@ export function silverActivities(deps: LakeDeps) {
         await db.run(`
           CREATE OR REPLACE TEMP TABLE device_updates AS
           SELECT n.* FROM (
-            SELECT ip, dispositivo,
-                   first(nome ORDER BY hora_conexao DESC, event_key DESC) AS nome,
-                   first(endereco ORDER BY hora_conexao DESC, event_key DESC) AS endereco,
-                   first(servidor ORDER BY hora_conexao DESC, event_key DESC) AS servidor,
-                   first(velocidade_mbps ORDER BY hora_conexao DESC, event_key DESC) AS velocidade_mbps,
-                   first(status ORDER BY hora_conexao DESC, event_key DESC) AS status,
-                   max(hora_conexao) AS last_event_at,
-                   first(event_key ORDER BY hora_conexao DESC, event_key DESC) AS last_event_key
-            FROM silver.events WHERE _commit_version = ${v[SILVER_EVENTS]} GROUP BY ip, dispositivo) AS n
+            SELECT ip, dispositivo, nome, endereco, servidor, velocidade_mbps, status,
+                   hora_conexao AS last_event_at, event_key AS last_event_key
+            FROM silver.events WHERE _commit_version = ${v[SILVER_EVENTS]}
+            QUALIFY row_number() OVER (PARTITION BY ip, dispositivo ORDER BY hora_conexao DESC, event_key DESC) = 1) AS n
           LEFT JOIN silver.device_state s USING (ip, dispositivo)
           WHERE s.ip IS NULL OR (n.last_event_at, n.last_event_key) > (s.last_event_at, s.last_event_key)`);
         const devices = await mergeWithChanges(db, SILVER_DEVICE_STATE, ['ip', 'dispositivo'], 'device_updates', v[SILVER_DEVICE_STATE]);
@@ -150,7 +164,7 @@ export function silverActivities(deps: LakeDeps) {
             LEFT JOIN (SELECT unnest(failed_rules) AS rule FROM silver_checked) c USING (rule) GROUP BY r.rule
           ) AS d(check_name, rows)`);
         const dqRows = 5 + SILVER_RULES.length;
-        for (const t of ['silver_input', 'silver_checked', 'device_updates']) await db.run(`DROP TABLE ${t}`);
+        for (const t of ['silver_checked', 'device_updates']) await db.run(`DROP TABLE ${t}`);
         return {
           [SILVER_EVENTS]: {
             rowsInserted: counts.events, details: { inputs: request.inputs, ...counts },

@@ -10,14 +10,15 @@ export function qualified(table: string): string {
 /**
  * SQL selecting the changes of `table` after version `from` up to and including `to`.
  * Append tables carry _commit_version on every row, so their feed is the rows themselves
- * ('insert'); mutable tables keep pre/post images in <table>__changes.
+ * ('insert', with _rowid to find a row again); mutable tables keep pre/post images in
+ * <table>__changes.
  */
 export async function changeFeedSql(db: DuckDBConnection, table: string, from: number, to: number): Promise<string> {
   const kind = (await db.runAndReadAll(`SELECT kind FROM lake.tables WHERE table_name = ${sqlString(table)}`)).getRows()[0]?.[0];
   if (kind === undefined) throw new Error(`table ${table} is not registered in the lake`);
   const range = `c._commit_version > ${Math.trunc(from)} AND c._commit_version <= ${Math.trunc(to)}`;
   const source = kind === 'append'
-    ? `(SELECT *, 'insert' AS _change_type FROM ${qualified(table)})`
+    ? `(SELECT *, rowid AS _rowid, 'insert' AS _change_type FROM ${qualified(table)})`
     : qualified(`${table}__changes`);
   return `
     SELECT c.*, l.committed_at AS _commit_timestamp

@@ -7,7 +7,11 @@ const instances = new Map<string, Promise<DuckDBInstance>>();
 export function openInstance(dbPath = ':memory:'): Promise<DuckDBInstance> {
   let instance = instances.get(dbPath);
   if (!instance) {
-    instance = DuckDBInstance.create(dbPath);
+    // Bounded memory: DuckDB spills to disk past the limit instead of growing the worker.
+    instance = DuckDBInstance.create(dbPath, {
+      memory_limit: process.env.NETPULSE_DUCKDB_MEMORY ?? '2GB',
+      preserve_insertion_order: 'false',
+    });
     instances.set(dbPath, instance);
     instance.catch(() => instances.delete(dbPath));
   }

@@ -6,6 +6,8 @@ import { silverOptionsSchema } from './silver';
 export const silverInputSchema = z
   .object({
     options: silverOptionsSchema.default(silverOptionsSchema.parse({})),
+    /** Bronze rows per silver batch, all tables together (whole bronze versions; at least one). */
+    maxRowsPerBatch: z.number().int().min(1).default(250_000),
     heartbeatTimeoutSeconds: z.number().min(1).max(600).default(60),
     batchesPerRun: z.number().int().min(1).max(5000).default(200),
   })

@@ -4,8 +4,9 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { config } from '../config';
 
-export const TEMPORAL_CLI = process.env.TEMPORAL_CLI ?? path.resolve(__dirname, '..', '.tools', 'bin', 'temporal');
+export const TEMPORAL_CLI = process.env.TEMPORAL_CLI ?? path.join(config.projectRoot, '.tools', 'bin', 'temporal');
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

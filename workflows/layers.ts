@@ -42,8 +42,12 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
     queued, runOnStart: false,
     runPass: async () => {
       const summary: PassSummary = { ...startSummary('silver', 'silver', checkpoint.eventsVersion), details: { rowsIn: 0, duplicates: 0 } };
-      const inputs = await planSilverBatch(checkpoint.bronzeVersions);
-      if (inputs.length > 0) {
+      let rowsIn = 0;
+      let duplicates = 0;
+      let devicesChanged = 0;
+      for (;;) {
+        const inputs = await planSilverBatch({ bronzeVersions: checkpoint.bronzeVersions, maxRows: cfg.maxRowsPerBatch });
+        if (inputs.length === 0) break;
         const batchSeq = checkpoint.nextBatchSeq;
         pending = inputs; // the plan is in state before the batch runs
         const result = await runSilverBatch({ batchId: `silver:${batchSeq}`, batchSeq, inputs, options: cfg.options });
@@ -56,9 +60,15 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
         checkpoint.duplicates += result.duplicates;
         pending = undefined;
         batchesThisRun++;
-        Object.assign(summary, { batches: 1, rows: result.events, quarantined: result.quarantined, toVersion: result.versions['silver.events'] });
-        summary.details = { rowsIn: result.rowsIn, duplicates: result.duplicates, devicesChanged: result.devicesChanged };
+        summary.batches++;
+        summary.rows += result.events;
+        summary.quarantined += result.quarantined;
+        summary.toVersion = result.versions['silver.events'];
+        rowsIn += result.rowsIn;
+        duplicates += result.duplicates;
+        devicesChanged += result.devicesChanged;
       }
+      summary.details = { rowsIn, duplicates, devicesChanged };
       checkpoint.passes++;
       summary.finishedAt = now();
       return (lastPass = summary);

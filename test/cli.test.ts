@@ -1,26 +1,14 @@
 // The CLI as a user runs it: a real process, real exit codes, against the real dev server and
 // a worker that owns a real lake file.
-import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { writeSyntheticLanding } from '../bench/landing-maker';
 import { closeAllInstances } from '../lake/duckdb';
 import { DEFAULT_SOURCES, bronzeWorkflowId } from '../rules/bronze';
-import { closeTestClient, tempDir, terminateAll, uniqueId, withWorker } from './helpers';
+import { cli, cliLake, closeTestClient, terminateAll, withWorker } from './helpers';
 
 afterAll(async () => {
   await closeTestClient();
   await closeAllInstances();
 });
-
-interface Run { code: number; stdout: string; stderr: string }
-
-function cli(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(__dirname, '..', 'dist', 'client', 'cli.js'), ...args],
-      { env: { ...process.env, ...env }, timeout: 120_000 },
-      (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-  });
-}
 
 test('bad CLI input: a clear message naming the field and exit code 2, before contacting anything', async () => {
   const env = { TEMPORAL_ADDRESS: '127.0.0.1:9' }; // nothing listens there: validation must come first
@@ -44,12 +32,7 @@ test('bad CLI input: a clear message naming the field and exit code 2, before co
 });
 
 test('run, report, query and bronze status through the worker', async () => {
-  const dir = tempDir('cli');
-  const landing = path.join(dir, 'landing');
-  const lakeFile = path.join(dir, 'netpulse.duckdb');
-  await writeSyntheticLanding({ root: landing, files: 8, rowsPerFile: 25 });
-  const taskQueue = uniqueId('tq-cli');
-  const env = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing, NETPULSE_LAKE_FILE: lakeFile };
+  const { taskQueue, env, deps } = await cliLake('cli', 8, 25);
   try {
     await withWorker(async () => {
       const run = await cli(['run'], env);
@@ -92,7 +75,7 @@ test('run, report, query and bronze status through the worker', async () => {
         .toMatchObject({ code: 2, stderr: expect.stringMatching(/celular_conectado does not exist/) });
       expect((await cli(['run'], env)).code).toBe(0);
       expect(await cli(['query', 'SELECT count(*) AS n FROM silver.events', '--format', 'csv'], env)).toMatchObject({ code: 0, stdout: 'n\n200\n' });
-    }, { taskQueue, deps: { lakeFile, landingDir: landing } });
+    }, { taskQueue, deps });
   } finally {
     await terminateAll([...DEFAULT_SOURCES.map(bronzeWorkflowId), 'silver', 'gold']);
   }

@@ -4,12 +4,14 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type WorkerOptions } from '@temporalio/worker';
 import { Context } from '@temporalio/activity';
 import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, Next } from '@temporalio/worker';
+import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createNetpulseWorker } from '../worker';
 import type { WorkerDeps } from '../activities';
 import { withConnection } from '../lake/duckdb';
+import { writeSyntheticLanding } from '../bench/landing-maker';
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `netpulse-${prefix}-`));
@@ -87,4 +89,24 @@ export function failFirstAttemptAfterWork(activityType: string): WorkerOptions['
 export async function terminateAll(workflowIds: string[]): Promise<void> {
   const c = await testClient();
   await Promise.all(workflowIds.map((id) => c.workflow.getHandle(id).terminate('test finished').catch(() => undefined)));
+}
+
+/** Runs the compiled CLI as a user would: a real process with its own environment and exit code. */
+export function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(__dirname, '..', 'dist', 'client', 'cli.js'), ...args],
+      { env: { ...process.env, ...env }, timeout: 120_000 },
+      (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+}
+
+/** A temp landing zone with synthetic files, a lake path, a task queue, and the CLI's environment for them. */
+export async function cliLake(tag: string, files: number, rowsPerFile: number) {
+  const dir = tempDir(tag);
+  const landing = path.join(dir, 'landing');
+  const lakeFile = path.join(dir, 'netpulse.duckdb');
+  await writeSyntheticLanding({ root: landing, files, rowsPerFile });
+  const taskQueue = uniqueId(`tq-${tag}`);
+  const env = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing, NETPULSE_LAKE_FILE: lakeFile };
+  return { landing, lakeFile, taskQueue, env, deps: { lakeFile, landingDir: landing } };
 }

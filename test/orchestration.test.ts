@@ -1,6 +1,5 @@
 // The pipeline as operators drive it: continuous mode with pause/resume/trigger/interval,
 // schedules managed by the CLI, the event log. Real dev server, real DuckDB.
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { writeSyntheticLanding } from '../bench/landing-maker';
 import { closeAllInstances } from '../lake/duckdb';
@@ -9,7 +8,7 @@ import { DEFAULT_SCENARIOS } from '../rules/generator';
 import {
   medallionPipeline, pauseSignal, pipelineStatusQuery, resumeSignal, setIntervalUpdate, triggerPassSignal,
 } from '../workflows/pipeline';
-import { closeTestClient, sqlRows, tempDir, terminateAll, testClient, uniqueId, withWorker } from './helpers';
+import { cli, cliLake, closeTestClient, sqlRows, tempDir, terminateAll, testClient, uniqueId, withWorker } from './helpers';
 
 afterAll(async () => {
   await closeTestClient();
@@ -81,21 +80,9 @@ test('continuous mode takes a file dropped after start within a few passes; paus
   }
 });
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(__dirname, '..', 'dist', 'client', 'cli.js'), ...args], { env: { ...process.env, ...env } },
-      (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-  });
-}
-
 test('schedules from the CLI: create, trigger, pause, unpause, describe, delete; bad specs are refused', async () => {
-  const dir = tempDir('schedule');
-  const landing = path.join(dir, 'landing');
-  const lakeFile = path.join(dir, 'netpulse.duckdb');
-  await writeSyntheticLanding({ root: landing, files: 4, rowsPerFile: 10 });
-  const taskQueue = uniqueId('tq-schedule');
+  const { taskQueue, env, deps } = await cliLake('schedule', 4, 10);
   const id = uniqueId('sched');
-  const env = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing, NETPULSE_LAKE_FILE: lakeFile };
   const client = await testClient();
   try {
     await withWorker(async () => {
@@ -122,7 +109,7 @@ test('schedules from the CLI: create, trigger, pause, unpause, describe, delete;
 
       expect(await cli(['schedule', 'delete', id], env)).toMatchObject({ code: 0 });
       expect(await cli(['schedule', 'describe', id], env)).toMatchObject({ code: 1, stderr: expect.stringMatching(`no schedule with id ${id}`) });
-    }, { taskQueue, deps: { lakeFile, landingDir: landing } });
+    }, { taskQueue, deps });
   } finally {
     await client.schedule.getHandle(id).delete().catch(() => undefined);
     await terminateAll([...DEFAULT_SOURCES.map(bronzeWorkflowId), 'silver', 'gold']);

@@ -2,7 +2,8 @@
 import { Command } from 'commander';
 import { WorkflowIdConflictPolicy } from '@temporalio/client';
 import { config } from '../config';
-import type { PassSummary } from '../rules/bronze';
+import { bronzeWorkflowId, DEFAULT_SOURCES, type PassSummary } from '../rules/bronze';
+import { bronzeStatusQuery } from '../workflows/bronze';
 import { pipelineInputSchema, type PipelineInput } from '../rules/pipeline';
 import { describeIssues } from '../rules/validate';
 import {
@@ -40,11 +41,21 @@ function passTable(pass: { bronze: PassSummary[]; silver?: PassSummary; gold?: P
   })));
 }
 
+/** Progress of a running pass on stderr: bronze files taken so far and still waiting. */
+async function showProgress(client: Awaited<ReturnType<typeof connectClient>>, started: number): Promise<void> {
+  const states = await Promise.all(DEFAULT_SOURCES.map((source) =>
+    client.workflow.getHandle(bronzeWorkflowId(source)).query(bronzeStatusQuery).catch(() => undefined)));
+  const inFlight = states.reduce((n, s) => n + (s?.pending?.files ?? 0), 0);
+  const waiting = states.reduce((n, s) => n + (s?.lagFiles ?? 0), 0);
+  const running = states.filter((s) => s?.passRunning).length;
+  console.error(`  … ${((Date.now() - started) / 1000).toFixed(0)} s: ${running} bronze sources ingesting, ${inFlight} files in batches now, ${waiting} waiting`);
+}
+
 export function pipelineCommands(): Command[] {
   const run = new Command('run')
     .description('one availableNow pass through bronze, silver and gold: everything landed so far, then stop')
     .option('--max-files <n>', 'max files per batch')
-    .option('--landing <dir>', 'landing zone root')
+    .option('--landing <dir>', 'landing zone root (used when the source workflows start; running ones keep theirs)')
     .option('--json', 'print the summary as JSON')
     .action(async (options) => {
       const input = pipelineInput(options, false);
@@ -55,7 +66,8 @@ export function pipelineCommands(): Command[] {
         args: [input], searchAttributes: { NetpulseLayer: ['pipeline'] }, staticSummary: 'one availableNow pass (CLI run)',
       });
       if (!options.json) console.error(`pass running as workflow ${handle.workflowId} …`);
-      const pass = (await handle.result())!;
+      const progress = options.json ? undefined : setInterval(() => void showProgress(client, started), 2000);
+      const pass = (await handle.result().finally(() => clearInterval(progress)))!;
       if (options.json) console.log(JSON.stringify(pass, null, 2));
       else console.log(`${passTable(pass)}\n\npass finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     });

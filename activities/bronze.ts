@@ -79,6 +79,31 @@ async function appendListing(db: DuckDBConnection, files: LandingFileInfo[]): Pr
   appender.closeSync();
 }
 
+/**
+ * Cuts the planned files where their rows (from the parquet footers) pass `maxRows`, keeping
+ * at least one, so a batch — and the silver batch that reads its version — stays bounded.
+ * Unreadable footers are left for the ingest activity to quarantine.
+ */
+async function withinRowBudget(db: DuckDBConnection, files: LandingFileInfo[], maxRows: number): Promise<LandingFileInfo[]> {
+  const readable = files.filter((f) => f.size > 0);
+  if (readable.length === 0) return files;
+  let counts: Map<string, number>;
+  try {
+    const rows = (await db.runAndReadAll(`SELECT file_name, num_rows FROM parquet_file_metadata([${readable.map((f) => sqlString(f.path)).join(', ')}])`)).getRows();
+    counts = new Map(rows.map((r) => [String(r[0]), Number(r[1])]));
+  } catch {
+    return files;
+  }
+  let total = 0;
+  const kept: LandingFileInfo[] = [];
+  for (const file of files) {
+    total += counts.get(file.path) ?? 0;
+    if (kept.length > 0 && total > maxRows) break;
+    kept.push(file);
+  }
+  return kept;
+}
+
 function heartbeatEvery(ms: number, details: () => unknown): () => void {
   const ctx = Context.current();
   ctx.heartbeat(details());
@@ -115,11 +140,8 @@ export function bronzeActivities(deps: LakeDeps) {
         WHERE n <= ${request.maxFiles} AND (bytes_so_far <= ${request.maxBytes} OR n = 1)
         ORDER BY n`)).getRowObjectsJson() as { path: string; size_bytes: string; mtime_ms: string; waiting: string }[];
       await db.run('DROP TABLE listing');
-      return {
-        files: rows.map((r) => ({ path: r.path, size: Number(r.size_bytes), mtimeMs: Number(r.mtime_ms) })),
-        waiting: Number(rows[0]?.waiting ?? 0),
-        listedAtMs,
-      };
+      const files = rows.map((r) => ({ path: r.path, size: Number(r.size_bytes), mtimeMs: Number(r.mtime_ms) }));
+      return { files: await withinRowBudget(db, files, request.maxRows), waiting: Number(rows[0]?.waiting ?? 0), listedAtMs };
     });
   }
 

@@ -25,6 +25,8 @@ export const ingestOptionsSchema = z
   .object({
     maxFilesPerBatch: z.number().int().min(1).max(100_000).default(1000),
     maxBytesPerBatch: z.number().int().min(1).default(256 * 1024 * 1024),
+    /** Rows per batch, from the parquet footers (whole files; at least one file). */
+    maxRowsPerBatch: z.number().int().min(1).default(250_000),
     /** A dead worker's batch is retried elsewhere after this long without a heartbeat. */
     heartbeatTimeoutSeconds: z.number().min(1).max(600).default(30),
     /** A zero-byte file younger than this may still be being written; older, it is quarantined. */
@@ -82,6 +84,7 @@ export interface PlanRequest {
   cutoffMs?: number;
   maxFiles: number;
   maxBytes: number;
+  maxRows: number;
   emptyFileGraceSeconds: number;
 }
 

@@ -129,7 +129,7 @@ test('a worker killed with SIGKILL in the middle of a batch: restarted, the run 
   try {
     const run = await client.workflow.start(bronzeAvailableNow, {
       taskQueue, workflowId: uniqueId('bronze-run'),
-      args: [{ sources: [source], options: { maxFilesPerBatch: 40, heartbeatTimeoutSeconds: 2 } }],
+      args: [{ sources: [source], options: { maxFilesPerBatch: 40, maxRowsPerBatch: 1_000_000, heartbeatTimeoutSeconds: 2 } }],
     });
     // Wait until an ingest batch is running on the worker, then kill it outright.
     let killedDuring: string | undefined;
@@ -225,8 +225,12 @@ test('a file that vanishes between planning and ingesting is quarantined, the ba
   const [kept, gone] = await writeSyntheticLanding({ root: landing, files: 2, rowsPerFile: 5, scenarios: [DEFAULT_SCENARIOS[0]] });
   const activities = bronzeActivities({ lakeFile, landingDir: landing });
   const env = new MockActivityEnvironment(); // activity context only; DuckDB and files are real
-  const plan: PlanResult = await env.run(activities.planBronzeBatch, { source: sources[0], maxFiles: 10, maxBytes: 1e9, emptyFileGraceSeconds: 0 });
+  const plan: PlanResult = await env.run(activities.planBronzeBatch, { source: sources[0], maxFiles: 10, maxBytes: 1e9, maxRows: 1e9, emptyFileGraceSeconds: 0 });
   expect(plan.files.map((f) => f.path).sort()).toEqual([kept, gone].sort());
+  // The row budget (read from the footers) cuts a batch at whole files, keeping at least one.
+  const bounded: PlanResult = await env.run(activities.planBronzeBatch, { source: sources[0], maxFiles: 10, maxBytes: 1e9, maxRows: 7, emptyFileGraceSeconds: 0 });
+  expect(bounded.files).toHaveLength(1);
+  expect(bounded.waiting).toBe(2);
   await import('node:fs/promises').then((fs) => fs.rm(gone));
   const result = await env.run(activities.ingestBronzeBatch, { source: sources[0], batchId: 'b:0', batchSeq: 0, files: plan.files });
   expect(result).toMatchObject({ rows: 5, filesIngested: 1, filesQuarantined: 1, version: 1 });

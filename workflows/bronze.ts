@@ -83,7 +83,8 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
     for (;;) {
       const plan = await planBronzeBatch({
         source, landingPath: cfg.landingPath, cutoffMs,
-        maxFiles: options.maxFilesPerBatch, maxBytes: options.maxBytesPerBatch, emptyFileGraceSeconds: options.emptyFileGraceSeconds,
+        maxFiles: options.maxFilesPerBatch, maxBytes: options.maxBytesPerBatch, maxRows: options.maxRowsPerBatch,
+        emptyFileGraceSeconds: options.emptyFileGraceSeconds,
       });
       cutoffMs ??= plan.listedAtMs;
       checkpoint.lagFiles = plan.waiting;

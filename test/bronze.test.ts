@@ -119,7 +119,7 @@ async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise
 }
 
 test('a worker killed with SIGKILL in the middle of a batch: restarted, the run completes exactly', async () => {
-  const { landing, lakeFile, sources, ids, deps } = setup('kill');
+  const { landing, lakeFile, sources, ids } = setup('kill');
   const source = sources[0];
   const files = await writeSyntheticLanding({ root: landing, files: 160, rowsPerFile: 20_000, scenarios: [DEFAULT_SCENARIOS[0]] });
   const taskQueue = uniqueId('tq-kill');

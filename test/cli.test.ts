@@ -1,6 +1,5 @@
 // The CLI as a user runs it: a real process, real exit codes, against the real dev server and
 // a worker that owns a real lake file.
-import path from 'node:path';
 import { closeAllInstances } from '../lake/duckdb';
 import { DEFAULT_SOURCES, bronzeWorkflowId } from '../rules/bronze';
 import { cli, cliLake, closeTestClient, terminateAll, withWorker } from './helpers';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { withConnection, sqlString, closeAllInstances } from '../lake/duckdb';
 import { DEFAULT_SOURCES } from '../rules/bronze';
-import { startDevServer } from '../test/dev-server';
+import { startDevServer } from '../scripts/dev-server';
 import { bronzeAvailableNow } from '../workflows/bronze';
 import { medallionPipeline, pipelineStatusQuery } from '../workflows/pipeline';
 import { writeSyntheticLanding } from './landing-maker';

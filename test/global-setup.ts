@@ -4,7 +4,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startDevServer } from './dev-server';
+import { startDevServer } from '../scripts/dev-server';
 
 export default async function globalSetup(): Promise<void> {
   if (!process.env.TEMPORAL_ADDRESS) {

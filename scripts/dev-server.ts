@@ -1,4 +1,5 @@
-// Starts a throwaway Temporal dev server (in-memory SQLite, free ports) with the project's CLI.
+// Starts a throwaway Temporal dev server (in-memory SQLite, free ports) with the project's CLI;
+// used by the test setup and the benchmarks.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';

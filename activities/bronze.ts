@@ -1,7 +1,8 @@
 // Bronze I/O: list a source folder, plan the next bounded batch, ingest a batch exactly once.
 import { Context } from '@temporalio/activity';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { readdir, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { withLake } from '../lake/catalog';
 import { qualified } from '../lake/changes';
@@ -47,6 +48,22 @@ export function sourceDir(source: Source, landingRoot: string): string {
   return path.isAbsolute(source.path) ? source.path : path.join(landingRoot, source.path);
 }
 
+/**
+ * Size and mtime of each path (undefined when it is gone). Synchronous stat costs a tenth of
+ * the promise API per file; chunks yield so heartbeats keep going on a huge folder.
+ */
+async function statAll(paths: string[]): Promise<(LandingFileInfo | undefined)[]> {
+  const infos: (LandingFileInfo | undefined)[] = [];
+  for (let i = 0; i < paths.length; i += 2000) {
+    if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+    for (const file of paths.slice(i, i + 2000)) {
+      const s = statSync(file, { throwIfNoEntry: false });
+      infos.push(s && { path: file, size: s.size, mtimeMs: Math.floor(s.mtimeMs) });
+    }
+  }
+  return infos;
+}
+
 async function listFiles(dir: string): Promise<LandingFileInfo[]> {
   let entries;
   try {
@@ -58,12 +75,7 @@ async function listFiles(dir: string): Promise<LandingFileInfo[]> {
   const names = entries
     .filter((e) => e.isFile() && !isTempLandingName(e.name))
     .map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
-  const infos = await Promise.all(
-    names.map(async (file) => {
-      const s = await stat(file).catch(() => undefined); // vanished since readdir: next pass
-      return s && { path: file, size: s.size, mtimeMs: Math.floor(s.mtimeMs) };
-    }),
-  );
+  const infos = await statAll(names);
   return infos.filter((i): i is LandingFileInfo => i !== undefined);
 }
 
@@ -118,6 +130,7 @@ function describeError(error: unknown): string {
 export function bronzeActivities(deps: LakeDeps) {
   /** The next batch of a source: files not in the ledger, oldest first, within the batch bounds. */
   async function planBronzeBatch(request: PlanRequest): Promise<PlanResult> {
+    const started = performance.now();
     const listedAtMs = Date.now();
     const listed = await listFiles(sourceDir(request.source, request.landingPath ?? deps.landingDir));
     const cutoff = request.cutoffMs ?? listedAtMs;
@@ -141,12 +154,15 @@ export function bronzeActivities(deps: LakeDeps) {
         ORDER BY n`)).getRowObjectsJson() as { path: string; size_bytes: string; mtime_ms: string; waiting: string }[];
       await db.run('DROP TABLE listing');
       const files = rows.map((r) => ({ path: r.path, size: Number(r.size_bytes), mtimeMs: Number(r.mtime_ms) }));
-      return { files: await withinRowBudget(db, files, request.maxRows), waiting: Number(rows[0]?.waiting ?? 0), listedAtMs };
+      const batch = await withinRowBudget(db, files, request.maxRows);
+      return { files: batch, waiting: Number(rows[0]?.waiting ?? 0), listedAtMs, elapsedMs: Math.round(performance.now() - started) };
     });
   }
 
   /** Ingests one planned batch: rows + lineage + ledger + commit in one transaction. */
   async function ingestBronzeBatch(request: IngestRequest): Promise<IngestResult> {
+    const started = performance.now();
+    const toIngestResult = (commit: CommitInfo) => describeCommit(commit, Math.round(performance.now() - started));
     const table = bronzeTable(request.source);
     return withLake(deps.lakeFile, async (db) => {
       const earlier = await findCommit(db, table, request.batchId);
@@ -157,11 +173,12 @@ export function bronzeActivities(deps: LakeDeps) {
       try {
         const bad: BadFile[] = [];
         const present: LandingFileInfo[] = [];
-        for (const file of request.files) {
-          const problem = await missingOrEmpty(file);
+        const current = await statAll(request.files.map((f) => f.path));
+        request.files.forEach((file, i) => {
+          const problem = missingOrEmpty(current[i]);
           if (problem) bad.push({ ...file, error: problem });
           else present.push(file);
-        }
+        });
         // Fast path: one footer scan when every file has the first file's schema; else file by file.
         let readable = await sameSchema(db, present);
         if (!readable) {
@@ -216,8 +233,7 @@ export function bronzeActivities(deps: LakeDeps) {
   return { planBronzeBatch, ingestBronzeBatch, readBronzeCheckpoint };
 }
 
-async function missingOrEmpty(file: LandingFileInfo): Promise<string | undefined> {
-  const current = await stat(file.path).catch(() => undefined);
+function missingOrEmpty(current: LandingFileInfo | undefined): string | undefined {
   if (!current) return 'vanished: the file was listed but no longer exists';
   if (current.size === 0) return 'empty file (0 bytes)';
   return undefined;
@@ -283,7 +299,7 @@ async function evolveSchema(db: DuckDBConnection, table: string, files: Readable
     await db.run(`CREATE TABLE ${qualified(table)} (${[...first, ...LINEAGE_COLUMNS].map(([n, t]) => `${sqlIdentifier(n)} ${t}`).join(', ')})`);
     await registerTable(db, table, 'append');
     added.push(...first);
-    columns = await tableColumns(db, table);
+    columns = new Map([...first, ...LINEAGE_COLUMNS]);
   }
   const known = new Set([...columns.keys()].map((c) => c.toLowerCase()));
   for (const file of files) {
@@ -304,11 +320,11 @@ async function evolveSchema(db: DuckDBConnection, table: string, files: Readable
       .map(([n, t]) => `(${sqlString(table)}, ${schemaVersion}, ${version}, ${sqlString(batchId)}, ${sqlString(n)}, ${sqlString(t)}, now()::TIMESTAMP)`)
       .join(', ')}`);
   }
-  return { columns: await tableColumns(db, table), added, schemaVersion };
+  return { columns: added.length > 0 ? await tableColumns(db, table) : columns, added, schemaVersion };
 }
 
 /** The SELECT list that maps one group of same-schema files onto the table's data columns. */
-function projection(tableColumns: Map<string, string>, fileColumns: Column[]): { select: string[]; rescued: string } {
+function projection(tableColumns: Map<string, string>, fileColumns: Column[], fileName: string): { select: string[]; rescued: string } {
   const fileTypes = new Map(fileColumns.map(([n, t]) => [n.toLowerCase(), { name: n, type: t }]));
   const select: string[] = [];
   const rescued: string[] = [];
@@ -328,7 +344,7 @@ function projection(tableColumns: Map<string, string>, fileColumns: Column[]): {
   for (const [lower, { name }] of fileTypes) {
     if (RESERVED.has(lower)) rescued.push(`${sqlString(name)}, ${sqlIdentifier(name)}`);
   }
-  const rescuedSql = rescued.length ? `json_object(${rescued.join(', ')}, '_file_path', r.filename)` : 'NULL::JSON';
+  const rescuedSql = rescued.length ? `json_object(${rescued.join(', ')}, '_file_path', ${fileName})` : 'NULL::JSON';
   return { select, rescued: rescuedSql };
 }
 
@@ -346,20 +362,22 @@ async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable
         groups.set(key, [...(groups.get(key) ?? []), file]);
       }
       for (const files of groups.values()) {
-        const { select, rescued } = projection(evolution.columns, files[0].columns);
-        const mtimes = files.map((f) => `(${sqlString(f.path)}, ${f.mtimeMs})`).join(', ');
+        // Same-schema files: no union_by_name; lineage looked up by file_index in the file list
+        // (cheaper per row than filename = true and a join on the path).
+        const fileList = `[${files.map((f) => sqlString(f.path)).join(', ')}]`;
+        const fileName = `${fileList}[file_index::BIGINT + 1]`;
+        const { select, rescued } = projection(evolution.columns, files[0].columns, fileName);
         const result = await db.run(`
           INSERT INTO ${qualified(table)} BY NAME
           SELECT ${select.join(', ')},
-                 r.filename AS rastreamento_source,
+                 ${fileName} AS rastreamento_source,
                  ${sqlString(request.source.label)} AS source,
-                 make_timestamp(m.mtime_ms * 1000) AS data_arquivo_ingestao,
+                 make_timestamp([${files.map((f) => f.mtimeMs).join(', ')}][file_index::BIGINT + 1] * 1000) AS data_arquivo_ingestao,
                  true AS status,
                  ${rescued} AS _rescued_data,
                  ${sqlString(request.batchId)} AS _batch_id,
                  ${version} AS _commit_version
-          FROM read_parquet([${files.map((f) => sqlString(f.path)).join(', ')}], filename = true, union_by_name = true) AS r
-          JOIN (VALUES ${mtimes}) AS m(path, mtime_ms) ON m.path = r.filename`);
+          FROM read_parquet(${fileList})`);
         rows += result.rowsChanged;
       }
     }
@@ -388,11 +406,11 @@ async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable
   });
 }
 
-function toIngestResult(commit: CommitInfo): IngestResult {
+function describeCommit(commit: CommitInfo, elapsedMs: number): IngestResult {
   const d = commit.details as { filesIngested: number; filesQuarantined: number; schemaVersion: number; newColumns: string[] };
   return {
     batchId: commit.batchId, version: commit.version, rows: commit.rowsInserted,
     filesIngested: d.filesIngested, filesQuarantined: d.filesQuarantined, schemaVersion: d.schemaVersion,
-    newColumns: d.newColumns, alreadyCommitted: commit.alreadyCommitted, committedAt: commit.committedAt,
+    newColumns: d.newColumns, alreadyCommitted: commit.alreadyCommitted, committedAt: commit.committedAt, elapsedMs,
   };
 }

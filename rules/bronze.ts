@@ -93,6 +93,8 @@ export interface PlanResult {
   /** Files not yet ingested, including this batch's (up to the cutoff). */
   waiting: number;
   listedAtMs: number;
+  /** Time the activity took, for the pass's overhead figures. */
+  elapsedMs: number;
 }
 
 export interface IngestRequest {
@@ -112,6 +114,7 @@ export interface IngestResult {
   newColumns: string[];
   alreadyCommitted: boolean;
   committedAt: string;
+  elapsedMs: number;
 }
 
 /** Compact, carried through continueAsNew: counters and high-water marks, no file lists. */
@@ -141,6 +144,8 @@ export interface PassSummary {
   toVersion: number;
   startedAt: string;
   finishedAt: string;
+  /** Time spent in the pass's activities; finishedAt − startedAt minus this is orchestration. */
+  activityMs?: number;
   /** Work left after the pass: landing files waiting (bronze). */
   lag?: number;
   /** Layer-specific counts (duplicates dropped, tables refreshed, ...). */

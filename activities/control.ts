@@ -28,8 +28,8 @@ export function controlActivities(deps: TemporalDeps) {
   async function requestPasses({ targets, replyTo }: { targets: PassTarget[]; replyTo: string }): Promise<string[]> {
     const c = await getClient();
     const { taskQueue } = Context.current().info;
-    for (const target of targets) {
-      await c.workflow.signalWithStart(target.workflowType, {
+    await Promise.all(targets.map((target) =>
+      c.workflow.signalWithStart(target.workflowType, {
         taskQueue,
         workflowId: target.workflowId,
         args: [target.input],
@@ -38,8 +38,7 @@ export function controlActivities(deps: TemporalDeps) {
         staticSummary: `${target.layer} checkpoint owner for ${target.source}`,
         memo: { layer: target.layer, source: target.source },
         signalArgs: [{ requestId: target.requestId, replyTo } satisfies PassRequest],
-      });
-    }
+      })));
     return targets.map((t) => t.workflowId);
   }
 

@@ -9,7 +9,7 @@ import {
   type BronzeSourceInput, type IngestResult, type PassSummary,
 } from '../rules/bronze';
 import { parseOrFail } from '../rules/validate';
-import { awaitPasses, CheckpointOwner, startSummary, type PassRequest } from './checkpoint-owner';
+import { activityRetry as retry, awaitPasses, CheckpointOwner, LOCAL_PLANNING_PATCH, planningActivities, startSummary, type PassRequest } from './checkpoint-owner';
 
 export { passDoneSignal, requestPassSignal, runPassUpdate, type PassRequest } from './checkpoint-owner';
 
@@ -33,8 +33,7 @@ export interface BronzeSourceStatus extends BronzeCheckpoint {
 
 export const bronzeStatusQuery = wf.defineQuery<BronzeSourceStatus>('checkpoint');
 
-const retry: wf.RetryPolicy = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['InvalidInput'] };
-const { planBronzeBatch, readBronzeCheckpoint, requestPasses } = wf.proxyActivities<Activities>({
+const { requestPasses } = wf.proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   retry,
 });
@@ -57,6 +56,7 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
     retry,
   };
   const { ingestBronzeBatch } = wf.proxyActivities<Activities>(ingestOptions);
+  const { planBronzeBatch, readBronzeCheckpoint } = planningActivities();
 
   // A fresh workflow (no carried checkpoint) resumes from the lake's commit log, so batch
   // ids never repeat even if the workflow was terminated and started again.
@@ -80,6 +80,7 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
   async function runPass(): Promise<PassSummary> {
     const summary = startSummary('bronze', source.name, checkpoint.version);
     let cutoffMs: number | undefined;
+    let activityMs = 0;
     for (;;) {
       const plan = await planBronzeBatch({
         source, landingPath: cfg.landingPath, cutoffMs,
@@ -87,6 +88,7 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
         emptyFileGraceSeconds: options.emptyFileGraceSeconds,
       });
       cutoffMs ??= plan.listedAtMs;
+      activityMs += plan.elapsedMs ?? 0;
       checkpoint.lagFiles = plan.waiting;
       checkpoint.lagMeasuredAt = new Date(Date.now()).toISOString();
       if (plan.files.length === 0) break;
@@ -103,6 +105,7 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
         [{ source, batchId: pending.batchId, batchSeq, files: plan.files }],
       );
       advance(checkpoint, result, batchSeq);
+      activityMs += result.elapsedMs ?? 0;
       checkpoint.lagFiles = plan.waiting - plan.files.length;
       pending = undefined;
       batchesThisRun++;
@@ -111,9 +114,12 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
       summary.quarantined += result.filesQuarantined;
       summary.rows += result.rows;
       summary.toVersion = result.version;
+      // This batch took every file waiting at the cutoff: the pass is done without a re-plan.
+      if (plan.files.length >= plan.waiting && wf.patched(LOCAL_PLANNING_PATCH)) break;
     }
     checkpoint.passes++;
     summary.lag = checkpoint.lagFiles;
+    summary.activityMs = activityMs;
     summary.finishedAt = new Date(Date.now()).toISOString();
     return summary;
   }

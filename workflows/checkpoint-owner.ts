@@ -2,7 +2,28 @@
 // asked for by signal (with a reply-to workflow) or update, served one at a time, and the
 // workflow continues as new between passes when its history grows. Deterministic code only.
 import * as wf from '@temporalio/workflow';
+import type { Activities } from '../activities';
 import type { PassSummary } from '../rules/bronze';
+
+/** Every layer's activities: back off to a minute; bad input is not retried. */
+export const activityRetry: wf.RetryPolicy = {
+  initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['InvalidInput'],
+};
+const planningOptions: wf.ActivityOptions = { startToCloseTimeout: '5 minutes', retry: activityRetry };
+const localPlanning = wf.proxyLocalActivities<Activities>(planningOptions);
+const remotePlanning = wf.proxyActivities<Activities>(planningOptions);
+
+/** Workflows started before planning ran as local activities replay the old commands. */
+export const LOCAL_PLANNING_PATCH = 'local-planning-activities';
+
+/**
+ * Planning and checkpoint reads are short, read-only and safe to repeat: local activities,
+ * run by the worker without a server round trip each (the batch itself stays a normal,
+ * heartbeating activity that another worker can retry).
+ */
+export function planningActivities(): typeof localPlanning {
+  return wf.patched(LOCAL_PLANNING_PATCH) ? localPlanning : remotePlanning;
+}
 
 export interface PassRequest {
   requestId: string;

@@ -7,15 +7,11 @@ import type { GoldCheckpoint } from '../rules/gold';
 import { goldInputSchema, silverInputSchema, type GoldWorkflowInput, type SilverWorkflowInput } from '../rules/layers';
 import type { SilverCheckpoint, SilverInput } from '../rules/silver';
 import { parseOrFail } from '../rules/validate';
-import { CheckpointOwner, startSummary, type PassRequest } from './checkpoint-owner';
+import { activityRetry as retry, CheckpointOwner, planningActivities, startSummary, type PassRequest } from './checkpoint-owner';
 
 export const silverStatusQuery = wf.defineQuery<SilverCheckpoint & { passRunning: boolean; pending?: SilverInput[]; lastPass?: PassSummary }>('checkpoint');
 export const goldStatusQuery = wf.defineQuery<GoldCheckpoint & { passRunning: boolean; lastPass?: PassSummary }>('checkpoint');
 
-const retry: wf.RetryPolicy = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['InvalidInput'] };
-const { planSilverBatch, readSilverCheckpoint, planGoldBatch, readGoldCheckpoint } = wf.proxyActivities<Activities>({
-  startToCloseTimeout: '5 minutes', retry,
-});
 
 function layerActivities(heartbeatTimeoutSeconds: number) {
   return wf.proxyActivities<Activities>({ startToCloseTimeout: '2 hours', heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`, retry });
@@ -33,6 +29,7 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
   const { checkpoint: carried, queued, lastPass: carriedPass, ...userInput } = input;
   const cfg = parseOrFail(silverInputSchema, userInput, 'silver');
   const { runSilverBatch } = layerActivities(cfg.heartbeatTimeoutSeconds);
+  const { planSilverBatch, readSilverCheckpoint } = planningActivities();
   const checkpoint = carried ?? (await readSilverCheckpoint());
   let lastPass = carriedPass;
   let pending: SilverInput[] | undefined;
@@ -84,6 +81,7 @@ export async function goldWorkflow(input: GoldWorkflowInput & Carried<GoldCheckp
   const { checkpoint: carried, queued, lastPass: carriedPass, ...userInput } = input;
   const cfg = parseOrFail(goldInputSchema, userInput, 'gold');
   const { refreshGold } = layerActivities(cfg.heartbeatTimeoutSeconds);
+  const { planGoldBatch, readGoldCheckpoint } = planningActivities();
   const checkpoint = carried ?? (await readGoldCheckpoint());
   let lastPass = carriedPass;
   let batchesThisRun = 0;

@@ -35,7 +35,12 @@ export async function createNetpulseWorker(options: NetpulseWorkerOptions = {}):
 }
 
 export async function runWorker(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger((process.env.NETPULSE_LOG_LEVEL as 'INFO') ?? 'INFO') });
+  const metrics = process.env.NETPULSE_METRICS_ADDRESS;
+  Runtime.install({
+    logger: new DefaultLogger((process.env.NETPULSE_LOG_LEVEL as 'INFO') ?? 'INFO'),
+    // Temporal's worker metrics (task latencies, activity and local activity execution time), for Prometheus.
+    ...(metrics && { telemetryOptions: { metrics: { prometheus: { bindAddress: metrics } } } }),
+  });
   const worker = await createNetpulseWorker();
   Runtime.instance().logger.info('netpulse worker started', {
     taskQueue: config.taskQueue, address: config.temporalAddress, lake: config.lakeFile, landing: config.landingDir,

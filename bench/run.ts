@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { withConnection, sqlString, closeAllInstances } from '../lake/duckdb';
 import { DEFAULT_SOURCES } from '../rules/bronze';
-import { startDevServer } from '../scripts/dev-server';
+import { freePort, startDevServer } from '../scripts/dev-server';
 import { bronzeAvailableNow } from '../workflows/bronze';
 import { medallionPipeline, pipelineStatusQuery } from '../workflows/pipeline';
 import { writeSyntheticLanding } from './landing-maker';
@@ -31,16 +31,40 @@ function arg(name: string, fallback: string): string {
 const root = config.projectRoot;
 const log = (message: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
-interface Worker { process: ChildProcess; taskQueue: string; lakeFile: string }
+interface Worker { process: ChildProcess; taskQueue: string; lakeFile: string; metricsUrl: string }
 
-function startWorker(address: string, lakeFile: string, landing: string): Worker {
+async function startWorker(address: string, lakeFile: string, landing: string): Promise<Worker> {
   const taskQueue = `bench-${Date.now().toString(36)}`;
+  const metrics = `127.0.0.1:${await freePort()}`;
   const child = spawn(process.execPath, [path.join(root, 'dist', 'worker.js')], {
-    env: { ...process.env, TEMPORAL_ADDRESS: address, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LAKE_FILE: lakeFile, NETPULSE_LANDING_DIR: landing, NETPULSE_LOG_LEVEL: 'WARN' },
+    env: {
+      ...process.env, TEMPORAL_ADDRESS: address, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LAKE_FILE: lakeFile, NETPULSE_LANDING_DIR: landing,
+      NETPULSE_LOG_LEVEL: 'WARN', NETPULSE_METRICS_ADDRESS: metrics,
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  return { process: child, taskQueue, lakeFile };
+  return { process: child, taskQueue, lakeFile, metricsUrl: `http://${metrics}/metrics` };
 }
+
+/**
+ * Seconds spent in activity code per activity type, from the worker's own Temporal metrics
+ * (activity and local activity execution latency histograms, in ms); history alone does not
+ * time local activities.
+ */
+async function activitySeconds(worker: Worker): Promise<Record<string, number>> {
+  const text = await (await fetch(worker.metricsUrl)).text();
+  const totals: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = line.match(/^temporal_(?:local_)?activity_execution_latency_sum\{([^}]*)\} ([0-9.e+]+)/);
+    const type = m?.[1].match(/activity_type="([^"]+)"/)?.[1];
+    if (m && type) totals[type] = (totals[type] ?? 0) + Number(m[2]) / 1000;
+  }
+  return totals;
+}
+
+const sum = (values: Record<string, number>) => Object.values(values).reduce((a, b) => a + b, 0);
+const minus = (after: Record<string, number>, before: Record<string, number>) =>
+  Object.fromEntries(Object.entries(after).map(([k, v]) => [k, +(v - (before[k] ?? 0)).toFixed(3)]));
 
 /** Peak resident memory of a process (VmHWM), in MiB. */
 function peakRssMiB(pid: number): number {
@@ -54,25 +78,18 @@ async function stopWorker(worker: Worker): Promise<void> {
   await exited;
 }
 
-/** Sum of activity execution time (started → completed) per activity type, from history. */
-async function activitySeconds(client: Client, workflowIds: string[]): Promise<Record<string, number>> {
-  const totals: Record<string, number> = {};
-  for (const id of workflowIds) {
-    const history = await client.workflow.getHandle(id).fetchHistory();
-    const scheduled = new Map<string, string>();
-    const started = new Map<string, number>();
-    for (const e of history.events ?? []) {
-      const ms = Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
-      if (e.activityTaskScheduledEventAttributes) scheduled.set(String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '?');
-      if (e.activityTaskStartedEventAttributes) started.set(String(e.activityTaskStartedEventAttributes.scheduledEventId), ms);
-      if (e.activityTaskCompletedEventAttributes) {
-        const key = String(e.activityTaskCompletedEventAttributes.scheduledEventId);
-        const type = scheduled.get(key) ?? '?';
-        totals[type] = (totals[type] ?? 0) + (ms - (started.get(key) ?? ms)) / 1000;
-      }
-    }
-  }
-  return totals;
+/** Seconds for one INSERT INTO t <select> FROM read_parquet(files) and its checkpoint, in a fresh database. */
+async function timeDuckDbInsert(file: string, files: string[], select: string): Promise<number> {
+  const from = `FROM read_parquet([${files.map(sqlString).join(', ')}])`;
+  const seconds = await withConnection(file, async (db) => {
+    await db.run(`CREATE TABLE t AS ${select} ${from} LIMIT 0`);
+    const t = Date.now(); // the INSERT and its checkpoint only
+    await db.run(`INSERT INTO t ${select} ${from}`);
+    await db.run('CHECKPOINT');
+    return (Date.now() - t) / 1000;
+  });
+  await closeAllInstances();
+  return seconds;
 }
 
 async function runSize(client: Client, address: string, name: string, spec: { files: number; rows: number }) {
@@ -86,36 +103,33 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   const landingBytes = files.reduce((n, f) => n + statSync(f).size, 0);
 
   log(`${name}: limit baseline (plain DuckDB INSERT … SELECT FROM read_parquet)`);
-  const baselineFile = path.join(dir, 'baseline.duckdb');
-  t = Date.now();
-  await withConnection(baselineFile, async (db) => {
-    await db.run(`CREATE TABLE t AS SELECT * FROM read_parquet([${files.slice(0, 1).map(sqlString).join(', ')}]) WITH NO DATA`);
-    await db.run(`INSERT INTO t SELECT * FROM read_parquet([${files.map(sqlString).join(', ')}])`);
-    await db.run('CHECKPOINT');
-  });
-  const baselineSeconds = (Date.now() - t) / 1000;
-  await closeAllInstances();
+  const baselineSeconds = await timeDuckDbInsert(path.join(dir, 'baseline.duckdb'), files, 'SELECT *');
+  // The same single INSERT with bronze's per-row lineage columns: separates the cost of the
+  // lineage itself from the cost of orchestration (batches, ledger, commits, Temporal).
+  const list = `[${files.map(sqlString).join(', ')}]`;
+  const lineageSeconds = await timeDuckDbInsert(path.join(dir, 'lineage.duckdb'), files, `
+    SELECT *, ${list}[file_index::BIGINT + 1] AS rastreamento_source, 'bench' AS source,
+           make_timestamp([${files.map((f) => Math.floor(statSync(f).mtimeMs)).join(', ')}][file_index::BIGINT + 1] * 1000) AS data_arquivo_ingestao,
+           true AS status, NULL::JSON AS _rescued_data, 'bench:0' AS _batch_id, 1::BIGINT AS _commit_version`);
 
   const lakeFile = path.join(dir, 'netpulse.duckdb');
-  const worker = startWorker(address, lakeFile, landing);
-  await new Promise((r) => setTimeout(r, 1500)); // worker start (bundling) is not part of a pass
+  const worker = await startWorker(address, lakeFile, landing);
+  await new Promise((r) => setTimeout(r, 1500)); // worker start is not part of a pass
   const options = { maxFilesPerBatch: Number(arg('max-files', '1000')) };
   log(`${name}: bronze availableNow pass through Temporal`);
   const bronzeId = `bench-bronze-${name}-${Date.now()}`;
+  const activityBefore = await activitySeconds(worker);
   t = Date.now();
   const summaries = await client.workflow.execute(bronzeAvailableNow, { taskQueue: worker.taskQueue, workflowId: bronzeId, args: [{ landingPath: landing, options }] });
   const bronzeSeconds = (Date.now() - t) / 1000;
+  const activity = minus(await activitySeconds(worker), activityBefore);
   const batches = summaries.reduce((n, s) => n + s.batches, 0);
   const rowsIn = summaries.reduce((n, s) => n + s.rows, 0);
   if (rowsIn !== totalRows) throw new Error(`bronze took ${rowsIn} rows, expected ${totalRows}`);
   const sourceIds = DEFAULT_SOURCES.map((s) => `bronze-${s.name.replace(/_/g, '-')}`);
-  const activity = await activitySeconds(client, sourceIds);
-  // Sources run in parallel: compare the slowest source's wall time with its own activity time.
-  const perSource = await Promise.all(sourceIds.map(async (id) => ({ id, a: await activitySeconds(client, [id]) })));
-  const slowest = summaries.reduce((a, b) => (Date.parse(a.finishedAt) - Date.parse(a.startedAt) > Date.parse(b.finishedAt) - Date.parse(b.startedAt) ? a : b));
-  const slowestWall = (Date.parse(slowest.finishedAt) - Date.parse(slowest.startedAt)) / 1000;
-  const slowestActivity = Object.values(perSource.find((p) => p.id.endsWith(slowest.source.replace(/_/g, '-')))!.a).reduce((x, y) => x + y, 0);
-  const overheadPerBatchMs = ((slowestWall - slowestActivity) / Math.max(1, slowest.batches)) * 1000;
+  // Each source's pass: wall time minus the time its activities took, over all its batches.
+  const orchestrationMs = summaries.reduce((n, s) => n + Date.parse(s.finishedAt) - Date.parse(s.startedAt) - (s.activityMs ?? 0), 0);
+  const overheadPerBatchMs = orchestrationMs / Math.max(1, batches);
 
   t = Date.now();
   await client.workflow.execute(bronzeAvailableNow, { taskQueue: worker.taskQueue, workflowId: `${bronzeId}-empty`, args: [{ landingPath: landing }] });
@@ -135,8 +149,9 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   return {
     size: name, files: spec.files, rowsPerFile: spec.rows, rows: totalRows, landingMiB: +(landingBytes / 2 ** 20).toFixed(1), makeSeconds,
     baselineSeconds, baselineRowsPerSec: Math.round(totalRows / baselineSeconds),
+    lineageSeconds, lineageRowsPerSec: Math.round(totalRows / lineageSeconds), ratioToLineage: +(lineageSeconds / bronzeSeconds).toFixed(2),
     bronzeSeconds, bronzeRowsPerSec: Math.round(totalRows / bronzeSeconds), ratio: +(baselineSeconds / bronzeSeconds).toFixed(2),
-    batches, activitySeconds: activity, overheadPerBatchMs: Math.round(overheadPerBatchMs), emptyPassMs,
+    batches, activitySeconds: activity, activityTotalSeconds: +sum(activity).toFixed(3), overheadPerBatchMs: Math.round(overheadPerBatchMs), emptyPassMs,
     silverGoldSeconds, silverEvents: pass?.silver?.rows ?? 0, silverRowsPerSec: Math.round(totalRows / silverGoldSeconds),
     workerPeakRssMiB: rssMiB, lakeMiB: +lakeMiB.toFixed(1),
   };
@@ -152,7 +167,7 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
   const landing = path.join(dir, 'landing');
   mkdirSync(landing, { recursive: true });
   const lakeFile = path.join(dir, 'netpulse.duckdb');
-  const worker = startWorker(address, lakeFile, landing);
+  const worker = await startWorker(address, lakeFile, landing);
   const id = `bench-continuous-${Date.now()}`;
   const handle = await client.workflow.start(medallionPipeline, {
     taskQueue: worker.taskQueue, workflowId: id,
@@ -195,9 +210,9 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
 function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Awaited<ReturnType<typeof continuousLatency>> | undefined, machine: string): string {
   const lines = [
     `# netpulse benchmark — ${new Date().toISOString()}`, '', `Machine: ${machine}`, '',
-    '| size | files × rows | DuckDB limit rows/s | bronze pipeline rows/s | pipeline / limit | batches | Temporal overhead / batch | empty pass | silver+gold rows/s | worker peak RSS | lake file |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
-    ...results.map((r) => `| ${r.size} | ${r.files} × ${r.rowsPerFile} | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratio} | ${r.batches} | ${r.overheadPerBatchMs} ms | ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s) | ${r.workerPeakRssMiB} MiB | ${r.lakeMiB} MiB |`),
+    '| size | files × rows | DuckDB limit rows/s | limit + lineage rows/s | bronze pipeline rows/s | pipeline / limit | pipeline / limit + lineage | batches | Temporal overhead / batch | empty pass | silver+gold rows/s | worker peak RSS | lake file |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...results.map((r) => `| ${r.size} | ${r.files} × ${r.rowsPerFile} | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} ms | ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s) | ${r.workerPeakRssMiB} MiB | ${r.lakeMiB} MiB |`),
   ];
   if (latency) {
     lines.push('', `Continuous latency (${latency.files} files, one a second; ${latency.passes} passes; worker peak RSS ${latency.workerPeakRssMiB} MiB):`, '',

@@ -1,0 +1,109 @@
+// Where bronze time goes: runs plan + ingest for one source outside Temporal (in
+// @temporalio/testing's MockActivityEnvironment) and times every DuckDB statement.
+//
+//   node dist/bench/profile.js [--files 500] [--rows 500] [--sources 1] [--concurrency <sources>] [--silver-batches 0]
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DuckDBConnection } from '@duckdb/node-api';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { bronzeActivities } from '../activities/bronze';
+import { silverActivities } from '../activities/silver';
+import { silverOptionsSchema, type SilverInput } from '../rules/silver';
+import { closeAllInstances } from '../lake/duckdb';
+import { DEFAULT_SOURCES, ingestOptionsSchema, type PlanResult } from '../rules/bronze';
+import { writeSyntheticLanding } from './landing-maker';
+
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+};
+
+const timings = new Map<string, { calls: number; ms: number }>();
+/** Times every statement: runAndReadAll and friends go through run. */
+function timeStatements() {
+  const original = DuckDBConnection.prototype.run as (...a: unknown[]) => Promise<unknown>;
+  (DuckDBConnection.prototype as unknown as Record<string, unknown>).run = async function (this: unknown, sql: string, ...rest: unknown[]) {
+    const key = sql.replace(/\s+/g, ' ').trim().slice(0, 70);
+    const t = performance.now();
+    try {
+      return await original.call(this, sql, ...rest);
+    } finally {
+      const entry = timings.get(key) ?? { calls: 0, ms: 0 };
+      entry.calls++;
+      entry.ms += performance.now() - t;
+      timings.set(key, entry);
+    }
+  };
+}
+
+function printTimings() {
+  for (const [sql, t] of [...timings].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15)) {
+    console.log(`${t.ms.toFixed(0).padStart(7)} ms ${String(t.calls).padStart(5)}×  ${sql}`);
+  }
+  timings.clear();
+}
+
+async function main() {
+  const files = arg('files', 500);
+  const rows = arg('rows', 500);
+  const sourceCount = arg('sources', 1);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-profile-'));
+  const landing = path.join(dir, 'landing');
+  const sources = DEFAULT_SOURCES.slice(0, sourceCount);
+  await writeSyntheticLanding({ root: landing, files: files * sourceCount, rowsPerFile: rows, scenarios: sources.map((s) => {
+    const [device, status] = s.path.split('/');
+    return { device, status } as never;
+  }) });
+  await closeAllInstances();
+  timeStatements();
+  const activities = bronzeActivities({ lakeFile: path.join(dir, 'netpulse.duckdb'), landingDir: landing });
+  const env = new MockActivityEnvironment();
+  const options = ingestOptionsSchema.parse({ maxFilesPerBatch: 100_000, maxRowsPerBatch: arg('max-rows', 250_000), maxBytesPerBatch: 2 ** 40 });
+  await env.run(activities.readBronzeCheckpoint, sources[0]); // opens the lake, as a worker has
+  timings.clear();
+  const t0 = performance.now();
+  const phases: Record<string, number> = {};
+  const concurrency = arg('concurrency', sources.length);
+  const queue = [...sources];
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    for (let source = queue.shift(); source; source = queue.shift()) {
+    // availableNow: bounded batches until the source is drained
+    for (let seq = 0; ; seq++) {
+      let t = performance.now();
+      const plan: PlanResult = await env.run(activities.planBronzeBatch, {
+        source, maxFiles: options.maxFilesPerBatch, maxBytes: options.maxBytesPerBatch, maxRows: options.maxRowsPerBatch, emptyFileGraceSeconds: 30,
+      });
+      phases[`${source.name} plan`] = (phases[`${source.name} plan`] ?? 0) + performance.now() - t;
+      if (plan.files.length === 0) break;
+      t = performance.now();
+      await env.run(activities.ingestBronzeBatch, { source, batchId: `${source.name}:${seq}`, batchSeq: seq, files: plan.files });
+      phases[`${source.name} ingest`] = (phases[`${source.name} ingest`] ?? 0) + performance.now() - t;
+    }
+    }
+  }));
+  const total = performance.now() - t0;
+  console.log(`${sourceCount} source(s) × ${files} files × ${rows} rows: ${total.toFixed(0)} ms`);
+  for (const [k, v] of Object.entries(phases)) console.log(`  ${k}: ${v.toFixed(0)} ms`);
+  printTimings();
+
+  // Silver over what bronze wrote, in the workflow's bounded batches.
+  const silverBatches = arg('silver-batches', 0);
+  if (silverBatches > 0) {
+    const silver = silverActivities({ lakeFile: path.join(dir, 'netpulse.duckdb'), landingDir: landing });
+    const marks: Record<string, number> = {};
+    for (let seq = 0; seq < silverBatches; seq++) {
+      const inputs: SilverInput[] = await env.run(silver.planSilverBatch, { bronzeVersions: marks, maxRows: 250_000 });
+      if (inputs.length === 0) break;
+      const t = performance.now();
+      await env.run(silver.runSilverBatch, { batchId: `silver:${seq}`, batchSeq: seq, inputs, options: silverOptionsSchema.parse({}) });
+      console.log(`silver batch ${seq}: ${(performance.now() - t).toFixed(0)} ms`);
+      for (const i of inputs) marks[i.table] = i.toVersion;
+    }
+    printTimings();
+  }
+  await closeAllInstances();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

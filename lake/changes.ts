@@ -68,16 +68,18 @@ export async function replaceWithChanges(db: DuckDBConnection, table: string, se
 export async function mergeWithChanges(db: DuckDBConnection, table: string, keys: string[], sourceTable: string, version: number) {
   const t = qualified(table);
   const changes = qualified(`${table}__changes`);
-  const on = keys.map((k) => `t.${sqlIdentifier(k)} = s.${sqlIdentifier(k)}`).join(' AND ');
-  const updated = (await db.run(`INSERT INTO ${changes} SELECT t.*, 'update_preimage', ${version} FROM ${t} t SEMI JOIN ${sourceTable} s ON ${on}`)).rowsChanged;
-  await db.run(`MERGE INTO ${t} AS t USING ${sourceTable} AS s ON ${on}
+  const on = (left: string, right: string) => keys.map((k) => `${left}.${sqlIdentifier(k)} = ${right}.${sqlIdentifier(k)}`).join(' AND ');
+  // Pre-images are the rows the merge will update; post-images are the source rows themselves
+  // (UPDATE SET * / INSERT *), so the table is not read again after the MERGE.
+  await db.run(`CREATE OR REPLACE TEMP TABLE merge_preimages AS SELECT t.* FROM ${t} t SEMI JOIN ${sourceTable} s ON ${on('t', 's')}`);
+  const updated = (await db.run(`INSERT INTO ${changes} BY NAME
+    SELECT *, 'update_preimage' AS _change_type, ${version} AS _commit_version FROM merge_preimages`)).rowsChanged;
+  const total = (await db.run(`INSERT INTO ${changes} BY NAME
+    SELECT s.*, CASE WHEN p.${sqlIdentifier(keys[0])} IS NULL THEN 'insert' ELSE 'update_postimage' END AS _change_type, ${version} AS _commit_version
+    FROM ${sourceTable} s LEFT JOIN merge_preimages p ON ${on('p', 's')}`)).rowsChanged;
+  await db.run(`MERGE INTO ${t} AS t USING ${sourceTable} AS s ON ${on('t', 's')}
     WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *`);
-  await db.run(`INSERT INTO ${changes}
-    SELECT t.*, CASE WHEN p.${sqlIdentifier(keys[0])} IS NULL THEN 'insert' ELSE 'update_postimage' END, ${version}
-    FROM ${t} t SEMI JOIN ${sourceTable} s ON ${on}
-    LEFT JOIN (SELECT * FROM ${changes} WHERE _commit_version = ${version} AND _change_type = 'update_preimage') p
-      ON ${keys.map((k) => `p.${sqlIdentifier(k)} = t.${sqlIdentifier(k)}`).join(' AND ')}`);
-  const total = Number((await db.runAndReadAll(`SELECT count(*) FROM ${sourceTable}`)).getRows()[0][0]);
+  await db.run('DROP TABLE merge_preimages');
   return { rowsUpdated: updated, rowsInserted: total - updated };
 }
 

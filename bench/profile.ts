@@ -1,7 +1,7 @@
 // Where bronze time goes: runs plan + ingest for one source outside Temporal (in
 // @temporalio/testing's MockActivityEnvironment) and times every DuckDB statement.
 //
-//   node dist/bench/profile.js [--files 500] [--rows 500] [--sources 1] [--concurrency <sources>] [--silver-batches 0]
+//   node dist/bench/profile.js [--files 500] [--rows 500] [--sources 1] [--concurrency <sources>] [--silver-batches 0] [--keep]
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DuckDBConnection } from '@duckdb/node-api';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -103,7 +103,8 @@ async function main() {
     printTimings();
   }
   await closeAllInstances();
-  rmSync(dir, { recursive: true, force: true });
+  if (process.argv.includes('--keep')) console.log(`kept ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

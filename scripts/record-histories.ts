@@ -1,0 +1,58 @@
+// Records the owner workflows' histories (bronze source, silver, gold) of a small two-pass run
+// with this build, for test/replay.test.ts. Run it on the commit you are about to change:
+//
+//   npm run build && node dist/scripts/record-histories.js test/histories <label>
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { writeSyntheticLanding } from '../bench/landing-maker';
+import { startDevServer } from './dev-server';
+
+async function main(outDir: string, label: string): Promise<void> {
+  const server = await startDevServer();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-record-'));
+  const landing = path.join(dir, 'landing');
+  const worker = spawn(process.execPath, [path.join(__dirname, '..', 'worker.js')], {
+    env: {
+      ...process.env, TEMPORAL_ADDRESS: server.address, NETPULSE_TASK_QUEUE: 'record', NETPULSE_LOG_LEVEL: 'WARN',
+      NETPULSE_LAKE_FILE: path.join(dir, 'netpulse.duckdb'), NETPULSE_LANDING_DIR: landing,
+    },
+    stdio: 'inherit',
+  });
+  const client = new Client({ connection: await Connection.connect({ address: server.address }) });
+  try {
+    // Two passes: the first starts the owners, the second takes two bronze batches.
+    const input = { landingPath: landing, sources: [{ name: 'celular_conectado', label: 'Celular Conectado', path: 'Celular/Conectado' }], options: { maxFilesPerBatch: 1 } };
+    await writeSyntheticLanding({ root: landing, files: 4, rowsPerFile: 20, seed: 1 });
+    await client.workflow.execute('medallionPipeline', { taskQueue: 'record', workflowId: 'record-1', args: [input] });
+    await writeSyntheticLanding({ root: landing, files: 8, rowsPerFile: 20, seed: 2, prefix: 'second' });
+    await client.workflow.execute('medallionPipeline', { taskQueue: 'record', workflowId: 'record-2', args: [input] });
+    mkdirSync(outDir, { recursive: true });
+    for (const id of ['bronze-celular-conectado', 'silver', 'gold']) {
+      // Binary protobuf, read back with @temporalio/proto's own types (historyFromJSON trips over
+      // two copies of protobufjs in this install's node_modules).
+      const history = await client.workflow.getHandle(id).fetchHistory();
+      writeFileSync(path.join(outDir, `${label}-${id}.history.pb`), temporal.api.history.v1.History.encode(history).finish());
+      console.log(`${label}-${id}.history.pb: ${history.events?.length} events`);
+    }
+  } finally {
+    worker.kill('SIGTERM');
+    await new Promise((resolve) => worker.once('exit', resolve));
+    await client.connection.close();
+    server.process.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const [outDir, label] = process.argv.slice(2);
+if (!outDir || !label) {
+  console.error('usage: node dist/scripts/record-histories.js <out-dir> <label>');
+  process.exit(2);
+}
+main(path.resolve(outDir), label).catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -4,7 +4,7 @@
 //   node dist/bench/profile.js [--files 500] [--rows 500] [--sources 1] [--concurrency <sources>] [--silver-batches 0] [--keep]
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DuckDBConnection } from '@duckdb/node-api';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bronzeActivities } from '../activities/bronze';
@@ -92,12 +92,17 @@ async function main() {
   if (silverBatches > 0) {
     const silver = silverActivities({ lakeFile: path.join(dir, 'netpulse.duckdb'), landingDir: landing });
     const marks: Record<string, number> = {};
+    const seen = new Map<string, number>();
     for (let seq = 0; seq < silverBatches; seq++) {
       const inputs: SilverInput[] = await env.run(silver.planSilverBatch, { bronzeVersions: marks, maxRows: 250_000 });
       if (inputs.length === 0) break;
       const t = performance.now();
       await env.run(silver.runSilverBatch, { batchId: `silver:${seq}`, batchSeq: seq, inputs, options: silverOptionsSchema.parse({}) });
-      console.log(`silver batch ${seq}: ${(performance.now() - t).toFixed(0)} ms`);
+      const wal = statSync(`${path.join(dir, 'netpulse.duckdb')}.wal`, { throwIfNoEntry: false })?.size ?? 0;
+      const slowest = [...timings].filter(([sql]) => !seen.has(sql) || timings.get(sql)!.ms > seen.get(sql)!).map(([sql, v]) => [sql, v.ms - (seen.get(sql) ?? 0)] as const)
+        .sort((a, b) => b[1] - a[1]).slice(0, 3).map(([sql, ms]) => `${ms.toFixed(0)} ms ${sql.slice(0, 40)}`);
+      for (const [sql, v] of timings) seen.set(sql, v.ms);
+      console.log(`silver batch ${seq}: ${(performance.now() - t).toFixed(0)} ms, WAL ${(wal / 2 ** 20).toFixed(1)} MiB; ${slowest.join(' | ')}`);
       for (const i of inputs) marks[i.table] = i.toVersion;
     }
     printTimings();

@@ -123,6 +123,7 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   const summaries = await client.workflow.execute(bronzeAvailableNow, { taskQueue: worker.taskQueue, workflowId: bronzeId, args: [{ landingPath: landing, options }] });
   const bronzeSeconds = (Date.now() - t) / 1000;
   const activity = minus(await activitySeconds(worker), activityBefore);
+  const bronzeRssMiB = peakRssMiB(worker.process.pid!);
   const batches = summaries.reduce((n, s) => n + s.batches, 0);
   const rowsIn = summaries.reduce((n, s) => n + s.rows, 0);
   if (rowsIn !== totalRows) throw new Error(`bronze took ${rowsIn} rows, expected ${totalRows}`);
@@ -134,6 +135,7 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   t = Date.now();
   await client.workflow.execute(bronzeAvailableNow, { taskQueue: worker.taskQueue, workflowId: `${bronzeId}-empty`, args: [{ landingPath: landing }] });
   const emptyPassMs = Date.now() - t;
+  const activityAfterEmptyPass = await activitySeconds(worker);
 
   log(`${name}: silver + gold pass`);
   t = Date.now();
@@ -141,6 +143,7 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
     taskQueue: worker.taskQueue, workflowId: `bench-sg-${name}-${Date.now()}`, args: [{ landingPath: landing, layers: ['silver', 'gold'] }],
   });
   const silverGoldSeconds = (Date.now() - t) / 1000;
+  const silverGoldActivity = minus(await activitySeconds(worker), activityAfterEmptyPass);
   const rssMiB = peakRssMiB(worker.process.pid!);
   for (const id of [...sourceIds, 'silver', 'gold']) await client.workflow.getHandle(id).terminate('bench done').catch(() => undefined);
   await stopWorker(worker);
@@ -152,8 +155,8 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
     lineageSeconds, lineageRowsPerSec: Math.round(totalRows / lineageSeconds), ratioToLineage: +(lineageSeconds / bronzeSeconds).toFixed(2),
     bronzeSeconds, bronzeRowsPerSec: Math.round(totalRows / bronzeSeconds), ratio: +(baselineSeconds / bronzeSeconds).toFixed(2),
     batches, activitySeconds: activity, activityTotalSeconds: +sum(activity).toFixed(3), overheadPerBatchMs: Math.round(overheadPerBatchMs), emptyPassMs,
-    silverGoldSeconds, silverEvents: pass?.silver?.rows ?? 0, silverRowsPerSec: Math.round(totalRows / silverGoldSeconds),
-    workerPeakRssMiB: rssMiB, lakeMiB: +lakeMiB.toFixed(1),
+    silverGoldSeconds, silverGoldActivitySeconds: silverGoldActivity, silverEvents: pass?.silver?.rows ?? 0, silverRowsPerSec: Math.round(totalRows / silverGoldSeconds),
+    workerPeakRssAfterBronzeMiB: bronzeRssMiB, workerPeakRssMiB: rssMiB, lakeMiB: +lakeMiB.toFixed(1),
   };
 }
 
@@ -210,9 +213,9 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
 function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Awaited<ReturnType<typeof continuousLatency>> | undefined, machine: string): string {
   const lines = [
     `# netpulse benchmark — ${new Date().toISOString()}`, '', `Machine: ${machine}`, '',
-    '| size | files × rows | DuckDB limit rows/s | limit + lineage rows/s | bronze pipeline rows/s | pipeline / limit | pipeline / limit + lineage | batches | Temporal overhead / batch | empty pass | silver+gold rows/s | worker peak RSS | lake file |',
+    '| size | files × rows | DuckDB limit rows/s | limit + lineage rows/s | bronze pipeline rows/s | pipeline / limit | pipeline / limit + lineage | batches | Temporal overhead / batch | empty pass | silver+gold rows/s | worker peak RSS after bronze / at end | lake file |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-    ...results.map((r) => `| ${r.size} | ${r.files} × ${r.rowsPerFile} | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} ms | ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s) | ${r.workerPeakRssMiB} MiB | ${r.lakeMiB} MiB |`),
+    ...results.map((r) => `| ${r.size} | ${r.files} × ${r.rowsPerFile} | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} ms | ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s) | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeMiB} MiB |`),
   ];
   if (latency) {
     lines.push('', `Continuous latency (${latency.files} files, one a second; ${latency.passes} passes; worker peak RSS ${latency.workerPeakRssMiB} MiB):`, '',

@@ -8,9 +8,10 @@ export function openInstance(dbPath = ':memory:'): Promise<DuckDBInstance> {
   let instance = instances.get(dbPath);
   if (!instance) {
     instance = DuckDBInstance.create(dbPath, {
-      // Bounded memory: DuckDB spills to disk past the limit instead of growing the worker
-      // (bench/: 10M rows end to end stay under 1 GiB of worker RSS with 512MB).
-      memory_limit: process.env.NETPULSE_DUCKDB_MEMORY ?? '512MB',
+      // Bounded memory: DuckDB spills to disk past the limit instead of growing the worker.
+      // The process uses ~350 MB more than this (bench/profile.ts: 2M rows through bronze and
+      // silver peaked at 606 MB RSS with 256MB, 811 MB with 512MB, at the same speed).
+      memory_limit: process.env.NETPULSE_DUCKDB_MEMORY ?? '256MB',
       preserve_insertion_order: 'false',
       // The default (16MB) checkpointed after nearly every silver batch, ~1 s each (bench/profile.ts);
       // a larger WAL costs a longer replay after a crash, not correctness.

@@ -159,14 +159,23 @@ export function bronzeActivities(deps: LakeDeps) {
     });
   }
 
-  /** Ingests one planned batch: rows + lineage + ledger + commit in one transaction. */
+  /**
+   * Ingests one planned batch: rows + lineage + ledger + commit in one transaction; then, if
+   * asked, plans the next batch (it sees this batch's files in the ledger).
+   */
   async function ingestBronzeBatch(request: IngestRequest): Promise<IngestResult> {
     const started = performance.now();
-    const toIngestResult = (commit: CommitInfo) => describeCommit(commit, Math.round(performance.now() - started));
+    const commit = await ingestOnce(request);
+    const next = request.next && (await planBronzeBatch(request.next));
+    return { ...describeCommit(commit), ...(next && { next }), elapsedMs: Math.round(performance.now() - started) };
+  }
+
+  /** The batch's commit: written now, or found when an earlier attempt already committed it. */
+  async function ingestOnce(request: IngestRequest): Promise<CommitInfo> {
     const table = bronzeTable(request.source);
     return withLake(deps.lakeFile, async (db) => {
       const earlier = await findCommit(db, table, request.batchId);
-      if (earlier) return toIngestResult(earlier);
+      if (earlier) return earlier;
       let phase = 'checking files';
       let checked = 0;
       const stopHeartbeat = heartbeatEvery(2000, () => ({ phase, filesChecked: checked, filesTotal: request.files.length }));
@@ -193,7 +202,7 @@ export function bronzeActivities(deps: LakeDeps) {
         checked = request.files.length;
         phase = 'writing';
         try {
-          return toIngestResult(await writeBatch(db, request, readable, bad));
+          return await writeBatch(db, request, readable, bad);
         } catch (error) {
           // A file whose footer reads but whose data does not: find it, quarantine it, write the rest.
           phase = 'scanning files after a failed write';
@@ -201,7 +210,7 @@ export function bronzeActivities(deps: LakeDeps) {
           if (unreadable.length === 0) throw error;
           const names = new Set(unreadable.map((f) => f.path));
           phase = 'writing';
-          return toIngestResult(await writeBatch(db, request, readable.filter((f) => !names.has(f.path)), [...bad, ...unreadable]));
+          return await writeBatch(db, request, readable.filter((f) => !names.has(f.path)), [...bad, ...unreadable]);
         }
       } finally {
         stopHeartbeat();
@@ -406,11 +415,11 @@ async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable
   });
 }
 
-function describeCommit(commit: CommitInfo, elapsedMs: number): IngestResult {
+function describeCommit(commit: CommitInfo): Omit<IngestResult, 'elapsedMs'> {
   const d = commit.details as { filesIngested: number; filesQuarantined: number; schemaVersion: number; newColumns: string[] };
   return {
     batchId: commit.batchId, version: commit.version, rows: commit.rowsInserted,
     filesIngested: d.filesIngested, filesQuarantined: d.filesQuarantined, schemaVersion: d.schemaVersion,
-    newColumns: d.newColumns, alreadyCommitted: commit.alreadyCommitted, committedAt: commit.committedAt, elapsedMs,
+    newColumns: d.newColumns, alreadyCommitted: commit.alreadyCommitted, committedAt: commit.committedAt,
   };
 }

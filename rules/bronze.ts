@@ -102,6 +102,8 @@ export interface IngestRequest {
   batchId: string;
   batchSeq: number;
   files: LandingFileInfo[];
+  /** Plan the next batch once this one is committed (returned as `next`). */
+  next?: PlanRequest;
 }
 
 export interface IngestResult {
@@ -114,7 +116,9 @@ export interface IngestResult {
   newColumns: string[];
   alreadyCommitted: boolean;
   committedAt: string;
+  /** Includes planning `next`. */
   elapsedMs: number;
+  next?: PlanResult;
 }
 
 /** Compact, carried through continueAsNew: counters and high-water marks, no file lists. */

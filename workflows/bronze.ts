@@ -6,10 +6,12 @@ import type { z } from 'zod';
 import type { Activities } from '../activities';
 import {
   bronzeRunInputSchema, bronzeSourceInputSchema, bronzeTable, bronzeWorkflowId, type BronzeCheckpoint, type BronzeRunInput,
-  type BronzeSourceInput, type IngestResult, type PassSummary,
+  type BronzeSourceInput, type IngestResult, type PassSummary, type PlanRequest, type PlanResult,
 } from '../rules/bronze';
 import { parseOrFail } from '../rules/validate';
-import { activityRetry as retry, awaitPasses, CheckpointOwner, LOCAL_PLANNING_PATCH, planningActivities, startSummary, type PassRequest } from './checkpoint-owner';
+import {
+  activityRetry as retry, awaitPasses, CheckpointOwner, LOCAL_PLANNING_PATCH, planningActivities, startSummary, type PassRequest,
+} from './checkpoint-owner';
 
 export { passDoneSignal, requestPassSignal, runPassUpdate, type PassRequest } from './checkpoint-owner';
 
@@ -79,16 +81,20 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
   /** availableNow: every file present when the pass starts, in bounded batches, then stop. */
   async function runPass(): Promise<PassSummary> {
     const summary = startSummary('bronze', source.name, checkpoint.version);
-    let cutoffMs: number | undefined;
     let activityMs = 0;
+    const planRequest = (cutoffMs?: number): PlanRequest => ({
+      source, landingPath: cfg.landingPath, cutoffMs,
+      maxFiles: options.maxFilesPerBatch, maxBytes: options.maxBytesPerBatch, maxRows: options.maxRowsPerBatch,
+      emptyFileGraceSeconds: options.emptyFileGraceSeconds,
+    });
+    const planHere = async (cutoffMs?: number): Promise<PlanResult> => {
+      const planned = await planBronzeBatch(planRequest(cutoffMs));
+      activityMs += planned.elapsedMs ?? 0;
+      return planned;
+    };
+    let plan = await planHere();
+    const cutoffMs = plan.listedAtMs;
     for (;;) {
-      const plan = await planBronzeBatch({
-        source, landingPath: cfg.landingPath, cutoffMs,
-        maxFiles: options.maxFilesPerBatch, maxBytes: options.maxBytesPerBatch, maxRows: options.maxRowsPerBatch,
-        emptyFileGraceSeconds: options.emptyFileGraceSeconds,
-      });
-      cutoffMs ??= plan.listedAtMs;
-      activityMs += plan.elapsedMs ?? 0;
       checkpoint.lagFiles = plan.waiting;
       checkpoint.lagMeasuredAt = new Date(Date.now()).toISOString();
       if (plan.files.length === 0) break;
@@ -100,9 +106,14 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
         bytes: plan.files.reduce((sum, f) => sum + f.size, 0),
         firstFile: plan.files[0].path, lastFile: plan.files[plan.files.length - 1].path,
       };
+      const drained = plan.files.length >= plan.waiting;
+      // More files wait: the batch's activity plans the next batch after its commit, saving a
+      // planning round trip per batch; that plan is in history before its batch runs, as before.
+      // No patch needed: a result recorded without `next` replays into a local plan, as it ran.
+      const planNext = !drained;
       const result = await ingestBronzeBatch.executeWithOptions(
         { ...ingestOptions, summary: `${pending.batchId}: ${pending.files} files, ${(pending.bytes / 1e6).toFixed(1)} MB` },
-        [{ source, batchId: pending.batchId, batchSeq, files: plan.files }],
+        [{ source, batchId: pending.batchId, batchSeq, files: plan.files, ...(planNext && { next: planRequest(cutoffMs) }) }],
       );
       advance(checkpoint, result, batchSeq);
       activityMs += result.elapsedMs ?? 0;
@@ -115,7 +126,8 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
       summary.rows += result.rows;
       summary.toVersion = result.version;
       // This batch took every file waiting at the cutoff: the pass is done without a re-plan.
-      if (plan.files.length >= plan.waiting && wf.patched(LOCAL_PLANNING_PATCH)) break;
+      if (drained && wf.patched(LOCAL_PLANNING_PATCH)) break;
+      plan = result.next ?? (await planHere(cutoffMs));
     }
     checkpoint.passes++;
     summary.lag = checkpoint.lagFiles;

@@ -6,7 +6,7 @@ import { forgetLake, withLake } from '../lake/catalog';
 import { tableAsOfSql } from '../lake/changes';
 import { sqlString } from '../lake/duckdb';
 import { writeEventLog } from '../lake/commit';
-import type { PassSummary } from '../rules/bronze';
+import type { PassSummary } from '../rules/pass';
 import { Context } from '@temporalio/activity';
 import { GOLD_TABLES } from '../rules/gold';
 import type { LakeDeps } from './bronze';

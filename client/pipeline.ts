@@ -2,7 +2,8 @@
 import { Command } from 'commander';
 import { WorkflowIdConflictPolicy } from '@temporalio/client';
 import { config } from '../config';
-import { bronzeWorkflowId, DEFAULT_SOURCES, type PassSummary } from '../rules/bronze';
+import { bronzeWorkflowId, DEFAULT_SOURCES } from '../rules/bronze';
+import type { PassSummary } from '../rules/pass';
 import { bronzeStatusQuery } from '../workflows/bronze';
 import { pipelineInputSchema, type PipelineInput } from '../rules/pipeline';
 import { describeIssues } from '../rules/validate';

@@ -6,8 +6,9 @@ import type { z } from 'zod';
 import type { Activities } from '../activities';
 import {
   bronzeRunInputSchema, bronzeSourceInputSchema, bronzeTable, bronzeWorkflowId, type BronzeCheckpoint, type BronzeRunInput,
-  type BronzeSourceInput, type IngestResult, type PassSummary, type PlanRequest, type PlanResult,
+  type BronzeSourceInput, type IngestResult, type PlanRequest, type PlanResult,
 } from '../rules/bronze';
+import type { PassSummary } from '../rules/pass';
 import { parseOrFail } from '../rules/validate';
 import {
   activityRetry as retry, awaitPasses, CheckpointOwner, LOCAL_PLANNING_PATCH, planningActivities, startSummary, type PassRequest,

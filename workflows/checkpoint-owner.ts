@@ -3,7 +3,7 @@
 // workflow continues as new between passes when its history grows. Deterministic code only.
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { PassSummary } from '../rules/bronze';
+import type { PassSummary } from '../rules/pass';
 
 /** Every layer's activities: back off to a minute; bad input is not retried. */
 export const activityRetry: wf.RetryPolicy = {

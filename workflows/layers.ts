@@ -2,7 +2,7 @@
 // versions read so far) and serves passes like the bronze source workflows. Deterministic.
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { PassSummary } from '../rules/bronze';
+import type { PassSummary } from '../rules/pass';
 import type { GoldCheckpoint } from '../rules/gold';
 import { goldInputSchema, silverInputSchema, type GoldWorkflowInput, type SilverWorkflowInput } from '../rules/layers';
 import type { SilverCheckpoint, SilverInput } from '../rules/silver';

@@ -1,7 +1,7 @@
 // The medallion pipeline: one availableNow pass over every layer, once or continuously.
 // Bronze sources run in parallel (each in its own checkpoint workflow); later layers follow.
 import * as wf from '@temporalio/workflow';
-import type { PassSummary } from '../rules/bronze';
+import type { PassSummary } from '../rules/pass';
 import { pipelineInputSchema, type PipelineInput } from '../rules/pipeline';
 import { parseOrFail } from '../rules/validate';
 import type { Activities } from '../activities';

@@ -1,0 +1,22 @@
+// What a pass reports, the same shape for every layer (bronze sources, silver, gold).
+
+/** What one pass of any layer did; bronze counts files, silver and gold count rows. */
+export interface PassSummary {
+  layer: 'bronze' | 'silver' | 'gold';
+  /** The source (bronze) or stream (silver, gold) that ran the pass. */
+  source: string;
+  batches: number;
+  files: number;
+  rows: number;
+  quarantined: number;
+  fromVersion: number;
+  toVersion: number;
+  startedAt: string;
+  finishedAt: string;
+  /** Time spent in the pass's activities; finishedAt − startedAt minus this is orchestration. */
+  activityMs?: number;
+  /** Work left after the pass: landing files waiting (bronze). */
+  lag?: number;
+  /** Layer-specific counts (duplicates dropped, tables refreshed, ...). */
+  details?: Record<string, number>;
+}

@@ -111,10 +111,9 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
       // More files wait: the batch's activity plans the next batch after its commit, saving a
       // planning round trip per batch; that plan is in history before its batch runs, as before.
       // No patch needed: a result recorded without `next` replays into a local plan, as it ran.
-      const planNext = !drained;
       const result = await ingestBronzeBatch.executeWithOptions(
         { ...ingestOptions, summary: `${pending.batchId}: ${pending.files} files, ${(pending.bytes / 1e6).toFixed(1)} MB` },
-        [{ source, batchId: pending.batchId, batchSeq, files: plan.files, ...(planNext && { next: planRequest(cutoffMs) }) }],
+        [{ source, batchId: pending.batchId, batchSeq, files: plan.files, ...(!drained && { next: planRequest(cutoffMs) }) }],
       );
       advance(checkpoint, result, batchSeq);
       activityMs += result.elapsedMs ?? 0;

@@ -62,23 +62,25 @@ export async function replaceWithChanges(db: DuckDBConnection, table: string, se
 }
 
 /**
- * Upserts `sourceTable`'s rows into `table` by key (MERGE), writing update pre/post images and
- * inserts to its change feed.
+ * Upserts `sourceTable`'s rows into `table` by key, writing update pre/post images and inserts
+ * to its change feed. Matched rows are deleted and the source rows appended, rather than
+ * updated in place: DuckDB keeps in-place updates in memory, per vector and column, until a
+ * checkpoint, which for updates at random keys grew into out-of-memory errors and
+ * checkpoint storms (bench/profile.ts); deletes and appends stay small.
  */
 export async function mergeWithChanges(db: DuckDBConnection, table: string, keys: string[], sourceTable: string, version: number) {
   const t = qualified(table);
   const changes = qualified(`${table}__changes`);
   const on = (left: string, right: string) => keys.map((k) => `${left}.${sqlIdentifier(k)} = ${right}.${sqlIdentifier(k)}`).join(' AND ');
-  // Pre-images are the rows the merge will update; post-images are the source rows themselves
-  // (UPDATE SET * / INSERT *), so the table is not read again after the MERGE.
+  // Pre-images are the rows about to be replaced; post-images are the source rows themselves.
   await db.run(`CREATE OR REPLACE TEMP TABLE merge_preimages AS SELECT t.* FROM ${t} t SEMI JOIN ${sourceTable} s ON ${on('t', 's')}`);
   const updated = (await db.run(`INSERT INTO ${changes} BY NAME
     SELECT *, 'update_preimage' AS _change_type, ${version} AS _commit_version FROM merge_preimages`)).rowsChanged;
   const total = (await db.run(`INSERT INTO ${changes} BY NAME
     SELECT s.*, CASE WHEN p.${sqlIdentifier(keys[0])} IS NULL THEN 'insert' ELSE 'update_postimage' END AS _change_type, ${version} AS _commit_version
     FROM ${sourceTable} s LEFT JOIN merge_preimages p ON ${on('p', 's')}`)).rowsChanged;
-  await db.run(`MERGE INTO ${t} AS t USING ${sourceTable} AS s ON ${on('t', 's')}
-    WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *`);
+  if (updated > 0) await db.run(`DELETE FROM ${t} AS t USING merge_preimages AS p WHERE ${on('t', 'p')}`);
+  await db.run(`INSERT INTO ${t} BY NAME SELECT * FROM ${sourceTable}`);
   await db.run('DROP TABLE merge_preimages');
   return { rowsUpdated: updated, rowsInserted: total - updated };
 }

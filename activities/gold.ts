@@ -75,6 +75,12 @@ export function goldActivities(deps: LakeDeps) {
   async function refreshGold(request: GoldRequest): Promise<GoldResult> {
     const tables = GOLD_TABLES.map((t) => `gold.${t}`);
     return withLake(deps.lakeFile, async (db) => {
+      // Rows silver deleted or appended since the last checkpoint hold memory that the WAL size
+      // does not show; without this, the first refresh over 10M rows ran out of a 256 MB limit
+      // (a CHECKPOINT first made it pass). Cheap when little changed; skipped if another
+      // transaction holds the lock.
+      Context.current().heartbeat({ phase: 'checkpointing' });
+      await db.run('CHECKPOINT').catch(() => undefined);
       Context.current().heartbeat({ phase: 'refreshing', tables: tables.length });
       let rowsChanged = 0;
       const commits = await commitTables(db, tables, { batchId: request.batchId, batchSeq: request.batchSeq, operation: 'REFRESH', log: batchLog('gold', 'gold') }, async (v) => {

@@ -1,5 +1,5 @@
 // Silver I/O: bronze change feeds → typed, validated, deduplicated events; quarantine with
-// the rule broken; device state by MERGE; data-quality counts. One transaction per batch.
+// the rule broken; device state upserted by key; data-quality counts. One transaction per batch.
 import { Context } from '@temporalio/activity';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { withLake } from '../lake/catalog';
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS silver.quarantine (
 CREATE TABLE IF NOT EXISTS silver.dq_counts (
   _batch_id VARCHAR NOT NULL, _commit_version BIGINT NOT NULL, check_name VARCHAR NOT NULL, rows BIGINT NOT NULL, checked_at TIMESTAMP NOT NULL);
 `;
-// No PRIMARY KEY: MERGE keeps one row per (ip, dispositivo), and DuckDB holds a key index
+// No PRIMARY KEY: the upsert keeps one row per (ip, dispositivo), and DuckDB holds a key index
 // in memory, which costs more than the table itself with millions of devices.
 const DEVICE_STATE_COLUMNS = `ip VARCHAR NOT NULL, dispositivo VARCHAR NOT NULL, nome VARCHAR, endereco VARCHAR, servidor VARCHAR,
   velocidade_mbps INTEGER, status VARCHAR, last_event_at TIMESTAMP, last_event_key VARCHAR`;

@@ -13,9 +13,9 @@ export function openInstance(dbPath = ':memory:'): Promise<DuckDBInstance> {
       // silver peaked at 606 MB RSS with 256MB, 811 MB with 512MB, at the same speed).
       memory_limit: process.env.NETPULSE_DUCKDB_MEMORY ?? '256MB',
       preserve_insertion_order: 'false',
-      // The default (16MB) checkpointed after nearly every silver batch, ~1 s each; updates wait in
-      // memory until a checkpoint, so too large a WAL runs out of memory (1GB did, at 119 MB of
-      // WAL with a 256MB limit). Measured with bench/profile.ts.
+      // The default (16MB) checkpointed after nearly every silver batch, ~1 s each; in-place updates
+      // wait in memory until a checkpoint, so too large a threshold can run out of memory (1GB did
+      // on 10M rows, when device state was still MERGEd in place). Measured with bench/profile.ts.
       checkpoint_threshold: process.env.NETPULSE_DUCKDB_CHECKPOINT_THRESHOLD ?? '64MB',
     });
     instances.set(dbPath, instance);

@@ -13,7 +13,10 @@ export interface PassSummary {
   toVersion: number;
   startedAt: string;
   finishedAt: string;
-  /** Time spent in the pass's activities; finishedAt − startedAt minus this is orchestration. */
+  /**
+   * Bronze: time spent in the pass's activities (planning and batches); finishedAt − startedAt
+   * minus this is orchestration, the benchmarks' Temporal overhead. Not measured for silver and gold.
+   */
   activityMs?: number;
   /** Work left after the pass: landing files waiting (bronze). */
   lag?: number;

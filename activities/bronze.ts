@@ -1,5 +1,4 @@
 // Bronze I/O: list a source folder, plan the next bounded batch, ingest a batch exactly once.
-import { Context } from '@temporalio/activity';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -9,7 +8,7 @@ import { qualified } from '../lake/changes';
 import { commitBatch, findCommit, registerTable, type CommitInfo } from '../lake/commit';
 import { sqlIdentifier, sqlString } from '../lake/duckdb';
 import { isTempLandingName } from '../lake/landing';
-import { batchLog } from './context';
+import { batchLog, heartbeatEvery } from './context';
 import {
   bronzeTable, type BronzeCheckpoint, type IngestRequest, type IngestResult, type LandingFileInfo,
   type PlanRequest, type PlanResult, type Source,
@@ -114,13 +113,6 @@ async function withinRowBudget(db: DuckDBConnection, files: LandingFileInfo[], m
     kept.push(file);
   }
   return kept;
-}
-
-function heartbeatEvery(ms: number, details: () => unknown): () => void {
-  const ctx = Context.current();
-  ctx.heartbeat(details());
-  const timer = setInterval(() => ctx.heartbeat(details()), ms);
-  return () => clearInterval(timer);
 }
 
 function describeError(error: unknown): string {

@@ -1,8 +1,20 @@
-// Who is running a batch, for the event log: the calling workflow's id and run.
+// Activity context helpers: who runs a batch (for the event log), and liveness while it runs.
 import { Context } from '@temporalio/activity';
 import type { BatchIdentity } from '../lake/commit';
 
 export function batchLog(layer: string, source: string): NonNullable<BatchIdentity['log']> {
   const { workflowExecution } = Context.current().info;
   return { layer, source, workflowId: workflowExecution?.workflowId, runId: workflowExecution?.runId };
+}
+
+/**
+ * Heartbeats now and every `ms` until the returned stop function is called: one DuckDB
+ * statement can outlast the heartbeat timeout, and a silent activity would be retried while
+ * it still runs.
+ */
+export function heartbeatEvery(ms: number, details: () => unknown): () => void {
+  const ctx = Context.current();
+  ctx.heartbeat(details());
+  const timer = setInterval(() => ctx.heartbeat(details()), ms);
+  return () => clearInterval(timer);
 }

@@ -1,6 +1,5 @@
 // Gold I/O: one table per business question, refreshed in one transaction per batch from
 // silver (incrementally where the maths allows), each with a change feed.
-import { Context } from '@temporalio/activity';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -12,7 +11,7 @@ import { sqlString } from '../lake/duckdb';
 import { SPEEDS_MBPS } from '../rules/events';
 import { GOLD_TABLES, type GoldCheckpoint, type GoldOptions, type GoldRequest, type GoldResult } from '../rules/gold';
 import type { LakeDeps } from './bronze';
-import { batchLog } from './context';
+import { batchLog, heartbeatEvery } from './context';
 import { SILVER_DEVICE_STATE, SILVER_EVENTS } from './silver';
 
 /** Tables whose SQL reads their own previous rows need explicit columns to be created. */
@@ -79,9 +78,18 @@ export function goldActivities(deps: LakeDeps) {
       // does not show; without this, the first refresh over 10M rows ran out of a 256 MB limit
       // (a CHECKPOINT first made it pass). Cheap when little changed; skipped if another
       // transaction holds the lock.
-      Context.current().heartbeat({ phase: 'checkpointing' });
-      await db.run('CHECKPOINT').catch(() => undefined);
-      Context.current().heartbeat({ phase: 'refreshing', tables: tables.length });
+      let phase = 'checkpointing';
+      const stopHeartbeat = heartbeatEvery(5000, () => ({ phase, tables: tables.length }));
+      try {
+        await db.run('CHECKPOINT').catch(() => undefined);
+        phase = 'refreshing';
+        return await refresh(db);
+      } finally {
+        stopHeartbeat();
+      }
+    });
+
+    async function refresh(db: DuckDBConnection): Promise<GoldResult> {
       let rowsChanged = 0;
       const commits = await commitTables(db, tables, { batchId: request.batchId, batchSeq: request.batchSeq, operation: 'REFRESH', log: batchLog('gold', 'gold') }, async (v) => {
         await ensureGold(db, request);
@@ -106,7 +114,7 @@ export function goldActivities(deps: LakeDeps) {
         batchId: request.batchId, asOf: request.asOf, rowsChanged, alreadyCommitted: first.alreadyCommitted,
         versions: Object.fromEntries(tables.map((t) => [t, commits[t].version])),
       };
-    });
+    }
   }
 
   /** Rebuilds gold's checkpoint from its last commit, for a workflow that starts without one. */

@@ -1,6 +1,5 @@
 // Silver I/O: bronze change feeds → typed, validated, deduplicated events; quarantine with
 // the rule broken; device state upserted by key; data-quality counts. One transaction per batch.
-import { Context } from '@temporalio/activity';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { withLake } from '../lake/catalog';
 import { changeFeedSql, ensureMutableTable, mergeWithChanges, qualified } from '../lake/changes';
@@ -10,7 +9,7 @@ import {
   SILVER_RULES, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult,
 } from '../rules/silver';
 import type { LakeDeps } from './bronze';
-import { batchLog } from './context';
+import { batchLog, heartbeatEvery } from './context';
 
 export const SILVER_EVENTS = 'silver.events';
 export const SILVER_QUARANTINE = 'silver.quarantine';
@@ -111,9 +110,9 @@ export function silverActivities(deps: LakeDeps) {
   }
 
   async function runSilverBatch(request: { batchId: string; batchSeq: number; inputs: SilverInput[]; options: SilverOptions }): Promise<SilverResult> {
+    const stopHeartbeat = heartbeatEvery(5000, () => ({ phase: 'writing', inputs: request.inputs.length }));
     return withLake(deps.lakeFile, async (db) => {
       await ensureSilver(db);
-      Context.current().heartbeat({ phase: 'writing', inputs: request.inputs.length });
       const counts = { rowsIn: 0, quarantined: 0, events: 0, duplicates: 0 };
       const commits = await commitTables(db, SILVER_TABLES, { batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE', log: batchLog('silver', SILVER_EVENTS) }, async (v) => {
         await stageInput(db, request.inputs);
@@ -186,7 +185,7 @@ export function silverActivities(deps: LakeDeps) {
         versions: Object.fromEntries(SILVER_TABLES.map((t) => [t, commits[t].version])),
         alreadyCommitted: events.alreadyCommitted,
       };
-    });
+    }).finally(stopHeartbeat);
   }
 
   /** Rebuilds silver's checkpoint from its last commit, for a workflow that starts without one. */

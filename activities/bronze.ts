@@ -93,24 +93,29 @@ async function appendListing(db: DuckDBConnection, files: LandingFileInfo[]): Pr
 /**
  * Cuts the planned files where their rows (from the parquet footers) pass `maxRows`, keeping
  * at least one, so a batch — and the silver batch that reads its version — stays bounded.
- * Unreadable footers are left for the ingest activity to quarantine.
+ * Footers are read in doubling chunks, so a backlog of big files costs a few footers per batch,
+ * not every planned file's. Unreadable footers are left for the ingest activity to quarantine.
  */
 async function withinRowBudget(db: DuckDBConnection, files: LandingFileInfo[], maxRows: number): Promise<LandingFileInfo[]> {
-  const readable = files.filter((f) => f.size > 0);
-  if (readable.length === 0) return files;
-  let counts: Map<string, number>;
-  try {
-    const rows = (await db.runAndReadAll(`SELECT file_name, num_rows FROM parquet_file_metadata([${readable.map((f) => sqlString(f.path)).join(', ')}])`)).getRows();
-    counts = new Map(rows.map((r) => [String(r[0]), Number(r[1])]));
-  } catch {
-    return files;
-  }
   let total = 0;
   const kept: LandingFileInfo[] = [];
-  for (const file of files) {
-    total += counts.get(file.path) ?? 0;
-    if (kept.length > 0 && total > maxRows) break;
-    kept.push(file);
+  for (let start = 0, size = 256; start < files.length; start += size, size *= 2) {
+    const chunk = files.slice(start, start + size);
+    const readable = chunk.filter((f) => f.size > 0);
+    let counts = new Map<string, number>();
+    if (readable.length > 0) {
+      try {
+        const rows = (await db.runAndReadAll(`SELECT file_name, num_rows FROM parquet_file_metadata([${readable.map((f) => sqlString(f.path)).join(', ')}])`)).getRows();
+        counts = new Map(rows.map((r) => [String(r[0]), Number(r[1])]));
+      } catch {
+        return files;
+      }
+    }
+    for (const file of chunk) {
+      total += counts.get(file.path) ?? 0;
+      if (kept.length > 0 && total > maxRows) return kept;
+      kept.push(file);
+    }
   }
   return kept;
 }

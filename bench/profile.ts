@@ -16,7 +16,9 @@ import { writeSyntheticLanding } from './landing-maker';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  const value = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isInteger(value) || value < 0) throw new Error(`--${name}: expected a whole number ≥ 0, got "${process.argv[i + 1]}"`);
+  return value;
 };
 
 const timings = new Map<string, { calls: number; ms: number }>();

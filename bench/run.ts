@@ -250,6 +250,7 @@ async function main(): Promise<void> {
   const sizes = arg('sizes', 'small,medium').split(',').filter(Boolean);
   for (const s of sizes) if (!SIZES[s]) throw new Error(`--sizes: unknown size "${s}" (small, medium, large)`);
   const latencySeconds = Number(arg('latency-seconds', '60'));
+  if (!Number.isInteger(latencySeconds) || latencySeconds < 0) throw new Error(`--latency-seconds: expected a whole number ≥ 0, got "${arg('latency-seconds', '60')}"`);
   const server = process.env.TEMPORAL_ADDRESS ? undefined : await startDevServer();
   const address = process.env.TEMPORAL_ADDRESS ?? server!.address;
   const client = new Client({ connection: await Connection.connect({ address }) });

@@ -185,17 +185,9 @@ export function bronzeActivities(deps: LakeDeps) {
           if (problem) bad.push({ ...file, error: problem });
           else present.push(file);
         });
-        // Fast path: one footer scan when every file has the first file's schema; else file by file.
-        let readable = await sameSchema(db, present);
-        if (!readable) {
-          readable = [];
-          for (const file of present) {
-            const columns = await describeFile(db, file);
-            if (typeof columns === 'string') bad.push({ ...file, error: columns });
-            else readable.push({ ...file, columns });
-            checked++;
-          }
-        }
+        const schemas = await fileSchemas(db, present, () => checked++);
+        bad.push(...schemas.bad);
+        const readable = schemas.readable;
         checked = request.files.length;
         phase = 'writing';
         try {
@@ -260,20 +252,40 @@ async function describeFile(db: DuckDBConnection, file: LandingFileInfo): Promis
 }
 
 /**
- * Every file with the first file's columns and types, checked in one pass over the footers
- * (union_by_name would widen a conflicting type or add a column); undefined when not so, or
- * when a footer is unreadable, and the caller checks file by file.
+ * Each file's own columns and types, never a neighbour's: one scan of the footers groups the
+ * files by their parquet schema, then one DESCRIBE per group gives DuckDB's types. When a
+ * footer is unreadable the scan fails as a whole, and each file is described on its own (the
+ * same answer, file by file), so the bad one is named.
  */
-async function sameSchema(db: DuckDBConnection, files: LandingFileInfo[]): Promise<ReadableFile[] | undefined> {
-  if (files.length === 0) return [];
+async function fileSchemas(db: DuckDBConnection, files: LandingFileInfo[], onChecked: () => void): Promise<{ readable: ReadableFile[]; bad: BadFile[] }> {
+  const readable: ReadableFile[] = [];
+  const bad: BadFile[] = [];
+  if (files.length === 0) return { readable, bad };
+  let signatures: Map<string, string>;
   try {
-    const first = await describe(db, `read_parquet(${sqlString(files[0].path)})`);
-    const union = await describe(db, `read_parquet([${files.map((f) => sqlString(f.path)).join(', ')}], union_by_name = true)`);
-    if (JSON.stringify(first) !== JSON.stringify(union)) return undefined;
-    return files.map((f) => ({ ...f, columns: first }));
+    const rows = (await db.runAndReadAll(`
+      SELECT file_name, list_sort(list(concat_ws(':', name, type, converted_type, logical_type, repetition_type, num_children, scale, precision)))::VARCHAR
+      FROM parquet_schema([${files.map((f) => sqlString(f.path)).join(', ')}]) GROUP BY file_name`)).getRows();
+    signatures = new Map(rows.map((r) => [String(r[0]), String(r[1])]));
   } catch {
-    return undefined;
+    for (const file of files) {
+      const columns = await describeFile(db, file);
+      if (typeof columns === 'string') bad.push({ ...file, error: columns });
+      else readable.push({ ...file, columns });
+      onChecked();
+    }
+    return { readable, bad };
   }
+  const columnsOfGroup = new Map<string, Column[] | string>();
+  for (const file of files) {
+    const signature = signatures.get(file.path) ?? `missing:${file.path}`;
+    if (!columnsOfGroup.has(signature)) columnsOfGroup.set(signature, await describeFile(db, file));
+    const columns = columnsOfGroup.get(signature)!;
+    if (typeof columns === 'string') bad.push({ ...file, error: columns });
+    else readable.push({ ...file, columns });
+    onChecked();
+  }
+  return { readable, bad };
 }
 
 async function findUnscannable(db: DuckDBConnection, files: ReadableFile[]): Promise<BadFile[]> {

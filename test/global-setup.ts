@@ -1,9 +1,11 @@
-// Jest global setup: a real Temporal dev server (unless TEMPORAL_ADDRESS is given) and one
-// workflow bundle shared by every test file, so each file does not re-run webpack.
+// Jest global setup: a real Temporal dev server (unless TEMPORAL_ADDRESS is given), a throwaway
+// PostgreSQL lake catalog (unless NETPULSE_CATALOG is given) and one workflow bundle shared by
+// every test file, so each file does not re-run webpack.
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { startDevCatalog } from '../scripts/dev-catalog';
 import { startDevServer } from '../scripts/dev-server';
 
 export default async function globalSetup(): Promise<void> {
@@ -12,6 +14,12 @@ export default async function globalSetup(): Promise<void> {
     process.env.TEMPORAL_ADDRESS = server.address;
     (globalThis as { __temporalServer?: unknown }).__temporalServer = server.process;
     console.log(`\n[test] Temporal dev server at ${server.address}`);
+  }
+  if (!process.env.NETPULSE_CATALOG) {
+    const catalog = await startDevCatalog();
+    process.env.NETPULSE_CATALOG = catalog.connection;
+    (globalThis as { __netpulseCatalog?: unknown }).__netpulseCatalog = catalog;
+    console.log(`[test] lake catalog (PostgreSQL) at ${catalog.connection}`);
   }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-bundle-'));
   const { code } = await bundleWorkflowCode({

@@ -1,19 +1,41 @@
 // Runtime settings read from the environment, in one place, for the worker and the CLI.
+import { loadClientConnectConfig } from '@temporalio/envconfig';
 import path from 'node:path';
+
+/**
+ * How to reach Temporal: the SDK's environment configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+ * TEMPORAL_API_KEY, TEMPORAL_TLS*, or a profile in temporal.toml via TEMPORAL_PROFILE and
+ * TEMPORAL_CONFIG_FILE), so any Temporal service works; the local dev server by default.
+ */
+const temporal = loadClientConnectConfig();
+const { address: _address, ...temporalSecurity } = temporal.connectionOptions;
 
 const root = path.resolve(__dirname, __dirname.endsWith(`${path.sep}dist`) ? '..' : '.');
 
 export const config = {
   projectRoot: root,
-  temporalAddress: process.env.TEMPORAL_ADDRESS ?? `127.0.0.1:${process.env.TEMPORAL_PORT ?? '7233'}`,
-  namespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
+  temporalAddress: temporal.connectionOptions.address ?? `127.0.0.1:${process.env.TEMPORAL_PORT ?? '7233'}`,
+  namespace: temporal.namespace ?? 'default',
+  /** TLS / mTLS, API key and gRPC metadata for every connection to Temporal (none for the dev server). */
+  temporalSecurity,
   taskQueue: process.env.NETPULSE_TASK_QUEUE ?? 'netpulse',
   uiUrl: `http://localhost:${process.env.TEMPORAL_UI_PORT ?? '8233'}`,
   dataDir: path.resolve(process.env.NETPULSE_DATA_DIR ?? path.join(root, 'data')),
   get landingDir(): string {
     return path.resolve(process.env.NETPULSE_LANDING_DIR ?? path.join(this.dataDir, 'landing'));
   },
-  get lakeFile(): string {
-    return path.resolve(process.env.NETPULSE_LAKE_FILE ?? path.join(this.dataDir, 'netpulse.duckdb'));
+  /** The lake's PostgreSQL catalog (libpq string); default: scripts/catalog.sh's local cluster. */
+  get catalog(): string {
+    return process.env.NETPULSE_CATALOG ?? `host=127.0.0.1 port=${process.env.NETPULSE_CATALOG_PORT ?? '5433'} dbname=netpulse user=netpulse`;
   },
+  /** PostgreSQL schema of the lake's metadata: several lakes can share one catalog database. */
+  get catalogSchema(): string {
+    return process.env.NETPULSE_CATALOG_SCHEMA ?? 'netpulse';
+  },
+  /** The lake's Parquet files: a folder, or s3://bucket/prefix/ with DuckDB's httpfs. */
+  get dataPath(): string {
+    const value = process.env.NETPULSE_DATA_PATH ?? path.join(this.dataDir, 'lake');
+    return /^[a-z0-9]+:\/\//.test(value) ? value : path.resolve(value);
+  },
+  extensionDir: path.resolve(process.env.NETPULSE_DUCKDB_EXTENSIONS ?? path.join(root, '.tools', 'duckdb-extensions')),
 };

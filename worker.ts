@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createActivities, defaultDeps, type WorkerDeps } from './activities';
 import { config } from './config';
+import { closeLakes } from './lake/catalog';
 import { closeAllInstances } from './lake/duckdb';
 
 export type NetpulseWorkerOptions = Partial<Omit<WorkerOptions, 'connection'>> & {
@@ -16,7 +17,7 @@ export type NetpulseWorkerOptions = Partial<Omit<WorkerOptions, 'connection'>> &
 /** Builds the worker; tests pass a prebuilt workflow bundle and their own task queue. */
 export async function createNetpulseWorker(options: NetpulseWorkerOptions = {}): Promise<Worker> {
   const { address, connection: given, deps, ...workerOptions } = options;
-  const connection = given ?? (await NativeConnection.connect({ address: address ?? config.temporalAddress }));
+  const connection = given ?? (await NativeConnection.connect({ ...config.temporalSecurity, address: address ?? config.temporalAddress }));
   // The build writes a prebuilt bundle next to the compiled worker; from sources, bundle now.
   const prebuilt = path.join(__dirname, 'workflow-bundle.js');
   const code = workerOptions.workflowBundle ? {}
@@ -43,10 +44,11 @@ export async function runWorker(): Promise<void> {
   });
   const worker = await createNetpulseWorker();
   Runtime.instance().logger.info('netpulse worker started', {
-    taskQueue: config.taskQueue, address: config.temporalAddress, lake: config.lakeFile, landing: config.landingDir,
+    taskQueue: config.taskQueue, address: config.temporalAddress, catalog: config.catalog.replace(/password=\S+/, 'password=***'), catalogSchema: config.catalogSchema, data: config.dataPath, landing: config.landingDir,
   });
   // Worker.run() handles SIGINT/SIGTERM: stops polling, waits for running activities, then resolves.
   await worker.run();
+  await closeLakes();
   await closeAllInstances();
   Runtime.instance().logger.info('netpulse worker stopped');
 }

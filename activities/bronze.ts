@@ -3,9 +3,9 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { withLake } from '../lake/catalog';
+import { withLake, type LakeConfig } from '../lake/catalog';
 import { qualified } from '../lake/changes';
-import { commitBatch, findCommit, registerTable, type CommitInfo } from '../lake/commit';
+import { commitBatch, readFence, snapshotOfBatch, type CommitInfo } from '../lake/commit';
 import { sqlIdentifier, sqlString } from '../lake/duckdb';
 import { isTempLandingName } from '../lake/landing';
 import { batchLog, heartbeatEvery } from './context';
@@ -15,7 +15,7 @@ import {
 } from '../rules/bronze';
 
 export interface LakeDeps {
-  lakeFile: string;
+  lake: LakeConfig;
   landingDir: string;
 }
 
@@ -27,7 +27,6 @@ const LINEAGE_COLUMNS: [string, string][] = [
   ['status', 'BOOLEAN'],
   ['_rescued_data', 'JSON'],
   ['_batch_id', 'VARCHAR'],
-  ['_commit_version', 'BIGINT'],
 ];
 const RESERVED = new Set(LINEAGE_COLUMNS.map(([name]) => name.toLowerCase()));
 
@@ -131,7 +130,7 @@ export function bronzeActivities(deps: LakeDeps) {
     const listedAtMs = Date.now();
     const listed = await listFiles(sourceDir(request.source, request.landingPath ?? deps.landingDir));
     const cutoff = request.cutoffMs ?? listedAtMs;
-    return withLake(deps.lakeFile, async (db) => {
+    return withLake(deps.lake, async (db) => {
       await appendListing(db, listed);
       const rows = (await db.runAndReadAll(`
         WITH waiting AS (
@@ -164,15 +163,12 @@ export function bronzeActivities(deps: LakeDeps) {
     const started = performance.now();
     const commit = await ingestOnce(request);
     const next = request.next && (await planBronzeBatch(request.next));
-    return { ...describeCommit(commit), ...(next && { next }), elapsedMs: Math.round(performance.now() - started) };
+    return { ...describeCommit(bronzeTable(request.source), commit), ...(next && { next }), elapsedMs: Math.round(performance.now() - started) };
   }
 
   /** The batch's commit: written now, or found when an earlier attempt already committed it. */
   async function ingestOnce(request: IngestRequest): Promise<CommitInfo> {
-    const table = bronzeTable(request.source);
-    return withLake(deps.lakeFile, async (db) => {
-      const earlier = await findCommit(db, table, request.batchId);
-      if (earlier) return earlier;
+    return withLake(deps.lake, async (db) => {
       let phase = 'checking files';
       let checked = 0;
       const stopHeartbeat = heartbeatEvery(2000, () => ({ phase, filesChecked: checked, filesTotal: request.files.length }));
@@ -207,23 +203,22 @@ export function bronzeActivities(deps: LakeDeps) {
     });
   }
 
-  /** Rebuilds a checkpoint from the lake's commit log, for a workflow that starts without one. */
+  /** Rebuilds a checkpoint from the lake (fence, ledger, table), for a workflow that starts without one. */
   async function readBronzeCheckpoint(source: Source): Promise<BronzeCheckpoint> {
     const table = bronzeTable(source);
-    return withLake(deps.lakeFile, async (db) => {
+    return withLake(deps.lake, async (db) => {
+      const fence = await readFence(db, table);
+      const last = fence?.result ? (JSON.parse(fence.result) as { details?: { schemaVersion?: number } }) : undefined;
       const [row] = (await db.runAndReadAll(`
-        SELECT
-          (SELECT coalesce(max(batch_seq) + 1, 0) FROM lake.commit_log WHERE table_name = ${sqlString(table)}) AS next_seq,
-          (SELECT coalesce(max(version), 0) FROM lake.commit_log WHERE table_name = ${sqlString(table)}) AS version,
-          (SELECT coalesce(sum(rows_inserted), 0) FROM lake.commit_log WHERE table_name = ${sqlString(table)}) AS rows,
-          (SELECT count(*) FILTER (WHERE outcome = 'ingested') FROM lake.file_ledger WHERE table_name = ${sqlString(table)}) AS ingested,
-          (SELECT count(*) FILTER (WHERE outcome = 'quarantined') FROM lake.file_ledger WHERE table_name = ${sqlString(table)}) AS quarantined,
-          (SELECT coalesce(max(schema_version), 0) FROM lake.schema_versions WHERE table_name = ${sqlString(table)}) AS schema_version
-      `)).getRowObjectsJson() as Record<string, string>[];
+        SELECT count(*) FILTER (WHERE outcome = 'ingested') AS ingested, count(*) FILTER (WHERE outcome = 'quarantined') AS quarantined
+        FROM lake.file_ledger WHERE table_name = ${sqlString(table)}`)).getRowObjectsJson() as Record<string, string>[];
+      const exists = (await tableColumns(db, table)).size > 0;
+      const rows = exists ? Number((await db.runAndReadAll(`SELECT count(*) FROM ${qualified(table)}`)).getRows()[0][0]) : 0;
+      const version = fence?.batchId ? await snapshotOfBatch(db, fence.batchId) : 0;
       return {
-        nextBatchSeq: Number(row.next_seq), version: Number(row.version), rowsIngested: Number(row.rows),
+        nextBatchSeq: (fence?.batchSeq ?? -1) + 1, version, rowsIngested: rows,
         filesIngested: Number(row.ingested), filesQuarantined: Number(row.quarantined),
-        schemaVersion: Number(row.schema_version), passes: 0,
+        schemaVersion: last?.details?.schemaVersion ?? 0, passes: 0,
       };
     });
   }
@@ -304,18 +299,18 @@ async function tableColumns(db: DuckDBConnection, table: string): Promise<Map<st
   const [schema, name] = table.split('.');
   const rows = (await db.runAndReadAll(`
     SELECT column_name, data_type FROM information_schema.columns
-    WHERE table_schema = ${sqlString(schema)} AND table_name = ${sqlString(name)} ORDER BY ordinal_position`)).getRows();
+    WHERE table_catalog = current_database() AND table_schema = ${sqlString(schema)} AND table_name = ${sqlString(name)}
+    ORDER BY ordinal_position`)).getRows();
   return new Map(rows.map((r) => [String(r[0]), String(r[1])]));
 }
 
 /** Creates the table from the first file, adds columns new files bring; returns the new ones. */
-async function evolveSchema(db: DuckDBConnection, table: string, files: ReadableFile[], version: number, batchId: string) {
+async function evolveSchema(db: DuckDBConnection, table: string, files: ReadableFile[], batchId: string) {
   let columns = await tableColumns(db, table);
   const added: Column[] = [];
   if (columns.size === 0) {
     const first = files[0].columns.filter(([name]) => !RESERVED.has(name.toLowerCase()));
     await db.run(`CREATE TABLE ${qualified(table)} (${[...first, ...LINEAGE_COLUMNS].map(([n, t]) => `${sqlIdentifier(n)} ${t}`).join(', ')})`);
-    await registerTable(db, table, 'append');
     added.push(...first);
     columns = new Map([...first, ...LINEAGE_COLUMNS]);
   }
@@ -335,7 +330,7 @@ async function evolveSchema(db: DuckDBConnection, table: string, files: Readable
   if (added.length > 0) {
     schemaVersion++;
     await db.run(`INSERT INTO lake.schema_versions VALUES ${added
-      .map(([n, t]) => `(${sqlString(table)}, ${schemaVersion}, ${version}, ${sqlString(batchId)}, ${sqlString(n)}, ${sqlString(t)}, now()::TIMESTAMP)`)
+      .map(([n, t]) => `(${sqlString(table)}, ${schemaVersion}, ${sqlString(batchId)}, ${sqlString(n)}, ${sqlString(t)}, now())`)
       .join(', ')}`);
   }
   return { columns: added.length > 0 ? await tableColumns(db, table) : columns, added, schemaVersion };
@@ -368,12 +363,12 @@ function projection(tableColumns: Map<string, string>, fileColumns: Column[], fi
 
 async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable: ReadableFile[], bad: BadFile[]): Promise<CommitInfo> {
   const table = bronzeTable(request.source);
-  const identity = { table, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'STREAMING UPDATE', log: batchLog('bronze', table) };
-  return commitBatch(db, identity, async (version) => {
+  const identity = { owner: table, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'STREAMING UPDATE', log: batchLog('bronze', table) };
+  return commitBatch(db, identity, async () => {
     let rows = 0;
     let evolution = { added: [] as Column[], schemaVersion: 0, columns: new Map<string, string>() };
     if (readable.length > 0) {
-      evolution = await evolveSchema(db, table, readable, version, request.batchId);
+      evolution = await evolveSchema(db, table, readable, request.batchId);
       const groups = new Map<string, ReadableFile[]>();
       for (const file of readable) {
         const key = JSON.stringify(file.columns);
@@ -393,8 +388,7 @@ async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable
                  make_timestamp([${files.map((f) => f.mtimeMs).join(', ')}][file_index::BIGINT + 1] * 1000) AS data_arquivo_ingestao,
                  true AS status,
                  ${rescued} AS _rescued_data,
-                 ${sqlString(request.batchId)} AS _batch_id,
-                 ${version} AS _commit_version
+                 ${sqlString(request.batchId)} AS _batch_id
           FROM read_parquet(${fileList})`);
         rows += result.rowsChanged;
       }
@@ -405,16 +399,16 @@ async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable
     ];
     if (ledger.length > 0) {
       await db.run(`INSERT INTO lake.file_ledger VALUES ${ledger
-        .map((f) => `(${sqlString(table)}, ${sqlString(f.path)}, ${f.size}, ${f.mtimeMs}, ${sqlString(f.outcome)}, ${sqlString(request.batchId)}, ${version})`)
+        .map((f) => `(${sqlString(table)}, ${sqlString(f.path)}, ${f.size}, ${f.mtimeMs}, ${sqlString(f.outcome)}, ${sqlString(request.batchId)}, now())`)
         .join(', ')}`);
     }
     if (bad.length > 0) {
       await db.run(`INSERT INTO bronze.quarantine VALUES ${bad
-        .map((f) => `(${sqlString(table)}, ${sqlString(f.path)}, ${sqlString(f.error)}, ${sqlString(request.batchId)}, ${version}, now()::TIMESTAMP)`)
+        .map((f) => `(${sqlString(table)}, ${sqlString(f.path)}, ${sqlString(f.error)}, ${sqlString(request.batchId)}, now())`)
         .join(', ')}`);
     }
     return {
-      rowsInserted: rows,
+      tables: { [table]: { rowsInserted: rows } },
       event: { rowsIn: rows, rowsOut: rows, quarantined: bad.length },
       details: {
         filesIngested: readable.length, filesQuarantined: bad.length,
@@ -424,10 +418,10 @@ async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable
   });
 }
 
-function describeCommit(commit: CommitInfo): Omit<IngestResult, 'elapsedMs'> {
+function describeCommit(table: string, commit: CommitInfo): Omit<IngestResult, 'elapsedMs'> {
   const d = commit.details as { filesIngested: number; filesQuarantined: number; schemaVersion: number; newColumns: string[] };
   return {
-    batchId: commit.batchId, version: commit.version, rows: commit.rowsInserted,
+    batchId: commit.batchId, version: commit.snapshot, rows: commit.tables[table]?.rowsInserted ?? 0,
     filesIngested: d.filesIngested, filesQuarantined: d.filesQuarantined, schemaVersion: d.schemaVersion,
     newColumns: d.newColumns, alreadyCommitted: commit.alreadyCommitted, committedAt: commit.committedAt,
   };

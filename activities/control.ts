@@ -1,6 +1,7 @@
 // Activities that talk to Temporal itself: starting or signalling checkpoint-owning workflows.
 import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
+import { config } from '../config';
 import type { PassRequest } from '../workflows/checkpoint-owner';
 
 export interface TemporalDeps {
@@ -22,7 +23,7 @@ export interface PassTarget {
 export function controlActivities(deps: TemporalDeps) {
   let client: Promise<Client> | undefined;
   const getClient = () =>
-    (client ??= Connection.connect({ address: deps.temporalAddress }).then((connection) => new Client({ connection, namespace: deps.namespace })));
+    (client ??= Connection.connect({ ...config.temporalSecurity, address: deps.temporalAddress }).then((connection) => new Client({ connection, namespace: deps.namespace })));
 
   /** signalWithStart: starts each owner workflow if it is not running, then asks it for a pass. */
   async function requestPasses({ targets, replyTo }: { targets: PassTarget[]; replyTo: string }): Promise<string[]> {

@@ -5,14 +5,14 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { config } from '../config';
 import { withLake } from '../lake/catalog';
-import { changeFeedSql, ensureMutableTable, replaceWithChanges } from '../lake/changes';
-import { commitTables, type BatchWrite } from '../lake/commit';
+import { changeFeedSql, readableMark, replaceRows } from '../lake/changes';
+import { commitBatch, readFence, snapshotOfBatch, type TableWrite } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import { SPEEDS_MBPS } from '../rules/events';
 import { GOLD_TABLES, type GoldCheckpoint, type GoldOptions, type GoldRequest, type GoldResult } from '../rules/gold';
 import type { LakeDeps } from './bronze';
 import { batchLog, heartbeatEvery } from './context';
-import { SILVER_DEVICE_STATE, SILVER_EVENTS } from './silver';
+import { SILVER_DEVICE_STATE, SILVER_EVENTS, SILVER_OWNER } from './silver';
 
 /** Tables whose SQL reads their own previous rows need explicit columns to be created. */
 const SELF_REFERENCING: Record<string, string> = {
@@ -39,10 +39,11 @@ export function goldSql(name: string, asOf: string, options: GoldOptions): strin
 }
 
 async function stageInputs(db: DuckDBConnection, request: GoldRequest): Promise<void> {
-  const feed = request.eventsToVersion > request.eventsFromVersion
-    ? await changeFeedSql(db, SILVER_EVENTS, request.eventsFromVersion, request.eventsToVersion)
+  const from = await readableMark(db, request.silverFromSnapshot, 'gold');
+  const feed = request.silverToSnapshot > from
+    ? `SELECT * EXCLUDE (snapshot_id, rowid, change_type) FROM (${changeFeedSql(SILVER_EVENTS, from, request.silverToSnapshot)}) WHERE change_type = 'insert'`
     : `SELECT * FROM ${SILVER_EVENTS} WHERE false`;
-  await db.run(`CREATE OR REPLACE TEMP TABLE new_events AS SELECT * FROM (${feed})`);
+  await db.run(`CREATE OR REPLACE TEMP TABLE new_events AS ${feed}`);
   const overrides = Object.entries(request.options.serverCapacityMbps);
   await db.run(`CREATE OR REPLACE TEMP TABLE server_capacity AS
     SELECT servidor, coalesce(o.capacity_mbps, ${request.options.defaultServerCapacityMbps})::BIGINT AS capacity_mbps
@@ -52,82 +53,64 @@ async function stageInputs(db: DuckDBConnection, request: GoldRequest): Promise<
 }
 
 async function ensureGold(db: DuckDBConnection, request: GoldRequest): Promise<void> {
-  await db.run('CREATE SCHEMA IF NOT EXISTS gold');
   for (const name of GOLD_TABLES) {
     const columns = SELF_REFERENCING[name];
-    await ensureMutableTable(db, `gold.${name}`, columns ? { columns } : { as: goldSql(name, request.asOf, request.options) });
+    await db.run(columns
+      ? `CREATE TABLE IF NOT EXISTS gold.${name} (${columns})`
+      : `CREATE TABLE IF NOT EXISTS gold.${name} AS SELECT * FROM (${goldSql(name, request.asOf, request.options)}) LIMIT 0`);
   }
 }
 
+export const GOLD_OWNER = 'gold';
+
 export function goldActivities(deps: LakeDeps) {
-  /** Latest versions of the silver tables gold reads. */
-  async function planGoldBatch(): Promise<{ eventsVersion: number; deviceStateVersion: number }> {
-    return withLake(deps.lakeFile, async (db) => {
-      const [row] = (await db.runAndReadAll(`
-        SELECT coalesce(max(version) FILTER (WHERE table_name = ${sqlString(SILVER_EVENTS)}), 0) AS e,
-               coalesce(max(version) FILTER (WHERE table_name = ${sqlString(SILVER_DEVICE_STATE)}), 0) AS d
-        FROM lake.commit_log`)).getRowObjectsJson() as { e: string; d: string }[];
-      return { eventsVersion: Number(row.e), deviceStateVersion: Number(row.d) };
+  /** Silver's latest commit, the snapshot gold catches up to. */
+  async function planGoldBatch(): Promise<{ silverSnapshot: number }> {
+    return withLake(deps.lake, async (db) => {
+      const fence = await readFence(db, SILVER_OWNER);
+      return { silverSnapshot: fence?.batchId ? await snapshotOfBatch(db, fence.batchId) : 0 };
     });
   }
 
   async function refreshGold(request: GoldRequest): Promise<GoldResult> {
-    const tables = GOLD_TABLES.map((t) => `gold.${t}`);
-    return withLake(deps.lakeFile, async (db) => {
-      // Rows silver deleted or appended since the last checkpoint hold memory that the WAL size
-      // does not show; without this, the first refresh over 10M rows ran out of a 256 MB limit
-      // (a CHECKPOINT first made it pass). Cheap when little changed; skipped if another
-      // transaction holds the lock.
-      let phase = 'checkpointing';
-      const stopHeartbeat = heartbeatEvery(5000, () => ({ phase, tables: tables.length }));
-      try {
-        await db.run('CHECKPOINT').catch(() => undefined);
-        phase = 'refreshing';
-        return await refresh(db);
-      } finally {
-        stopHeartbeat();
-      }
-    });
-
-    async function refresh(db: DuckDBConnection): Promise<GoldResult> {
+    const stopHeartbeat = heartbeatEvery(5000, () => ({ phase: 'refreshing', tables: GOLD_TABLES.length }));
+    return withLake(deps.lake, async (db) => {
+      await stageInputs(db, request);
+      await ensureGold(db, request);
       let rowsChanged = 0;
-      const commits = await commitTables(db, tables, { batchId: request.batchId, batchSeq: request.batchSeq, operation: 'REFRESH', log: batchLog('gold', 'gold') }, async (v) => {
-        await ensureGold(db, request);
-        await stageInputs(db, request);
-        const written: Record<string, BatchWrite> = {};
+      const identity = { owner: GOLD_OWNER, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'REFRESH', log: batchLog('gold', 'gold') };
+      const commit = await commitBatch(db, identity, async () => {
+        const tables: Record<string, TableWrite> = {};
         for (const name of GOLD_TABLES) {
-          const table = `gold.${name}`;
-          written[table] = await replaceWithChanges(db, table, goldSql(name, request.asOf, request.options), v[table]);
-          rowsChanged += (written[table].rowsInserted ?? 0) + (written[table].rowsDeleted ?? 0);
-          written[table].details = {
-            asOf: request.asOf, eventsToVersion: request.eventsToVersion, deviceStateVersion: request.deviceStateVersion,
-          };
+          const written = await replaceRows(db, `gold.${name}`, goldSql(name, request.asOf, request.options));
+          tables[`gold.${name}`] = written;
+          rowsChanged += written.rowsInserted + written.rowsDeleted;
         }
         const newEvents = Number((await db.runAndReadAll('SELECT count(*) FROM new_events')).getRows()[0][0]);
-        written[tables[0]].event = { rowsIn: newEvents, rowsOut: rowsChanged, quarantined: 0 };
-        await db.run('DROP TABLE new_events');
-        await db.run('DROP TABLE server_capacity');
-        return written;
+        return {
+          tables,
+          event: { rowsIn: newEvents, rowsOut: rowsChanged, quarantined: 0 },
+          extraInfo: { silverToSnapshot: request.silverToSnapshot, asOf: request.asOf },
+          details: { asOf: request.asOf, silverFromSnapshot: request.silverFromSnapshot, silverToSnapshot: request.silverToSnapshot, rowsChanged },
+        };
       });
-      const first = commits[tables[0]];
+      await db.run('DROP TABLE new_events; DROP TABLE server_capacity');
       return {
-        batchId: request.batchId, asOf: request.asOf, rowsChanged, alreadyCommitted: first.alreadyCommitted,
-        versions: Object.fromEntries(tables.map((t) => [t, commits[t].version])),
+        batchId: request.batchId, asOf: request.asOf, snapshot: commit.snapshot, alreadyCommitted: commit.alreadyCommitted,
+        rowsChanged: Number((commit.details as { rowsChanged: number }).rowsChanged),
       };
-    }
+    }).finally(stopHeartbeat);
   }
 
-  /** Rebuilds gold's checkpoint from its last commit, for a workflow that starts without one. */
+  /** Rebuilds gold's checkpoint from its fence row, for a workflow that starts without one. */
   async function readGoldCheckpoint(): Promise<GoldCheckpoint> {
-    return withLake(deps.lakeFile, async (db) => {
-      const rows = (await db.runAndReadAll(`
-        SELECT batch_seq, details FROM lake.commit_log WHERE table_name = 'gold.${GOLD_TABLES[0]}'
-        ORDER BY version DESC LIMIT 1`)).getRowObjectsJson() as { batch_seq: string; details: string }[];
-      if (rows.length === 0) return { nextBatchSeq: 0, eventsVersion: 0, deviceStateVersion: 0, refreshes: 0, passes: 0 };
-      const d = JSON.parse(rows[0].details) as { asOf: string; eventsToVersion: number; deviceStateVersion: number };
+    return withLake(deps.lake, async (db) => {
+      const fence = await readFence(db, GOLD_OWNER);
+      if (!fence?.result || !fence.batchId) return { nextBatchSeq: 0, silverSnapshot: 0, goldSnapshot: 0, refreshes: 0, passes: 0 };
+      const { details } = JSON.parse(fence.result) as { details: { asOf: string; silverToSnapshot: number } };
       return {
-        nextBatchSeq: Number(rows[0].batch_seq) + 1, eventsVersion: d.eventsToVersion, deviceStateVersion: d.deviceStateVersion,
-        lastAsOf: d.asOf, refreshes: Number(rows[0].batch_seq) + 1, passes: 0,
+        nextBatchSeq: fence.batchSeq + 1, silverSnapshot: details.silverToSnapshot, goldSnapshot: await snapshotOfBatch(db, fence.batchId),
+        lastAsOf: details.asOf, refreshes: fence.batchSeq + 1, passes: 0,
       };
     });
   }

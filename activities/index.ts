@@ -1,8 +1,10 @@
 // Every activity the worker registers, one module per layer, bound to the worker's lake.
 import { config } from '../config';
+import { lakeFromEnv } from '../lake/catalog';
 import { bronzeActivities, type LakeDeps } from './bronze';
 import { controlActivities, type TemporalDeps } from './control';
 import { goldActivities } from './gold';
+import { maintenanceActivities } from './maintenance';
 import { readActivities } from './read';
 import { silverActivities } from './silver';
 import { writeLandingBatch } from './landing';
@@ -10,7 +12,7 @@ import { writeLandingBatch } from './landing';
 export type WorkerDeps = LakeDeps & TemporalDeps;
 
 export const defaultDeps = (): WorkerDeps => ({
-  lakeFile: config.lakeFile,
+  lake: lakeFromEnv(),
   landingDir: config.landingDir,
   temporalAddress: config.temporalAddress,
   namespace: config.namespace,
@@ -22,6 +24,7 @@ export function createActivities(deps: WorkerDeps = defaultDeps()) {
     ...bronzeActivities(deps),
     ...silverActivities(deps),
     ...goldActivities(deps),
+    ...maintenanceActivities(deps),
     ...readActivities(deps),
     ...controlActivities(deps),
   };

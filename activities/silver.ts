@@ -1,67 +1,59 @@
 // Silver I/O: bronze change feeds → typed, validated, deduplicated events; quarantine with
 // the rule broken; device state upserted by key; data-quality counts. One transaction per batch.
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { withLake } from '../lake/catalog';
-import { changeFeedSql, ensureMutableTable, mergeWithChanges, qualified } from '../lake/changes';
-import { commitTables, registerTable } from '../lake/commit';
+import { currentSnapshot, LAKE, withLake } from '../lake/catalog';
+import { changeFeedSql, qualified, readableMark, upsertRows } from '../lake/changes';
+import { commitBatch, readFence, snapshotOfBatch } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import {
-  SILVER_RULES, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult,
+  SILVER_RULES, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
 } from '../rules/silver';
 import type { LakeDeps } from './bronze';
 import { batchLog, heartbeatEvery } from './context';
 
+export const SILVER_OWNER = 'silver';
 export const SILVER_EVENTS = 'silver.events';
 export const SILVER_QUARANTINE = 'silver.quarantine';
 export const SILVER_DEVICE_STATE = 'silver.device_state';
 export const SILVER_DQ = 'silver.dq_counts';
-const SILVER_TABLES = [SILVER_EVENTS, SILVER_QUARANTINE, SILVER_DEVICE_STATE, SILVER_DQ];
 
 const SILVER_DDL = `
-CREATE SCHEMA IF NOT EXISTS silver;
 CREATE TABLE IF NOT EXISTS silver.events (
   event_key VARCHAR NOT NULL, ip VARCHAR NOT NULL, dispositivo VARCHAR NOT NULL, status VARCHAR NOT NULL,
   hora_conexao TIMESTAMP NOT NULL, velocidade_mbps INTEGER NOT NULL, nome VARCHAR NOT NULL, endereco VARCHAR,
-  servidor VARCHAR, source_table VARCHAR NOT NULL, source_file VARCHAR, bronze_version BIGINT NOT NULL,
-  _batch_id VARCHAR NOT NULL, _commit_version BIGINT NOT NULL);
+  servidor VARCHAR, source_table VARCHAR NOT NULL, source_file VARCHAR, bronze_snapshot BIGINT NOT NULL,
+  _batch_id VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS silver.quarantine (
-  rule VARCHAR NOT NULL, failed_rules VARCHAR[] NOT NULL, raw JSON NOT NULL, source_table VARCHAR NOT NULL,
-  source_file VARCHAR, bronze_version BIGINT NOT NULL, _batch_id VARCHAR NOT NULL, _commit_version BIGINT NOT NULL);
+  rule VARCHAR NOT NULL, failed_rules VARCHAR[] NOT NULL, raw VARCHAR NOT NULL, source_table VARCHAR NOT NULL,
+  source_file VARCHAR, bronze_snapshot BIGINT NOT NULL, _batch_id VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS silver.dq_counts (
-  _batch_id VARCHAR NOT NULL, _commit_version BIGINT NOT NULL, check_name VARCHAR NOT NULL, rows BIGINT NOT NULL, checked_at TIMESTAMP NOT NULL);
+  _batch_id VARCHAR NOT NULL, check_name VARCHAR NOT NULL, rows BIGINT NOT NULL, checked_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS silver.device_state (
+  ip VARCHAR NOT NULL, dispositivo VARCHAR NOT NULL, nome VARCHAR, endereco VARCHAR, servidor VARCHAR,
+  velocidade_mbps INTEGER, status VARCHAR, last_event_at TIMESTAMP, last_event_key VARCHAR);
 `;
-// No PRIMARY KEY: the upsert keeps one row per (ip, dispositivo), and DuckDB holds a key index
-// in memory, which costs more than the table itself with millions of devices.
-const DEVICE_STATE_COLUMNS = `ip VARCHAR NOT NULL, dispositivo VARCHAR NOT NULL, nome VARCHAR, endereco VARCHAR, servidor VARCHAR,
-  velocidade_mbps INTEGER, status VARCHAR, last_event_at TIMESTAMP, last_event_key VARCHAR`;
-
-async function ensureSilver(db: DuckDBConnection): Promise<void> {
-  await db.run(SILVER_DDL);
-  for (const table of [SILVER_EVENTS, SILVER_QUARANTINE, SILVER_DQ]) await registerTable(db, table, 'append');
-  await ensureMutableTable(db, SILVER_DEVICE_STATE, { columns: DEVICE_STATE_COLUMNS });
-}
 
 async function columnsOf(db: DuckDBConnection, table: string): Promise<Set<string>> {
   const [schema, name] = table.split('.');
   const rows = (await db.runAndReadAll(`SELECT column_name FROM information_schema.columns
-    WHERE table_schema = ${sqlString(schema)} AND table_name = ${sqlString(name)}`)).getRows();
+    WHERE table_catalog = current_database() AND table_schema = ${sqlString(schema)} AND table_name = ${sqlString(name)}`)).getRows();
   return new Set(rows.map((r) => String(r[0])));
 }
 
-/** Bronze rows of the input ranges, every field as text, plus lineage and where the row is. */
-async function stageInput(db: DuckDBConnection, inputs: SilverInput[]): Promise<void> {
+/** Bronze rows inserted in the input range, every field as text, plus lineage and where the row is. */
+async function stageInput(db: DuckDBConnection, input: SilverInput): Promise<void> {
   const parts: string[] = [];
-  for (const input of inputs) {
-    const present = await columnsOf(db, input.table);
+  for (const table of input.tables) {
+    const present = await columnsOf(db, table);
     const text = (column: string) => (present.has(column) ? `CAST(b."${column}" AS VARCHAR)` : 'NULL::VARCHAR');
     parts.push(`
       SELECT ${text('Nome')} AS raw_nome, ${text('Endereco')} AS raw_endereco, ${text('Ip')} AS raw_ip,
              ${text('Hora_Conexao')} AS raw_hora, ${text('Dispositivo_de_Acesso')} AS raw_dispositivo,
              ${text('Velocidade_de_Conexao')} AS raw_velocidade, ${text('Status_Conexao')} AS raw_status,
-             ${text('Servidor')} AS raw_servidor, b._rescued_data AS rescued_data,
+             ${text('Servidor')} AS raw_servidor, b._rescued_data::VARCHAR AS rescued_data,
              b.data_arquivo_ingestao AS file_mtime, b.rastreamento_source AS source_file,
-             ${sqlString(input.table)} AS source_table, b._commit_version AS bronze_version, b._rowid AS bronze_rowid
-      FROM (${await changeFeedSql(db, input.table, input.fromVersion, input.toVersion)}) AS b`);
+             ${sqlString(table)} AS source_table, b.snapshot_id AS bronze_snapshot, b.rowid AS bronze_rowid
+      FROM (${changeFeedSql(table, input.fromSnapshot, input.toSnapshot)}) AS b WHERE b.change_type = 'insert'`);
   }
   await db.run(`CREATE OR REPLACE TEMP TABLE silver_input AS ${parts.join(' UNION ALL ')}`);
 }
@@ -83,64 +75,73 @@ function typedAndCheckedSql(options: SilverOptions): string {
     FROM typed`;
 }
 
+/** Bronze commits after `bronzeSnapshot`, oldest first, with their rows (from the snapshots' extra info). */
+const PENDING_BRONZE_SQL = (bronzeSnapshot: number) => `
+  SELECT snapshot_id, json_extract_string(commit_extra_info, '$.owner') AS owner,
+         coalesce(json_extract(commit_extra_info, '$.rows')::BIGINT, 0) AS rows
+  FROM ${LAKE}.snapshots()
+  WHERE snapshot_id > ${Math.trunc(bronzeSnapshot)} AND json_extract_string(commit_extra_info, '$.owner') LIKE 'bronze.%'
+  ORDER BY snapshot_id`;
+
 export function silverActivities(deps: LakeDeps) {
   /**
-   * The next silver batch: bronze versions after silver's marks, table by table, as many as fit
-   * in `maxRows` rows (at least one version), so a big backlog goes in bounded transactions.
+   * The next silver batch: bronze commits after silver's mark, as many as fit in `maxRows` rows
+   * (at least one), so a big backlog goes in bounded transactions. Undefined when none wait.
    */
-  async function planSilverBatch(request: { bronzeVersions: Record<string, number>; maxRows: number }): Promise<SilverInput[]> {
-    return withLake(deps.lakeFile, async (db) => {
-      const marks = Object.entries(request.bronzeVersions);
-      const rows = (await db.runAndReadAll(`
-        WITH marks(table_name, read_to) AS (
-          ${marks.length ? `VALUES ${marks.map(([t, v]) => `(${sqlString(t)}, ${v})`).join(', ')}` : 'SELECT NULL::VARCHAR, NULL::BIGINT WHERE false'}),
-        pending AS (
-          -- one running total over every table's pending versions: the batch is bounded as a whole
-          SELECT c.table_name, c.version, coalesce(m.read_to, 0) AS read_to,
-                 sum(c.rows_inserted) OVER (ORDER BY c.table_name, c.version) AS rows_so_far,
-                 row_number() OVER (ORDER BY c.table_name, c.version) AS n
-          FROM lake.commit_log c JOIN lake.tables t USING (table_name)
-          LEFT JOIN marks m USING (table_name)
-          WHERE t.table_name LIKE 'bronze.%' AND t.kind = 'append' AND c.version > coalesce(m.read_to, 0))
-        SELECT table_name, any_value(read_to) AS from_version, max(version) AS to_version FROM pending
-        WHERE rows_so_far <= ${request.maxRows} OR n = 1
-        GROUP BY table_name ORDER BY table_name`)).getRows();
-      return rows.map((r) => ({ table: String(r[0]), fromVersion: Number(r[1]), toVersion: Number(r[2]) }));
+  async function planSilverBatch(request: { bronzeSnapshot: number; maxRows: number }): Promise<SilverInput | undefined> {
+    return withLake(deps.lake, async (db) => {
+      const mark = await readableMark(db, request.bronzeSnapshot, 'silver');
+      const pending = (await db.runAndReadAll(PENDING_BRONZE_SQL(mark))).getRows()
+        .map((r) => ({ snapshot: Number(r[0]), owner: String(r[1]), rows: Number(r[2]) }));
+      if (pending.length === 0) return undefined;
+      let rows = 0;
+      const taken = pending.filter((commit, i) => {
+        rows += commit.rows;
+        return i === 0 || rows <= request.maxRows;
+      });
+      // filter keeps a prefix only while the running total fits: cut at the first that did not
+      const cut = taken.findIndex((commit, i) => commit !== pending[i]);
+      const batch = cut === -1 ? taken : taken.slice(0, cut);
+      return {
+        fromSnapshot: mark, toSnapshot: batch[batch.length - 1].snapshot,
+        tables: [...new Set(batch.map((c) => c.owner))].sort(), rows: batch.reduce((n, c) => n + c.rows, 0),
+      };
     });
   }
 
-  async function runSilverBatch(request: { batchId: string; batchSeq: number; inputs: SilverInput[]; options: SilverOptions }): Promise<SilverResult> {
-    const stopHeartbeat = heartbeatEvery(5000, () => ({ phase: 'writing', inputs: request.inputs.length }));
-    return withLake(deps.lakeFile, async (db) => {
-      await ensureSilver(db);
-      const counts = { rowsIn: 0, quarantined: 0, events: 0, duplicates: 0 };
-      const commits = await commitTables(db, SILVER_TABLES, { batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE', log: batchLog('silver', SILVER_EVENTS) }, async (v) => {
-        await stageInput(db, request.inputs);
+  async function runSilverBatch(request: { batchId: string; batchSeq: number; input: SilverInput; options: SilverOptions }): Promise<SilverResult> {
+    const stopHeartbeat = heartbeatEvery(5000, () => ({ phase: 'writing', tables: request.input.tables.length }));
+    return withLake(deps.lake, async (db) => {
+      await db.run(SILVER_DDL);
+      const identity = { owner: SILVER_OWNER, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE', log: batchLog('silver', SILVER_EVENTS) };
+      const commit = await commitBatch(db, identity, async () => {
+        const counts = { rowsIn: 0, quarantined: 0, events: 0, duplicates: 0 };
+        await stageInput(db, request.input);
         await db.run(`CREATE OR REPLACE TEMP TABLE silver_checked AS ${typedAndCheckedSql(request.options)}`);
         await db.run('DROP TABLE silver_input');
         counts.rowsIn = Number((await db.runAndReadAll('SELECT count(*) FROM silver_checked')).getRows()[0][0]);
         // The raw row (as JSON) is fetched back from bronze only for the rows that failed.
-        for (const input of request.inputs) {
+        for (const table of request.input.tables) {
           counts.quarantined += (await db.run(`
             INSERT INTO silver.quarantine
-            SELECT c.failed_rules[1], c.failed_rules, to_json(b), c.source_table, c.source_file, c.bronze_version, ${sqlString(request.batchId)}, ${v[SILVER_QUARANTINE]}
-            FROM silver_checked c JOIN ${qualified(input.table)} b ON b.rowid = c.bronze_rowid
-            WHERE c.source_table = ${sqlString(input.table)} AND len(c.failed_rules) > 0`)).rowsChanged;
+            SELECT c.failed_rules[1], c.failed_rules, to_json(b)::VARCHAR, c.source_table, c.source_file, c.bronze_snapshot, ${sqlString(request.batchId)}
+            FROM silver_checked c JOIN ${qualified(table)} b ON b.rowid = c.bronze_rowid
+            WHERE c.source_table = ${sqlString(table)} AND len(c.failed_rules) > 0`)).rowsChanged;
         }
         // Redelivered events (same device, time and status) are kept once, across batches.
-        counts.events = (await db.run(`
-          INSERT INTO silver.events
+        await db.run(`
+          CREATE OR REPLACE TEMP TABLE new_events AS
           SELECT * FROM (
             SELECT
               md5(concat_ws('|', ip, dispositivo, strftime(hora_conexao, '%Y-%m-%d %H:%M:%S.%f'), status)) AS event_key,
               ip, dispositivo, status, hora_conexao, velocidade_mbps, nome, endereco, servidor,
-              source_table, source_file, bronze_version, ${sqlString(request.batchId)}, ${v[SILVER_EVENTS]}
+              source_table, source_file, bronze_snapshot, ${sqlString(request.batchId)} AS _batch_id
             FROM silver_checked WHERE len(failed_rules) = 0
             -- first delivery wins; a window per key is 3× cheaper here than DISTINCT ON's full sort
-            QUALIFY row_number() OVER (PARTITION BY event_key ORDER BY bronze_version, source_file) = 1) AS n
-          -- the key includes hora_conexao: joining on it too lets DuckDB skip row groups by time
-          WHERE NOT EXISTS (SELECT 1 FROM silver.events e
-                            WHERE e.hora_conexao = n.hora_conexao AND e.event_key = n.event_key AND e._commit_version < ${v[SILVER_EVENTS]})`)).rowsChanged;
+            QUALIFY row_number() OVER (PARTITION BY event_key ORDER BY bronze_snapshot, source_file) = 1) AS n
+          -- the key includes hora_conexao: joining on it too lets DuckDB skip data files by time
+          WHERE NOT EXISTS (SELECT 1 FROM silver.events e WHERE e.hora_conexao = n.hora_conexao AND e.event_key = n.event_key)`);
+        counts.events = (await db.run('INSERT INTO silver.events BY NAME SELECT * FROM new_events')).rowsChanged;
         counts.duplicates = counts.rowsIn - counts.quarantined - counts.events;
         // Latest event per device among the new ones; older than the stored state: no change.
         await db.run(`
@@ -148,65 +149,77 @@ export function silverActivities(deps: LakeDeps) {
           SELECT n.* FROM (
             SELECT ip, dispositivo, nome, endereco, servidor, velocidade_mbps, status,
                    hora_conexao AS last_event_at, event_key AS last_event_key
-            FROM silver.events WHERE _commit_version = ${v[SILVER_EVENTS]}
+            FROM new_events
             QUALIFY row_number() OVER (PARTITION BY ip, dispositivo ORDER BY hora_conexao DESC, event_key DESC) = 1) AS n
           LEFT JOIN silver.device_state s USING (ip, dispositivo)
           WHERE s.ip IS NULL OR (n.last_event_at, n.last_event_key) > (s.last_event_at, s.last_event_key)`);
-        const devices = await mergeWithChanges(db, SILVER_DEVICE_STATE, ['ip', 'dispositivo'], 'device_updates', v[SILVER_DEVICE_STATE]);
+        const devices = await upsertRows(db, SILVER_DEVICE_STATE, ['ip', 'dispositivo'], 'device_updates');
         const checks = [
           ['rows_in', counts.rowsIn], ['passed', counts.rowsIn - counts.quarantined], ['quarantined', counts.quarantined],
           ['duplicates', counts.duplicates], ['events_out', counts.events],
         ] as [string, number][];
-        await db.run(`
+        const dqRows = (await db.run(`
           INSERT INTO silver.dq_counts
-          SELECT ${sqlString(request.batchId)}, ${v[SILVER_DQ]}, check_name, rows, now()::TIMESTAMP FROM (
+          SELECT ${sqlString(request.batchId)}, check_name, rows, now() FROM (
             VALUES ${checks.map(([n, c]) => `(${sqlString(n)}, ${c})`).join(', ')}
             UNION ALL
             SELECT 'rule:' || r.rule, count(c.rule) FROM (VALUES ${SILVER_RULES.map((r) => `(${sqlString(r.name)})`).join(', ')}) r(rule)
             LEFT JOIN (SELECT unnest(failed_rules) AS rule FROM silver_checked) c USING (rule) GROUP BY r.rule
-          ) AS d(check_name, rows)`);
-        const dqRows = 5 + SILVER_RULES.length;
-        for (const t of ['silver_checked', 'device_updates']) await db.run(`DROP TABLE ${t}`);
+          ) AS d(check_name, rows)`)).rowsChanged;
+        await db.run('DROP TABLE silver_checked; DROP TABLE new_events; DROP TABLE device_updates');
+        // The fence row carries silver's checkpoint: its input range and running totals.
+        const totals = await previousTotals(db);
         return {
-          [SILVER_EVENTS]: {
-            rowsInserted: counts.events, details: { inputs: request.inputs, ...counts },
-            event: { rowsIn: counts.rowsIn, rowsOut: counts.events, quarantined: counts.quarantined },
+          tables: {
+            [SILVER_EVENTS]: { rowsInserted: counts.events },
+            [SILVER_QUARANTINE]: { rowsInserted: counts.quarantined },
+            [SILVER_DEVICE_STATE]: devices,
+            [SILVER_DQ]: { rowsInserted: dqRows },
           },
-          [SILVER_QUARANTINE]: { rowsInserted: counts.quarantined },
-          [SILVER_DEVICE_STATE]: { rowsInserted: devices.rowsInserted, rowsUpdated: devices.rowsUpdated },
-          [SILVER_DQ]: { rowsInserted: dqRows },
+          event: { rowsIn: counts.rowsIn, rowsOut: counts.events, quarantined: counts.quarantined },
+          extraInfo: { fromSnapshot: request.input.fromSnapshot, toSnapshot: request.input.toSnapshot },
+          details: {
+            ...counts, devicesChanged: devices.rowsInserted + devices.rowsUpdated, input: request.input,
+            totals: {
+              rowsIn: totals.rowsIn + counts.rowsIn, eventsOut: totals.eventsOut + counts.events,
+              quarantined: totals.quarantined + counts.quarantined, duplicates: totals.duplicates + counts.duplicates,
+            } satisfies SilverTotals,
+          },
         };
       });
-      const events = commits[SILVER_EVENTS];
-      const d = events.details as typeof counts;
+      const d = commit.details as { rowsIn: number; events: number; quarantined: number; duplicates: number; devicesChanged: number };
       return {
         batchId: request.batchId, rowsIn: d.rowsIn, events: d.events, quarantined: d.quarantined, duplicates: d.duplicates,
-        devicesChanged: commits[SILVER_DEVICE_STATE].rowsInserted + commits[SILVER_DEVICE_STATE].rowsUpdated,
-        versions: Object.fromEntries(SILVER_TABLES.map((t) => [t, commits[t].version])),
-        alreadyCommitted: events.alreadyCommitted,
+        devicesChanged: d.devicesChanged, snapshot: commit.snapshot, alreadyCommitted: commit.alreadyCommitted,
       };
     }).finally(stopHeartbeat);
   }
 
-  /** Rebuilds silver's checkpoint from its last commit, for a workflow that starts without one. */
+  /** Rebuilds silver's checkpoint from its fence row, for a workflow that starts without one. */
   async function readSilverCheckpoint(): Promise<SilverCheckpoint> {
-    return withLake(deps.lakeFile, async (db) => {
-      const rows = (await db.runAndReadAll(`
-        SELECT batch_seq, version, details FROM lake.commit_log WHERE table_name = ${sqlString(SILVER_EVENTS)} ORDER BY version`)).getRowObjectsJson() as { batch_seq: string; version: string; details: string }[];
-      const checkpoint: SilverCheckpoint = { nextBatchSeq: 0, bronzeVersions: {}, eventsVersion: 0, rowsIn: 0, eventsOut: 0, quarantined: 0, duplicates: 0, passes: 0 };
-      for (const row of rows) {
-        const d = JSON.parse(row.details) as { inputs: SilverInput[]; rowsIn: number; events: number; quarantined: number; duplicates: number };
-        for (const input of d.inputs) checkpoint.bronzeVersions[input.table] = input.toVersion;
-        checkpoint.nextBatchSeq = Number(row.batch_seq) + 1;
-        checkpoint.eventsVersion = Number(row.version);
-        checkpoint.rowsIn += d.rowsIn;
-        checkpoint.eventsOut += d.events;
-        checkpoint.quarantined += d.quarantined;
-        checkpoint.duplicates += d.duplicates;
+    return withLake(deps.lake, async (db) => {
+      const fence = await readFence(db, SILVER_OWNER);
+      if (!fence?.result || !fence.batchId) {
+        return { nextBatchSeq: 0, bronzeSnapshot: 0, eventsVersion: 0, rowsIn: 0, eventsOut: 0, quarantined: 0, duplicates: 0, passes: 0 };
       }
-      return checkpoint;
+      const { details } = JSON.parse(fence.result) as { details: { input: SilverInput; totals: SilverTotals } };
+      return {
+        nextBatchSeq: fence.batchSeq + 1, bronzeSnapshot: details.input.toSnapshot,
+        eventsVersion: await snapshotOfBatch(db, fence.batchId), ...details.totals, passes: 0,
+      };
     });
   }
 
-  return { planSilverBatch, runSilverBatch, readSilverCheckpoint };
+  /** The latest snapshot, for planners that need "now" in the lake's terms. */
+  async function readLakeSnapshot(): Promise<number> {
+    return withLake(deps.lake, currentSnapshot);
+  }
+
+  return { planSilverBatch, runSilverBatch, readSilverCheckpoint, readLakeSnapshot };
+}
+
+async function previousTotals(db: DuckDBConnection): Promise<SilverTotals> {
+  const fence = await readFence(db, SILVER_OWNER);
+  const totals = fence?.result ? (JSON.parse(fence.result) as { details?: { totals?: SilverTotals } }).details?.totals : undefined;
+  return totals ?? { rowsIn: 0, eventsOut: 0, quarantined: 0, duplicates: 0 };
 }

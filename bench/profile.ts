@@ -4,13 +4,15 @@
 //   node dist/bench/profile.js [--files 500] [--rows 500] [--sources 1] [--concurrency <sources>] [--silver-batches 0] [--keep]
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DuckDBConnection } from '@duckdb/node-api';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bronzeActivities } from '../activities/bronze';
 import { silverActivities } from '../activities/silver';
 import { silverOptionsSchema, type SilverInput } from '../rules/silver';
+import { closeLakes, dropLake } from '../lake/catalog';
 import { closeAllInstances } from '../lake/duckdb';
+import { startDevCatalog } from '../scripts/dev-catalog';
 import { DEFAULT_SOURCES, ingestOptionsSchema, type PlanResult } from '../rules/bronze';
 import { writeSyntheticLanding } from './landing-maker';
 
@@ -59,7 +61,9 @@ async function main() {
   }) });
   await closeAllInstances();
   timeStatements();
-  const activities = bronzeActivities({ lakeFile: path.join(dir, 'netpulse.duckdb'), landingDir: landing });
+  const devCatalog = process.env.NETPULSE_CATALOG ? undefined : await startDevCatalog();
+  const lake = { catalog: process.env.NETPULSE_CATALOG ?? devCatalog!.connection, catalogSchema: `profile_${process.pid}`, dataPath: path.join(dir, 'lake') };
+  const activities = bronzeActivities({ lake, landingDir: landing });
   const env = new MockActivityEnvironment();
   const options = ingestOptionsSchema.parse({ maxFilesPerBatch: 100_000, maxRowsPerBatch: arg('max-rows', 250_000), maxBytesPerBatch: 2 ** 40 });
   await env.run(activities.readBronzeCheckpoint, sources[0]); // opens the lake, as a worker has
@@ -92,24 +96,26 @@ async function main() {
   // Silver over what bronze wrote, in the workflow's bounded batches.
   const silverBatches = arg('silver-batches', 0);
   if (silverBatches > 0) {
-    const silver = silverActivities({ lakeFile: path.join(dir, 'netpulse.duckdb'), landingDir: landing });
-    const marks: Record<string, number> = {};
+    const silver = silverActivities({ lake, landingDir: landing });
+    let mark = 0;
     const seen = new Map<string, number>();
     for (let seq = 0; seq < silverBatches; seq++) {
-      const inputs: SilverInput[] = await env.run(silver.planSilverBatch, { bronzeVersions: marks, maxRows: 250_000 });
-      if (inputs.length === 0) break;
+      const input: SilverInput | undefined = await env.run(silver.planSilverBatch, { bronzeSnapshot: mark, maxRows: 250_000 });
+      if (!input) break;
       const t = performance.now();
-      await env.run(silver.runSilverBatch, { batchId: `silver:${seq}`, batchSeq: seq, inputs, options: silverOptionsSchema.parse({}) });
-      const wal = statSync(`${path.join(dir, 'netpulse.duckdb')}.wal`, { throwIfNoEntry: false })?.size ?? 0;
+      await env.run(silver.runSilverBatch, { batchId: `silver:${seq}`, batchSeq: seq, input, options: silverOptionsSchema.parse({}) });
       const slowest = [...timings].filter(([sql]) => !seen.has(sql) || timings.get(sql)!.ms > seen.get(sql)!).map(([sql, v]) => [sql, v.ms - (seen.get(sql) ?? 0)] as const)
         .sort((a, b) => b[1] - a[1]).slice(0, 3).map(([sql, ms]) => `${ms.toFixed(0)} ms ${sql.slice(0, 40)}`);
       for (const [sql, v] of timings) seen.set(sql, v.ms);
-      console.log(`silver batch ${seq}: ${(performance.now() - t).toFixed(0)} ms, WAL ${(wal / 2 ** 20).toFixed(1)} MiB; ${slowest.join(' | ')}`);
-      for (const i of inputs) marks[i.table] = i.toVersion;
+      console.log(`silver batch ${seq}: ${(performance.now() - t).toFixed(0)} ms, ${input.rows} bronze rows; ${slowest.join(' | ')}`);
+      mark = input.toSnapshot;
     }
     printTimings();
   }
+  await closeLakes();
   await closeAllInstances();
+  if (!process.argv.includes('--keep')) await dropLake(lake);
+  await devCatalog?.stop();
   if (process.argv.includes('--keep')) console.log(`kept ${dir}`);
   else rmSync(dir, { recursive: true, force: true });
 }

@@ -1,6 +1,7 @@
-// Benchmarks: the pipeline against DuckDB's own ingest limit on the same files, Temporal's
-// overhead per batch, continuous landing→gold latency, worker memory. One run, numbers side by
-// side, written to bench/results/<date>.{md,json}. Never a timed test.
+// Benchmarks: the pipeline against DuckDB's own ingest limits on the same files (a plain
+// INSERT into DuckLake on the same catalog, and into a native DuckDB file), Temporal's overhead
+// per batch, one worker against two, continuous landing→gold latency, worker memory. One run,
+// numbers side by side, written to bench/results/<date>.{md,json}. Never a timed test.
 //
 //   npm run bench                       # small + medium + latency (about 5 minutes here)
 //   npm run bench -- --sizes small,medium,large --latency-seconds 60
@@ -9,7 +10,9 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, wri
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { closeLakes, dropLake, LAKE, withLake, type LakeConfig } from '../lake/catalog';
 import { withConnection, sqlString, closeAllInstances } from '../lake/duckdb';
+import { startDevCatalog } from '../scripts/dev-catalog';
 import { DEFAULT_SOURCES } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
 import { freePort, startDevServer } from '../scripts/dev-server';
@@ -32,19 +35,24 @@ function arg(name: string, fallback: string): string {
 const root = config.projectRoot;
 const log = (message: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
-interface Worker { process: ChildProcess; taskQueue: string; lakeFile: string; metricsUrl: string }
+interface Worker { process: ChildProcess; taskQueue: string; metricsUrl: string }
 
-async function startWorker(address: string, lakeFile: string, landing: string): Promise<Worker> {
-  const taskQueue = `bench-${Date.now().toString(36)}`;
+let catalog = process.env.NETPULSE_CATALOG ?? '';
+const benchLake = (dir: string, tag: string): LakeConfig => ({
+  catalog, catalogSchema: `bench_${tag}_${Date.now().toString(36)}`, dataPath: path.join(dir, `lake-${tag}`),
+});
+
+async function startWorker(address: string, lake: LakeConfig, landing: string, taskQueue = `bench-${Date.now().toString(36)}`): Promise<Worker> {
   const metrics = `127.0.0.1:${await freePort()}`;
   const child = spawn(process.execPath, [path.join(root, 'dist', 'worker.js')], {
     env: {
-      ...process.env, TEMPORAL_ADDRESS: address, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LAKE_FILE: lakeFile, NETPULSE_LANDING_DIR: landing,
+      ...process.env, TEMPORAL_ADDRESS: address, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing,
+      NETPULSE_CATALOG: lake.catalog, NETPULSE_CATALOG_SCHEMA: lake.catalogSchema, NETPULSE_DATA_PATH: lake.dataPath,
       NETPULSE_LOG_LEVEL: 'WARN', NETPULSE_METRICS_ADDRESS: metrics,
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  return { process: child, taskQueue, lakeFile, metricsUrl: `http://${metrics}/metrics` };
+  return { process: child, taskQueue, metricsUrl: `http://${metrics}/metrics` };
 }
 
 /**
@@ -79,6 +87,27 @@ async function stopWorker(worker: Worker): Promise<void> {
   await exited;
 }
 
+/** Seconds for one INSERT INTO a DuckLake table SELECT * FROM read_parquet(files), on the same catalog. */
+async function timeDuckLakeInsert(lake: LakeConfig, files: string[]): Promise<number> {
+  const from = `FROM read_parquet([${files.map(sqlString).join(', ')}])`;
+  const seconds = await withLake(lake, async (db) => {
+    await db.run(`CREATE TABLE bronze.t AS SELECT * ${from} LIMIT 0`);
+    const t = Date.now(); // the INSERT and its commit only
+    await db.run(`INSERT INTO bronze.t SELECT * ${from}`);
+    return (Date.now() - t) / 1000;
+  });
+  await dropLake(lake);
+  return seconds;
+}
+
+/** Data files of a lake and their bytes (what maintenance compacts). */
+async function lakeFiles(lake: LakeConfig): Promise<{ files: number; mib: number }> {
+  const rows = await withLake(lake, async (db) => (await db.runAndReadAll(`
+    SELECT count(*) AS files, coalesce(sum(file_size_bytes), 0) AS bytes FROM __ducklake_metadata_${LAKE}.${lake.catalogSchema}.ducklake_data_file
+    WHERE end_snapshot IS NULL`)).getRowObjectsJson() as { files: string; bytes: string }[]);
+  return { files: Number(rows[0].files), mib: +(Number(rows[0].bytes) / 2 ** 20).toFixed(1) };
+}
+
 /** Seconds for one INSERT INTO t <select> FROM read_parquet(files) and its checkpoint, in a fresh database. */
 async function timeDuckDbInsert(file: string, files: string[], select: string): Promise<number> {
   const from = `FROM read_parquet([${files.map(sqlString).join(', ')}])`;
@@ -93,19 +122,21 @@ async function timeDuckDbInsert(file: string, files: string[], select: string): 
   return seconds;
 }
 
-async function runSize(client: Client, address: string, name: string, spec: { files: number; rows: number }) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `netpulse-bench-${name}-`));
+async function runSize(client: Client, address: string, name: string, spec: { files: number; rows: number }, workerCount = 1) {
+  const tag = workerCount > 1 ? `${name}-${workerCount}w` : name;
+  const dir = mkdtempSync(path.join(os.tmpdir(), `netpulse-bench-${tag}-`));
   const landing = path.join(dir, 'landing');
   // Written aside, then moved into the landing zone once the owner workflows run.
   const staged = path.join(dir, 'staged');
-  log(`${name}: writing ${spec.files} files × ${spec.rows} rows`);
+  log(`${tag}: writing ${spec.files} files × ${spec.rows} rows`);
   let t = Date.now();
   const stagedFiles = await writeSyntheticLanding({ root: staged, files: spec.files, rowsPerFile: spec.rows, seed: 7 });
   const makeSeconds = (Date.now() - t) / 1000;
   const totalRows = spec.files * spec.rows;
   const landingBytes = stagedFiles.reduce((n, f) => n + statSync(f).size, 0);
 
-  log(`${name}: limit baseline (plain DuckDB INSERT … SELECT FROM read_parquet)`);
+  log(`${tag}: limits (plain INSERT … SELECT FROM read_parquet into DuckLake, and into a native DuckDB file)`);
+  const duckLakeSeconds = await timeDuckLakeInsert(benchLake(dir, 'limit'), stagedFiles);
   const baselineSeconds = await timeDuckDbInsert(path.join(dir, 'baseline.duckdb'), stagedFiles, 'SELECT *');
   // The same single INSERT with bronze's per-row lineage columns: separates the cost of the
   // lineage itself from the cost of orchestration (batches, ledger, commits, Temporal).
@@ -113,20 +144,22 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   const lineageSeconds = await timeDuckDbInsert(path.join(dir, 'lineage.duckdb'), stagedFiles, `
     SELECT *, ${list}[file_index::BIGINT + 1] AS rastreamento_source, 'bench' AS source,
            make_timestamp([${stagedFiles.map((f) => Math.floor(statSync(f).mtimeMs)).join(', ')}][file_index::BIGINT + 1] * 1000) AS data_arquivo_ingestao,
-           true AS status, NULL::JSON AS _rescued_data, 'bench:0' AS _batch_id, 1::BIGINT AS _commit_version`);
+           true AS status, NULL::JSON AS _rescued_data, 'bench:0' AS _batch_id`);
 
-  const lakeFile = path.join(dir, 'netpulse.duckdb');
-  const worker = await startWorker(address, lakeFile, landing);
+  const lake = benchLake(dir, 'pipeline');
+  const workers = [await startWorker(address, lake, landing)];
+  for (let i = 1; i < workerCount; i++) workers.push(await startWorker(address, lake, landing, workers[0].taskQueue));
+  const [worker] = workers;
   await new Promise((r) => setTimeout(r, 1500)); // worker start is not part of a pass
   const options = { maxFilesPerBatch: Number(arg('max-files', '1000')) };
-  const bronzeId = `bench-bronze-${name}-${Date.now()}`;
+  const bronzeId = `bench-bronze-${tag}-${Date.now()}`;
   // A pass on the empty landing zone starts the four owner workflows (cold start, measured);
   // the timed pass is then a steady-state pass, as in continuous or scheduled operation.
   t = Date.now();
   await client.workflow.execute(bronzeAvailableNow, { taskQueue: worker.taskQueue, workflowId: `${bronzeId}-start`, args: [{ landingPath: landing, options }] });
   const coldEmptyPassMs = Date.now() - t;
   renameSync(staged, landing);
-  log(`${name}: bronze availableNow pass through Temporal`);
+  log(`${tag}: bronze availableNow pass through Temporal (${workerCount} worker${workerCount > 1 ? 's' : ''})`);
   const activityBefore = await activitySeconds(worker);
   t = Date.now();
   const summaries = await client.workflow.execute(bronzeAvailableNow, { taskQueue: worker.taskQueue, workflowId: bronzeId, args: [{ landingPath: landing, options }] });
@@ -149,34 +182,36 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   // batches competing for the two cores.
   const [oneSource, itsScenario] = [DEFAULT_SOURCES[0], DEFAULT_SCENARIOS[0]]; // sources are made from the scenarios
   await writeSyntheticLanding({ root: landing, files: Math.ceil(spec.files / 10), rowsPerFile: spec.rows, seed: 8, prefix: 'single', scenarios: [itsScenario] });
-  log(`${name}: one-source pass (${oneSource.name})`);
+  log(`${tag}: one-source pass (${oneSource.name})`);
   const [single] = await client.workflow.execute(bronzeAvailableNow, {
     taskQueue: worker.taskQueue, workflowId: `${bronzeId}-single`, args: [{ landingPath: landing, sources: [oneSource] }],
   });
   const singleSourceOverheadPerBatchMs = (Date.parse(single.finishedAt) - Date.parse(single.startedAt) - (single.activityMs ?? 0)) / Math.max(1, single.batches);
   const activityAfterEmptyPass = await activitySeconds(worker);
 
-  log(`${name}: silver + gold pass`);
+  log(`${tag}: silver + gold pass`);
   t = Date.now();
   const pass = await client.workflow.execute(medallionPipeline, {
-    taskQueue: worker.taskQueue, workflowId: `bench-sg-${name}-${Date.now()}`, args: [{ landingPath: landing, layers: ['silver', 'gold'] }],
+    taskQueue: worker.taskQueue, workflowId: `bench-sg-${tag}-${Date.now()}`, args: [{ landingPath: landing, layers: ['silver', 'gold'] }],
   });
   const silverGoldSeconds = (Date.now() - t) / 1000;
   const silverGoldActivity = minus(await activitySeconds(worker), activityAfterEmptyPass);
   const rssMiB = peakRssMiB(worker.process.pid!);
   for (const id of [...sourceIds, 'silver', 'gold']) await client.workflow.getHandle(id).terminate('bench done').catch(() => undefined);
-  await stopWorker(worker);
-  const lakeMiB = statSync(lakeFile).size / 2 ** 20;
+  for (const w of workers) await stopWorker(w);
+  const dataFiles = await lakeFiles(lake);
+  await dropLake(lake);
   rmSync(dir, { recursive: true, force: true });
   return {
-    size: name, files: spec.files, rowsPerFile: spec.rows, rows: totalRows, landingMiB: +(landingBytes / 2 ** 20).toFixed(1), makeSeconds,
+    size: tag, workers: workerCount, files: spec.files, rowsPerFile: spec.rows, rows: totalRows, landingMiB: +(landingBytes / 2 ** 20).toFixed(1), makeSeconds,
+    duckLakeSeconds, duckLakeRowsPerSec: Math.round(totalRows / duckLakeSeconds), ratioToDuckLake: +(duckLakeSeconds / bronzeSeconds).toFixed(2),
     baselineSeconds, baselineRowsPerSec: Math.round(totalRows / baselineSeconds),
     lineageSeconds, lineageRowsPerSec: Math.round(totalRows / lineageSeconds), ratioToLineage: +(lineageSeconds / bronzeSeconds).toFixed(2),
     bronzeSeconds, bronzeRowsPerSec: Math.round(totalRows / bronzeSeconds), ratio: +(baselineSeconds / bronzeSeconds).toFixed(2),
     batches, activitySeconds: activity, activityTotalSeconds: +sum(activity).toFixed(3), overheadPerBatchMs: Math.round(overheadPerBatchMs),
     singleSourceBatches: single.batches, singleSourceOverheadPerBatchMs: Math.round(singleSourceOverheadPerBatchMs), coldEmptyPassMs, emptyPassMs,
     silverGoldSeconds, silverGoldActivitySeconds: silverGoldActivity, silverEvents: pass?.silver?.rows ?? 0, silverRowsPerSec: Math.round((totalRows + single.rows) / silverGoldSeconds),
-    workerPeakRssAfterBronzeMiB: bronzeRssMiB, workerPeakRssMiB: rssMiB, lakeMiB: +lakeMiB.toFixed(1),
+    workerPeakRssAfterBronzeMiB: bronzeRssMiB, workerPeakRssMiB: rssMiB, lakeDataFiles: dataFiles.files, lakeMiB: dataFiles.mib,
   };
 }
 
@@ -189,8 +224,8 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
   const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-bench-latency-'));
   const landing = path.join(dir, 'landing');
   mkdirSync(landing, { recursive: true });
-  const lakeFile = path.join(dir, 'netpulse.duckdb');
-  const worker = await startWorker(address, lakeFile, landing);
+  const lake = benchLake(dir, 'latency');
+  const worker = await startWorker(address, lake, landing);
   const id = `bench-continuous-${Date.now()}`;
   const handle = await client.workflow.start(medallionPipeline, {
     taskQueue: worker.taskQueue, workflowId: id,
@@ -207,22 +242,22 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
   for (const wid of ['bronze-celular-conectado', 'silver', 'gold']) await client.workflow.getHandle(wid).terminate('bench done').catch(() => undefined);
   const rssMiB = peakRssMiB(worker.process.pid!);
   await stopWorker(worker);
-  // landing → bronze: file mtime → its bronze commit; landing → gold: → first gold commit whose
-  // input reaches the silver version that carried the file's rows.
-  const rows = await withConnection(lakeFile, async (db) => (await db.runAndReadAll(`
-    WITH files AS (
-      SELECT f.path, f.mtime_ms, f.version AS bronze_version, c.committed_at AS bronze_at
-      FROM lake.file_ledger f JOIN lake.commit_log c ON c.table_name = f.table_name AND c.version = f.version),
-    silver AS (
-      SELECT version, committed_at, unnest(CAST(details->'inputs' AS JSON[])) AS input FROM lake.commit_log WHERE table_name = 'silver.events'),
-    silver_cover AS (
-      SELECT version, (input->>'fromVersion')::BIGINT AS lo, (input->>'toVersion')::BIGINT AS hi FROM silver),
-    gold AS (
-      SELECT committed_at, (details->>'eventsToVersion')::BIGINT AS events_to FROM lake.commit_log WHERE table_name = 'gold.server_load_history')
-    SELECT epoch_ms(bronze_at) - mtime_ms AS to_bronze_ms,
-           (SELECT epoch_ms(min(g.committed_at)) FROM gold g WHERE g.events_to >= (SELECT min(s.version) FROM silver_cover s WHERE files.bronze_version > s.lo AND files.bronze_version <= s.hi)) - mtime_ms AS to_gold_ms
+  // landing → bronze: file mtime → its bronze commit (snapshot); landing → gold: → the first gold
+  // refresh whose input reaches the first silver commit that read that bronze snapshot.
+  const rows = await withLake(lake, async (db) => (await db.runAndReadAll(`
+    WITH commits AS (
+      SELECT snapshot_id, epoch_ms(snapshot_time) AS at_ms, json_extract_string(commit_extra_info, '$.owner') AS owner,
+             json_extract_string(commit_extra_info, '$.batchId') AS batch_id,
+             json_extract(commit_extra_info, '$.toSnapshot')::BIGINT AS silver_to,
+             json_extract(commit_extra_info, '$.silverToSnapshot')::BIGINT AS gold_to
+      FROM ${LAKE}.snapshots() WHERE commit_extra_info IS NOT NULL),
+    files AS (
+      SELECT f.mtime_ms, c.snapshot_id AS bronze_snapshot, c.at_ms AS bronze_at FROM lake.file_ledger f JOIN commits c ON c.batch_id = f.batch_id)
+    SELECT bronze_at - mtime_ms AS to_bronze_ms,
+           (SELECT min(g.at_ms) FROM commits g WHERE g.owner = 'gold' AND g.gold_to >= (
+              SELECT min(s.snapshot_id) FROM commits s WHERE s.owner = 'silver' AND s.silver_to >= files.bronze_snapshot)) - mtime_ms AS to_gold_ms
     FROM files`)).getRowObjectsJson() as { to_bronze_ms: string; to_gold_ms: string | null }[]);
-  await closeAllInstances();
+  await dropLake(lake);
   rmSync(dir, { recursive: true, force: true });
   const bronze = rows.map((r) => Number(r.to_bronze_ms));
   const gold = rows.filter((r) => r.to_gold_ms !== null).map((r) => Number(r.to_gold_ms));
@@ -233,9 +268,9 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
 function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Awaited<ReturnType<typeof continuousLatency>> | undefined, machine: string): string {
   const lines = [
     `# netpulse benchmark — ${new Date().toISOString()}`, '', `Machine: ${machine}`, '',
-    '| size | files × rows | DuckDB limit rows/s | limit + lineage rows/s | bronze pipeline rows/s | pipeline / limit | pipeline / limit + lineage | batches | Temporal overhead / batch: 4 sources / 1 source | empty pass: cold / warm | silver+gold rows/s | worker peak RSS after bronze / at end | lake file |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-    ...results.map((r) => `| ${r.size} | ${r.files} × ${r.rowsPerFile} | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} / ${r.singleSourceOverheadPerBatchMs} ms | ${r.coldEmptyPassMs} / ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s) | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeMiB} MiB |`),
+    '| size | workers | files × rows | DuckLake limit rows/s | DuckDB-file limit rows/s | file limit + lineage rows/s | bronze pipeline rows/s | pipeline / DuckLake limit | pipeline / file limit | pipeline / file limit + lineage | batches | Temporal overhead / batch: 4 sources / 1 source | empty pass: cold / warm | silver+gold rows/s | worker peak RSS after bronze / at end | lake data files |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...results.map((r) => `| ${r.size} | ${r.workers} | ${r.files} × ${r.rowsPerFile} | ${r.duckLakeRowsPerSec.toLocaleString('en')} (${r.duckLakeSeconds.toFixed(2)} s) | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratioToDuckLake} | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} / ${r.singleSourceOverheadPerBatchMs} ms | ${r.coldEmptyPassMs} / ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s) | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeDataFiles} (${r.lakeMiB} MiB) |`),
   ];
   if (latency) {
     lines.push('', `Continuous latency (${latency.files} files, one a second; ${latency.passes} passes; worker peak RSS ${latency.workerPeakRssMiB} MiB):`, '',
@@ -252,12 +287,17 @@ async function main(): Promise<void> {
   const latencySeconds = Number(arg('latency-seconds', '60'));
   if (!Number.isInteger(latencySeconds) || latencySeconds < 0) throw new Error(`--latency-seconds: expected a whole number ≥ 0, got "${arg('latency-seconds', '60')}"`);
   const server = process.env.TEMPORAL_ADDRESS ? undefined : await startDevServer();
+  const devCatalog = catalog ? undefined : await startDevCatalog();
+  catalog ||= devCatalog!.connection;
   const address = process.env.TEMPORAL_ADDRESS ?? server!.address;
   const client = new Client({ connection: await Connection.connect({ address }) });
-  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, DuckDB via @duckdb/node-api, Temporal CLI dev server (SQLite in memory)`;
+  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, DuckDB 1.4.4 via @duckdb/node-api, DuckLake on a local PostgreSQL catalog, Temporal CLI dev server (SQLite in memory)`;
   try {
     const results = [];
     for (const size of sizes) results.push(await runSize(client, address, size, SIZES[size]));
+    // Several workers on one task queue and one catalog: medium again with two worker processes.
+    const twoWorkers = arg('two-workers', 'medium').split(',').filter((s) => s && s !== 'none');
+    for (const size of twoWorkers) results.push(await runSize(client, address, size, SIZES[size], 2));
     const latency = latencySeconds > 0 ? await continuousLatency(client, address, latencySeconds) : undefined;
     const outDir = path.join(root, 'bench', 'results');
     mkdirSync(outDir, { recursive: true });
@@ -269,6 +309,9 @@ async function main(): Promise<void> {
     log(`written to bench/results/${stamp}.md`);
   } finally {
     await client.connection.close();
+    await closeLakes();
+    await closeAllInstances();
+    await devCatalog?.stop();
     server?.process.kill('SIGTERM');
   }
 }

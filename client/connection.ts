@@ -3,7 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { config } from '../config';
 
 export async function connectClient(address = config.temporalAddress): Promise<Client> {
-  const connection = await Connection.connect({ address, connectTimeout: '5 seconds' }).catch((error: Error) => {
+  const connection = await Connection.connect({ ...config.temporalSecurity, address, connectTimeout: '5 seconds' }).catch((error: Error) => {
     throw new CliError(`cannot reach Temporal at ${address} (${error.message}); start it with: bash scripts/server.sh start`);
   });
   return new Client({ connection, namespace: config.namespace });

@@ -1,11 +1,10 @@
-// CLI commands that read the lake through the worker: `report` (the business answers) and
-// `query` (any single SELECT).
+// CLI commands that read the lake directly, attached read-only: `report` (the business
+// answers) and `query` (any single SELECT, sandboxed).
 import { Command } from 'commander';
-import { WorkflowFailedError } from '@temporalio/client';
 import { config } from '../config';
-import type { GoldReport, QueryResult } from '../activities/read';
-import { goldReport, lakeQuery } from '../workflows/read';
-import { CliError, connectClient } from './connection';
+import { lakeFromEnv } from '../lake/catalog';
+import { readGoldReport, ReadError, sandboxedQuery, type GoldReport, type QueryResult } from '../lake/reads';
+import { CliError } from './connection';
 import { table } from './format';
 
 export const QUESTIONS: Record<string, string> = {
@@ -19,21 +18,16 @@ export const QUESTIONS: Record<string, string> = {
   heavy_clients: 'Heavy clients (throttle candidates)',
 };
 
-/** Runs a short read workflow and turns its failure into a CLI error with the cause's message. */
-export async function readThroughWorker<T>(workflow: (input: never) => Promise<unknown>, input: object): Promise<T> {
-  const client = await connectClient();
+/** Runs a read on the lake, attached read-only by this process; a read the user got wrong exits 2. */
+export async function readLake<T>(read: () => Promise<T>): Promise<T> {
   try {
-    return (await client.workflow.execute(workflow as (i: object) => Promise<T>, {
-      taskQueue: config.taskQueue, workflowId: `read-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`, args: [input],
-      workflowExecutionTimeout: '5 minutes',
-    })) as T;
+    return await read();
   } catch (error) {
-    if (error instanceof WorkflowFailedError) {
-      let cause: Error = error;
-      while (cause.cause instanceof Error) cause = cause.cause; // workflow → activity → the application's reason
-      throw new CliError(cause.message, 2);
+    if (error instanceof ReadError) throw new CliError(error.message, 2);
+    if (/creating a new DuckLake is explicitly disabled/.test((error as Error).message)) {
+      throw new CliError(`the lake (catalog schema ${config.catalogSchema}) does not exist yet: run a pass first (netpulse run, or bash scripts/up.sh)`);
     }
-    throw error;
+    throw new CliError(`cannot read the lake (catalog ${config.catalog.replace(/password=\S+/, 'password=***')}, schema ${config.catalogSchema}): ${(error as Error).message.split('\n')[0]}; is it up? bash scripts/catalog.sh start`);
   }
 }
 
@@ -62,20 +56,23 @@ export function readCommands(): Command[] {
     .option('--as-of <version|time>', 'answer from an earlier gold commit (version number or ISO time)')
     .action(async (options) => {
       const asOf = parseAsOf(options.asOf);
-      const result = await readThroughWorker<GoldReport>(goldReport, asOf);
+      const result = await readLake(() => readGoldReport(lakeFromEnv(), asOf));
       console.log(options.json ? JSON.stringify(result, null, 2) : formatReport(result));
     });
 
   const query = new Command('query')
-    .description('run one read-only SELECT on the lake (through the worker)')
+    .description('run one read-only SELECT on the lake (sandboxed: read-only, no files outside the lake, time limit, row cap)')
     .argument('<sql>', 'a single SELECT statement')
     .option('--format <format>', 'table, csv or json', 'table')
     .option('--max-rows <n>', 'at most this many rows', '10000')
+    .option('--timeout <seconds>', 'interrupt the query after this long', '30')
     .action(async (sql: string, options) => {
       if (!['table', 'csv', 'json'].includes(options.format)) throw new CliError(`--format: "${options.format}" is not table, csv or json`, 2);
       const maxRows = Number(options.maxRows);
       if (!Number.isInteger(maxRows) || maxRows < 1) throw new CliError('--max-rows: must be a positive whole number', 2);
-      const result = await readThroughWorker<QueryResult>(lakeQuery, { sql, maxRows });
+      const timeoutMs = Number(options.timeout) * 1000;
+      if (!(timeoutMs > 0)) throw new CliError('--timeout: must be a positive number of seconds', 2);
+      const result = await readLake(() => sandboxedQuery(lakeFromEnv(), sql, maxRows, timeoutMs));
       if (options.format === 'json') console.log(JSON.stringify(result.rows, null, 2));
       else if (options.format === 'csv') console.log(csv(result));
       else console.log(`${table(result.rows)}\n(${result.rows.length} rows${result.truncated ? ', truncated' : ''}, ${result.elapsedMs} ms in DuckDB)`);

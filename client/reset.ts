@@ -4,15 +4,14 @@ import { Command } from 'commander';
 import { rm } from 'node:fs/promises';
 import readline from 'node:readline/promises';
 import { config } from '../config';
-import { lakeReset } from '../workflows/read';
+import { emptyLake, lakeFromEnv } from '../lake/catalog';
 import { CliError, connectClient } from './connection';
-import { readThroughWorker } from './report';
 
 async function confirmed(yes: boolean): Promise<boolean> {
   if (yes) return true;
   if (!process.stdin.isTTY) throw new CliError('reset deletes data: confirm with --yes when not at a terminal', 2);
   const prompt = readline.createInterface({ input: process.stdin, output: process.stdout });
-  const answer = await prompt.question(`This drops every lake table in ${config.lakeFile} and stops netpulse's workflows. Type "reset" to go on: `);
+  const answer = await prompt.question(`This empties the lake (catalog schema ${config.catalogSchema}, files in ${config.dataPath}) and stops netpulse's workflows. Type "reset" to go on: `);
   prompt.close();
   return answer.trim() === 'reset';
 }
@@ -34,8 +33,8 @@ export function resetCommand(): Command {
         await client.workflow.getHandle(execution.workflowId).terminate('netpulse reset').catch(() => undefined);
         stopped++;
       }
-      const { dropped } = await readThroughWorker<{ dropped: string[] }>(lakeReset, {});
+      const { tables } = await emptyLake(lakeFromEnv());
       if (!options.keepLanding) await rm(config.landingDir, { recursive: true, force: true });
-      console.log(`reset: ${stopped} workflows terminated, schemas ${dropped.join(', ')} dropped${options.keepLanding ? '' : `, ${config.landingDir} deleted`}`);
+      console.log(`reset: ${stopped} workflows terminated, lake ${config.catalogSchema} emptied (${tables} tables dropped)${options.keepLanding ? '' : `, ${config.landingDir} deleted`}`);
     });
 }

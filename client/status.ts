@@ -2,15 +2,14 @@
 // the latest event-log rows, in one screen.
 import { Command } from 'commander';
 import type { Client } from '@temporalio/client';
-import type { QueryResult } from '../activities/read';
 import { bronzeWorkflowId, DEFAULT_SOURCES } from '../rules/bronze';
 import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID } from '../rules/layers';
 import { bronzeStatusQuery, type BronzeSourceStatus } from '../workflows/bronze';
 import { goldStatusQuery, silverStatusQuery } from '../workflows/layers';
-import { lakeQuery } from '../workflows/read';
+import { LAKE, lakeFromEnv } from '../lake/catalog';
+import { readOwners, readRows } from '../lake/reads';
 import { connectClient } from './connection';
 import { table } from './format';
-import { readThroughWorker } from './report';
 
 async function queryOrNull<T>(client: Client, workflowId: string, query: { name: string }): Promise<T | null> {
   try {
@@ -21,9 +20,8 @@ async function queryOrNull<T>(client: Client, workflowId: string, query: { name:
 }
 
 export const STATUS_SQL = {
-  commits: `SELECT table_name, max(version) AS version, max(committed_at)::VARCHAR AS last_commit, sum(rows_inserted) AS inserted,
-              sum(rows_updated) AS updated, sum(rows_deleted) AS deleted
-            FROM lake.commit_log GROUP BY 1 ORDER BY 1`,
+  commits: `SELECT snapshot_id, snapshot_time::VARCHAR AS committed_at, commit_message FROM ${LAKE}.snapshots()
+            WHERE commit_message IS NOT NULL ORDER BY snapshot_id DESC LIMIT 8`,
   quarantine: `SELECT 'bronze' AS layer, count(*) AS quarantined, count(DISTINCT table_name) AS tables FROM bronze.quarantine
                UNION ALL SELECT 'silver', count(*), count(DISTINCT source_table) FROM silver.quarantine`,
   events: `SELECT logged_at::VARCHAR AS logged_at, kind, layer, source, batch_id, rows_in, rows_out, rows_quarantined, duration_ms
@@ -44,19 +42,22 @@ export function statusCommand(): Command {
       }));
       const silver = await queryOrNull<Record<string, unknown>>(client, SILVER_WORKFLOW_ID, silverStatusQuery);
       const gold = await queryOrNull<Record<string, unknown>>(client, GOLD_WORKFLOW_ID, goldStatusQuery);
-      const lake: Record<string, QueryResult['rows']> = {};
+      const lake: Record<string, Record<string, unknown>[]> = {};
       for (const [name, sql] of Object.entries(STATUS_SQL)) {
-        lake[name] = await readThroughWorker<QueryResult>(lakeQuery, { sql }).then((r) => r.rows, () => []);
+        // silver.quarantine does not exist before silver's first batch: an empty section, not an error
+        lake[name] = await readRows(lakeFromEnv(), sql).catch(() => []);
       }
+      lake.owners = await readOwners(lakeFromEnv()).catch(() => []);
       if (options.json) return console.log(JSON.stringify({ bronze, silver, gold, ...lake }, null, 2));
       const layerRows = [
-        silver && { workflow: SILVER_WORKFLOW_ID, version: silver.eventsVersion, rows_in: silver.rowsIn, events: silver.eventsOut, quarantined: silver.quarantined, duplicates: silver.duplicates, passes: silver.passes },
-        gold && { workflow: GOLD_WORKFLOW_ID, version: gold.eventsVersion, refreshes: gold.refreshes, last_as_of: gold.lastAsOf, passes: gold.passes },
+        silver && { workflow: SILVER_WORKFLOW_ID, version: silver.eventsVersion, bronze_read_to: silver.bronzeSnapshot, rows_in: silver.rowsIn, events: silver.eventsOut, quarantined: silver.quarantined, duplicates: silver.duplicates, passes: silver.passes },
+        gold && { workflow: GOLD_WORKFLOW_ID, version: gold.goldSnapshot, silver_read_to: gold.silverSnapshot, refreshes: gold.refreshes, last_as_of: gold.lastAsOf, passes: gold.passes },
       ].filter(Boolean) as Record<string, unknown>[];
       console.log([
         `Bronze checkpoints\n${table(bronze)}`,
         `Silver and gold checkpoints\n${layerRows.length ? layerRows.map((r) => table([r])).join('\n\n') : '(not started)'}`,
-        `Last commits\n${table(lake.commits)}`,
+        `Last commit per owner\n${table(lake.owners)}`,
+        `Latest snapshots\n${table(lake.commits)}`,
         `Quarantine\n${table(lake.quarantine)}`,
         `Event log (latest)\n${table(lake.events)}`,
       ].join('\n\n'));

@@ -1,62 +1,73 @@
-// The lake's own bookkeeping tables, created once per database file per process.
-import type { DuckDBConnection } from '@duckdb/node-api';
+// The lake: DuckLake (Parquet data files + a PostgreSQL catalog). Every process attaches on
+// its own — workers read-write, the CLI, the dashboard and notebooks read-only — so no process
+// owns the lake. One DuckDB instance per lake per process: LOAD + ATTACH cost ~0.7 s, a new
+// connection on an attached instance ~20 ms.
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { withConnection } from './duckdb';
+import { config } from '../config';
+import { sqlIdentifier, sqlString } from './duckdb';
 
-const ready = new Map<string, Promise<void>>();
+export interface LakeConfig {
+  /** libpq connection string of the PostgreSQL catalog database. */
+  catalog: string;
+  /** PostgreSQL schema holding this lake's DuckLake metadata (several lakes can share a database). */
+  catalogSchema: string;
+  /** Where the Parquet data files go: a folder, or s3://bucket/prefix/ (httpfs). */
+  dataPath: string;
+}
 
-const CATALOG_DDL = `
+export interface AttachOptions {
+  readOnly?: boolean;
+  /**
+   * Reader sandbox: no file access outside the lake's data path, no re-enabling it, no other
+   * database attached (the CLI's `query`, the dashboard).
+   */
+  sandbox?: boolean;
+}
+
+/** The attached DuckLake's name; `USE netpulse` makes bronze.x, silver.x, gold.x, lake.x resolve in it. */
+export const LAKE = 'netpulse';
+
+/** Small commits (continuous micro-batches) stay in the catalog instead of one Parquet file each. */
+const INLINING_ROW_LIMIT = Number(process.env.NETPULSE_INLINING_ROW_LIMIT ?? 1000);
+
+export const lakeFromEnv = (): LakeConfig => ({
+  catalog: config.catalog, catalogSchema: config.catalogSchema, dataPath: config.dataPath,
+});
+
+const BOOKKEEPING_DDL = `
 CREATE SCHEMA IF NOT EXISTS lake;
 CREATE SCHEMA IF NOT EXISTS bronze;
--- One row per committed batch per table: the table's versions (like Delta's _delta_log).
-CREATE TABLE IF NOT EXISTS lake.commit_log (
-  table_name    VARCHAR NOT NULL,
-  version       BIGINT NOT NULL,
-  batch_id      VARCHAR NOT NULL,
-  batch_seq     BIGINT NOT NULL,
-  operation     VARCHAR NOT NULL,
-  rows_inserted BIGINT NOT NULL DEFAULT 0,
-  rows_updated  BIGINT NOT NULL DEFAULT 0,
-  rows_deleted  BIGINT NOT NULL DEFAULT 0,
-  committed_at  TIMESTAMP NOT NULL,
-  details       JSON,
-  PRIMARY KEY (table_name, version),
-  UNIQUE (table_name, batch_id)
-);
--- How each table's change feed is read: 'append' tables carry _commit_version on their rows;
--- 'mutable' tables write pre/post images to <table>__changes.
-CREATE TABLE IF NOT EXISTS lake.tables (
-  table_name VARCHAR PRIMARY KEY,
-  kind       VARCHAR NOT NULL CHECK (kind IN ('append', 'mutable')),
-  created_at TIMESTAMP NOT NULL
-);
--- Which batch introduced which column (schema evolution history).
+CREATE SCHEMA IF NOT EXISTS silver;
+CREATE SCHEMA IF NOT EXISTS gold;
+-- Which batch introduced which column (DuckLake versions the schema; this says why).
 CREATE TABLE IF NOT EXISTS lake.schema_versions (
   table_name     VARCHAR NOT NULL,
   schema_version INTEGER NOT NULL,
-  commit_version BIGINT NOT NULL,
   batch_id       VARCHAR NOT NULL,
   column_name    VARCHAR NOT NULL,
   column_type    VARCHAR NOT NULL,
-  added_at       TIMESTAMP NOT NULL
+  added_at       TIMESTAMPTZ NOT NULL
 );
--- Every landing file a table has taken, ingested or quarantined: never taken twice.
+-- Every landing file a table has taken, ingested or quarantined: never taken twice (the role of
+-- Auto Loader's RocksDB).
 CREATE TABLE IF NOT EXISTS lake.file_ledger (
   table_name VARCHAR NOT NULL,
   path       VARCHAR NOT NULL,
   size_bytes BIGINT NOT NULL,
   mtime_ms   BIGINT NOT NULL,
-  outcome    VARCHAR NOT NULL CHECK (outcome IN ('ingested', 'quarantined')),
+  outcome    VARCHAR NOT NULL,
   batch_id   VARCHAR NOT NULL,
-  version    BIGINT NOT NULL,
-  PRIMARY KEY (table_name, path)
+  taken_at   TIMESTAMPTZ NOT NULL
 );
 -- One row per committed batch and per pipeline pass: what ran, where, how much, how long.
 CREATE TABLE IF NOT EXISTS lake.event_log (
-  logged_at        TIMESTAMP NOT NULL,
-  kind             VARCHAR NOT NULL,   -- batch | pass
-  layer            VARCHAR NOT NULL,   -- bronze | silver | gold | pipeline
-  source           VARCHAR NOT NULL,   -- table, or the pipeline workflow
+  logged_at        TIMESTAMPTZ NOT NULL,
+  kind             VARCHAR NOT NULL,
+  layer            VARCHAR NOT NULL,
+  source           VARCHAR NOT NULL,
   batch_id         VARCHAR,
   rows_in          BIGINT,
   rows_out         BIGINT,
@@ -64,7 +75,7 @@ CREATE TABLE IF NOT EXISTS lake.event_log (
   duration_ms      BIGINT,
   workflow_id      VARCHAR,
   run_id           VARCHAR,
-  details          JSON
+  details          VARCHAR
 );
 -- Landing files that could not be read, with the reason.
 CREATE TABLE IF NOT EXISTS bronze.quarantine (
@@ -72,30 +83,170 @@ CREATE TABLE IF NOT EXISTS bronze.quarantine (
   path           VARCHAR NOT NULL,
   error          VARCHAR NOT NULL,
   batch_id       VARCHAR NOT NULL,
-  commit_version BIGINT NOT NULL,
-  quarantined_at TIMESTAMP NOT NULL
+  quarantined_at TIMESTAMPTZ NOT NULL
 );
 `;
 
-// DuckDB names the database after the file, so lake.duckdb would shadow schema lake.
-const SCHEMAS = ['lake', 'bronze', 'silver', 'gold'];
-
-/** Opens a connection to a lake whose catalog tables exist. */
-export async function withLake<T>(lakeFile: string, work: (db: DuckDBConnection) => Promise<T>): Promise<T> {
-  let init = ready.get(lakeFile);
-  if (!init) {
-    const stem = path.basename(lakeFile).replace(/\.[^.]*$/, '').toLowerCase();
-    if (SCHEMAS.includes(stem)) {
-      throw new Error(`lake file ${lakeFile}: DuckDB would name it "${stem}", which clashes with schema ${stem}; choose another file name`);
-    }
-    init = withConnection(lakeFile, async (db) => void (await db.run(CATALOG_DDL)));
-    ready.set(lakeFile, init);
-    init.catch(() => ready.delete(lakeFile));
-  }
-  await init;
-  return withConnection(lakeFile, work);
+/** The project-local extension folder (scripts/setup.sh fills it from PyPI wheels), else DuckDB's default. */
+function extensionSettings(): Record<string, string> {
+  return existsSync(config.extensionDir) ? { extension_directory: config.extensionDir } : {};
 }
 
-export function forgetLake(lakeFile: string): void {
-  ready.delete(lakeFile);
+async function loadExtensions(db: DuckDBConnection): Promise<void> {
+  for (const name of ['ducklake', 'postgres']) {
+    try {
+      await db.run(`LOAD ${name}`);
+    } catch (error) {
+      // Not installed offline by scripts/setup.sh: where the internet is reachable, DuckDB can.
+      try {
+        await db.run(`INSTALL ${name}; LOAD ${name}`);
+      } catch {
+        throw new Error(`DuckDB extension ${name} is not installed (run bash scripts/setup.sh): ${(error as Error).message.split('\n')[0]}`);
+      }
+    }
+  }
+}
+
+function attachSql(lake: LakeConfig, options: AttachOptions): string {
+  const dataPath = lake.dataPath.endsWith('/') ? lake.dataPath : `${lake.dataPath}/`;
+  const settings = [
+    `DATA_PATH ${sqlString(dataPath)}`,
+    `METADATA_SCHEMA ${sqlString(lake.catalogSchema)}`,
+    ...(options.readOnly ? ['READ_ONLY'] : [`DATA_INLINING_ROW_LIMIT ${INLINING_ROW_LIMIT}`]),
+  ];
+  return `ATTACH ${sqlString(`ducklake:postgres:${lake.catalog}`)} AS ${LAKE} (${settings.join(', ')})`;
+}
+
+const instances = new Map<string, Promise<DuckDBInstance>>();
+
+/**
+ * Attaches the lake. Two processes attaching a new lake at once both try to create its
+ * metadata tables and one fails ("already exists"); attached again, it finds the lake.
+ */
+async function attach(db: DuckDBConnection, lake: LakeConfig, options: AttachOptions): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db.run(attachSql(lake, options));
+      return;
+    } catch (error) {
+      if (attempt >= 5 || !/already exists|duplicate key/.test((error as Error).message)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
+  }
+}
+
+async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Promise<DuckDBInstance> {
+  if (!/^s3:\/\/|^gs:\/\/|^https?:\/\//.test(lake.dataPath)) mkdirSync(lake.dataPath, { recursive: true });
+  const instance = await DuckDBInstance.create(':memory:', {
+    // Bounded memory: DuckDB spills past the limit instead of growing the worker.
+    memory_limit: process.env.NETPULSE_DUCKDB_MEMORY ?? '256MB',
+    preserve_insertion_order: 'false',
+    temp_directory: path.join(os.tmpdir(), `netpulse-duckdb-${process.pid}`),
+    autoinstall_known_extensions: 'false',
+    ...extensionSettings(),
+  });
+  const db = await instance.connect();
+  try {
+    await loadExtensions(db);
+    await attach(db, lake, options);
+    if (!options.readOnly) await createBookkeeping(db);
+    if (options.sandbox) {
+      const allowed = [lake.dataPath, config.extensionDir].map(sqlString).join(', ');
+      await db.run(`SET allowed_directories = [${allowed}]`);
+      await db.run('SET enable_external_access = false');
+      await db.run('SET lock_configuration = true');
+    }
+  } finally {
+    db.closeSync();
+  }
+  return instance;
+}
+
+/** Several processes may create the schemas at once: a conflicting CREATE is retried. */
+async function createBookkeeping(db: DuckDBConnection): Promise<void> {
+  await db.run(`USE ${LAKE}`);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db.run(BOOKKEEPING_DDL);
+      return;
+    } catch (error) {
+      if (attempt >= 5) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
+  }
+}
+
+function lakeKey(lake: LakeConfig, options: AttachOptions): string {
+  return JSON.stringify([lake.catalog, lake.catalogSchema, lake.dataPath, Boolean(options.readOnly), Boolean(options.sandbox)]);
+}
+
+export function openLake(lake: LakeConfig, options: AttachOptions = {}): Promise<DuckDBInstance> {
+  const key = lakeKey(lake, options);
+  let instance = instances.get(key);
+  if (!instance) {
+    instance = createLakeInstance(lake, options);
+    instances.set(key, instance);
+    instance.catch(() => instances.delete(key));
+  }
+  return instance;
+}
+
+/** Runs `work` on a fresh connection to the lake (catalog `netpulse` in use) and closes it. */
+export async function withLake<T>(lake: LakeConfig, work: (db: DuckDBConnection) => Promise<T>, options: AttachOptions = {}): Promise<T> {
+  const connection = await (await openLake(lake, options)).connect();
+  try {
+    await connection.run(`USE ${LAKE}`);
+    return await work(connection);
+  } finally {
+    connection.closeSync();
+  }
+}
+
+/** Detaches every lake this process attached (worker shutdown, test teardown). */
+export async function closeLakes(): Promise<void> {
+  const all = [...instances.values()];
+  instances.clear();
+  for (const instance of all) (await instance.catch(() => undefined))?.closeSync();
+}
+
+/** The catalog's latest snapshot id (0 before the first commit). */
+export async function currentSnapshot(db: DuckDBConnection): Promise<number> {
+  const rows = (await db.runAndReadAll(`SELECT id FROM ${LAKE}.current_snapshot()`)).getRows();
+  return Number(rows[0]?.[0] ?? 0);
+}
+
+/**
+ * Deletes a lake: its metadata schema in the catalog and its data files (reset, tests). The
+ * catalog database and other lakes in it stay.
+ */
+export async function dropLake(lake: LakeConfig): Promise<void> {
+  await closeLakes();
+  const instance = await DuckDBInstance.create(':memory:', { autoinstall_known_extensions: 'false', ...extensionSettings() });
+  const db = await instance.connect();
+  try {
+    await loadExtensions(db);
+    await db.run(`ATTACH ${sqlString(lake.catalog)} AS catalog_db (TYPE postgres)`);
+    await db.run(`CALL postgres_execute('catalog_db', ${sqlString(`DROP SCHEMA IF EXISTS "${lake.catalogSchema.replace(/"/g, '""')}" CASCADE`)})`);
+  } finally {
+    db.closeSync();
+    instance.closeSync();
+  }
+  if (!/^[a-z0-9]+:\/\//.test(lake.dataPath)) rmSync(lake.dataPath, { recursive: true, force: true });
+}
+
+/**
+ * Empties a lake in place (the CLI's reset): every table dropped, the bookkeeping tables made
+ * anew, old snapshots expired and their files deleted. The DuckLake itself stays, so workers
+ * attached to it go on without a restart.
+ */
+export async function emptyLake(lake: LakeConfig): Promise<{ tables: number }> {
+  return withLake(lake, async (db) => {
+    const tables = (await db.runAndReadAll(`SELECT table_schema, table_name FROM information_schema.tables
+      WHERE table_catalog = current_database() AND table_type = 'BASE TABLE'`)).getRows();
+    for (const [schema, name] of tables) await db.run(`DROP TABLE IF EXISTS ${sqlIdentifier(String(schema))}.${sqlIdentifier(String(name))}`);
+    await createBookkeeping(db);
+    await db.run(`CALL ducklake_expire_snapshots(${sqlString(LAKE)}, older_than => now())`);
+    await db.run(`CALL ducklake_cleanup_old_files(${sqlString(LAKE)}, cleanup_all => true)`);
+    return { tables: tables.length };
+  });
 }

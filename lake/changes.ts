@@ -1,6 +1,9 @@
-// The change feed, like Delta's Change Data Feed: rows that changed in commit versions
-// (from, to], with _change_type, _commit_version and _commit_timestamp.
+// Change feeds, time travel and row replacement on DuckLake. The feed is DuckLake's own
+// (ducklake_table_changes: insert, delete, update_preimage, update_postimage, with the
+// snapshot id); these helpers only name tables and snapshot ranges.
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { ApplicationFailure } from '@temporalio/common';
+import { LAKE } from './catalog';
 import { sqlIdentifier, sqlString } from './duckdb';
 
 export function qualified(table: string): string {
@@ -8,88 +11,65 @@ export function qualified(table: string): string {
 }
 
 /**
- * SQL selecting the changes of `table` after version `from` up to and including `to`.
- * Append tables carry _commit_version on every row, so their feed is the rows themselves
- * ('insert', with _rowid to find a row again); mutable tables keep pre/post images in
- * <table>__changes.
+ * The changes of `table` in snapshots (from, to]: the table's columns plus snapshot_id, rowid
+ * and change_type. Versions are catalog-wide snapshot ids.
  */
-export async function changeFeedSql(db: DuckDBConnection, table: string, from: number, to: number): Promise<string> {
-  const kind = (await db.runAndReadAll(`SELECT kind FROM lake.tables WHERE table_name = ${sqlString(table)}`)).getRows()[0]?.[0];
-  if (kind === undefined) throw new Error(`table ${table} is not registered in the lake`);
-  const range = `c._commit_version > ${Math.trunc(from)} AND c._commit_version <= ${Math.trunc(to)}`;
-  const source = kind === 'append'
-    ? `(SELECT *, rowid AS _rowid, 'insert' AS _change_type FROM ${qualified(table)})`
-    : qualified(`${table}__changes`);
-  return `
-    SELECT c.*, l.committed_at AS _commit_timestamp
-    FROM ${source} AS c
-    JOIN lake.commit_log AS l ON l.table_name = ${sqlString(table)} AND l.version = c._commit_version
-    WHERE ${range}`;
+export function changeFeedSql(table: string, from: number, to: number): string {
+  const [schema, name] = table.split('.');
+  return `SELECT * FROM ducklake_table_changes(${sqlString(LAKE)}, ${sqlString(schema)}, ${sqlString(name)}, ${Math.trunc(from) + 1}, ${Math.trunc(to)})`;
 }
 
-const CHANGE_WEIGHT = `CASE WHEN _change_type IN ('insert', 'update_postimage') THEN 1 ELSE -1 END`;
+/** `table` as it was at snapshot `version` (time travel; snapshots inside the retention). */
+export function tableAtSql(table: string, version: number): string {
+  return `${qualified(table)} AT (VERSION => ${Math.trunc(version)})`;
+}
+
+async function columnsOf(db: DuckDBConnection, relation: string): Promise<string[]> {
+  return (await db.runAndReadAll(`DESCRIBE SELECT * FROM ${relation}`)).getRows().map((r) => String(r[0]));
+}
 
 /**
- * Creates a mutable table and its change table (<table>__changes: same columns plus
- * _change_type and _commit_version), and registers it, unless it exists.
+ * Makes `table`'s rows equal to `selectSql`'s (as sets), deleting only the rows that went and
+ * inserting only the new ones, so the change feed holds the difference and an unchanged
+ * answer writes nothing.
  */
-export async function ensureMutableTable(
-  db: DuckDBConnection,
-  table: string,
-  definition: { columns: string } | { as: string },
-): Promise<void> {
-  await db.run('columns' in definition
-    ? `CREATE TABLE IF NOT EXISTS ${qualified(table)} (${definition.columns})`
-    : `CREATE TABLE IF NOT EXISTS ${qualified(table)} AS SELECT * FROM (${definition.as}) WITH NO DATA`);
-  await db.run(`CREATE TABLE IF NOT EXISTS ${qualified(`${table}__changes`)} AS
-    SELECT *, NULL::VARCHAR AS _change_type, NULL::BIGINT AS _commit_version FROM ${qualified(table)} WITH NO DATA`);
-  await db.run(`INSERT INTO lake.tables VALUES (${sqlString(table)}, 'mutable', now()::TIMESTAMP) ON CONFLICT DO NOTHING`);
-}
-
-/** Replaces a table's rows by `selectSql`'s, writing only the difference to its change feed. */
-export async function replaceWithChanges(db: DuckDBConnection, table: string, selectSql: string, version: number) {
+export async function replaceRows(db: DuckDBConnection, table: string, selectSql: string) {
   const t = qualified(table);
-  const changes = qualified(`${table}__changes`);
   await db.run(`CREATE OR REPLACE TEMP TABLE replacement AS ${selectSql}`);
-  const deleted = (await db.run(`INSERT INTO ${changes} SELECT *, 'delete', ${version} FROM (SELECT * FROM ${t} EXCEPT ALL SELECT * FROM replacement)`)).rowsChanged;
-  const inserted = (await db.run(`INSERT INTO ${changes} SELECT *, 'insert', ${version} FROM (SELECT * FROM replacement EXCEPT ALL SELECT * FROM ${t})`)).rowsChanged;
-  if (deleted + inserted > 0) {
-    await db.run(`DELETE FROM ${t}`);
-    await db.run(`INSERT INTO ${t} SELECT * FROM replacement`);
-  }
-  await db.run('DROP TABLE replacement');
+  const same = (await columnsOf(db, 'replacement')).map((c) => `r.${sqlIdentifier(c)} IS NOT DISTINCT FROM t.${sqlIdentifier(c)}`).join(' AND ');
+  await db.run(`CREATE OR REPLACE TEMP TABLE replacement_new AS SELECT * FROM replacement r WHERE NOT EXISTS (SELECT 1 FROM ${t} t WHERE ${same})`);
+  const deleted = (await db.run(`DELETE FROM ${t} AS t WHERE NOT EXISTS (SELECT 1 FROM replacement r WHERE ${same})`)).rowsChanged;
+  const inserted = (await db.run(`INSERT INTO ${t} BY NAME SELECT * FROM replacement_new`)).rowsChanged;
+  await db.run('DROP TABLE replacement; DROP TABLE replacement_new');
   return { rowsInserted: inserted, rowsDeleted: deleted };
 }
 
 /**
- * Upserts `sourceTable`'s rows into `table` by key, writing update pre/post images and inserts
- * to its change feed. Matched rows are deleted and the source rows appended, rather than
- * updated in place: DuckDB keeps in-place updates in memory, per vector and column, until a
- * checkpoint, which for updates at random keys grew into out-of-memory errors and
- * checkpoint storms (bench/profile.ts); deletes and appends stay small.
+ * Upserts `sourceTable`'s rows into `table` by key: matched rows are updated (the feed shows
+ * update pre/post images), new keys inserted.
  */
-export async function mergeWithChanges(db: DuckDBConnection, table: string, keys: string[], sourceTable: string, version: number) {
+export async function upsertRows(db: DuckDBConnection, table: string, keys: string[], sourceTable: string) {
   const t = qualified(table);
-  const changes = qualified(`${table}__changes`);
-  const on = (left: string, right: string) => keys.map((k) => `${left}.${sqlIdentifier(k)} = ${right}.${sqlIdentifier(k)}`).join(' AND ');
-  // Pre-images are the rows about to be replaced; post-images are the source rows themselves.
-  await db.run(`CREATE OR REPLACE TEMP TABLE merge_preimages AS SELECT t.* FROM ${t} t SEMI JOIN ${sourceTable} s ON ${on('t', 's')}`);
-  const updated = (await db.run(`INSERT INTO ${changes} BY NAME
-    SELECT *, 'update_preimage' AS _change_type, ${version} AS _commit_version FROM merge_preimages`)).rowsChanged;
-  const total = (await db.run(`INSERT INTO ${changes} BY NAME
-    SELECT s.*, CASE WHEN p.${sqlIdentifier(keys[0])} IS NULL THEN 'insert' ELSE 'update_postimage' END AS _change_type, ${version} AS _commit_version
-    FROM ${sourceTable} s LEFT JOIN merge_preimages p ON ${on('p', 's')}`)).rowsChanged;
-  if (updated > 0) await db.run(`DELETE FROM ${t} AS t USING merge_preimages AS p WHERE ${on('t', 'p')}`);
-  await db.run(`INSERT INTO ${t} BY NAME SELECT * FROM ${sourceTable}`);
-  await db.run('DROP TABLE merge_preimages');
-  return { rowsUpdated: updated, rowsInserted: total - updated };
+  const columns = await columnsOf(db, sourceTable);
+  const on = keys.map((k) => `t.${sqlIdentifier(k)} = s.${sqlIdentifier(k)}`).join(' AND ');
+  const set = columns.filter((c) => !keys.includes(c)).map((c) => `${sqlIdentifier(c)} = s.${sqlIdentifier(c)}`).join(', ');
+  const updated = (await db.run(`UPDATE ${t} AS t SET ${set} FROM ${sourceTable} AS s WHERE ${on}`)).rowsChanged;
+  const inserted = (await db.run(`INSERT INTO ${t} BY NAME SELECT * FROM ${sourceTable} AS s WHERE NOT EXISTS (SELECT 1 FROM ${t} AS t WHERE ${on})`)).rowsChanged;
+  return { rowsUpdated: updated, rowsInserted: inserted };
 }
 
-/** A mutable table as it was at commit `version`, rebuilt from its change feed. */
-export function tableAsOfSql(table: string, version: number): string {
-  return `
-    SELECT * EXCLUDE (_weight) FROM (
-      SELECT * EXCLUDE (_change_type, _commit_version), sum(${CHANGE_WEIGHT}) AS _weight
-      FROM ${qualified(`${table}__changes`)} WHERE _commit_version <= ${Math.trunc(version)} GROUP BY ALL)
-    WHERE _weight > 0`;
+/**
+ * The mark a reader of change feeds can start from: its own, or for a reader that has read
+ * nothing yet (mark 0), just before the oldest snapshot kept. A mark that maintenance has
+ * already expired past means changes were lost to this reader: an error, not a silent skip.
+ */
+export async function readableMark(db: DuckDBConnection, mark: number, reader: string): Promise<number> {
+  const oldest = Number((await db.runAndReadAll(`SELECT min(snapshot_id) FROM ${LAKE}.snapshots()`)).getRows()[0][0] ?? 0);
+  if (mark + 1 >= oldest) return mark;
+  if (mark === 0) return oldest - 1;
+  throw ApplicationFailure.create({
+    type: 'CheckpointBehindLake', nonRetryable: true,
+    message: `${reader} has read up to snapshot ${mark}, but the lake keeps snapshots from ${oldest} on: the changes in between are gone. `
+      + 'Rebuild from the landing files with: netpulse reset --keep-landing',
+  });
 }

@@ -1,43 +1,53 @@
-// The one batch/commit protocol every layer uses: a batch's output rows and its commit-log row
-// are written in one DuckDB transaction, so a batch is either wholly there or not at all, and
-// a retried batch id returns the earlier commit instead of writing twice.
+// The one batch/commit protocol every layer uses. A batch's rows, its bookkeeping (ledger,
+// quarantine, event log) and its owner's fence row are written in one DuckLake transaction, so
+// a batch is wholly there or not at all. The fence makes it exactly once: a retry finds the
+// batch in its owner's fence row and returns the earlier result, and two attempts running at
+// once (a worker presumed dead that is not) both update that row, so the second COMMIT fails.
+// The commit becomes a DuckLake snapshot whose message and extra info name the batch.
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { LAKE } from './catalog';
 import { sqlString } from './duckdb';
 
-export interface CommitInfo {
-  table: string;
-  version: number;
-  batchId: string;
-  batchSeq: number;
-  operation: string;
-  rowsInserted: number;
-  rowsUpdated: number;
-  rowsDeleted: number;
-  committedAt: string;
-  details: Record<string, unknown>;
-  /** True when the batch id was already committed: this call wrote nothing. */
-  alreadyCommitted: boolean;
-}
-
-export interface BatchWrite {
-  /** For the event log (first table of a batch only): rows read, written and quarantined. */
-  event?: { rowsIn: number; rowsOut: number; quarantined: number };
+/** What a batch wrote to one table. */
+export interface TableWrite {
   rowsInserted?: number;
   rowsUpdated?: number;
   rowsDeleted?: number;
+}
+
+export interface BatchWrite {
+  tables: Record<string, TableWrite>;
+  /** For the event log: rows read, written and quarantined. */
+  event?: { rowsIn: number; rowsOut: number; quarantined: number };
   details?: Record<string, unknown>;
+  /** Small facts for the snapshot's extra info (input ranges), so readers need not open the fence. */
+  extraInfo?: Record<string, unknown>;
 }
 
 export interface BatchIdentity {
+  /** The checkpoint owner: a bronze table, 'silver' or 'gold'. Its batches commit one after another. */
+  owner: string;
   batchId: string;
   batchSeq: number;
   operation: string;
-  /** Writes a lake.event_log row in the batch's transaction. */
-  log?: { layer: string; source: string; workflowId?: string; runId?: string };
+  /** Who runs the batch, for the event log and the snapshot's extra info. */
+  log: { layer: string; source: string; workflowId?: string; runId?: string };
+}
+
+export interface CommitInfo extends BatchWrite {
+  batchId: string;
+  batchSeq: number;
+  /** The DuckLake snapshot the batch committed as: every table it wrote has this version. */
+  snapshot: number;
+  committedAt: string;
+  /** True when the batch was already committed: this call wrote nothing. */
+  alreadyCommitted: boolean;
 }
 
 export interface EventLogRow {
-  kind: 'batch' | 'pass';
+  kind: 'batch' | 'pass' | 'maintenance';
   layer: string;
   source: string;
   batchId?: string;
@@ -50,114 +60,141 @@ export interface EventLogRow {
   details?: unknown;
 }
 
-export async function writeEventLog(db: DuckDBConnection, row: EventLogRow): Promise<void> {
-  const n = (v: number | undefined) => (v === undefined ? 'NULL' : String(Math.trunc(v)));
-  const t = (v: string | undefined) => (v === undefined ? 'NULL' : sqlString(v));
-  await db.run(`INSERT INTO lake.event_log VALUES (now()::TIMESTAMP, ${t(row.kind)}, ${t(row.layer)}, ${t(row.source)}, ${t(row.batchId)},
-    ${n(row.rowsIn)}, ${n(row.rowsOut)}, ${n(row.quarantined)}, ${n(row.durationMs)}, ${t(row.workflowId)}, ${t(row.runId)},
-    ${row.details === undefined ? 'NULL' : sqlString(JSON.stringify(row.details))})`);
+/**
+ * Fault injection for the fault tests (never set in production): with NETPULSE_FAILPOINT_DIR,
+ * a process about to COMMIT writes <dir>/<name>.<pid> (the batch id inside) and waits
+ * NETPULSE_FAILPOINT_WAIT_MS, so a test can SIGKILL it inside its write transaction.
+ */
+async function failpoint(name: string, detail: string): Promise<void> {
+  const dir = process.env.NETPULSE_FAILPOINT_DIR;
+  if (!dir) return;
+  writeFileSync(path.join(dir, `${name}.${process.pid}`), detail);
+  await new Promise((resolve) => setTimeout(resolve, Number(process.env.NETPULSE_FAILPOINT_WAIT_MS ?? 1000)));
 }
 
-async function one<T>(db: DuckDBConnection, sql: string): Promise<T | undefined> {
-  return (await db.runAndReadAll(sql)).getRowObjectsJson()[0] as T | undefined;
+const sqlNumber = (v: number | undefined) => (v === undefined ? 'NULL' : String(Math.trunc(v)));
+const sqlText = (v: string | undefined) => (v === undefined ? 'NULL' : sqlString(v));
+
+export function eventLogInsert(row: EventLogRow): string {
+  return `INSERT INTO lake.event_log VALUES (now(), ${sqlText(row.kind)}, ${sqlText(row.layer)}, ${sqlText(row.source)}, ${sqlText(row.batchId)},
+    ${sqlNumber(row.rowsIn)}, ${sqlNumber(row.rowsOut)}, ${sqlNumber(row.quarantined)}, ${sqlNumber(row.durationMs)},
+    ${sqlText(row.workflowId)}, ${sqlText(row.runId)}, ${row.details === undefined ? 'NULL' : sqlString(JSON.stringify(row.details))})`;
 }
 
-type CommitRow = {
-  version: string; batch_seq: string; operation: string; rows_inserted: string; rows_updated: string;
-  rows_deleted: string; committed_at: string; details: string | null;
-};
+interface Fence { batchSeq: number; batchId: string | null; committedAt: string | null; result: string | null }
 
-function toCommitInfo(table: string, batchId: string, row: CommitRow, alreadyCommitted: boolean): CommitInfo {
+/**
+ * Each owner's fence is a one-row table of its own: DuckLake detects conflicts per table and data
+ * file, so updates of two owners' rows in one shared table would conflict with each other.
+ */
+export function fenceTable(owner: string): string {
+  return `lake.${FENCE_PREFIX}${owner.toLowerCase().replace(/[^a-z0-9]+/g, '_')}`;
+}
+export const FENCE_PREFIX = 'fence_';
+
+export async function readFence(db: DuckDBConnection, owner: string): Promise<Fence | undefined> {
+  let rows;
+  try {
+    rows = (await db.runAndReadAll(`
+      SELECT batch_seq, batch_id, committed_at::VARCHAR AS committed_at, result FROM ${fenceTable(owner)}
+      ORDER BY batch_seq DESC LIMIT 1`)).getRowObjectsJson() as
+      { batch_seq: string; batch_id: string | null; committed_at: string | null; result: string | null }[];
+  } catch (error) {
+    if (/does not exist/.test((error as Error).message)) return undefined;
+    throw error;
+  }
+  const [row] = rows;
+  return row && { batchSeq: Number(row.batch_seq), batchId: row.batch_id, committedAt: row.committed_at, result: row.result };
+}
+
+/** The owner's fence row exists before its first batch, so that batch's transaction updates it. */
+async function ensureFence(db: DuckDBConnection, owner: string): Promise<Fence> {
+  const fence = await readFence(db, owner);
+  if (fence) return fence;
+  await db.run(`CREATE TABLE IF NOT EXISTS ${fenceTable(owner)} (
+    owner VARCHAR NOT NULL, batch_seq BIGINT NOT NULL, batch_id VARCHAR, committed_at TIMESTAMPTZ, result VARCHAR)`);
+  await db.run(`INSERT INTO ${fenceTable(owner)} SELECT ${sqlString(owner)}, -1, NULL, NULL, NULL WHERE NOT EXISTS (FROM ${fenceTable(owner)})`);
+  return (await readFence(db, owner))!;
+}
+
+/** The snapshot a batch committed as, found by the batch id in the snapshot's extra info. */
+export async function snapshotOfBatch(db: DuckDBConnection, batchId: string): Promise<number> {
+  const rows = (await db.runAndReadAll(`
+    SELECT max(snapshot_id) FROM ${LAKE}.snapshots()
+    WHERE json_extract_string(commit_extra_info, '$.batchId') = ${sqlString(batchId)}`)).getRows();
+  return Number(rows[0]?.[0] ?? 0);
+}
+
+async function earlierCommit(db: DuckDBConnection, batch: BatchIdentity, fence: Fence): Promise<CommitInfo | undefined> {
+  if (fence.batchSeq < batch.batchSeq) return undefined;
+  if (fence.batchSeq > batch.batchSeq || fence.batchId !== batch.batchId || !fence.result) {
+    // Batches of an owner run one after another: a later one committed means this one is stale.
+    throw new Error(`batch ${batch.batchId} (seq ${batch.batchSeq}) of ${batch.owner} is behind the lake, whose last commit is ${fence.batchId} (seq ${fence.batchSeq})`);
+  }
+  const written = JSON.parse(fence.result) as BatchWrite;
   return {
-    table, batchId, alreadyCommitted,
-    version: Number(row.version), batchSeq: Number(row.batch_seq), operation: row.operation,
-    rowsInserted: Number(row.rows_inserted), rowsUpdated: Number(row.rows_updated), rowsDeleted: Number(row.rows_deleted),
-    committedAt: row.committed_at, details: row.details ? JSON.parse(row.details) : {},
+    ...written, batchId: batch.batchId, batchSeq: batch.batchSeq, alreadyCommitted: true,
+    snapshot: await snapshotOfBatch(db, batch.batchId), committedAt: fence.committedAt ?? '',
   };
 }
 
-export async function findCommit(db: DuckDBConnection, table: string, batchId: string): Promise<CommitInfo | undefined> {
-  const row = await one<CommitRow>(db, `SELECT * FROM lake.commit_log WHERE table_name = ${sqlString(table)} AND batch_id = ${sqlString(batchId)}`);
-  return row && toCommitInfo(table, batchId, row, true);
-}
-
-/** The latest committed version of a table (0 when it has none). */
-export async function latestVersion(db: DuckDBConnection, table: string): Promise<number> {
-  const row = await one<{ v: string }>(db, `SELECT coalesce(max(version), 0) AS v FROM lake.commit_log WHERE table_name = ${sqlString(table)}`);
-  return Number(row?.v ?? 0);
-}
-
-async function commitsOfBatch(db: DuckDBConnection, tables: string[], batchId: string): Promise<Record<string, CommitInfo> | undefined> {
-  const found: Record<string, CommitInfo> = {};
-  for (const table of tables) {
-    const commit = await findCommit(db, table, batchId);
-    if (!commit) return undefined;
-    found[table] = commit;
-  }
-  return found;
-}
+/** DuckLake could not commit because of a concurrent transaction; trying again may succeed. */
+const CONCURRENT_COMMIT = /Failed to commit DuckLake transaction/;
+const COMMIT_ATTEMPTS = 4;
 
 /**
- * Runs `write(versions)` and records one commit per table in one transaction. `write` gets the
- * version each table's rows must carry and returns what it wrote per table. If the batch id is
- * already in the commit log, nothing runs and the earlier commits come back.
+ * Runs `write` and commits it with the owner's fence, in one transaction. If the batch is
+ * already committed, nothing runs and the earlier result comes back. A commit that loses to a
+ * concurrent transaction of another owner (schemas or tables created at the same moment) is
+ * written again, a few times, before the activity's own retry takes over.
  */
-export async function commitTables(
-  db: DuckDBConnection,
-  tables: string[],
-  batch: BatchIdentity,
-  write: (versions: Record<string, number>) => Promise<Record<string, BatchWrite>>,
-): Promise<Record<string, CommitInfo>> {
-  const earlier = await commitsOfBatch(db, tables, batch.batchId);
-  if (earlier) return earlier;
+export async function commitBatch(db: DuckDBConnection, batch: BatchIdentity, write: () => Promise<BatchWrite>): Promise<CommitInfo> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const earlier = await earlierCommit(db, batch, await ensureFence(db, batch.owner));
+      if (earlier) return earlier;
+      return await commitOnce(db, batch, write);
+    } catch (error) {
+      if (attempt >= COMMIT_ATTEMPTS || !CONCURRENT_COMMIT.test((error as Error).message)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt + Math.random() * 100));
+    }
+  }
+}
+
+async function commitOnce(db: DuckDBConnection, batch: BatchIdentity, write: () => Promise<BatchWrite>): Promise<CommitInfo> {
   const started = Date.now();
   await db.run('BEGIN TRANSACTION');
+  let written: BatchWrite;
   try {
-    const again = await commitsOfBatch(db, tables, batch.batchId);
-    if (again) {
-      await db.run('ROLLBACK');
-      return again;
-    }
-    const versions: Record<string, number> = {};
-    for (const table of tables) versions[table] = (await latestVersion(db, table)) + 1;
-    const written = await write(versions);
-    const commits: Record<string, CommitInfo> = {};
-    for (const table of tables) {
-      const { event: _event, ...result } = written[table] ?? {};
-      const row = await one<CommitRow>(db, `
-        INSERT INTO lake.commit_log VALUES (
-          ${sqlString(table)}, ${versions[table]}, ${sqlString(batch.batchId)}, ${batch.batchSeq}, ${sqlString(batch.operation)},
-          ${result.rowsInserted ?? 0}, ${result.rowsUpdated ?? 0}, ${result.rowsDeleted ?? 0},
-          now()::TIMESTAMP, ${sqlString(JSON.stringify(result.details ?? {}))})
-        RETURNING *`);
-      commits[table] = toCommitInfo(table, batch.batchId, row!, false);
-    }
-    const event = written[tables[0]]?.event;
-    if (batch.log) {
-      await writeEventLog(db, {
-        kind: 'batch', layer: batch.log.layer, source: batch.log.source, batchId: batch.batchId,
-        rowsIn: event?.rowsIn, rowsOut: event?.rowsOut, quarantined: event?.quarantined, durationMs: Date.now() - started,
-        workflowId: batch.log.workflowId, runId: batch.log.runId,
-      });
-    }
+    written = await write();
+    // Planners downstream read rows per commit from here, without scanning the tables.
+    const rows = Object.values(written.tables).reduce((n, t) => n + (t.rowsInserted ?? 0) + (t.rowsUpdated ?? 0) + (t.rowsDeleted ?? 0), 0);
+    const extraInfo = {
+      batchId: batch.batchId, batchSeq: batch.batchSeq, owner: batch.owner, rows, workflowId: batch.log.workflowId, runId: batch.log.runId,
+      ...written.extraInfo,
+    };
+    await db.run(`
+      UPDATE ${fenceTable(batch.owner)} SET batch_seq = ${batch.batchSeq}, batch_id = ${sqlString(batch.batchId)}, committed_at = now(),
+        result = ${sqlString(JSON.stringify(written))}`);
+    await db.run(eventLogInsert({
+      kind: 'batch', layer: batch.log.layer, source: batch.log.source, batchId: batch.batchId,
+      rowsIn: written.event?.rowsIn, rowsOut: written.event?.rowsOut, quarantined: written.event?.quarantined,
+      durationMs: Date.now() - started, workflowId: batch.log.workflowId, runId: batch.log.runId,
+    }));
+    await db.run(`CALL ${LAKE}.set_commit_message('netpulse', ${sqlString(`${batch.operation} ${batch.batchId}`)},
+      extra_info => ${sqlString(JSON.stringify(extraInfo))})`);
+    await failpoint('before-commit', batch.batchId);
     await db.run('COMMIT');
-    return commits;
   } catch (error) {
     await db.run('ROLLBACK').catch(() => undefined);
     throw error;
   }
-}
-
-/** commitTables for a batch that writes one table. */
-export async function commitBatch(
-  db: DuckDBConnection,
-  batch: BatchIdentity & { table: string },
-  write: (version: number) => Promise<BatchWrite>,
-): Promise<CommitInfo> {
-  const commits = await commitTables(db, [batch.table], batch, async (versions) => ({ [batch.table]: await write(versions[batch.table]) }));
-  return commits[batch.table];
-}
-
-export async function registerTable(db: DuckDBConnection, table: string, kind: 'append' | 'mutable'): Promise<void> {
-  await db.run(`INSERT INTO lake.tables VALUES (${sqlString(table)}, ${sqlString(kind)}, now()::TIMESTAMP) ON CONFLICT DO NOTHING`);
+  const [row] = (await db.runAndReadAll(`
+    SELECT s.snapshot_id, s.snapshot_time::VARCHAR AS committed_at
+    FROM ${LAKE}.snapshots() s WHERE s.snapshot_id = (SELECT id FROM ${LAKE}.last_committed_snapshot())`)).getRowObjectsJson() as
+    { snapshot_id: string; committed_at: string }[];
+  return {
+    ...written, batchId: batch.batchId, batchSeq: batch.batchSeq, alreadyCommitted: false,
+    snapshot: Number(row.snapshot_id), committedAt: row.committed_at,
+  };
 }

@@ -27,10 +27,9 @@ export type GoldTable = (typeof GOLD_TABLES)[number];
 export interface GoldRequest {
   batchId: string;
   batchSeq: number;
-  /** Silver events versions (from, to] whose rows feed the incremental tables. */
-  eventsFromVersion: number;
-  eventsToVersion: number;
-  deviceStateVersion: number;
+  /** Silver snapshots (from, to]: silver.events rows inserted there feed the incremental tables. */
+  silverFromSnapshot: number;
+  silverToSnapshot: number;
   asOf: string;
   options: GoldOptions;
 }
@@ -38,15 +37,18 @@ export interface GoldRequest {
 export interface GoldResult {
   batchId: string;
   asOf: string;
-  versions: Record<string, number>;
+  /** The snapshot the refresh committed as (every gold table's version). */
+  snapshot: number;
   rowsChanged: number;
   alreadyCommitted: boolean;
 }
 
 export interface GoldCheckpoint {
   nextBatchSeq: number;
-  eventsVersion: number;
-  deviceStateVersion: number;
+  /** The last silver snapshot gold has read. */
+  silverSnapshot: number;
+  /** The snapshot of gold's last refresh. */
+  goldSnapshot: number;
   lastAsOf?: string;
   refreshes: number;
   passes: number;

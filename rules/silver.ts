@@ -56,21 +56,28 @@ export const silverEventSchema = z.object({
 });
 export type SilverEvent = z.infer<typeof silverEventSchema>;
 
+/** A silver batch's input: the bronze tables' changes in snapshots (fromSnapshot, toSnapshot]. */
 export interface SilverInput {
-  table: string;
-  fromVersion: number;
-  toVersion: number;
+  fromSnapshot: number;
+  toSnapshot: number;
+  tables: string[];
+  /** Bronze rows in the range (from the commits' extra info). */
+  rows: number;
 }
 
-export interface SilverCheckpoint {
-  nextBatchSeq: number;
-  /** Bronze table → last version silver has read. */
-  bronzeVersions: Record<string, number>;
-  eventsVersion: number;
+export interface SilverTotals {
   rowsIn: number;
   eventsOut: number;
   quarantined: number;
   duplicates: number;
+}
+
+export interface SilverCheckpoint extends SilverTotals {
+  nextBatchSeq: number;
+  /** The last bronze snapshot silver has read. */
+  bronzeSnapshot: number;
+  /** The snapshot of silver's last commit. */
+  eventsVersion: number;
   passes: number;
 }
 
@@ -81,6 +88,7 @@ export interface SilverResult {
   quarantined: number;
   duplicates: number;
   devicesChanged: number;
-  versions: Record<string, number>;
+  /** The snapshot the batch committed as (every silver table's version). */
+  snapshot: number;
   alreadyCommitted: boolean;
 }

@@ -9,16 +9,18 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { writeSyntheticLanding } from '../bench/landing-maker';
+import { startDevCatalog } from './dev-catalog';
 import { startDevServer } from './dev-server';
 
 async function main(outDir: string, label: string): Promise<void> {
   const server = await startDevServer();
+  const catalog = await startDevCatalog();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-record-'));
   const landing = path.join(dir, 'landing');
   const worker = spawn(process.execPath, [path.join(__dirname, '..', 'worker.js')], {
     env: {
       ...process.env, TEMPORAL_ADDRESS: server.address, NETPULSE_TASK_QUEUE: 'record', NETPULSE_LOG_LEVEL: 'WARN',
-      NETPULSE_LAKE_FILE: path.join(dir, 'netpulse.duckdb'), NETPULSE_LANDING_DIR: landing,
+      NETPULSE_CATALOG: catalog.connection, NETPULSE_CATALOG_SCHEMA: 'record', NETPULSE_DATA_PATH: path.join(dir, 'lake'), NETPULSE_LANDING_DIR: landing,
     },
     stdio: 'inherit',
   });
@@ -43,6 +45,7 @@ async function main(outDir: string, label: string): Promise<void> {
     await new Promise((resolve) => worker.once('exit', resolve));
     await client.connection.close();
     server.process.kill('SIGTERM');
+    await catalog.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Brings netpulse up on this machine: installs what is missing, starts the Temporal dev server
-# (persistent SQLite in data/), the worker, the generator and the continuous pipeline;
-# Ctrl-C stops everything.
-# Running it again resumes with the same SQLite history, landing zone and lake.
+# (persistent SQLite in data/), the lake's PostgreSQL catalog (data/catalog, unless
+# NETPULSE_CATALOG points at one), the worker, the generator, the continuous pipeline and the
+# hourly maintenance schedule; Ctrl-C stops everything. Running it again resumes with the same
+# history, landing zone and lake.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,26 +12,35 @@ echo "[up] building"
 npm run --silent build
 
 bash scripts/server.sh start
+bash scripts/catalog.sh start
 mkdir -p data/logs
 node dist/worker.js >>data/logs/worker.log 2>&1 &
 worker_pid=$!
+stopping=""
 
 shutdown() {
   trap - INT TERM EXIT
-  echo; echo "[up] stopping worker (graceful) and Temporal dev server"
-  kill -INT "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null || true
-  bash scripts/server.sh stop
+  stopping=1
+  echo; echo "[up] stopping the worker (it finishes its running batches), then the catalog and the Temporal dev server"
+  kill -INT "$worker_pid" 2>/dev/null || true
+  wait "$worker_pid" 2>/dev/null || true
+  bash scripts/catalog.sh stop || true
+  bash scripts/server.sh stop || true
 }
 trap shutdown INT TERM EXIT
 
-node dist/client/cli.js generator start --mode population
-node dist/client/cli.js continuous start
+cli() { node dist/client/cli.js "$@"; }
+cli generator start --mode population
+cli continuous start
+cli maintenance schedule --every 1h --landing archive --landing-retention-hours 24
 echo "[up] Temporal Web UI: http://localhost:${TEMPORAL_UI_PORT:-8233}   worker log: data/logs/worker.log"
-echo "[up] landing zone: ${NETPULSE_LANDING_DIR:-data/landing}   Ctrl-C to stop"
+echo "[up] landing zone: ${NETPULSE_LANDING_DIR:-data/landing}   lake files: ${NETPULSE_DATA_PATH:-data/lake}   catalog: $(bash scripts/catalog.sh status 2>&1 | head -n1)"
+echo "[up] answers: node dist/client/cli.js report   status: node dist/client/cli.js status   Ctrl-C to stop"
 while kill -0 "$worker_pid" 2>/dev/null; do
   sleep 10
-  node dist/client/cli.js generator status --brief 2>/dev/null || true
-  node dist/client/cli.js continuous status --brief 2>/dev/null || true
+  cli generator status --brief 2>/dev/null || true
+  cli continuous status --brief 2>/dev/null || true
 done
-echo "[up] worker exited; see data/logs/worker.log" >&2
+[ -n "$stopping" ] && exit 0
+echo "[up] the worker exited on its own; see data/logs/worker.log" >&2
 exit 1

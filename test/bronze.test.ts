@@ -1,22 +1,24 @@
 // Bronze availableNow ingestion on the real Temporal dev server and a real DuckDB lake file.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { bronzeActivities } from '../activities/bronze';
 import { writeSyntheticLanding } from '../bench/landing-maker';
+import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
 import { changeFeedSql } from '../lake/changes';
 import { closeAllInstances, withConnection } from '../lake/duckdb';
-import { bronzeWorkflowId, type PlanResult, type Source } from '../rules/bronze';
+import { bronzeWorkflowId, type IngestResult, type PlanResult, type Source } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
+import type { PassSummary } from '../rules/pass';
 import { bronzeAvailableNow, bronzeStatusQuery, runPassUpdate } from '../workflows/bronze';
 import { generatorWorkflow } from '../workflows/generator';
 import {
-  closeTestClient, failFirstAttemptAfterWork, sqlRows, tempDir, terminateAll, testClient, uniqueId, withWorker,
+  closeTestClient, failFirstAttemptAfterWork, lakeEnv, startWorkerProcess, stopProcess, sqlRows, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker,
 } from './helpers';
 
 afterAll(async () => {
   await closeTestClient();
+  await closeLakes();
   await closeAllInstances();
 });
 
@@ -32,15 +34,15 @@ function testSources(tag: string): Source[] {
 function setup(tag: string) {
   const dir = tempDir(tag);
   const landing = path.join(dir, 'landing');
-  const lakeFile = path.join(dir, 'netpulse.duckdb');
+  const lake = testLake(dir);
   const sources = testSources(`${tag}_${Math.random().toString(36).slice(2, 6)}`);
-  return { dir, landing, lakeFile, sources, ids: sources.map(bronzeWorkflowId), deps: { lakeFile, landingDir: landing } };
+  return { dir, landing, lake, sources, ids: sources.map(bronzeWorkflowId), deps: { lake, landingDir: landing } };
 }
 
-const count = async (lakeFile: string, sql: string) => Number(Object.values((await sqlRows(sql, lakeFile))[0])[0]);
+const count = async (lake: LakeConfig, sql: string) => Number(Object.values((await sqlRows(sql, lake))[0])[0]);
 
 test('ingests exactly the landing rows per source with lineage; a second run adds nothing', async () => {
-  const { landing, lakeFile, sources, ids, deps } = setup('exact');
+  const { landing, lake, sources, ids, deps } = setup('exact');
   try {
     await withWorker(async ({ client, taskQueue }) => {
       await client.workflow.execute(generatorWorkflow, {
@@ -52,22 +54,22 @@ test('ingests exactly the landing rows per source with lineage; a second run add
       expect(first.map((s) => [s.files, s.rows, s.batches])).toEqual(DEFAULT_SCENARIOS.map((s) => [3, 3 * s.count, 2]));
 
       for (const [i, source] of sources.entries()) {
-        expect(await count(lakeFile, `SELECT count(*) FROM bronze.${source.name}`)).toBe(3 * DEFAULT_SCENARIOS[i].count);
+        expect(await count(lake, `SELECT count(*) FROM bronze.${source.name}`)).toBe(3 * DEFAULT_SCENARIOS[i].count);
       }
       // Lineage, row by row, against the landing files themselves.
       const [source] = sources;
       const lineage = await sqlRows<{ file: string; label: string; mtime: string; status: boolean; batches: string; versions: string; rows: string }>(`
         SELECT rastreamento_source AS file, any_value(source) AS label, any_value(data_arquivo_ingestao)::VARCHAR AS mtime,
-               bool_and(status) AS status, count(DISTINCT _batch_id) AS batches, count(DISTINCT _commit_version) AS versions, count(*) AS rows
-        FROM bronze.${source.name} GROUP BY ALL ORDER BY file`, lakeFile);
+               bool_and(status) AS status, count(DISTINCT _batch_id) AS batches, count(*) AS rows
+        FROM bronze.${source.name} GROUP BY ALL ORDER BY file`, lake);
       expect(lineage).toHaveLength(3);
       for (const row of lineage) {
         expect(row.file.startsWith(path.join(landing, 'Computador', 'Conectado'))).toBe(true);
-        expect(row).toMatchObject({ label: 'Computador Conectado', status: true, batches: '1', versions: '1', rows: '40' });
+        expect(row).toMatchObject({ label: 'Computador Conectado', status: true, batches: '1', rows: '40' });
         expect(Date.parse(`${row.mtime.replace(' ', 'T')}Z`)).toBe(Math.floor(statSync(row.file).mtimeMs));
       }
       // The same rows as the files, column for column.
-      expect(await count(lakeFile, `
+      expect(await count(lake, `
         SELECT count(*) FROM (
           SELECT * EXCLUDE (filename) FROM read_parquet('${landing}/Computador/Conectado/*.parquet', filename = true)
           EXCEPT ALL
@@ -76,9 +78,10 @@ test('ingests exactly the landing rows per source with lineage; a second run add
       // Second run: nothing new, nothing added; asked through the workflow update this time.
       const again = await client.workflow.getHandle(ids[0]).executeUpdate(runPassUpdate);
       expect(again).toMatchObject({ batches: 0, files: 0, rows: 0 });
-      expect(await count(lakeFile, `SELECT count(*) FROM bronze.${source.name}`)).toBe(120);
+      expect(await count(lake, `SELECT count(*) FROM bronze.${source.name}`)).toBe(120);
       const status = await client.workflow.getHandle(ids[0]).query(bronzeStatusQuery);
-      expect(status).toMatchObject({ filesIngested: 3, rowsIngested: 120, version: 2, nextBatchSeq: 2, lagFiles: 0, passes: 2, schemaVersion: 1 });
+      expect(status).toMatchObject({ filesIngested: 3, rowsIngested: 120, nextBatchSeq: 2, lagFiles: 0, passes: 2, schemaVersion: 1 });
+      expect(status.version).toBe(status.lastCommit!.version); // the table's version is its last batch's snapshot
     }, { deps });
   } finally {
     await terminateAll(ids);
@@ -86,7 +89,7 @@ test('ingests exactly the landing rows per source with lineage; a second run add
 });
 
 test('a batch that fails after its insert, before reporting, is retried without duplicates', async () => {
-  const { landing, lakeFile, sources, ids, deps } = setup('retry');
+  const { landing, lake, sources, ids, deps } = setup('retry');
   await writeSyntheticLanding({ root: landing, files: 8, rowsPerFile: 100 });
   try {
     await withWorker(async ({ client, taskQueue }) => {
@@ -95,35 +98,21 @@ test('a batch that fails after its insert, before reporting, is retried without 
       });
       expect(summaries[0]).toMatchObject({ batches: 1, files: 2, rows: 200 });
       const status = await client.workflow.getHandle(ids[0]).query(bronzeStatusQuery);
-      expect(status.lastCommit).toMatchObject({ alreadyCommitted: true, rows: 200, version: 1 }); // attempt 2 found attempt 1's commit
+      expect(status.lastCommit).toMatchObject({ alreadyCommitted: true, rows: 200 }); // attempt 2 found attempt 1's commit
     }, { deps, interceptors: failFirstAttemptAfterWork('ingestBronzeBatch') });
-    expect(await count(lakeFile, `SELECT count(*) FROM bronze.${sources[0].name}`)).toBe(200);
-    expect(await count(lakeFile, `SELECT count(*) FROM lake.commit_log WHERE table_name = 'bronze.${sources[0].name}'`)).toBe(1);
+    expect(await count(lake, `SELECT count(*) FROM bronze.${sources[0].name}`)).toBe(200);
+    expect(await count(lake, `SELECT count(*) FROM ${LAKE}.snapshots() WHERE commit_message LIKE '%bronze.${sources[0].name}:%'`)).toBe(1);
   } finally {
     await terminateAll(ids);
   }
 });
 
-function startWorkerProcess(env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'worker.js')], {
-    env: { ...process.env, NETPULSE_LOG_LEVEL: 'WARN', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-}
-
-async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill(signal);
-  await exited;
-}
-
 test('a worker killed with SIGKILL in the middle of a batch: restarted, the run completes exactly', async () => {
-  const { landing, lakeFile, sources, ids } = setup('kill');
+  const { landing, lake, sources, ids } = setup('kill');
   const source = sources[0];
   const files = await writeSyntheticLanding({ root: landing, files: 160, rowsPerFile: 20_000, scenarios: [DEFAULT_SCENARIOS[0]] });
   const taskQueue = uniqueId('tq-kill');
-  const env = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LAKE_FILE: lakeFile, NETPULSE_LANDING_DIR: landing };
+  const env = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing, ...lakeEnv(lake) };
   const client = await testClient();
   let worker = startWorkerProcess(env);
   try {
@@ -150,14 +139,14 @@ test('a worker killed with SIGKILL in the middle of a batch: restarted, the run 
     await terminateAll(ids);
     await stopProcess(worker, 'SIGTERM');
   }
-  expect(await count(lakeFile, `SELECT count(*) FROM bronze.${source.name}`)).toBe(files.length * 20_000);
-  expect(await count(lakeFile, `SELECT count(*) FROM (SELECT rastreamento_source FROM bronze.${source.name} GROUP BY 1 HAVING count(*) <> 20000)`)).toBe(0);
-  expect(await count(lakeFile, `SELECT count(*) FROM lake.file_ledger WHERE outcome = 'ingested'`)).toBe(160);
-  expect(await count(lakeFile, `SELECT count(*) FROM lake.commit_log`)).toBe(4);
+  expect(await count(lake, `SELECT count(*) FROM bronze.${source.name}`)).toBe(files.length * 20_000);
+  expect(await count(lake, `SELECT count(*) FROM (SELECT rastreamento_source FROM bronze.${source.name} GROUP BY 1 HAVING count(*) <> 20000)`)).toBe(0);
+  expect(await count(lake, `SELECT count(*) FROM lake.file_ledger WHERE outcome = 'ingested'`)).toBe(160);
+  expect(await count(lake, `SELECT count(*) FROM ${LAKE}.snapshots() WHERE commit_message IS NOT NULL`)).toBe(4);
 });
 
 test('new columns evolve the schema; conflicting types are rescued; nothing is lost', async () => {
-  const { landing, lakeFile, sources, ids, deps } = setup('schema');
+  const { landing, lake, sources, ids, deps } = setup('schema');
   const source = sources[1]; // Celular/Conectado
   const dir = path.join(landing, 'Celular', 'Conectado');
   const [base] = await writeSyntheticLanding({ root: landing, files: 1, rowsPerFile: 30, scenarios: [DEFAULT_SCENARIOS[1]], prefix: 'a' });
@@ -173,25 +162,25 @@ test('new columns evolve the schema; conflicting types are rescued; nothing is l
       expect(summary).toMatchObject({ files: 2, rows: 40, quarantined: 0 });
     }, { deps });
     const t = `bronze.${source.name}`;
-    expect(await count(lakeFile, `SELECT count(*) FROM ${t}`)).toBe(70);
-    expect(await count(lakeFile, `SELECT count(*) FROM ${t} WHERE Servidor IS NULL AND rastreamento_source NOT LIKE '%b_extra%'`)).toBe(40);
-    expect(await count(lakeFile, `SELECT count(*) FROM ${t} WHERE Servidor LIKE 'srv-%' AND rastreamento_source LIKE '%b_extra%'`)).toBe(30);
-    const rescued = await sqlRows<{ v: string | null; r: string }>(`SELECT Velocidade_de_Conexao::VARCHAR AS v, _rescued_data::VARCHAR AS r FROM ${t} WHERE rastreamento_source LIKE '%c_conflict%'`, lakeFile);
+    expect(await count(lake, `SELECT count(*) FROM ${t}`)).toBe(70);
+    expect(await count(lake, `SELECT count(*) FROM ${t} WHERE Servidor IS NULL AND rastreamento_source NOT LIKE '%b_extra%'`)).toBe(40);
+    expect(await count(lake, `SELECT count(*) FROM ${t} WHERE Servidor LIKE 'srv-%' AND rastreamento_source LIKE '%b_extra%'`)).toBe(30);
+    const rescued = await sqlRows<{ v: string | null; r: string }>(`SELECT Velocidade_de_Conexao::VARCHAR AS v, _rescued_data::VARCHAR AS r FROM ${t} WHERE rastreamento_source LIKE '%c_conflict%'`, lake);
     expect(rescued).toHaveLength(10);
     for (const row of rescued) {
       expect(row.v).toBeNull();
       expect(JSON.parse(row.r)).toEqual({ Velocidade_de_Conexao: 'rápida', _file_path: path.join(dir, 'c_conflict.parquet') });
     }
-    expect(await count(lakeFile, `SELECT count(*) FROM ${t} WHERE _rescued_data IS NOT NULL`)).toBe(10);
-    const versions = await sqlRows(`SELECT schema_version, commit_version, column_name, column_type FROM lake.schema_versions WHERE table_name = '${t}' AND schema_version > 1`, lakeFile);
-    expect(versions).toEqual([{ schema_version: 2, commit_version: '2', column_name: 'Servidor', column_type: 'VARCHAR' }]);
+    expect(await count(lake, `SELECT count(*) FROM ${t} WHERE _rescued_data IS NOT NULL`)).toBe(10);
+    const versions = await sqlRows(`SELECT schema_version, batch_id, column_name, column_type FROM lake.schema_versions WHERE table_name = '${t}' AND schema_version > 1`, lake);
+    expect(versions).toEqual([{ schema_version: 2, batch_id: `${t}:1`, column_name: 'Servidor', column_type: 'VARCHAR' }]);
   } finally {
     await terminateAll(ids);
   }
 });
 
 test('corrupt, truncated and zero-byte files are quarantined once; the rest is ingested; temp files are never taken', async () => {
-  const { landing, lakeFile, sources, ids, deps } = setup('bad');
+  const { landing, lake, sources, ids, deps } = setup('bad');
   const source = sources[3]; // Celular/Desconectado
   const dir = path.join(landing, 'Celular', 'Desconectado');
   const [good] = await writeSyntheticLanding({ root: landing, files: 1, rowsPerFile: 60, scenarios: [DEFAULT_SCENARIOS[3]] });
@@ -209,21 +198,21 @@ test('corrupt, truncated and zero-byte files are quarantined once; the rest is i
       expect((await run())[0]).toMatchObject({ batches: 0, files: 0, quarantined: 0 });
     }, { deps });
     const quarantine = await sqlRows<{ file: string; error: string }>(
-      `SELECT regexp_extract(path, '[^/]+$') AS file, error FROM bronze.quarantine ORDER BY file`, lakeFile);
+      `SELECT regexp_extract(path, '[^/]+$') AS file, error FROM bronze.quarantine ORDER BY file`, lake);
     expect(quarantine.map((q) => q.file)).toEqual(['corrupt.parquet', 'empty.parquet', 'truncated.parquet']);
     expect(quarantine[0].error).toMatch(/^unreadable parquet: /);
     expect(quarantine[1].error).toBe('empty file (0 bytes)');
     expect(quarantine[2].error).toMatch(/^unreadable parquet/);
-    expect(await count(lakeFile, `SELECT count(*) FROM bronze.${source.name}`)).toBe(60);
+    expect(await count(lake, `SELECT count(*) FROM bronze.${source.name}`)).toBe(60);
   } finally {
     await terminateAll(ids);
   }
 });
 
 test('a file that vanishes between planning and ingesting is quarantined, the batch commits', async () => {
-  const { landing, lakeFile, sources } = setup('vanish');
+  const { landing, lake, sources } = setup('vanish');
   const [kept, gone] = await writeSyntheticLanding({ root: landing, files: 2, rowsPerFile: 5, scenarios: [DEFAULT_SCENARIOS[0]] });
-  const activities = bronzeActivities({ lakeFile, landingDir: landing });
+  const activities = bronzeActivities({ lake, landingDir: landing });
   const env = new MockActivityEnvironment(); // activity context only; DuckDB and files are real
   const plan: PlanResult = await env.run(activities.planBronzeBatch, { source: sources[0], maxFiles: 10, maxBytes: 1e9, maxRows: 1e9, emptyFileGraceSeconds: 0 });
   expect(plan.files.map((f) => f.path).sort()).toEqual([kept, gone].sort());
@@ -232,57 +221,63 @@ test('a file that vanishes between planning and ingesting is quarantined, the ba
   expect(bounded.files).toHaveLength(1);
   expect(bounded.waiting).toBe(2);
   await import('node:fs/promises').then((fs) => fs.rm(gone));
-  const result = await env.run(activities.ingestBronzeBatch, { source: sources[0], batchId: 'b:0', batchSeq: 0, files: plan.files });
-  expect(result).toMatchObject({ rows: 5, filesIngested: 1, filesQuarantined: 1, version: 1 });
-  const [q] = await sqlRows<{ path: string; error: string }>('SELECT path, error FROM bronze.quarantine', lakeFile);
+  const result: IngestResult = await env.run(activities.ingestBronzeBatch, { source: sources[0], batchId: 'b:0', batchSeq: 0, files: plan.files });
+  expect(result).toMatchObject({ rows: 5, filesIngested: 1, filesQuarantined: 1 });
+  const [q] = await sqlRows<{ path: string; error: string }>('SELECT path, error FROM bronze.quarantine', lake);
   expect(q).toEqual({ path: gone, error: 'vanished: the file was listed but no longer exists' });
   // Retrying the same batch id is a no-op that returns the earlier commit.
   expect(await env.run(activities.ingestBronzeBatch, { source: sources[0], batchId: 'b:0', batchSeq: 0, files: plan.files }))
-    .toMatchObject({ alreadyCommitted: true, rows: 5, version: 1 });
-  expect(await count(lakeFile, 'SELECT count(*) FROM lake.commit_log')).toBe(1);
+    .toMatchObject({ alreadyCommitted: true, rows: 5, version: result.version });
+  expect(await count(lake, `SELECT count(*) FROM ${LAKE}.snapshots() WHERE commit_message IS NOT NULL`)).toBe(1);
 });
 
 test('a 2,000-file backlog goes in bounded batches with a compact checkpoint; the change feed returns exactly the batches between versions', async () => {
-  const { landing, lakeFile, sources, ids, deps } = setup('backlog');
+  const { landing, lake, sources, ids, deps } = setup('backlog');
   const source = sources[0];
   const scenario = [DEFAULT_SCENARIOS[0]];
   await writeSyntheticLanding({ root: landing, files: 2000, rowsPerFile: 10, scenarios: scenario, prefix: 'a' });
+  let second: PassSummary | undefined;
   try {
     await withWorker(async ({ client, taskQueue }) => {
       const run = () => client.workflow.execute(bronzeAvailableNow, {
         taskQueue, workflowId: uniqueId('bronze-run'), args: [{ sources: [source], landingPath: landing, options: { maxFilesPerBatch: 300, batchesPerRun: 5 } }],
       });
       const [first] = await run();
-      expect(first).toMatchObject({ batches: 7, files: 2000, rows: 20_000, fromVersion: 0, toVersion: 7 });
+      expect(first).toMatchObject({ batches: 7, files: 2000, rows: 20_000 });
       await writeSyntheticLanding({ root: landing, files: 30, rowsPerFile: 7, scenarios: scenario, prefix: 'b', seed: 2 });
-      const [second] = await run();
-      expect(second).toMatchObject({ batches: 1, files: 30, rows: 210, fromVersion: 7, toVersion: 8 });
+      [second] = await run();
+      expect(second).toMatchObject({ batches: 1, files: 30, rows: 210, fromVersion: first.toVersion });
 
       const handle = client.workflow.getHandle(ids[0]);
       const described = await handle.describe();
       const status = await handle.query(bronzeStatusQuery);
-      expect(status).toMatchObject({ filesIngested: 2030, rowsIngested: 20_210, version: 8, nextBatchSeq: 8 });
+      expect(status).toMatchObject({ filesIngested: 2030, rowsIngested: 20_210, version: second!.toVersion, nextBatchSeq: 8 });
       expect(JSON.stringify(status).length).toBeLessThan(2048); // counters and marks, not file lists
       // The run that ingested 7 batches continued as new: the current run's history is short.
       expect(described.historyLength).toBeLessThan(60);
       expect(described.raw.workflowExecutionInfo?.firstRunId).not.toBe(described.runId);
     }, { deps });
     const table = `bronze.${source.name}`;
-    const feed = await withConnection(lakeFile, async (db) => {
-      const sql = await changeFeedSql(db, table, 6, 8);
-      return (await db.runAndReadAll(`SELECT _change_type, _commit_version, count(*) AS n, count(DISTINCT _commit_timestamp) AS ts FROM (${sql}) GROUP BY ALL ORDER BY 2`)).getRowObjectsJson();
-    });
-    const expected = await sqlRows(`SELECT 'insert' AS _change_type, _commit_version, count(*) AS n, 1 AS ts FROM ${table} WHERE _commit_version IN (7, 8) GROUP BY ALL ORDER BY 2`, lakeFile);
-    expect(feed).toEqual(expected.map((r) => ({ ...r, ts: '1' })));
-    // version 7 = the backlog's last batch (2000 - 6 × 300 files × 10 rows), version 8 = the 30 new files
-    expect(feed.map((r) => [r._commit_version, r.n])).toEqual([['7', '2000'], ['8', '210']]);
+    // Each batch is a snapshot; the feed between the 6th and the 8th holds exactly batches 7 and 8.
+    const snapshots = (await sqlRows<{ id: string }>(`SELECT snapshot_id AS id FROM ${LAKE}.snapshots()
+      WHERE commit_message LIKE 'STREAMING UPDATE ${table}:%' ORDER BY 1`, lake)).map((r) => Number(r.id));
+    expect(snapshots).toHaveLength(8);
+    expect(snapshots[7]).toBe(second!.toVersion);
+    const feed = await sqlRows<{ change_type: string; snapshot_id: string; batch: string; n: string }>(`
+      SELECT change_type, snapshot_id, any_value(_batch_id) AS batch, count(*) AS n
+      FROM (${changeFeedSql(table, snapshots[5], snapshots[7])}) GROUP BY ALL ORDER BY 2`, lake);
+    // batch 7 = the backlog's last (2000 - 6 × 300 files × 10 rows), batch 8 = the 30 new files
+    expect(feed).toEqual([
+      { change_type: 'insert', snapshot_id: String(snapshots[6]), batch: `${table}:6`, n: '2000' },
+      { change_type: 'insert', snapshot_id: String(snapshots[7]), batch: `${table}:7`, n: '210' },
+    ]);
   } finally {
     await terminateAll(ids);
   }
 });
 
 test('a file is typed by its own schema, never a neighbour\'s: the conflicting file first, last or alone', async () => {
-  const { landing, lakeFile, sources } = setup('ownschema');
+  const { landing, lake, sources } = setup('ownschema');
   const source = sources[0];
   const dir = path.join(landing, 'Computador', 'Conectado');
   const good = await writeSyntheticLanding({ root: landing, files: 6, rowsPerFile: 20, scenarios: [DEFAULT_SCENARIOS[0]], prefix: 'good' });
@@ -294,7 +289,7 @@ test('a file is typed by its own schema, never a neighbour\'s: the conflicting f
       `COPY (SELECT * REPLACE (Velocidade_de_Conexao::VARCHAR || ' Mbps' AS Velocidade_de_Conexao) FROM read_parquet('${good[0]}')) TO '${file}'`));
     return info(file);
   };
-  const activities = bronzeActivities({ lakeFile, landingDir: landing });
+  const activities = bronzeActivities({ lake, landingDir: landing });
   const env = new MockActivityEnvironment();
   // The table exists with Velocidade_de_Conexao BIGINT, as in production.
   await env.run(activities.ingestBronzeBatch, { source, batchId: 'own:0', batchSeq: 0, files: [info(good[0])] });
@@ -309,7 +304,7 @@ test('a file is typed by its own schema, never a neighbour\'s: the conflicting f
   }
   const byFile = await sqlRows<{ file: string; rescued: string; typed: string }>(`
     SELECT regexp_extract(rastreamento_source, '[^/]+$') AS file, count(_rescued_data) AS rescued, count(Velocidade_de_Conexao) AS typed
-    FROM bronze.${source.name} GROUP BY 1 ORDER BY 1`, lakeFile);
+    FROM bronze.${source.name} GROUP BY 1 ORDER BY 1`, lake);
   expect(byFile).toEqual([
     ...['good_Computador_Conectado_0000000', 'good_Computador_Conectado_0000001', 'good_Computador_Conectado_0000002',
       'good_Computador_Conectado_0000003', 'good_Computador_Conectado_0000004'].map((f) => ({ file: `${f}.parquet`, rescued: '0', typed: '20' })),

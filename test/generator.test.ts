@@ -3,6 +3,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { closeLakes } from '../lake/catalog';
 import { closeAllInstances } from '../lake/duckdb';
 import { DEFAULT_SCENARIOS, type GeneratorInput } from '../rules/generator';
 import { SPEEDS_MBPS } from '../rules/events';
@@ -11,6 +12,7 @@ import { closeTestClient, failFirstAttemptAfterWork, testClient, sqlRows, tempDi
 
 afterAll(async () => {
   await closeTestClient();
+  await closeLakes();
   await closeAllInstances();
 });
 

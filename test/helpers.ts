@@ -4,12 +4,13 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type WorkerOptions } from '@temporalio/worker';
 import { Context } from '@temporalio/activity';
 import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, Next } from '@temporalio/worker';
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createNetpulseWorker } from '../worker';
 import type { WorkerDeps } from '../activities';
+import { withLake, type LakeConfig } from '../lake/catalog';
 import { withConnection } from '../lake/duckdb';
 import { writeSyntheticLanding } from '../bench/landing-maker';
 
@@ -62,9 +63,20 @@ export async function withWorker<T>(
   }
 }
 
-/** Rows of a DuckDB query as plain JSON objects (in-memory database: reads parquet files). */
-export async function sqlRows<T = Record<string, unknown>>(sql: string, dbPath = ':memory:'): Promise<T[]> {
-  return withConnection(dbPath, async (db) => (await db.runAndReadAll(sql)).getRowObjectsJson() as T[]);
+/** A lake of its own for a test: a metadata schema in the test catalog, data files in `dir`. */
+export function testLake(dir: string): LakeConfig {
+  return { catalog: process.env.NETPULSE_CATALOG!, catalogSchema: uniqueId('lake').replace(/-/g, '_'), dataPath: path.join(dir, 'lake') };
+}
+
+/** The environment that points a worker or CLI process at a test lake. */
+export function lakeEnv(lake: LakeConfig): Record<string, string> {
+  return { NETPULSE_CATALOG: lake.catalog, NETPULSE_CATALOG_SCHEMA: lake.catalogSchema, NETPULSE_DATA_PATH: lake.dataPath };
+}
+
+/** Rows of a DuckDB query as plain JSON objects: on a lake, or in memory (reads parquet files). */
+export async function sqlRows<T = Record<string, unknown>>(sql: string, lake?: LakeConfig): Promise<T[]> {
+  const read = async (db: Parameters<Parameters<typeof withConnection>[1]>[0]) => (await db.runAndReadAll(sql)).getRowObjectsJson() as T[];
+  return lake ? withLake(lake, read) : withConnection(':memory:', read);
 }
 
 /**
@@ -104,9 +116,24 @@ export function cli(args: string[], env: Record<string, string>): Promise<{ code
 export async function cliLake(tag: string, files: number, rowsPerFile: number) {
   const dir = tempDir(tag);
   const landing = path.join(dir, 'landing');
-  const lakeFile = path.join(dir, 'netpulse.duckdb');
+  const lake = testLake(dir);
   await writeSyntheticLanding({ root: landing, files, rowsPerFile });
   const taskQueue = uniqueId(`tq-${tag}`);
-  const env = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing, NETPULSE_LAKE_FILE: lakeFile };
-  return { landing, lakeFile, taskQueue, env, deps: { lakeFile, landingDir: landing } };
+  const env = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing, ...lakeEnv(lake) };
+  return { landing, lake, taskQueue, env, deps: { lake, landingDir: landing } };
+}
+
+/** A worker as production runs it: its own process, configured by environment only. */
+export function startWorkerProcess(env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'worker.js')], {
+    env: { ...process.env, NETPULSE_LOG_LEVEL: 'WARN', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill(signal);
+  await exited;
 }

@@ -3,15 +3,17 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { closeAllInstances, sqlString, withConnection } from '../lake/duckdb';
-import { tableAsOfSql } from '../lake/changes';
+import { closeLakes, LAKE } from '../lake/catalog';
+import { changeFeedSql, tableAtSql } from '../lake/changes';
 import { bronzeWorkflowId, type Source } from '../rules/bronze';
 import { silverEventSchema } from '../rules/silver';
 import { generatorWorkflow } from '../workflows/generator';
 import { medallionPipeline } from '../workflows/pipeline';
-import { closeTestClient, sqlRows, tempDir, terminateAll, uniqueId, withWorker } from './helpers';
+import { closeTestClient, sqlRows, tempDir, terminateAll, testLake, uniqueId, withWorker } from './helpers';
 
 afterAll(async () => {
   await closeTestClient();
+  await closeLakes();
   await closeAllInstances();
 });
 
@@ -61,7 +63,7 @@ const FABI_LEAVES: Row[] = [['Fabi', '192.168.0.7', `${D}29:30`, 'Celular', 1000
 test('hand-built fixture: every gold figure, quarantine reasons, idempotent re-run, and one more batch', async () => {
   const dir = tempDir('medallion');
   const landing = path.join(dir, 'landing');
-  const lakeFile = path.join(dir, 'netpulse.duckdb');
+  const lake = testLake(dir);
   const tag = `m${Math.random().toString(36).slice(2, 6)}`;
   const sources: Source[] = Object.keys(FIXTURE).map((folder) => ({
     name: `${tag}_${folder.replace('/', '_').toLowerCase()}`, label: folder.replace('/', ' '), path: folder,
@@ -80,9 +82,9 @@ test('hand-built fixture: every gold figure, quarantine reasons, idempotent re-r
   };
   const gold = async () => Object.fromEntries(await Promise.all(
     ['connections_now', 'events_per_minute', 'devices_last_10_min', 'bandwidth_now', 'high_speed_share', 'bandwidth_by_device', 'server_load', 'heavy_clients']
-      .map(async (t) => [t, await sqlRows(`SELECT * FROM gold.${t} ORDER BY ALL`, lakeFile)]),
+      .map(async (t) => [t, await sqlRows(`SELECT * FROM gold.${t} ORDER BY ALL`, lake)]),
   ));
-  const commits = async () => Number((await sqlRows<{ n: string }>('SELECT count(*) AS n FROM lake.commit_log', lakeFile))[0].n);
+  const commits = async () => Number((await sqlRows<{ n: string }>(`SELECT count(*) AS n FROM ${LAKE}.snapshots() WHERE commit_message IS NOT NULL`, lake))[0].n);
 
   try {
     await withWorker(async ({ client, taskQueue }) => {
@@ -94,17 +96,17 @@ test('hand-built fixture: every gold figure, quarantine reasons, idempotent re-r
 
       // Silver: quarantine reasons, data-quality counts, and zod agreeing with the SQL rules.
       const quarantine = await sqlRows<{ nome: string; rule: string }>(
-        `SELECT raw->>'Nome' AS nome, rule FROM silver.quarantine ORDER BY rule`, lakeFile);
+        `SELECT raw->>'Nome' AS nome, rule FROM silver.quarantine ORDER BY rule`, lake);
       expect(quarantine).toEqual([
         { nome: 'Jo', rule: 'device_enum' }, { nome: 'Duda', rule: 'ip_private_ipv4' }, { nome: '  ', rule: 'name_present' },
         { nome: 'Edu', rule: 'speed_allowed' }, { nome: 'Mo', rule: 'status_enum' }, { nome: 'Ivo', rule: 'timestamp_not_future' },
       ]);
-      const dq = Object.fromEntries((await sqlRows<{ check_name: string; rows: string }>('SELECT check_name, rows FROM silver.dq_counts', lakeFile)).map((r) => [r.check_name, Number(r.rows)]));
+      const dq = Object.fromEntries((await sqlRows<{ check_name: string; rows: string }>('SELECT check_name, rows FROM silver.dq_counts', lake)).map((r) => [r.check_name, Number(r.rows)]));
       expect(dq).toMatchObject({ rows_in: 19, passed: 13, quarantined: 6, duplicates: 2, events_out: 11, 'rule:ip_private_ipv4': 1, 'rule:no_rescued_data': 0 });
-      const events = await sqlRows<Record<string, unknown>>('SELECT nome, ip, dispositivo, status, velocidade_mbps, hora_conexao::VARCHAR AS hora_conexao, servidor FROM silver.events', lakeFile);
+      const events = await sqlRows<Record<string, unknown>>('SELECT nome, ip, dispositivo, status, velocidade_mbps, hora_conexao::VARCHAR AS hora_conexao, servidor FROM silver.events', lake);
       expect(events).toHaveLength(11);
       for (const e of events) expect(silverEventSchema.safeParse(e).success).toBe(true);
-      expect(await sqlRows(`SELECT ip, dispositivo, status FROM silver.device_state WHERE nome IN ('Nina', 'Gil', 'Bruno') ORDER BY nome`, lakeFile)).toEqual([
+      expect(await sqlRows(`SELECT ip, dispositivo, status FROM silver.device_state WHERE nome IN ('Nina', 'Gil', 'Bruno') ORDER BY nome`, lake)).toEqual([
         { ip: '10.0.0.2', dispositivo: 'Computador', status: 'Desconectado' },
         { ip: '172.16.0.8', dispositivo: 'Celular', status: 'Conectado' },
         { ip: '10.0.0.16', dispositivo: 'Computador', status: 'Desconectado' },
@@ -177,16 +179,18 @@ test('hand-built fixture: every gold figure, quarantine reasons, idempotent re-r
       ]);
       expect(h.heavy_clients).toEqual([]);
 
-      // Earlier versions stay readable from the change feed: gold as of its first commit.
-      const asOfFirst = await sqlRows(`SELECT * FROM (${tableAsOfSql('gold.heavy_clients', 1)}) ORDER BY ALL`, lakeFile);
+      // Earlier versions stay readable by time travel: gold as of its first commit.
+      const asOfFirst = await sqlRows(`SELECT * FROM ${tableAtSql('gold.heavy_clients', first.gold!.toVersion)} ORDER BY ALL`, lake);
       expect(asOfFirst).toEqual(g.heavy_clients);
-      const stateFeed = await sqlRows(`SELECT nome, status, _change_type FROM silver.device_state__changes WHERE nome = 'Fabi' ORDER BY _commit_version, _change_type DESC`, lakeFile);
+      // Device state's change feed is DuckLake's: Fabi inserted, then updated by the third pass.
+      const stateFeed = await sqlRows(`SELECT nome, status, change_type FROM (${changeFeedSql('silver.device_state', 0, third.silver!.toVersion)})
+        WHERE nome = 'Fabi' ORDER BY snapshot_id, change_type DESC`, lake);
       expect(stateFeed).toEqual([
-        { nome: 'Fabi', status: 'Conectado', _change_type: 'insert' },
-        { nome: 'Fabi', status: 'Conectado', _change_type: 'update_preimage' },
-        { nome: 'Fabi', status: 'Desconectado', _change_type: 'update_postimage' },
+        { nome: 'Fabi', status: 'Conectado', change_type: 'insert' },
+        { nome: 'Fabi', status: 'Conectado', change_type: 'update_preimage' },
+        { nome: 'Fabi', status: 'Desconectado', change_type: 'update_postimage' },
       ]);
-    }, { deps: { lakeFile, landingDir: landing } });
+    }, { deps: { lake, landingDir: landing } });
   } finally {
     await terminateAll(ids);
   }
@@ -195,7 +199,7 @@ test('hand-built fixture: every gold figure, quarantine reasons, idempotent re-r
 test('generator population mode: stable clients, consistent connect/disconnect, Servidor evolves bronze and feeds gold', async () => {
   const dir = tempDir('population');
   const landing = path.join(dir, 'landing');
-  const lakeFile = path.join(dir, 'netpulse.duckdb');
+  const lake = testLake(dir);
   const tag = `p${Math.random().toString(36).slice(2, 6)}`;
   const sources: Source[] = ['Computador/Conectado', 'Celular/Conectado', 'Computador/Desconectado', 'Celular/Desconectado']
     .map((folder) => ({ name: `${tag}_${folder.replace('/', '_').toLowerCase()}`, label: folder.replace('/', ' '), path: folder }));
@@ -217,7 +221,7 @@ test('generator population mode: stable clients, consistent connect/disconnect, 
       });
       expect(result.connected).toBeDefined();
       await pipeline();
-    }, { deps: { lakeFile, landingDir: landing } });
+    }, { deps: { lake, landingDir: landing } });
 
     const population_events = `SELECT * FROM read_parquet('${landing}/*/*/*.parquet', union_by_name = true) WHERE Servidor IS NOT NULL`;
     // Each client keeps one name, device, plan and server; at most `clients` distinct IPs.
@@ -230,13 +234,13 @@ test('generator population mode: stable clients, consistent connect/disconnect, 
       FROM (${population_events})) WHERE Status_Conexao = previous OR (previous IS NULL AND Status_Conexao <> 'Conectado')`))
       .toEqual([{ broken: '0' }]);
     const servidorAdded = await sqlRows<{ schema_version: number }>(
-      `SELECT DISTINCT schema_version FROM lake.schema_versions WHERE column_name = 'Servidor'`, lakeFile);
+      `SELECT DISTINCT schema_version FROM lake.schema_versions WHERE column_name = 'Servidor'`, lake);
     expect(servidorAdded).toEqual([{ schema_version: 2 }]);
     // Gold's server load covers exactly the generated servers, with the device counts of silver.
-    const load = await sqlRows<{ servidor: string; devices_connected: string }>('SELECT servidor, devices_connected FROM gold.server_load ORDER BY 1', lakeFile);
+    const load = await sqlRows<{ servidor: string; devices_connected: string }>('SELECT servidor, devices_connected FROM gold.server_load ORDER BY 1', lake);
     expect(load.map((l) => l.servidor)).toEqual(['srv-rj-01', 'srv-rj-02', 'srv-sp-01', 'srv-sp-02']);
     const expected = await sqlRows<{ servidor: string; devices_connected: string }>(
-      `SELECT servidor, count(*) FILTER (WHERE status = 'Conectado') AS devices_connected FROM silver.device_state WHERE servidor IS NOT NULL GROUP BY 1 ORDER BY 1`, lakeFile);
+      `SELECT servidor, count(*) FILTER (WHERE status = 'Conectado') AS devices_connected FROM silver.device_state WHERE servidor IS NOT NULL GROUP BY 1 ORDER BY 1`, lake);
     expect(load).toEqual(expected);
   } finally {
     await terminateAll(ids);

@@ -2,16 +2,18 @@
 // schedules managed by the CLI, the event log. Real dev server, real DuckDB.
 import path from 'node:path';
 import { writeSyntheticLanding } from '../bench/landing-maker';
+import { closeLakes } from '../lake/catalog';
 import { closeAllInstances } from '../lake/duckdb';
 import { bronzeWorkflowId, DEFAULT_SOURCES, type Source } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
 import {
   medallionPipeline, pauseSignal, pipelineStatusQuery, resumeSignal, setIntervalUpdate, triggerPassSignal,
 } from '../workflows/pipeline';
-import { cli, cliLake, closeTestClient, sqlRows, tempDir, terminateAll, testClient, uniqueId, withWorker } from './helpers';
+import { cli, cliLake, closeTestClient, sqlRows, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker } from './helpers';
 
 afterAll(async () => {
   await closeTestClient();
+  await closeLakes();
   await closeAllInstances();
 });
 
@@ -28,7 +30,7 @@ async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, 
 test('continuous mode takes a file dropped after start within a few passes; pause, resume, trigger and interval work', async () => {
   const dir = tempDir('continuous');
   const landing = path.join(dir, 'landing');
-  const lakeFile = path.join(dir, 'netpulse.duckdb');
+  const lake = testLake(dir);
   const tag = `c${Math.random().toString(36).slice(2, 6)}`;
   const sources: Source[] = [{ name: `${tag}_celular_conectado`, label: 'Celular Conectado', path: 'Celular/Conectado' }];
   const prefix = `${tag}-`;
@@ -68,12 +70,12 @@ test('continuous mode takes a file dropped after start within a few passes; paus
       const slow = await eventually(status, (s) => s.intervalSeconds === 3600 && !s.running && s.nextPassAt !== undefined, 'the long interval');
       expect(Date.parse(slow.nextPassAt!) - Date.now()).toBeGreaterThan(3500 * 1000);
       await handle.cancel();
-    }, { deps: { lakeFile, landingDir: landing } });
+    }, { deps: { lake, landingDir: landing } });
 
     const log = await sqlRows<{ kind: string; layer: string; n: string }>(
-      `SELECT kind, layer, count(*) AS n FROM lake.event_log GROUP BY ALL ORDER BY ALL`, lakeFile);
+      `SELECT kind, layer, count(*) AS n FROM lake.event_log GROUP BY ALL ORDER BY ALL`, lake);
     expect(log.map((r) => `${r.kind}/${r.layer}`)).toEqual(['batch/bronze', 'batch/gold', 'batch/silver', 'pass/pipeline']);
-    const [bronzeBatch] = await sqlRows(`SELECT rows_in, rows_out, rows_quarantined, workflow_id FROM lake.event_log WHERE layer = 'bronze'`, lakeFile);
+    const [bronzeBatch] = await sqlRows(`SELECT rows_in, rows_out, rows_quarantined, workflow_id FROM lake.event_log WHERE layer = 'bronze'`, lake);
     expect(bronzeBatch).toEqual({ rows_in: '40', rows_out: '40', rows_quarantined: '0', workflow_id: bronzeWorkflowId(sources[0]) });
   } finally {
     await terminateAll([workflowId, bronzeWorkflowId(sources[0]), `${prefix}silver`, `${prefix}gold`]);

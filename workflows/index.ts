@@ -3,4 +3,4 @@ export * from './generator';
 export * from './bronze';
 export * from './pipeline';
 export * from './layers';
-export * from './read';
+export * from './maintenance';

@@ -9,7 +9,7 @@ import type { SilverCheckpoint, SilverInput } from '../rules/silver';
 import { parseOrFail } from '../rules/validate';
 import { activityRetry as retry, CheckpointOwner, planningActivities, startSummary, type PassRequest } from './checkpoint-owner';
 
-export const silverStatusQuery = wf.defineQuery<SilverCheckpoint & { passRunning: boolean; pending?: SilverInput[]; lastPass?: PassSummary }>('checkpoint');
+export const silverStatusQuery = wf.defineQuery<SilverCheckpoint & { passRunning: boolean; pending?: SilverInput; lastPass?: PassSummary }>('checkpoint');
 export const goldStatusQuery = wf.defineQuery<GoldCheckpoint & { passRunning: boolean; lastPass?: PassSummary }>('checkpoint');
 
 
@@ -32,7 +32,7 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
   const { planSilverBatch, readSilverCheckpoint } = planningActivities();
   const checkpoint = carried ?? (await readSilverCheckpoint());
   let lastPass = carriedPass;
-  let pending: SilverInput[] | undefined;
+  let pending: SilverInput | undefined;
   let batchesThisRun = 0;
 
   const owner = new CheckpointOwner({
@@ -43,14 +43,14 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
       let duplicates = 0;
       let devicesChanged = 0;
       for (;;) {
-        const inputs = await planSilverBatch({ bronzeVersions: checkpoint.bronzeVersions, maxRows: cfg.maxRowsPerBatch });
-        if (inputs.length === 0) break;
+        const input = await planSilverBatch({ bronzeSnapshot: checkpoint.bronzeSnapshot, maxRows: cfg.maxRowsPerBatch });
+        if (!input) break;
         const batchSeq = checkpoint.nextBatchSeq;
-        pending = inputs; // the plan is in state before the batch runs
-        const result = await runSilverBatch({ batchId: `silver:${batchSeq}`, batchSeq, inputs, options: cfg.options });
-        for (const i of inputs) checkpoint.bronzeVersions[i.table] = i.toVersion;
+        pending = input; // the plan is in state before the batch runs
+        const result = await runSilverBatch({ batchId: `silver:${batchSeq}`, batchSeq, input, options: cfg.options });
+        checkpoint.bronzeSnapshot = input.toSnapshot;
         checkpoint.nextBatchSeq = batchSeq + 1;
-        checkpoint.eventsVersion = result.versions['silver.events'];
+        checkpoint.eventsVersion = result.snapshot;
         checkpoint.rowsIn += result.rowsIn;
         checkpoint.eventsOut += result.events;
         checkpoint.quarantined += result.quarantined;
@@ -60,7 +60,7 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
         summary.batches++;
         summary.rows += result.events;
         summary.quarantined += result.quarantined;
-        summary.toVersion = result.versions['silver.events'];
+        summary.toVersion = result.snapshot;
         rowsIn += result.rowsIn;
         duplicates += result.duplicates;
         devicesChanged += result.devicesChanged;
@@ -89,24 +89,24 @@ export async function goldWorkflow(input: GoldWorkflowInput & Carried<GoldCheckp
   const owner = new CheckpointOwner({
     queued, runOnStart: false,
     runPass: async () => {
-      const summary = startSummary('gold', 'gold', checkpoint.eventsVersion);
+      const summary = startSummary('gold', 'gold', checkpoint.goldSnapshot);
       const latest = await planGoldBatch();
       const asOf = cfg.asOf ? new Date(cfg.asOf).toISOString() : now();
-      const silverMoved = latest.eventsVersion > checkpoint.eventsVersion || latest.deviceStateVersion > checkpoint.deviceStateVersion;
+      const silverMoved = latest.silverSnapshot > checkpoint.silverSnapshot;
       const stale = !checkpoint.lastAsOf
         || (Date.parse(asOf) - Date.parse(checkpoint.lastAsOf)) / 1000 >= cfg.options.refreshIntervalSeconds && asOf !== checkpoint.lastAsOf;
-      if (silverMoved || (stale && latest.eventsVersion > 0)) {
+      if (silverMoved || (stale && latest.silverSnapshot > 0)) {
         const batchSeq = checkpoint.nextBatchSeq;
         const result = await refreshGold({
-          batchId: `gold:${batchSeq}`, batchSeq, eventsFromVersion: checkpoint.eventsVersion, eventsToVersion: latest.eventsVersion,
-          deviceStateVersion: latest.deviceStateVersion, asOf, options: cfg.options,
+          batchId: `gold:${batchSeq}`, batchSeq, silverFromSnapshot: checkpoint.silverSnapshot, silverToSnapshot: latest.silverSnapshot,
+          asOf, options: cfg.options,
         });
         Object.assign(checkpoint, {
-          nextBatchSeq: batchSeq + 1, eventsVersion: latest.eventsVersion, deviceStateVersion: latest.deviceStateVersion,
+          nextBatchSeq: batchSeq + 1, silverSnapshot: latest.silverSnapshot, goldSnapshot: result.snapshot,
           lastAsOf: asOf, refreshes: checkpoint.refreshes + 1,
         });
         batchesThisRun++;
-        Object.assign(summary, { batches: 1, rows: result.rowsChanged, toVersion: latest.eventsVersion });
+        Object.assign(summary, { batches: 1, rows: result.rowsChanged, toVersion: result.snapshot });
       }
       checkpoint.passes++;
       summary.finishedAt = now();

@@ -1,0 +1,110 @@
+// Reads of the lake for the CLI, the dashboard and anything else outside the worker: each
+// process attaches the lake read-only on its own, so queries and their results never pass
+// through Temporal, and readers never wait for writers.
+import { StatementType, type DuckDBConnection } from '@duckdb/node-api';
+import { GOLD_TABLES } from '../rules/gold';
+import { LAKE, withLake, type LakeConfig } from './catalog';
+import { tableAtSql } from './changes';
+import { FENCE_PREFIX } from './commit';
+import { sqlIdentifier, sqlString } from './duckdb';
+
+export interface QueryResult {
+  columns: string[];
+  rows: Record<string, unknown>[];
+  truncated: boolean;
+  elapsedMs: number;
+}
+
+export interface GoldReport {
+  /** The gold snapshot the answers come from; undefined when gold has never been refreshed. */
+  version?: number;
+  committedAt?: string;
+  asOf?: string;
+  tables: Record<string, Record<string, unknown>[]>;
+}
+
+/** A read the user asked for that cannot be answered: bad SQL, a write, an as-of outside the lake. */
+export class ReadError extends Error {}
+
+/** The tables that answer a question (server_load_history is server_load's input). */
+export const REPORTED_TABLES = GOLD_TABLES.filter((t) => t !== 'server_load_history');
+
+/**
+ * One read-only SELECT in the reader sandbox (read-only attachment, no file access outside the
+ * lake, configuration locked), at most `maxRows` rows, interrupted after `timeoutMs`.
+ */
+export async function sandboxedQuery(lake: LakeConfig, sql: string, maxRows: number, timeoutMs: number): Promise<QueryResult> {
+  return withLake(lake, async (db) => {
+    const started = Date.now();
+    let statements;
+    try {
+      statements = await db.extractStatements(sql);
+    } catch (error) {
+      throw new ReadError((error as Error).message);
+    }
+    if (statements.count !== 1) throw new ReadError(`expected one SQL statement, got ${statements.count}`);
+    const timer = setTimeout(() => db.interrupt(), timeoutMs);
+    try {
+      const prepared = await statements.prepare(0);
+      if (prepared.statementType !== StatementType.SELECT) {
+        throw new ReadError('only SELECT statements are allowed: readers attach the lake read-only');
+      }
+      const reader = await prepared.runAndReadUntil(maxRows + 1);
+      const rows = reader.getRowObjectsJson() as Record<string, unknown>[];
+      return { columns: reader.columnNames(), rows: rows.slice(0, maxRows), truncated: rows.length > maxRows, elapsedMs: Date.now() - started };
+    } catch (error) {
+      if (error instanceof ReadError) throw error;
+      const interrupted = Date.now() - started >= timeoutMs;
+      throw new ReadError(interrupted ? `query interrupted after ${timeoutMs} ms (the time limit)` : (error as Error).message.split('\n')[0]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }, { readOnly: true, sandbox: true });
+}
+
+async function rows(db: DuckDBConnection, sql: string): Promise<Record<string, unknown>[]> {
+  return (await db.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
+}
+
+/** Every gold table now, or as of an earlier gold refresh (a snapshot id, or a time). */
+export async function readGoldReport(lake: LakeConfig, asOf: { asOfVersion?: number; asOfTime?: string } = {}): Promise<GoldReport> {
+  return withLake(lake, async (db) => {
+    const condition = asOf.asOfVersion !== undefined ? `snapshot_id <= ${Math.trunc(asOf.asOfVersion)}`
+      : asOf.asOfTime !== undefined ? `snapshot_time <= ${sqlString(asOf.asOfTime)}::TIMESTAMPTZ` : 'true';
+    const [commit] = await rows(db, `
+      SELECT snapshot_id, snapshot_time::VARCHAR AS committed_at FROM ${LAKE}.snapshots()
+      WHERE json_extract_string(commit_extra_info, '$.owner') = 'gold' AND ${condition}
+      ORDER BY snapshot_id DESC LIMIT 1`);
+    if (!commit) {
+      if (asOf.asOfVersion !== undefined || asOf.asOfTime !== undefined) {
+        throw new ReadError(`no gold refresh at or before ${asOf.asOfVersion !== undefined ? `snapshot ${asOf.asOfVersion}` : asOf.asOfTime} (or it is past the snapshot retention)`);
+      }
+      return { tables: {} };
+    }
+    const version = Number(commit.snapshot_id);
+    const tables: GoldReport['tables'] = {};
+    for (const name of REPORTED_TABLES) {
+      const source = tableAtSql(`gold.${name}`, version);
+      // Per-minute counts grow forever: the report carries the last quarter hour.
+      const recent = name === 'events_per_minute' ? `WHERE minute >= (SELECT max(minute) - INTERVAL 14 MINUTE FROM ${source})` : '';
+      tables[name] = await rows(db, `SELECT * FROM ${source} ${recent} ORDER BY ALL`);
+    }
+    const asOfValue = tables.devices_last_10_min?.[0]?.as_of;
+    return { version, committedAt: String(commit.committed_at), asOf: asOfValue === undefined ? undefined : String(asOfValue), tables };
+  }, { readOnly: true });
+}
+
+/** Rows of fixed, trusted SQL (status screens), on a read-only attachment. */
+export async function readRows(lake: LakeConfig, sql: string): Promise<Record<string, unknown>[]> {
+  return withLake(lake, (db) => rows(db, sql), { readOnly: true });
+}
+
+/** Every checkpoint owner's last committed batch, from the fence tables. */
+export async function readOwners(lake: LakeConfig): Promise<Record<string, unknown>[]> {
+  return withLake(lake, async (db) => {
+    const fences = (await rows(db, `SELECT table_name FROM information_schema.tables
+      WHERE table_catalog = current_database() AND table_schema = 'lake' AND table_name LIKE '${FENCE_PREFIX}%' ORDER BY 1`))
+      .map((r) => `SELECT owner, batch_seq, batch_id, committed_at::VARCHAR AS committed_at FROM lake.${sqlIdentifier(String(r.table_name))}`);
+    return fences.length ? rows(db, `SELECT * FROM (${fences.join(' UNION ALL ')}) WHERE batch_seq >= 0 ORDER BY owner`) : [];
+  }, { readOnly: true });
+}

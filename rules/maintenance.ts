@@ -1,0 +1,43 @@
+// Input of the maintenance workflow (compaction, snapshot expiry, file cleanup, landing retention).
+import { z } from 'zod';
+
+export const maintenanceInputSchema = z
+  .object({
+    /** Snapshots younger than this stay for time travel (AT VERSION / TIMESTAMP, report --as-of). */
+    snapshotRetentionHours: z.number().min(0).max(24 * 365).default(24),
+    /** Expire snapshots older than this instant instead (ISO); the downstream floor still holds. */
+    expireOlderThan: z.iso.datetime({ offset: true }).optional(),
+    /** Like Auto Loader's cleanSource: what happens to landing files some time after ingestion. */
+    landing: z.enum(['keep', 'archive', 'delete']).default('keep'),
+    landingRetentionHours: z.number().min(0).max(24 * 365).default(24),
+    /** Where `archive` moves landing files (same relative path); default: <data dir>/archive. */
+    archivePath: z.string().refine((p) => p.startsWith('/'), 'must be an absolute path').optional(),
+  })
+  .strict();
+export type MaintenanceInput = z.input<typeof maintenanceInputSchema>;
+export type MaintenanceConfig = z.output<typeof maintenanceInputSchema>;
+
+export interface LakeFiles {
+  /** Live data files (referenced by the latest snapshot) and their bytes. */
+  liveFiles: number;
+  liveBytes: number;
+  /** Every data file the catalog still knows: live, or kept for time travel, or waiting for cleanup. */
+  allFiles: number;
+  allBytes: number;
+  snapshots: number;
+}
+
+export interface MaintenanceReport {
+  before: LakeFiles;
+  after: LakeFiles;
+  /** The oldest snapshot a downstream checkpoint still reads from; never expired. */
+  floorSnapshot: number;
+  snapshotsExpired: number;
+  tablesCompacted: number;
+  /** Tables not compacted this time: their downstream reader has not read all of them yet. */
+  tablesDeferred: string[];
+  landingFiles: { archived: number; deleted: number; missing: number };
+  elapsedMs: number;
+}
+
+export const MAINTENANCE_SCHEDULE_ID = 'netpulse-maintenance';

@@ -1,0 +1,240 @@
+// The lake on DuckLake with a real PostgreSQL catalog: several worker processes at once, a
+// worker killed inside its write transaction, two attempts of one batch racing, readers in
+// other processes while the pipeline writes, and maintenance.
+import { execFile } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { writeSyntheticLanding } from '../bench/landing-maker';
+import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
+import { tableAtSql } from '../lake/changes';
+import { closeAllInstances } from '../lake/duckdb';
+import { bronzeWorkflowId, type Source } from '../rules/bronze';
+import { DEFAULT_SCENARIOS } from '../rules/generator';
+import type { MaintenanceReport } from '../rules/maintenance';
+import { maintenanceWorkflow } from '../workflows/maintenance';
+import { medallionPipeline } from '../workflows/pipeline';
+import {
+  cli, closeTestClient, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker,
+} from './helpers';
+
+afterAll(async () => {
+  await closeTestClient();
+  await closeLakes();
+  await closeAllInstances();
+});
+
+/** The four default sources under test-unique names (tables and workflow ids), and the ids of every owner. */
+function testPipeline(tag: string) {
+  const prefix = `${tag}${Math.random().toString(36).slice(2, 6)}`;
+  const sources: Source[] = DEFAULT_SCENARIOS.map((s) => ({
+    name: `${prefix}_${s.device}_${s.status}`.toLowerCase(), label: `${s.device} ${s.status}`, path: `${s.device}/${s.status}`,
+  }));
+  const workflowIdPrefix = `${prefix}-`;
+  return { sources, workflowIdPrefix, ids: [...sources.map(bronzeWorkflowId), `${workflowIdPrefix}silver`, `${workflowIdPrefix}gold`] };
+}
+
+const one = async (lake: LakeConfig, sql: string) => Number(Object.values((await sqlRows(sql, lake))[0])[0]);
+
+/** Every row of bronze exactly once, and silver's accounting closes over it. */
+async function expectExactlyOnce(lake: LakeConfig, sources: Source[], rowsPerFile: number, files: number) {
+  for (const source of sources) {
+    expect(await one(lake, `SELECT count(*) FROM (SELECT rastreamento_source FROM bronze.${source.name} GROUP BY 1 HAVING count(*) <> ${rowsPerFile})`)).toBe(0);
+  }
+  const bronzeRows = (await Promise.all(sources.map((s) => one(lake, `SELECT count(*) FROM bronze.${s.name}`)))).reduce((a, b) => a + b, 0);
+  expect(bronzeRows).toBe(files * rowsPerFile);
+  expect(await one(lake, `SELECT count(*) FROM lake.file_ledger WHERE outcome = 'ingested'`)).toBe(files);
+  const dq = Object.fromEntries((await sqlRows<{ check_name: string; n: string }>(
+    `SELECT check_name, sum(rows) AS n FROM silver.dq_counts GROUP BY 1`, lake)).map((r) => [r.check_name, Number(r.n)]));
+  expect(dq.rows_in).toBe(bronzeRows);
+  expect(dq.events_out + dq.duplicates + dq.quarantined).toBe(bronzeRows);
+  expect(await one(lake, 'SELECT count(*) FROM silver.events')).toBe(dq.events_out);
+  expect(await one(lake, 'SELECT count(*) - count(DISTINCT event_key) FROM silver.events')).toBe(0);
+  expect(await one(lake, `SELECT devices FROM gold.connections_now WHERE dispositivo = 'Total'`))
+    .toBe(await one(lake, 'SELECT count(*) FROM silver.device_state'));
+}
+
+/** The first process to reach a failpoint: its pid and the batch it was about to commit. */
+async function firstFailpoint(dir: string, timeoutMs: number): Promise<{ pid: number; batchId: string }> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
+    const [hit] = readdirSync(dir).filter((f) => f.startsWith('before-commit.'));
+    if (hit) return { pid: Number(hit.split('.')[1]), batchId: readFileSync(path.join(dir, hit), 'utf8') };
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no process reached the failpoint within ${timeoutMs} ms`);
+}
+
+test('two worker processes on one catalog: one SIGKILLed inside its write transaction, the other finishes the pass; every row exactly once', async () => {
+  const dir = tempDir('twoworkers');
+  const landing = path.join(dir, 'landing');
+  const failpoints = path.join(dir, 'failpoints');
+  mkdirSync(failpoints);
+  const lake = testLake(dir);
+  const { sources, workflowIdPrefix, ids } = testPipeline('kill');
+  await writeSyntheticLanding({ root: landing, files: 16, rowsPerFile: 3000 });
+  const taskQueue = uniqueId('tq-two');
+  const env = {
+    TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing, ...lakeEnv(lake),
+    NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAILPOINT_WAIT_MS: '1500',
+  };
+  const workers = [startWorkerProcess(env), startWorkerProcess(env)];
+  const client = await testClient();
+  try {
+    const run = await client.workflow.start(medallionPipeline, {
+      taskQueue, workflowId: uniqueId('pipeline-two'),
+      args: [{
+        sources, landingPath: landing, workflowIdPrefix, options: { maxFilesPerBatch: 2, heartbeatTimeoutSeconds: 2 },
+        silver: { heartbeatTimeoutSeconds: 2 }, gold: { heartbeatTimeoutSeconds: 2 },
+      }],
+    });
+    // Kill whichever worker is first inside a batch's transaction, right before its COMMIT.
+    const inside = await firstFailpoint(failpoints, 60_000);
+    const victim = workers.find((w) => w.pid === inside.pid)!;
+    expect(victim).toBeDefined();
+    await stopProcess(victim, 'SIGKILL');
+    const pass = (await run.result())!;
+    expect(pass.bronze.reduce((n, b) => n + b.files, 0)).toBe(16);
+    await expectExactlyOnce(lake, sources, 3000, 16);
+    // The killed batch committed once, by the survivor; the survivor ran every later batch.
+    expect(await one(lake, `SELECT count(*) FROM ${LAKE}.snapshots() WHERE json_extract_string(commit_extra_info, '$.batchId') = '${inside.batchId}'`)).toBe(1);
+    expect(await one(lake, `SELECT count(*) FROM ${LAKE}.snapshots() WHERE commit_extra_info IS NOT NULL`)).toBe(16 / 2 + 2); // 8 bronze, 1 silver, 1 gold
+  } finally {
+    await terminateAll(ids);
+    for (const w of workers) await stopProcess(w, 'SIGTERM');
+  }
+});
+
+test('two attempts of one batch in two processes at once: the fence lets one commit; the other returns its result', async () => {
+  const dir = tempDir('fence');
+  const landing = path.join(dir, 'landing');
+  const failpoints = path.join(dir, 'failpoints');
+  mkdirSync(failpoints);
+  const lake = testLake(dir);
+  const files = await writeSyntheticLanding({ root: landing, files: 3, rowsPerFile: 2000, scenarios: [DEFAULT_SCENARIOS[0]] });
+  const request = {
+    source: { name: `fence_${Math.random().toString(36).slice(2, 6)}`, label: 'Computador Conectado', path: 'Computador/Conectado' },
+    batchId: 'fence:0', batchSeq: 0, files: files.map((f) => ({ path: f, size: 0, mtimeMs: 0 })),
+  };
+  // Each process runs the real activity (real DuckDB, real catalog); the failpoint holds both
+  // inside their transactions so that they overlap.
+  const script = `
+    const { MockActivityEnvironment } = require('@temporalio/testing');
+    const { bronzeActivities } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'activities', 'bronze.js'))});
+    const { lakeFromEnv } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'lake', 'catalog.js'))});
+    const activities = bronzeActivities({ lake: lakeFromEnv(), landingDir: ${JSON.stringify(landing)} });
+    new MockActivityEnvironment().run(activities.ingestBronzeBatch, ${JSON.stringify(request)})
+      .then((r) => { console.log(JSON.stringify(r)); process.exit(0); }, (e) => { console.error(e); process.exit(1); });`;
+  const attempt = () => new Promise<Record<string, unknown>>((resolve, reject) => {
+    execFile(process.execPath, ['-e', script], {
+      cwd: path.join(__dirname, '..'), env: { ...process.env, ...lakeEnv(lake), NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAILPOINT_WAIT_MS: '2000' },
+    }, (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(JSON.parse(stdout.trim().split('\n').pop()!))));
+  });
+  const results = await Promise.all([attempt(), attempt()]);
+  expect(readdirSync(failpoints)).toHaveLength(2); // both were inside their transactions at once
+  expect(results.map((r) => r.alreadyCommitted).sort()).toEqual([false, true]);
+  expect(results[0]).toMatchObject({ rows: 6000, version: results[1].version, batchId: 'fence:0' });
+  expect(await one(lake, `SELECT count(*) FROM bronze.${request.source.name}`)).toBe(6000);
+  expect(await one(lake, `SELECT count(*) FROM lake.file_ledger`)).toBe(3);
+  expect(await one(lake, `SELECT count(*) FROM lake.event_log WHERE batch_id = 'fence:0'`)).toBe(1);
+});
+
+test('readers in other processes (the CLI) read gold and silver while the continuous pipeline writes', async () => {
+  const dir = tempDir('readers');
+  const landing = path.join(dir, 'landing');
+  const lake = testLake(dir);
+  const { sources, workflowIdPrefix, ids } = testPipeline('read');
+  await writeSyntheticLanding({ root: landing, files: 4, rowsPerFile: 200, prefix: 'start' });
+  const taskQueue = uniqueId('tq-read');
+  const env = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, ...lakeEnv(lake) };
+  const input = { sources, landingPath: landing, workflowIdPrefix, gold: { options: { refreshIntervalSeconds: 0 } } };
+  try {
+    await withWorker(async ({ client }) => {
+      await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('pipeline-first'), args: [input] });
+      const continuous = await client.workflow.start(medallionPipeline, {
+        taskQueue, workflowId: uniqueId('pipeline-continuous'), args: [{ ...input, continuous: true, intervalSeconds: 0.2 }],
+      });
+      const seen: { events: number; devices: number; total: number; parts: number }[] = [];
+      for (let i = 0; i < 6; i++) {
+        await writeSyntheticLanding({ root: landing, files: 4, rowsPerFile: 200, prefix: `more${i}`, seed: 10 + i });
+        const [query, report] = await Promise.all([
+          cli(['query', 'SELECT count(*) AS events FROM silver.events', '--format', 'json'], env),
+          cli(['report', '--json'], env),
+        ]);
+        expect({ query: query.code, report: report.code, stderr: query.stderr + report.stderr }).toEqual({ query: 0, report: 0, stderr: '' });
+        const connections = JSON.parse(report.stdout).tables.connections_now as { dispositivo: string; devices: string }[];
+        const total = Number(connections.find((r) => r.dispositivo === 'Total')!.devices);
+        const parts = connections.filter((r) => r.dispositivo !== 'Total').reduce((n, r) => n + Number(r.devices), 0);
+        seen.push({ events: Number(JSON.parse(query.stdout)[0].events), devices: total, total, parts });
+      }
+      await continuous.cancel();
+      // Each report is one consistent snapshot; what readers saw only grows.
+      for (const s of seen) expect(s.total).toBe(s.parts);
+      for (let i = 1; i < seen.length; i++) expect(seen[i].events).toBeGreaterThanOrEqual(seen[i - 1].events);
+      expect(seen[seen.length - 1].events).toBeGreaterThan(seen[0].events);
+    }, { taskQueue, deps: { lake, landingDir: landing } });
+  } finally {
+    await terminateAll(ids);
+  }
+});
+
+const parquetFiles = (dir: string): number =>
+  readdirSync(dir, { recursive: true }).filter((f) => String(f).endsWith('.parquet')).length;
+
+test('maintenance merges small files and expires old snapshots, never one a downstream checkpoint still reads; time travel inside the retention answers', async () => {
+  const dir = tempDir('maintenance');
+  const landing = path.join(dir, 'landing');
+  const lake = testLake(dir);
+  const { sources, workflowIdPrefix, ids } = testPipeline('mnt');
+  const scenario = [DEFAULT_SCENARIOS[1]];
+  const [source] = sources.filter((s) => s.path === 'Celular/Conectado');
+  const taskQueue = uniqueId('tq-mnt');
+  // 1,500 rows a batch: above the inlining limit, so each bronze batch writes a Parquet file.
+  const input = { sources: [source], landingPath: landing, workflowIdPrefix, options: { maxFilesPerBatch: 1 }, gold: { options: { refreshIntervalSeconds: 0 } } };
+  try {
+    await withWorker(async ({ client }) => {
+      const pass = () => client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('pipeline-mnt'), args: [input] });
+      // The first pass creates every table; DuckLake merges files written under one schema version.
+      await writeSyntheticLanding({ root: landing, files: 1, rowsPerFile: 1500, scenarios: scenario, prefix: 'a' });
+      const first = (await pass())!;
+      await writeSyntheticLanding({ root: landing, files: 12, rowsPerFile: 1500, scenarios: scenario, prefix: 'b', seed: 2 });
+      const second = (await pass())!;
+      const goldNow = await sqlRows(`SELECT * FROM gold.connections_now ORDER BY ALL`, lake);
+      const meta = `__ducklake_metadata_${LAKE}.${lake.catalogSchema}`;
+      const bronzeFiles = () => one(lake, `SELECT count(*) FROM ${meta}.ducklake_data_file d JOIN ${meta}.ducklake_table t USING (table_id)
+        WHERE t.table_name = '${source.name}' AND t.end_snapshot IS NULL AND d.end_snapshot IS NULL`);
+      expect(await bronzeFiles()).toBe(13); // a Parquet file per bronze batch
+      const filesBefore = parquetFiles(lake.dataPath);
+      const maintain = (extra: object = {}): Promise<MaintenanceReport> => client.workflow.execute(maintenanceWorkflow, {
+        taskQueue, workflowId: uniqueId('maintenance'), args: [{ expireOlderThan: new Date().toISOString(), ...extra }],
+      });
+
+      // Everything read downstream: small files merged, old snapshots expired, their files deleted.
+      const report = await maintain({ landing: 'archive', landingRetentionHours: 0, archivePath: path.join(dir, 'archive') });
+      expect(await bronzeFiles()).toBeLessThanOrEqual(2);
+      expect(report.tablesDeferred).toEqual([]);
+      expect(report.after.allFiles).toBeLessThan(report.before.allFiles);
+      expect(report.snapshotsExpired).toBeGreaterThan(0);
+      expect(parquetFiles(lake.dataPath)).toBeLessThan(filesBefore);
+      expect(report.landingFiles.archived).toBe(13);
+      expect(parquetFiles(landing)).toBe(0);
+      expect(parquetFiles(path.join(dir, 'archive'))).toBe(13);
+
+      // Time travel: the second gold refresh is inside what was kept and still answers; the first
+      // is gone, with a clear error.
+      expect(await sqlRows(`SELECT * FROM ${tableAtSql('gold.connections_now', second.gold!.toVersion)} ORDER BY ALL`, lake)).toEqual(goldNow);
+      await expect(sqlRows(`SELECT * FROM ${tableAtSql('gold.connections_now', first.gold!.toVersion)}`, lake)).rejects.toThrow(/No snapshot found/);
+
+      // Bronze moves on and silver has not read it yet: its snapshots and its files stay as they are.
+      await writeSyntheticLanding({ root: landing, files: 3, rowsPerFile: 1500, scenarios: scenario, prefix: 'c', seed: 3 });
+      await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('pipeline-bronze'), args: [{ ...input, layers: ['bronze'] }] });
+      const deferred = await maintain();
+      expect(deferred.tablesDeferred).toEqual([`bronze.${source.name}`]);
+      expect(deferred.floorSnapshot).toBe(second.bronze[0].toVersion + 1);
+      const third = (await pass())!;
+      expect(third.silver).toMatchObject({ batches: 1, details: { rowsIn: 4500 } });
+      expect(await one(lake, `SELECT count(*) FROM bronze.${source.name}`)).toBe(16 * 1500);
+      expect(await one(lake, `SELECT sum(rows) FROM silver.dq_counts WHERE check_name = 'rows_in'`)).toBe(16 * 1500);
+    }, { taskQueue, deps: { lake, landingDir: landing } });
+  } finally {
+    await terminateAll(ids);
+  }
+});

@@ -5,7 +5,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { withLake, type LakeConfig } from '../lake/catalog';
 import { qualified } from '../lake/changes';
-import { commitBatch, readFence, snapshotOfBatch, type CommitInfo } from '../lake/commit';
+import { commitBatch, readFence, snapshotOfFence, type CommitInfo } from '../lake/commit';
 import { sqlIdentifier, sqlString } from '../lake/duckdb';
 import { isTempLandingName } from '../lake/landing';
 import { batchLog, heartbeatEvery } from './context';
@@ -214,7 +214,7 @@ export function bronzeActivities(deps: LakeDeps) {
         FROM lake.file_ledger WHERE table_name = ${sqlString(table)}`)).getRowObjectsJson() as Record<string, string>[];
       const exists = (await tableColumns(db, table)).size > 0;
       const rows = exists ? Number((await db.runAndReadAll(`SELECT count(*) FROM ${qualified(table)}`)).getRows()[0][0]) : 0;
-      const version = fence?.batchId ? await snapshotOfBatch(db, fence.batchId) : 0;
+      const version = await snapshotOfFence(db, fence);
       return {
         nextBatchSeq: (fence?.batchSeq ?? -1) + 1, version, rowsIngested: rows,
         filesIngested: Number(row.ingested), filesQuarantined: Number(row.quarantined),

@@ -4,9 +4,9 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { config } from '../config';
-import { withLake } from '../lake/catalog';
+import { missingTables, withLake } from '../lake/catalog';
 import { changeFeedSql, readableMark, replaceRows } from '../lake/changes';
-import { commitBatch, readFence, snapshotOfBatch, type TableWrite } from '../lake/commit';
+import { commitBatch, readFence, snapshotOfFence, type TableWrite } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import { SPEEDS_MBPS } from '../rules/events';
 import { GOLD_TABLES, type GoldCheckpoint, type GoldOptions, type GoldRequest, type GoldResult } from '../rules/gold';
@@ -53,7 +53,8 @@ async function stageInputs(db: DuckDBConnection, request: GoldRequest): Promise<
 }
 
 async function ensureGold(db: DuckDBConnection, request: GoldRequest): Promise<void> {
-  for (const name of GOLD_TABLES) {
+  for (const table of await missingTables(db, GOLD_TABLES.map((t) => `gold.${t}`))) {
+    const name = table.slice('gold.'.length);
     const columns = SELF_REFERENCING[name];
     await db.run(columns
       ? `CREATE TABLE IF NOT EXISTS gold.${name} (${columns})`
@@ -67,8 +68,7 @@ export function goldActivities(deps: LakeDeps) {
   /** Silver's latest commit, the snapshot gold catches up to. */
   async function planGoldBatch(): Promise<{ silverSnapshot: number }> {
     return withLake(deps.lake, async (db) => {
-      const fence = await readFence(db, SILVER_OWNER);
-      return { silverSnapshot: fence?.batchId ? await snapshotOfBatch(db, fence.batchId) : 0 };
+      return { silverSnapshot: await snapshotOfFence(db, await readFence(db, SILVER_OWNER)) };
     });
   }
 
@@ -109,7 +109,7 @@ export function goldActivities(deps: LakeDeps) {
       if (!fence?.result || !fence.batchId) return { nextBatchSeq: 0, silverSnapshot: 0, goldSnapshot: 0, refreshes: 0, passes: 0 };
       const { details } = JSON.parse(fence.result) as { details: { asOf: string; silverToSnapshot: number } };
       return {
-        nextBatchSeq: fence.batchSeq + 1, silverSnapshot: details.silverToSnapshot, goldSnapshot: await snapshotOfBatch(db, fence.batchId),
+        nextBatchSeq: fence.batchSeq + 1, silverSnapshot: details.silverToSnapshot, goldSnapshot: await snapshotOfFence(db, fence),
         lastAsOf: details.asOf, refreshes: fence.batchSeq + 1, passes: 0,
       };
     });

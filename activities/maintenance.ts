@@ -6,8 +6,8 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { config } from '../config';
-import { LAKE, withLake } from '../lake/catalog';
-import { eventLogInsert, readFence, snapshotOfBatch } from '../lake/commit';
+import { LAKE, metadataTable, withLake } from '../lake/catalog';
+import { eventLogInsert, readFence, snapshotOfFence } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import { maintenanceInputSchema, type LakeFiles, type MaintenanceInput, type MaintenanceReport } from '../rules/maintenance';
 import type { SilverInput } from '../rules/silver';
@@ -55,10 +55,7 @@ async function readFloors(db: DuckDBConnection): Promise<Floors> {
 async function compactableTables(db: DuckDBConnection, floors: Floors): Promise<{ compact: [string, string][]; deferred: string[] }> {
   const tables = (await db.runAndReadAll(`SELECT table_schema, table_name FROM information_schema.tables
     WHERE table_catalog = current_database() AND table_type = 'BASE TABLE' ORDER BY 1, 2`)).getRows().map((r) => [String(r[0]), String(r[1])] as [string, string]);
-  const lastCommit = async (owner: string) => {
-    const fence = await readFence(db, owner);
-    return fence?.batchId ? snapshotOfBatch(db, fence.batchId) : 0;
-  };
+  const lastCommit = async (owner: string) => snapshotOfFence(db, await readFence(db, owner));
   const silverLast = await lastCommit(SILVER_OWNER);
   const compact: [string, string][] = [];
   const deferred: string[] = [];
@@ -92,7 +89,7 @@ export function maintenanceActivities(deps: LakeDeps) {
         const floor = Math.min(floors.silverMark, floors.goldMark) + 1;
         const olderThan = cfg.expireOlderThan ?? new Date(Date.now() - cfg.snapshotRetentionHours * 3600_000).toISOString();
         const expirable = (await db.runAndReadAll(`
-          SELECT snapshot_id FROM ${LAKE}.snapshots()
+          SELECT snapshot_id FROM ${metadataTable(db, 'ducklake_snapshot')}
           WHERE snapshot_id < ${floor} AND snapshot_time < ${sqlString(olderThan)}::TIMESTAMPTZ
             AND snapshot_id < (SELECT id FROM ${LAKE}.current_snapshot())`)).getRows().map((r) => Number(r[0]));
         if (expirable.length > 0) await db.run(`CALL ducklake_expire_snapshots(${sqlString(LAKE)}, versions => [${expirable.join(', ')}])`);

@@ -1,9 +1,9 @@
 // Silver I/O: bronze change feeds → typed, validated, deduplicated events; quarantine with
 // the rule broken; device state upserted by key; data-quality counts. One transaction per batch.
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { currentSnapshot, LAKE, withLake } from '../lake/catalog';
+import { metadataTable, missingTables, withLake } from '../lake/catalog';
 import { changeFeedSql, qualified, readableMark, upsertRows } from '../lake/changes';
-import { commitBatch, readFence, snapshotOfBatch } from '../lake/commit';
+import { commitBatch, readFence, snapshotOfFence } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import {
   SILVER_RULES, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
@@ -76,10 +76,10 @@ function typedAndCheckedSql(options: SilverOptions): string {
 }
 
 /** Bronze commits after `bronzeSnapshot`, oldest first, with their rows (from the snapshots' extra info). */
-const PENDING_BRONZE_SQL = (bronzeSnapshot: number) => `
+const pendingBronzeSql = (db: DuckDBConnection, bronzeSnapshot: number) => `
   SELECT snapshot_id, json_extract_string(commit_extra_info, '$.owner') AS owner,
          coalesce(json_extract(commit_extra_info, '$.rows')::BIGINT, 0) AS rows
-  FROM ${LAKE}.snapshots()
+  FROM ${metadataTable(db, 'ducklake_snapshot_changes')}
   WHERE snapshot_id > ${Math.trunc(bronzeSnapshot)} AND json_extract_string(commit_extra_info, '$.owner') LIKE 'bronze.%'
   ORDER BY snapshot_id`;
 
@@ -91,7 +91,7 @@ export function silverActivities(deps: LakeDeps) {
   async function planSilverBatch(request: { bronzeSnapshot: number; maxRows: number }): Promise<SilverInput | undefined> {
     return withLake(deps.lake, async (db) => {
       const mark = await readableMark(db, request.bronzeSnapshot, 'silver');
-      const pending = (await db.runAndReadAll(PENDING_BRONZE_SQL(mark))).getRows()
+      const pending = (await db.runAndReadAll(pendingBronzeSql(db, mark))).getRows()
         .map((r) => ({ snapshot: Number(r[0]), owner: String(r[1]), rows: Number(r[2]) }));
       if (pending.length === 0) return undefined;
       let rows = 0;
@@ -112,7 +112,7 @@ export function silverActivities(deps: LakeDeps) {
   async function runSilverBatch(request: { batchId: string; batchSeq: number; input: SilverInput; options: SilverOptions }): Promise<SilverResult> {
     const stopHeartbeat = heartbeatEvery(5000, () => ({ phase: 'writing', tables: request.input.tables.length }));
     return withLake(deps.lake, async (db) => {
-      await db.run(SILVER_DDL);
+      if ((await missingTables(db, [SILVER_EVENTS, SILVER_QUARANTINE, SILVER_DEVICE_STATE, SILVER_DQ])).length > 0) await db.run(SILVER_DDL);
       const identity = { owner: SILVER_OWNER, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE', log: batchLog('silver', SILVER_EVENTS) };
       const commit = await commitBatch(db, identity, async () => {
         const counts = { rowsIn: 0, quarantined: 0, events: 0, duplicates: 0 };
@@ -205,17 +205,12 @@ export function silverActivities(deps: LakeDeps) {
       const { details } = JSON.parse(fence.result) as { details: { input: SilverInput; totals: SilverTotals } };
       return {
         nextBatchSeq: fence.batchSeq + 1, bronzeSnapshot: details.input.toSnapshot,
-        eventsVersion: await snapshotOfBatch(db, fence.batchId), ...details.totals, passes: 0,
+        eventsVersion: await snapshotOfFence(db, fence), ...details.totals, passes: 0,
       };
     });
   }
 
-  /** The latest snapshot, for planners that need "now" in the lake's terms. */
-  async function readLakeSnapshot(): Promise<number> {
-    return withLake(deps.lake, currentSnapshot);
-  }
-
-  return { planSilverBatch, runSilverBatch, readSilverCheckpoint, readLakeSnapshot };
+  return { planSilverBatch, runSilverBatch, readSilverCheckpoint };
 }
 
 async function previousTotals(db: DuckDBConnection): Promise<SilverTotals> {

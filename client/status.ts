@@ -6,8 +6,8 @@ import { bronzeWorkflowId, DEFAULT_SOURCES } from '../rules/bronze';
 import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID } from '../rules/layers';
 import { bronzeStatusQuery, type BronzeSourceStatus } from '../workflows/bronze';
 import { goldStatusQuery, silverStatusQuery } from '../workflows/layers';
-import { LAKE, lakeFromEnv } from '../lake/catalog';
-import { readOwners, readRows } from '../lake/reads';
+import { lakeFromEnv } from '../lake/catalog';
+import { readLatestCommits, readOwners, readRows } from '../lake/reads';
 import { connectClient } from './connection';
 import { table } from './format';
 
@@ -20,8 +20,6 @@ async function queryOrNull<T>(client: Client, workflowId: string, query: { name:
 }
 
 export const STATUS_SQL = {
-  commits: `SELECT snapshot_id, snapshot_time::VARCHAR AS committed_at, commit_message FROM ${LAKE}.snapshots()
-            WHERE commit_message IS NOT NULL ORDER BY snapshot_id DESC LIMIT 8`,
   quarantine: `SELECT 'bronze' AS layer, count(*) AS quarantined, count(DISTINCT table_name) AS tables FROM bronze.quarantine
                UNION ALL SELECT 'silver', count(*), count(DISTINCT source_table) FROM silver.quarantine`,
   events: `SELECT logged_at::VARCHAR AS logged_at, kind, layer, source, batch_id, rows_in, rows_out, rows_quarantined, duration_ms
@@ -48,6 +46,7 @@ export function statusCommand(): Command {
         lake[name] = await readRows(lakeFromEnv(), sql).catch(() => []);
       }
       lake.owners = await readOwners(lakeFromEnv()).catch(() => []);
+      lake.commits = await readLatestCommits(lakeFromEnv()).catch(() => []);
       if (options.json) return console.log(JSON.stringify({ bronze, silver, gold, ...lake }, null, 2));
       const layerRows = [
         silver && { workflow: SILVER_WORKFLOW_ID, version: silver.eventsVersion, bronze_read_to: silver.bronzeSnapshot, rows_in: silver.rowsIn, events: silver.eventsOut, quarantined: silver.quarantined, duplicates: silver.duplicates, passes: silver.passes },

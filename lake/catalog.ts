@@ -191,15 +191,29 @@ export function openLake(lake: LakeConfig, options: AttachOptions = {}): Promise
   return instance;
 }
 
+const lakeOfConnection = new WeakMap<DuckDBConnection, LakeConfig>();
+
 /** Runs `work` on a fresh connection to the lake (catalog `netpulse` in use) and closes it. */
 export async function withLake<T>(lake: LakeConfig, work: (db: DuckDBConnection) => Promise<T>, options: AttachOptions = {}): Promise<T> {
   const connection = await (await openLake(lake, options)).connect();
+  lakeOfConnection.set(connection, lake);
   try {
     await connection.run(`USE ${LAKE}`);
     return await work(connection);
   } finally {
     connection.closeSync();
   }
+}
+
+/**
+ * A DuckLake metadata table in the catalog (ducklake_snapshot, ducklake_snapshot_changes, …).
+ * Filters on it run in PostgreSQL, where the snapshots() table function builds every snapshot
+ * on each call (31 ms at 2,000 snapshots against 6 ms here, and growing with history).
+ */
+export function metadataTable(db: DuckDBConnection, name: string): string {
+  const lake = lakeOfConnection.get(db);
+  if (!lake) throw new Error('metadataTable: not a lake connection (use withLake)');
+  return `__ducklake_metadata_${LAKE}.${sqlIdentifier(lake.catalogSchema)}.${sqlIdentifier(name)}`;
 }
 
 /** Detaches every lake this process attached (worker shutdown, test teardown). */
@@ -209,9 +223,9 @@ export async function closeLakes(): Promise<void> {
   for (const instance of all) (await instance.catch(() => undefined))?.closeSync();
 }
 
-/** The catalog's latest snapshot id (0 before the first commit). */
-export async function currentSnapshot(db: DuckDBConnection): Promise<number> {
-  const rows = (await db.runAndReadAll(`SELECT id FROM ${LAKE}.current_snapshot()`)).getRows();
+/** The oldest snapshot the lake still keeps (maintenance expires older ones). */
+export async function oldestSnapshot(db: DuckDBConnection): Promise<number> {
+  const rows = (await db.runAndReadAll(`SELECT min(snapshot_id) FROM ${metadataTable(db, 'ducklake_snapshot')}`)).getRows();
   return Number(rows[0]?.[0] ?? 0);
 }
 
@@ -249,4 +263,14 @@ export async function emptyLake(lake: LakeConfig): Promise<{ tables: number }> {
     await db.run(`CALL ducklake_cleanup_old_files(${sqlString(LAKE)}, cleanup_all => true)`);
     return { tables: tables.length };
   });
+}
+
+/**
+ * Which of `tables` (schema.name) do not exist yet. Creating tables only when missing keeps
+ * DDL out of the steady state: each statement outside a batch is a catalog transaction.
+ */
+export async function missingTables(db: DuckDBConnection, tables: string[]): Promise<string[]> {
+  const existing = new Set((await db.runAndReadAll(`SELECT table_schema || '.' || table_name FROM information_schema.tables
+    WHERE table_catalog = current_database()`)).getRows().map((r) => String(r[0])));
+  return tables.filter((t) => !existing.has(t));
 }

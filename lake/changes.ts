@@ -3,7 +3,7 @@
 // snapshot id); these helpers only name tables and snapshot ranges.
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ApplicationFailure } from '@temporalio/common';
-import { LAKE } from './catalog';
+import { LAKE, oldestSnapshot } from './catalog';
 import { sqlIdentifier, sqlString } from './duckdb';
 
 export function qualified(table: string): string {
@@ -64,7 +64,7 @@ export async function upsertRows(db: DuckDBConnection, table: string, keys: stri
  * already expired past means changes were lost to this reader: an error, not a silent skip.
  */
 export async function readableMark(db: DuckDBConnection, mark: number, reader: string): Promise<number> {
-  const oldest = Number((await db.runAndReadAll(`SELECT min(snapshot_id) FROM ${LAKE}.snapshots()`)).getRows()[0][0] ?? 0);
+  const oldest = await oldestSnapshot(db);
   if (mark + 1 >= oldest) return mark;
   if (mark === 0) return oldest - 1;
   throw ApplicationFailure.create({

@@ -7,7 +7,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { LAKE } from './catalog';
+import { LAKE, metadataTable } from './catalog';
 import { sqlString } from './duckdb';
 
 /** What a batch wrote to one table. */
@@ -81,7 +81,7 @@ export function eventLogInsert(row: EventLogRow): string {
     ${sqlText(row.workflowId)}, ${sqlText(row.runId)}, ${row.details === undefined ? 'NULL' : sqlString(JSON.stringify(row.details))})`;
 }
 
-interface Fence { batchSeq: number; batchId: string | null; committedAt: string | null; result: string | null }
+export interface Fence { batchSeq: number; batchId: string | null; commitMessage: string | null; committedAt: string | null; result: string | null }
 
 /**
  * Each owner's fence is a one-row table of its own: DuckLake detects conflicts per table and data
@@ -96,15 +96,15 @@ export async function readFence(db: DuckDBConnection, owner: string): Promise<Fe
   let rows;
   try {
     rows = (await db.runAndReadAll(`
-      SELECT batch_seq, batch_id, committed_at::VARCHAR AS committed_at, result FROM ${fenceTable(owner)}
+      SELECT batch_seq, batch_id, commit_message, committed_at::VARCHAR AS committed_at, result FROM ${fenceTable(owner)}
       ORDER BY batch_seq DESC LIMIT 1`)).getRowObjectsJson() as
-      { batch_seq: string; batch_id: string | null; committed_at: string | null; result: string | null }[];
+      { batch_seq: string; batch_id: string | null; commit_message: string | null; committed_at: string | null; result: string | null }[];
   } catch (error) {
     if (/does not exist/.test((error as Error).message)) return undefined;
     throw error;
   }
   const [row] = rows;
-  return row && { batchSeq: Number(row.batch_seq), batchId: row.batch_id, committedAt: row.committed_at, result: row.result };
+  return row && { batchSeq: Number(row.batch_seq), batchId: row.batch_id, commitMessage: row.commit_message, committedAt: row.committed_at, result: row.result };
 }
 
 /** The owner's fence row exists before its first batch, so that batch's transaction updates it. */
@@ -112,18 +112,20 @@ async function ensureFence(db: DuckDBConnection, owner: string): Promise<Fence> 
   const fence = await readFence(db, owner);
   if (fence) return fence;
   await db.run(`CREATE TABLE IF NOT EXISTS ${fenceTable(owner)} (
-    owner VARCHAR NOT NULL, batch_seq BIGINT NOT NULL, batch_id VARCHAR, committed_at TIMESTAMPTZ, result VARCHAR)`);
-  await db.run(`INSERT INTO ${fenceTable(owner)} SELECT ${sqlString(owner)}, -1, NULL, NULL, NULL WHERE NOT EXISTS (FROM ${fenceTable(owner)})`);
+    owner VARCHAR NOT NULL, batch_seq BIGINT NOT NULL, batch_id VARCHAR, commit_message VARCHAR, committed_at TIMESTAMPTZ, result VARCHAR)`);
+  await db.run(`INSERT INTO ${fenceTable(owner)} SELECT ${sqlString(owner)}, -1, NULL, NULL, NULL, NULL WHERE NOT EXISTS (FROM ${fenceTable(owner)})`);
   return (await readFence(db, owner))!;
 }
 
-/** The snapshot a batch committed as, found by the batch id in the snapshot's extra info. */
-export async function snapshotOfBatch(db: DuckDBConnection, batchId: string): Promise<number> {
+/** The snapshot of an owner's last committed batch (0 before its first), found by its commit message. */
+export async function snapshotOfFence(db: DuckDBConnection, fence: Fence | undefined): Promise<number> {
+  if (!fence?.commitMessage) return 0;
   const rows = (await db.runAndReadAll(`
-    SELECT max(snapshot_id) FROM ${LAKE}.snapshots()
-    WHERE json_extract_string(commit_extra_info, '$.batchId') = ${sqlString(batchId)}`)).getRows();
+    SELECT max(snapshot_id) FROM ${metadataTable(db, 'ducklake_snapshot_changes')} WHERE commit_message = ${sqlString(fence.commitMessage)}`)).getRows();
   return Number(rows[0]?.[0] ?? 0);
 }
+
+const commitMessage = (batch: BatchIdentity) => `${batch.operation} ${batch.batchId}`;
 
 async function earlierCommit(db: DuckDBConnection, batch: BatchIdentity, fence: Fence): Promise<CommitInfo | undefined> {
   if (fence.batchSeq < batch.batchSeq) return undefined;
@@ -134,7 +136,7 @@ async function earlierCommit(db: DuckDBConnection, batch: BatchIdentity, fence: 
   const written = JSON.parse(fence.result) as BatchWrite;
   return {
     ...written, batchId: batch.batchId, batchSeq: batch.batchSeq, alreadyCommitted: true,
-    snapshot: await snapshotOfBatch(db, batch.batchId), committedAt: fence.committedAt ?? '',
+    snapshot: await snapshotOfFence(db, fence), committedAt: fence.committedAt ?? '',
   };
 }
 
@@ -174,14 +176,15 @@ async function commitOnce(db: DuckDBConnection, batch: BatchIdentity, write: () 
       ...written.extraInfo,
     };
     await db.run(`
-      UPDATE ${fenceTable(batch.owner)} SET batch_seq = ${batch.batchSeq}, batch_id = ${sqlString(batch.batchId)}, committed_at = now(),
+      UPDATE ${fenceTable(batch.owner)} SET batch_seq = ${batch.batchSeq}, batch_id = ${sqlString(batch.batchId)},
+        commit_message = ${sqlString(commitMessage(batch))}, committed_at = now(),
         result = ${sqlString(JSON.stringify(written))}`);
     await db.run(eventLogInsert({
       kind: 'batch', layer: batch.log.layer, source: batch.log.source, batchId: batch.batchId,
       rowsIn: written.event?.rowsIn, rowsOut: written.event?.rowsOut, quarantined: written.event?.quarantined,
       durationMs: Date.now() - started, workflowId: batch.log.workflowId, runId: batch.log.runId,
     }));
-    await db.run(`CALL ${LAKE}.set_commit_message('netpulse', ${sqlString(`${batch.operation} ${batch.batchId}`)},
+    await db.run(`CALL ${LAKE}.set_commit_message('netpulse', ${sqlString(commitMessage(batch))},
       extra_info => ${sqlString(JSON.stringify(extraInfo))})`);
     await failpoint('before-commit', batch.batchId);
     await db.run('COMMIT');
@@ -189,9 +192,9 @@ async function commitOnce(db: DuckDBConnection, batch: BatchIdentity, write: () 
     await db.run('ROLLBACK').catch(() => undefined);
     throw error;
   }
+  const [{ id }] = (await db.runAndReadAll(`SELECT id FROM ${LAKE}.last_committed_snapshot()`)).getRowObjectsJson() as { id: string }[];
   const [row] = (await db.runAndReadAll(`
-    SELECT s.snapshot_id, s.snapshot_time::VARCHAR AS committed_at
-    FROM ${LAKE}.snapshots() s WHERE s.snapshot_id = (SELECT id FROM ${LAKE}.last_committed_snapshot())`)).getRowObjectsJson() as
+    SELECT snapshot_id, snapshot_time::VARCHAR AS committed_at FROM ${metadataTable(db, 'ducklake_snapshot')} WHERE snapshot_id = ${Number(id)}`)).getRowObjectsJson() as
     { snapshot_id: string; committed_at: string }[];
   return {
     ...written, batchId: batch.batchId, batchSeq: batch.batchSeq, alreadyCommitted: false,

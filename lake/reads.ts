@@ -3,7 +3,7 @@
 // through Temporal, and readers never wait for writers.
 import { StatementType, type DuckDBConnection } from '@duckdb/node-api';
 import { GOLD_TABLES } from '../rules/gold';
-import { LAKE, withLake, type LakeConfig } from './catalog';
+import { metadataTable, withLake, type LakeConfig } from './catalog';
 import { tableAtSql } from './changes';
 import { FENCE_PREFIX } from './commit';
 import { sqlIdentifier, sqlString } from './duckdb';
@@ -72,8 +72,9 @@ export async function readGoldReport(lake: LakeConfig, asOf: { asOfVersion?: num
     const condition = asOf.asOfVersion !== undefined ? `snapshot_id <= ${Math.trunc(asOf.asOfVersion)}`
       : asOf.asOfTime !== undefined ? `snapshot_time <= ${sqlString(asOf.asOfTime)}::TIMESTAMPTZ` : 'true';
     const [commit] = await rows(db, `
-      SELECT snapshot_id, snapshot_time::VARCHAR AS committed_at FROM ${LAKE}.snapshots()
-      WHERE json_extract_string(commit_extra_info, '$.owner') = 'gold' AND ${condition}
+      SELECT snapshot_id, snapshot_time::VARCHAR AS committed_at
+      FROM ${metadataTable(db, 'ducklake_snapshot_changes')} JOIN ${metadataTable(db, 'ducklake_snapshot')} USING (snapshot_id)
+      WHERE commit_message LIKE 'REFRESH gold:%' AND ${condition}
       ORDER BY snapshot_id DESC LIMIT 1`);
     if (!commit) {
       if (asOf.asOfVersion !== undefined || asOf.asOfTime !== undefined) {
@@ -107,4 +108,12 @@ export async function readOwners(lake: LakeConfig): Promise<Record<string, unkno
       .map((r) => `SELECT owner, batch_seq, batch_id, committed_at::VARCHAR AS committed_at FROM lake.${sqlIdentifier(String(r.table_name))}`);
     return fences.length ? rows(db, `SELECT * FROM (${fences.join(' UNION ALL ')}) WHERE batch_seq >= 0 ORDER BY owner`) : [];
   }, { readOnly: true });
+}
+
+/** The latest batch commits (snapshots with a commit message), newest first. */
+export async function readLatestCommits(lake: LakeConfig, limit = 8): Promise<Record<string, unknown>[]> {
+  return withLake(lake, (db) => rows(db, `
+    SELECT snapshot_id, snapshot_time::VARCHAR AS committed_at, commit_message
+    FROM ${metadataTable(db, 'ducklake_snapshot_changes')} JOIN ${metadataTable(db, 'ducklake_snapshot')} USING (snapshot_id)
+    WHERE commit_message IS NOT NULL ORDER BY snapshot_id DESC LIMIT ${Math.trunc(limit)}`), { readOnly: true });
 }

@@ -5,7 +5,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { withLake, type LakeConfig } from '../lake/catalog';
 import { qualified } from '../lake/changes';
-import { commitBatch, readFence, snapshotOfFence, type CommitInfo } from '../lake/commit';
+import { commitBatch, readFence, retryConcurrentCommit, snapshotOfFence, type CommitInfo } from '../lake/commit';
 import { sqlIdentifier, sqlString } from '../lake/duckdb';
 import { isTempLandingName } from '../lake/landing';
 import { batchLog, heartbeatEvery } from './context';
@@ -186,6 +186,7 @@ export function bronzeActivities(deps: LakeDeps) {
         const readable = schemas.readable;
         checked = request.files.length;
         phase = 'writing';
+        await ensureTable(db, bronzeTable(request.source), readable);
         try {
           return await writeBatch(db, request, readable, bad);
         } catch (error) {
@@ -304,16 +305,26 @@ async function tableColumns(db: DuckDBConnection, table: string): Promise<Map<st
   return new Map(rows.map((r) => [String(r[0]), String(r[1])]));
 }
 
-/** Creates the table from the first file, adds columns new files bring; returns the new ones. */
+/**
+ * Creates a source's table from its first file, in a transaction of its own before the batch's:
+ * DuckLake 1.4.4 can fail a commit that races another owner's CREATE TABLE, and a failed batch
+ * transaction is costly to write again. An empty table left by a batch that then fails is harmless.
+ */
+async function ensureTable(db: DuckDBConnection, table: string, files: ReadableFile[]): Promise<void> {
+  if (files.length === 0 || (await tableColumns(db, table)).size > 0) return;
+  const first = files[0].columns.filter(([name]) => !RESERVED.has(name.toLowerCase()));
+  await retryConcurrentCommit(() => db.run(`CREATE TABLE IF NOT EXISTS ${qualified(table)} (${
+    [...first, ...LINEAGE_COLUMNS].map(([n, t]) => `${sqlIdentifier(n)} ${t}`).join(', ')})`));
+}
+
+/** Adds the columns new files bring and records them (the table's first columns at schema version 1); returns the new ones. */
 async function evolveSchema(db: DuckDBConnection, table: string, files: ReadableFile[], batchId: string) {
-  let columns = await tableColumns(db, table);
-  const added: Column[] = [];
-  if (columns.size === 0) {
-    const first = files[0].columns.filter(([name]) => !RESERVED.has(name.toLowerCase()));
-    await db.run(`CREATE TABLE ${qualified(table)} (${[...first, ...LINEAGE_COLUMNS].map(([n, t]) => `${sqlIdentifier(n)} ${t}`).join(', ')})`);
-    added.push(...first);
-    columns = new Map([...first, ...LINEAGE_COLUMNS]);
-  }
+  const columns = await tableColumns(db, table);
+  const [{ v }] = (await db.runAndReadAll(
+    `SELECT coalesce(max(schema_version), 0) AS v FROM lake.schema_versions WHERE table_name = ${sqlString(table)}`,
+  )).getRowObjectsJson() as { v: number }[];
+  let schemaVersion = Number(v);
+  const added: Column[] = schemaVersion === 0 ? [...columns].filter(([name]) => !RESERVED.has(name.toLowerCase())) : [];
   const known = new Set([...columns.keys()].map((c) => c.toLowerCase()));
   for (const file of files) {
     for (const [name, type] of file.columns) {
@@ -323,10 +334,6 @@ async function evolveSchema(db: DuckDBConnection, table: string, files: Readable
       added.push([name, type]);
     }
   }
-  const [{ v }] = (await db.runAndReadAll(
-    `SELECT coalesce(max(schema_version), 0) AS v FROM lake.schema_versions WHERE table_name = ${sqlString(table)}`,
-  )).getRowObjectsJson() as { v: number }[];
-  let schemaVersion = Number(v);
   if (added.length > 0) {
     schemaVersion++;
     await db.run(`INSERT INTO lake.schema_versions VALUES ${added

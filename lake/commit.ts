@@ -5,6 +5,7 @@
 // once (a worker presumed dead that is not) both update that row, so the second COMMIT fails.
 // The commit becomes a DuckLake snapshot whose message and extra info name the batch.
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { ApplicationFailure } from '@temporalio/common';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LAKE, metadataTable } from './catalog';
@@ -131,7 +132,11 @@ async function earlierCommit(db: DuckDBConnection, batch: BatchIdentity, fence: 
   if (fence.batchSeq < batch.batchSeq) return undefined;
   if (fence.batchSeq > batch.batchSeq || fence.batchId !== batch.batchId || !fence.result) {
     // Batches of an owner run one after another: a later one committed means this one is stale.
-    throw new Error(`batch ${batch.batchId} (seq ${batch.batchSeq}) of ${batch.owner} is behind the lake, whose last commit is ${fence.batchId} (seq ${fence.batchSeq})`);
+    throw ApplicationFailure.create({
+      type: 'BatchBehindLake', nonRetryable: true,
+      message: `batch ${batch.batchId} (seq ${batch.batchSeq}) of ${batch.owner} is behind the lake, whose last commit is ${fence.batchId} (seq ${fence.batchSeq}): `
+        + 'the owner workflow carries an older checkpoint than the lake (terminate it: it rebuilds its checkpoint from the lake when it starts again)',
+    });
   }
   const written = JSON.parse(fence.result) as BatchWrite;
   return {
@@ -145,22 +150,30 @@ const CONCURRENT_COMMIT = /Failed to commit DuckLake transaction/;
 const COMMIT_ATTEMPTS = 4;
 
 /**
- * Runs `write` and commits it with the owner's fence, in one transaction. If the batch is
- * already committed, nothing runs and the earlier result comes back. A commit that loses to a
- * concurrent transaction of another owner (schemas or tables created at the same moment) is
- * written again, a few times, before the activity's own retry takes over.
+ * Runs `work` (one or more DuckLake transactions) again when it loses to a concurrent
+ * transaction of another owner — with DuckLake 1.4.4 chiefly tables created at the same moment
+ * ("Failed to parse catalog entry") — a few times, before the activity's own retry takes over.
  */
-export async function commitBatch(db: DuckDBConnection, batch: BatchIdentity, write: () => Promise<BatchWrite>): Promise<CommitInfo> {
+export async function retryConcurrentCommit<T>(work: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const earlier = await earlierCommit(db, batch, await ensureFence(db, batch.owner));
-      if (earlier) return earlier;
-      return await commitOnce(db, batch, write);
+      return await work();
     } catch (error) {
       if (attempt >= COMMIT_ATTEMPTS || !CONCURRENT_COMMIT.test((error as Error).message)) throw error;
       await new Promise((resolve) => setTimeout(resolve, 50 * attempt + Math.random() * 100));
     }
   }
+}
+
+/**
+ * Runs `write` and commits it with the owner's fence, in one transaction. If the batch is
+ * already committed, nothing runs and the earlier result comes back.
+ */
+export async function commitBatch(db: DuckDBConnection, batch: BatchIdentity, write: () => Promise<BatchWrite>): Promise<CommitInfo> {
+  return retryConcurrentCommit(async () => {
+    const earlier = await earlierCommit(db, batch, await ensureFence(db, batch.owner));
+    return earlier ?? (await commitOnce(db, batch, write));
+  });
 }
 
 async function commitOnce(db: DuckDBConnection, batch: BatchIdentity, write: () => Promise<BatchWrite>): Promise<CommitInfo> {

@@ -115,6 +115,15 @@ PY
   rm -rf "$tmp"
 fi
 
+# --- Debian's chromium, for the browser tests (setup.sh --browser: npm test and CI) ---------
+if [ "${1:-}" = "--browser" ] && [ ! -x "${NETPULSE_CHROMIUM:-/usr/bin/chromium}" ]; then
+  log "installing Debian's chromium for the browser tests"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+[ "${1:-}" = "--browser" ] && log "browser: $("${NETPULSE_CHROMIUM:-/usr/bin/chromium}" --version 2>/dev/null || echo missing)"
+
 # --- PostgreSQL server binaries (the lake's catalog) -----------------------------------
 # scripts/catalog.sh and the test setup run a project-local cluster with initdb/pg_ctl. Skipped
 # when NETPULSE_CATALOG points at an existing catalog.

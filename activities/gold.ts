@@ -4,7 +4,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { config } from '../config';
-import { missingTables, withLake } from '../lake/catalog';
+import { keepOutOfCatalog, missingTables, withLake } from '../lake/catalog';
 import { changeFeedSql, readableMark, replaceRows } from '../lake/changes';
 import { commitBatch, readFence, snapshotOfFence, type TableWrite } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
@@ -59,6 +59,7 @@ async function ensureGold(db: DuckDBConnection, request: GoldRequest): Promise<v
     await db.run(columns
       ? `CREATE TABLE IF NOT EXISTS gold.${name} (${columns})`
       : `CREATE TABLE IF NOT EXISTS gold.${name} AS SELECT * FROM (${goldSql(name, request.asOf, request.options)}) LIMIT 0`);
+    await keepOutOfCatalog(db, table);
   }
 }
 

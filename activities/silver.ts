@@ -1,7 +1,7 @@
 // Silver I/O: bronze change feeds → typed, validated, deduplicated events; quarantine with
 // the rule broken; device state upserted by key; data-quality counts. One transaction per batch.
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { metadataTable, missingTables, withLake } from '../lake/catalog';
+import { keepOutOfCatalog, metadataTable, missingTables, withLake } from '../lake/catalog';
 import { changeFeedSql, qualified, readableMark, upsertRows } from '../lake/changes';
 import { commitBatch, readFence, snapshotOfFence } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
@@ -112,7 +112,10 @@ export function silverActivities(deps: LakeDeps) {
   async function runSilverBatch(request: { batchId: string; batchSeq: number; input: SilverInput; options: SilverOptions }): Promise<SilverResult> {
     const stopHeartbeat = heartbeatEvery(5000, () => ({ phase: 'writing', tables: request.input.tables.length }));
     return withLake(deps.lake, async (db) => {
-      if ((await missingTables(db, [SILVER_EVENTS, SILVER_QUARANTINE, SILVER_DEVICE_STATE, SILVER_DQ])).length > 0) await db.run(SILVER_DDL);
+      if ((await missingTables(db, [SILVER_EVENTS, SILVER_QUARANTINE, SILVER_DEVICE_STATE, SILVER_DQ])).length > 0) {
+        await db.run(SILVER_DDL);
+        await keepOutOfCatalog(db, SILVER_DEVICE_STATE);
+      }
       const identity = { owner: SILVER_OWNER, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE', log: batchLog('silver', SILVER_EVENTS) };
       const commit = await commitBatch(db, identity, async () => {
         const counts = { rowsIn: 0, quarantined: 0, events: 0, duplicates: 0 };

@@ -274,3 +274,13 @@ export async function missingTables(db: DuckDBConnection, tables: string[]): Pro
     WHERE table_catalog = current_database()`)).getRows().map((r) => String(r[0])));
   return tables.filter((t) => !existing.has(t));
 }
+
+/**
+ * Tables whose rows are updated or deleted (device state, gold, fences) keep every commit in
+ * Parquet files, never inlined in the catalog: DuckLake 1.4.4's flush of inlined rows drops the
+ * ones deleted before it, and with them time travel to the snapshots that still had them.
+ */
+export async function keepOutOfCatalog(db: DuckDBConnection, table: string): Promise<void> {
+  const [schema, name] = table.split('.');
+  await db.run(`CALL ${LAKE}.set_option('data_inlining_row_limit', 0, schema => ${sqlString(schema)}, table_name => ${sqlString(name)})`);
+}

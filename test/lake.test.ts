@@ -195,6 +195,7 @@ test('maintenance merges small files and expires old snapshots, never one a down
       // The first pass creates every table; DuckLake merges files written under one schema version.
       await writeSyntheticLanding({ root: landing, files: 1, rowsPerFile: 1500, scenarios: scenario, prefix: 'a' });
       const first = (await pass())!;
+      const retentionStart = new Date().toISOString(); // what the second pass commits is inside the retention
       await writeSyntheticLanding({ root: landing, files: 12, rowsPerFile: 1500, scenarios: scenario, prefix: 'b', seed: 2 });
       const second = (await pass())!;
       const goldNow = await sqlRows(`SELECT * FROM gold.connections_now ORDER BY ALL`, lake);
@@ -233,6 +234,12 @@ test('maintenance merges small files and expires old snapshots, never one a down
       expect(third.silver).toMatchObject({ batches: 1, details: { rowsIn: 4500 } });
       expect(await one(lake, `SELECT count(*) FROM bronze.${source.name}`)).toBe(16 * 1500);
       expect(await one(lake, `SELECT sum(rows) FROM silver.dq_counts WHERE check_name = 'rows_in'`)).toBe(16 * 1500);
+
+      // After two compactions and a gold refresh that changed the answer, time travel to the
+      // second refresh (inside the retention) still gives exactly what gold said then.
+      await maintain({ expireOlderThan: retentionStart });
+      expect(await sqlRows(`SELECT * FROM gold.connections_now ORDER BY ALL`, lake)).not.toEqual(goldNow);
+      expect(await sqlRows(`SELECT * FROM ${tableAtSql('gold.connections_now', second.gold!.toVersion)} ORDER BY ALL`, lake)).toEqual(goldNow);
     }, { taskQueue, deps: { lake, landingDir: landing } });
   } finally {
     await terminateAll(ids);

@@ -117,3 +117,33 @@ export async function readLatestCommits(lake: LakeConfig, limit = 8): Promise<Re
     FROM ${metadataTable(db, 'ducklake_snapshot_changes')} JOIN ${metadataTable(db, 'ducklake_snapshot')} USING (snapshot_id)
     WHERE commit_message IS NOT NULL ORDER BY snapshot_id DESC LIMIT ${Math.trunc(limit)}`), { readOnly: true });
 }
+
+export interface DashboardData {
+  report: GoldReport;
+  /** Connection events per minute over the hour up to the report's last minute. */
+  eventsLastHour: Record<string, unknown>[];
+  /** Mbps in use over all servers at each gold refresh (the load history). */
+  bandwidthOverTime: Record<string, unknown>[];
+  quarantine: { bronzeFiles: number; silverByRule: Record<string, unknown>[] };
+  owners: Record<string, unknown>[];
+}
+
+/** Everything the dashboard shows from the lake, from one gold snapshot (now, or as of). */
+export async function readDashboard(lake: LakeConfig, asOf: { asOfVersion?: number; asOfTime?: string } = {}): Promise<DashboardData> {
+  const report = await readGoldReport(lake, asOf);
+  return withLake(lake, async (db) => {
+    const exists = async (table: string) => (await rows(db, `SELECT 1 FROM information_schema.tables
+      WHERE table_catalog = current_database() AND table_schema || '.' || table_name = ${sqlString(table)}`)).length > 0;
+    const at = (table: string) => (report.version === undefined ? table : tableAtSql(table, report.version));
+    const eventsLastHour = report.version === undefined ? [] : await rows(db, `
+      SELECT strftime(minute, '%Y-%m-%dT%H:%M:00') AS minute, dispositivo, status, events FROM ${at('gold.events_per_minute')}
+      WHERE minute > (SELECT max(minute) - INTERVAL 60 MINUTE FROM ${at('gold.events_per_minute')}) ORDER BY ALL`);
+    const bandwidthOverTime = report.version === undefined ? [] : await rows(db, `
+      SELECT strftime(as_of, '%Y-%m-%dT%H:%M:%S') AS as_of, sum(mbps_in_use)::BIGINT AS mbps_in_use, sum(devices_connected)::BIGINT AS devices_connected
+      FROM ${at('gold.server_load_history')} GROUP BY as_of ORDER BY as_of DESC LIMIT 120`);
+    const silverByRule = (await exists('silver.quarantine'))
+      ? await rows(db, 'SELECT rule, count(*) AS rows FROM silver.quarantine GROUP BY rule ORDER BY rows DESC, rule') : [];
+    const bronzeFiles = Number((await rows(db, 'SELECT count(*) AS n FROM bronze.quarantine'))[0].n);
+    return { report, eventsLastHour, bandwidthOverTime: bandwidthOverTime.reverse(), quarantine: { bronzeFiles, silverByRule }, owners: [] };
+  }, { readOnly: true }).then(async (data) => ({ ...data, owners: await readOwners(lake) }));
+}

@@ -16,12 +16,15 @@ bash scripts/catalog.sh start
 mkdir -p data/logs
 node dist/worker.js >>data/logs/worker.log 2>&1 &
 worker_pid=$!
+node dist/client/cli.js dashboard --port "${NETPULSE_DASHBOARD_PORT:-8080}" >>data/logs/dashboard.log 2>&1 &
+dashboard_pid=$!
 stopping=""
 
 shutdown() {
   trap - INT TERM EXIT
   stopping=1
   echo; echo "[up] stopping the worker (it finishes its running batches), then the catalog and the Temporal dev server"
+  kill -TERM "$dashboard_pid" 2>/dev/null || true
   kill -INT "$worker_pid" 2>/dev/null || true
   wait "$worker_pid" 2>/dev/null || true
   bash scripts/catalog.sh stop || true
@@ -33,7 +36,7 @@ cli() { node dist/client/cli.js "$@"; }
 cli generator start --mode population
 cli continuous start
 cli maintenance schedule --every 1h --landing archive --landing-retention-hours 24
-echo "[up] Temporal Web UI: http://localhost:${TEMPORAL_UI_PORT:-8233}   worker log: data/logs/worker.log"
+echo "[up] dashboard: http://localhost:${NETPULSE_DASHBOARD_PORT:-8080}/   Temporal Web UI: http://localhost:${TEMPORAL_UI_PORT:-8233}   logs: data/logs/"
 echo "[up] landing zone: ${NETPULSE_LANDING_DIR:-data/landing}   lake files: ${NETPULSE_DATA_PATH:-data/lake}   catalog: $(bash scripts/catalog.sh status 2>&1 | head -n1)"
 echo "[up] answers: node dist/client/cli.js report   status: node dist/client/cli.js status   Ctrl-C to stop"
 while kill -0 "$worker_pid" 2>/dev/null; do

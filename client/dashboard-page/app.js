@@ -1,0 +1,120 @@
+// netpulse dashboard: polls /api/dashboard (passing ?as_of= through) and draws it with Chart.js.
+const REFRESH_MS = 3000;
+const HEAVY_ROWS = 15;
+const number = new Intl.NumberFormat('en-US');
+const fmt = (v) => (v === null || v === undefined ? '–' : number.format(Number(v)));
+const mbps = (v) => {
+  const n = Number(v ?? 0);
+  return n >= 1000 ? `${new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 }).format(n / 1000)} Gbps` : `${fmt(n)} Mbps`;
+};
+const pct = (v) => (v === null || v === undefined ? '–' : `${new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 }).format(Number(v))} %`);
+const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+const byDevice = (rows, key) => Object.fromEntries((rows ?? []).map((r) => [r.dispositivo, r[key]]));
+const ago = (seconds) => (seconds === null ? 'no refresh yet' : seconds < 120 ? `${seconds} s ago` : `${Math.round(seconds / 60)} min ago`);
+const charts = {};
+
+function chart(id, type, data, options = {}) {
+  if (charts[id]) {
+    charts[id].data = data;
+    charts[id].update('none');
+    return;
+  }
+  charts[id] = new Chart(document.getElementById(id), { type, data, options: { animation: false, maintainAspectRatio: false, ...options } });
+}
+
+function fillTable(id, rows, cells, rowClass = () => '') {
+  const body = $(id).querySelector('tbody');
+  body.replaceChildren(...rows.map((row) => {
+    const tr = document.createElement('tr');
+    tr.className = rowClass(row);
+    for (const cell of cells(row)) {
+      const td = document.createElement('td');
+      if (cell instanceof Node) td.append(cell); else td.textContent = cell;
+      tr.append(td);
+    }
+    return tr;
+  }));
+}
+
+function render(data) {
+  const t = data.report.tables;
+  $('gold-version').textContent = data.report.version ?? '–';
+  $('as-of').textContent = data.report.asOf ?? '–';
+  $('gold-age').textContent = ago(data.secondsSinceGold);
+  const now = byDevice(t.connections_now, 'connected');
+  const off = byDevice(t.connections_now, 'disconnected');
+  $('connected-total').textContent = fmt(now.Total);
+  $('connected-split').textContent = `Computador ${fmt(now.Computador)} · Celular ${fmt(now.Celular)}`;
+  $('disconnected-total').textContent = fmt(off.Total);
+  $('disconnected-split').textContent = `Computador ${fmt(off.Computador)} · Celular ${fmt(off.Celular)}`;
+  const recent = byDevice(t.devices_last_10_min, 'devices_connected');
+  $('devices-last-10').textContent = fmt(recent.Total);
+  $('devices-last-10-split').textContent = `Computador ${fmt(recent.Computador)} · Celular ${fmt(recent.Celular)}`;
+  const bw = byDevice(t.bandwidth_now, 'mbps_in_use');
+  $('bandwidth-now').textContent = mbps(bw.Total);
+  $('bandwidth-split').textContent = `Computador ${mbps(bw.Computador)} · Celular ${mbps(bw.Celular)}`;
+  const share = (t.high_speed_share ?? [])[0] ?? {};
+  $('high-speed-share').textContent = pct(share.share_pct);
+  $('high-speed-detail').textContent = `${fmt(share.high_speed_devices)} of ${fmt(share.connected_devices)} connected on ≥ ${fmt(share.threshold_mbps)} Mbps plans`;
+
+  const minutes = [...new Set(data.eventsLastHour.map((r) => r.minute))];
+  const series = [...new Set(data.eventsLastHour.map((r) => `${r.dispositivo} ${r.status}`))].sort();
+  chart('events-chart', 'line', {
+    labels: minutes.map((m) => m.slice(11, 16)),
+    datasets: series.map((name) => ({
+      label: name, pointRadius: 0, tension: 0.2,
+      data: minutes.map((m) => Number(data.eventsLastHour.find((r) => r.minute === m && `${r.dispositivo} ${r.status}` === name)?.events ?? 0)),
+    })),
+  });
+  chart('bandwidth-chart', 'line', {
+    labels: data.bandwidthOverTime.map((r) => r.as_of.slice(11, 19)),
+    datasets: [{ label: 'Mbps in use', data: data.bandwidthOverTime.map((r) => Number(r.mbps_in_use)), fill: true, pointRadius: 0 }],
+  }, { plugins: { tooltip: { callbacks: { label: (c) => mbps(c.raw) } } } });
+  const devices = (t.bandwidth_by_device ?? []).filter((r) => r.dispositivo !== 'Total');
+  chart('device-chart', 'bar', {
+    labels: devices.map((r) => r.dispositivo),
+    datasets: ['sum_mbps', 'avg_mbps', 'p50_mbps', 'p95_mbps'].map((k) => ({ label: k.replace('_mbps', ''), data: devices.map((r) => Number(r[k])) })),
+  }, { scales: { y: { type: 'logarithmic' } } });
+  const servers = [...(t.server_load ?? [])].sort((a, b) => b.utilisation_pct - a.utilisation_pct);
+  chart('servers-chart', 'bar', {
+    labels: servers.map((s) => s.servidor),
+    datasets: [{ label: 'utilisation %', data: servers.map((s) => s.utilisation_pct), backgroundColor: servers.map((s) => (s.needs_upgrade ? '#d93025' : '#5b8def')) }],
+  }, { indexAxis: 'y', plugins: { legend: { display: false } } });
+  fillTable('servers', servers, (s) => [s.servidor, fmt(s.devices_connected), mbps(s.mbps_in_use), mbps(s.capacity_mbps), pct(s.utilisation_pct), s.needs_upgrade ? 'yes' : ''],
+    (s) => (s.needs_upgrade ? 'upgrade' : ''));
+  // The heaviest first; the table shows the top HEAVY_ROWS, the heading says how many there are.
+  const heavy = [...(t.heavy_clients ?? [])].sort((a, b) => b.times_median - a.times_median || b.velocidade_mbps - a.velocidade_mbps);
+  $('heavy-count').textContent = heavy.length > HEAVY_ROWS ? `(top ${HEAVY_ROWS} of ${fmt(heavy.length)})` : `(${fmt(heavy.length)})`;
+  fillTable('heavy-clients', heavy.slice(0, HEAVY_ROWS), (c) => [`${c.nome} (${c.ip})`, c.dispositivo, c.servidor, mbps(c.velocidade_mbps), `${c.times_median}×`, mbps(c.throttle_to_mbps)]);
+  const commits = Object.fromEntries(data.owners.map((o) => [o.owner, o.committed_at]));
+  fillTable('pipeline', data.pipeline, (o) => {
+    const link = document.createElement('a');
+    link.href = o.url;
+    link.textContent = o.workflowId;
+    link.target = '_blank';
+    const owner = o.layer === 'bronze' ? `bronze.${o.workflowId.replace(/^bronze-/, '').replace(/-/g, '_')}` : o.layer;
+    return [link, o.layer, o.error ?? fmt(o.lagFiles ?? 0), o.lastPassAt ? o.lastPassAt.slice(11, 19) : '–', (commits[owner] ?? '–').slice(11, 19)];
+  });
+  const rules = data.quarantine.silverByRule.map((r) => `${r.rule} ${fmt(r.rows)}`).join(', ');
+  $('quarantine').textContent = `Quarantine: ${fmt(data.quarantine.bronzeFiles)} landing files; silver rows by rule: ${rules || 'none'}`;
+}
+
+async function refresh() {
+  const status = $('status');
+  try {
+    const response = await fetch(`/api/dashboard${location.search}`);
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error ?? response.statusText);
+    render(body);
+    status.textContent = `updated ${new Date().toLocaleTimeString('en-GB')}`;
+    status.className = '';
+    document.body.dataset.version = body.report.version ?? '';
+  } catch (error) {
+    status.textContent = `error: ${error.message}`;
+    status.className = 'error';
+  }
+}
+
+refresh();
+// A page pinned to ?as_of= shows the past: it does not need to refresh.
+if (!new URLSearchParams(location.search).has('as_of')) setInterval(refresh, REFRESH_MS);

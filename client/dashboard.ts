@@ -1,0 +1,103 @@
+// `netpulse dashboard`: one page and a small read-only JSON API over gold and the pipeline's own
+// tables, on Fastify. The lake is attached read-only in this process; requests are validated
+// with zod and only ever choose between fixed, parameterised reads.
+import { Command } from 'commander';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { config } from '../config';
+import { lakeFromEnv, type LakeConfig } from '../lake/catalog';
+import { readDashboard, ReadError } from '../lake/reads';
+import { bronzeWorkflowId, DEFAULT_SOURCES, type Source } from '../rules/bronze';
+import { asOfFromQuery, dashboardQuerySchema } from '../rules/dashboard';
+import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID } from '../rules/layers';
+import { describeIssues } from '../rules/validate';
+import { bronzeStatusQuery } from '../workflows/bronze';
+import { goldStatusQuery, silverStatusQuery } from '../workflows/layers';
+import { CliError, connectClient } from './connection';
+
+const PAGE_DIR = path.join(config.projectRoot, 'client', 'dashboard-page');
+const ASSETS: Record<string, { file: string; type: string }> = {
+  '/': { file: path.join(PAGE_DIR, 'index.html'), type: 'text/html; charset=utf-8' },
+  '/app.js': { file: path.join(PAGE_DIR, 'app.js'), type: 'text/javascript; charset=utf-8' },
+  '/style.css': { file: path.join(PAGE_DIR, 'style.css'), type: 'text/css; charset=utf-8' },
+  // Chart.js's UMD build, next to its CommonJS entry (the package's exports do not list it).
+  '/vendor/chart.js': { file: path.join(path.dirname(require.resolve('chart.js')), 'chart.umd.min.js'), type: 'text/javascript; charset=utf-8' },
+};
+
+export interface DashboardOptions {
+  lake?: LakeConfig;
+  /** Owner workflows to show lag and links for (the defaults, or a test's). */
+  sources?: Source[];
+  workflowIdPrefix?: string;
+  /** Temporal client for the pipeline-health panel; none: the panel says so. */
+  temporal?: () => Promise<Client>;
+}
+
+interface OwnerHealth { workflowId: string; layer: string; url: string; lagFiles?: number; lastPassAt?: string; running?: boolean; error?: string }
+
+async function ownerHealth(options: DashboardOptions): Promise<OwnerHealth[]> {
+  const prefix = options.workflowIdPrefix ?? '';
+  const owners = [
+    ...(options.sources ?? DEFAULT_SOURCES).map((s) => ({ workflowId: bronzeWorkflowId(s), layer: 'bronze', query: bronzeStatusQuery })),
+    { workflowId: `${prefix}${SILVER_WORKFLOW_ID}`, layer: 'silver', query: silverStatusQuery },
+    { workflowId: `${prefix}${GOLD_WORKFLOW_ID}`, layer: 'gold', query: goldStatusQuery },
+  ];
+  const url = (id: string) => `${config.uiUrl}/namespaces/${config.namespace}/workflows/${encodeURIComponent(id)}`;
+  let client: Client | undefined;
+  try {
+    client = await options.temporal?.();
+  } catch (error) {
+    return owners.map((o) => ({ workflowId: o.workflowId, layer: o.layer, url: url(o.workflowId), error: (error as Error).message }));
+  }
+  return Promise.all(owners.map(async (o) => {
+    const health: OwnerHealth = { workflowId: o.workflowId, layer: o.layer, url: url(o.workflowId) };
+    if (!client) return { ...health, error: 'no Temporal connection' };
+    try {
+      const state = (await client.workflow.getHandle(o.workflowId).query(o.query as never)) as { lagFiles?: number; passRunning?: boolean; lastPass?: { finishedAt: string } };
+      return { ...health, lagFiles: state.lagFiles, running: state.passRunning, lastPassAt: state.lastPass?.finishedAt };
+    } catch {
+      return { ...health, error: 'not started' };
+    }
+  }));
+}
+
+export async function buildDashboard(options: DashboardOptions = {}): Promise<FastifyInstance> {
+  const lake = options.lake ?? lakeFromEnv();
+  const app = Fastify({ logger: false, maxParamLength: 200 });
+  for (const [route, asset] of Object.entries(ASSETS)) {
+    const body = readFileSync(asset.file);
+    app.get(route, async (_request, reply) => reply.type(asset.type).send(body));
+  }
+  app.get('/api/dashboard', async (request, reply) => {
+    const query = dashboardQuerySchema.safeParse(request.query);
+    if (!query.success) return reply.code(400).send({ error: `bad query: ${describeIssues(query.error)}` });
+    try {
+      const [data, owners] = await Promise.all([readDashboard(lake, asOfFromQuery(query.data)), ownerHealth(options)]);
+      const lastGoldAt = data.report.committedAt ? Date.parse(data.report.committedAt.replace(' ', 'T').replace(/\+00$/, 'Z')) : undefined;
+      return { ...data, pipeline: owners, secondsSinceGold: lastGoldAt === undefined ? null : Math.round((Date.now() - lastGoldAt) / 1000), webUi: config.uiUrl };
+    } catch (error) {
+      if (error instanceof ReadError) return reply.code(400).send({ error: error.message });
+      return reply.code(503).send({ error: `cannot read the lake: ${(error as Error).message.split('\n')[0]}` });
+    }
+  });
+  return app;
+}
+
+export function dashboardCommand(): Command {
+  return new Command('dashboard')
+    .description('serve the live dashboard (one page + a read-only JSON API) on 127.0.0.1')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port', process.env.NETPULSE_DASHBOARD_PORT ?? '8080')
+    .action(async (options) => {
+      const port = Number(options.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port: "${options.port}" is not a port number`, 2);
+      let client: Promise<Client> | undefined;
+      const app = await buildDashboard({ temporal: () => (client ??= connectClient()) });
+      const address = await app.listen({ host: options.host, port });
+      console.log(`dashboard: ${address.replace('127.0.0.1', 'localhost')}/  (Ctrl-C to stop)`);
+      await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+      await app.close();
+    });
+}

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { withLake, type LakeConfig } from '../lake/catalog';
 import { qualified } from '../lake/changes';
 import { commitBatch, readFence, retryConcurrentCommit, snapshotOfFence, type CommitInfo } from '../lake/commit';
-import { sqlIdentifier, sqlString } from '../lake/duckdb';
+import { sqlFilePath, sqlIdentifier, sqlString } from '../lake/duckdb';
 import { isTempLandingName } from '../lake/landing';
 import { batchLog, heartbeatEvery } from './context';
 import {
@@ -104,7 +104,7 @@ async function withinRowBudget(db: DuckDBConnection, files: LandingFileInfo[], m
     let counts = new Map<string, number>();
     if (readable.length > 0) {
       try {
-        const rows = (await db.runAndReadAll(`SELECT file_name, num_rows FROM parquet_file_metadata([${readable.map((f) => sqlString(f.path)).join(', ')}])`)).getRows();
+        const rows = (await db.runAndReadAll(`SELECT file_name, num_rows FROM parquet_file_metadata([${readable.map((f) => sqlFilePath(f.path)).join(', ')}])`)).getRows();
         counts = new Map(rows.map((r) => [String(r[0]), Number(r[1])]));
       } catch {
         return files;
@@ -241,7 +241,7 @@ async function describe(db: DuckDBConnection, source: string): Promise<Column[]>
 /** The file's columns, or why it cannot be taken. */
 async function describeFile(db: DuckDBConnection, file: LandingFileInfo): Promise<Column[] | string> {
   try {
-    return await describe(db, `read_parquet(${sqlString(file.path)})`);
+    return await describe(db, `read_parquet(${sqlFilePath(file.path)})`);
   } catch (error) {
     return `unreadable parquet: ${describeError(error)}`;
   }
@@ -261,7 +261,7 @@ async function fileSchemas(db: DuckDBConnection, files: LandingFileInfo[], onChe
   try {
     const rows = (await db.runAndReadAll(`
       SELECT file_name, list_sort(list(concat_ws(':', name, type, converted_type, logical_type, repetition_type, num_children, scale, precision)))::VARCHAR
-      FROM parquet_schema([${files.map((f) => sqlString(f.path)).join(', ')}]) GROUP BY file_name`)).getRows();
+      FROM parquet_schema([${files.map((f) => sqlFilePath(f.path)).join(', ')}]) GROUP BY file_name`)).getRows();
     signatures = new Map(rows.map((r) => [String(r[0]), String(r[1])]));
   } catch {
     for (const file of files) {
@@ -288,7 +288,7 @@ async function findUnscannable(db: DuckDBConnection, files: ReadableFile[]): Pro
   const bad: BadFile[] = [];
   for (const file of files) {
     try {
-      await db.run(`SELECT count(*) FROM (SELECT DISTINCT * FROM read_parquet(${sqlString(file.path)}))`);
+      await db.run(`SELECT count(*) FROM (SELECT DISTINCT * FROM read_parquet(${sqlFilePath(file.path)}))`);
     } catch (error) {
       bad.push({ path: file.path, size: file.size, mtimeMs: file.mtimeMs, error: `unreadable parquet data: ${describeError(error)}` });
     }
@@ -384,8 +384,7 @@ async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable
       for (const files of groups.values()) {
         // Same-schema files: no union_by_name; lineage looked up by file_index in the file list
         // (cheaper per row than filename = true and a join on the path).
-        const fileList = `[${files.map((f) => sqlString(f.path)).join(', ')}]`;
-        const fileName = `${fileList}[file_index::BIGINT + 1]`;
+        const fileName = `[${files.map((f) => sqlString(f.path)).join(', ')}][file_index::BIGINT + 1]`;
         const { select, rescued } = projection(evolution.columns, files[0].columns, fileName);
         const result = await db.run(`
           INSERT INTO ${qualified(table)} BY NAME
@@ -396,7 +395,7 @@ async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable
                  true AS status,
                  ${rescued} AS _rescued_data,
                  ${sqlString(request.batchId)} AS _batch_id
-          FROM read_parquet(${fileList})`);
+          FROM read_parquet([${files.map((f) => sqlFilePath(f.path)).join(', ')}])`);
         rows += result.rowsChanged;
       }
     }

@@ -48,3 +48,12 @@ export function sqlString(value: string): string {
 export function sqlIdentifier(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
+
+/**
+ * A file path for DuckDB's file readers (read_parquet, parquet_schema, …), taken literally: they
+ * expand globs, so `a*.parquet` would also read `a1.parquet`. Each glob character becomes a
+ * one-character class (`*` → `[*]`), which matches only itself.
+ */
+export function sqlFilePath(path: string): string {
+  return sqlString(path.replace(/[*?[]/g, (c) => `[${c}]`));
+}

@@ -1,5 +1,5 @@
 // Bronze availableNow ingestion on the real Temporal dev server and a real DuckDB lake file.
-import { copyFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { bronzeActivities } from '../activities/bronze';
@@ -310,4 +310,29 @@ test('a file is typed by its own schema, never a neighbour\'s: the conflicting f
       'good_Computador_Conectado_0000003', 'good_Computador_Conectado_0000004'].map((f) => ({ file: `${f}.parquet`, rescued: '0', typed: '20' })),
     ...['odd_alone', 'odd_first', 'odd_last'].map((f) => ({ file: `${f}.parquet`, rescued: '20', typed: '0' })),
   ].sort((a, b) => a.file.localeCompare(b.file)));
+});
+
+test('file names are taken literally, never as globs: a*.parquet, a?.parquet and a[1].parquet beside a1 and a2', async () => {
+  const { landing, lake, sources } = setup('globs');
+  const source = sources[0];
+  const dir = path.join(landing, 'Computador', 'Conectado');
+  const [base] = await writeSyntheticLanding({ root: path.join(landing, '..', 'base'), files: 1, rowsPerFile: 10, scenarios: [DEFAULT_SCENARIOS[0]] });
+  // Each file has a row count of its own, so a file read twice or under another's name shows.
+  const names = { a1: 1, a2: 2, 'a*': 3, 'a?': 4, 'a[1]': 5 };
+  mkdirSync(dir, { recursive: true });
+  await withConnection(':memory:', async (db) => {
+    for (const [name, rows] of Object.entries(names)) {
+      await db.run(`COPY (SELECT * FROM read_parquet('${base}') LIMIT ${rows}) TO '${path.join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
+    }
+  });
+  const activities = bronzeActivities({ lake, landingDir: landing });
+  const env = new MockActivityEnvironment();
+  const plan: PlanResult = await env.run(activities.planBronzeBatch, { source, maxFiles: 10, maxBytes: 1e9, maxRows: 1e9, emptyFileGraceSeconds: 0 });
+  expect(plan.files).toHaveLength(5);
+  expect(await env.run(activities.ingestBronzeBatch, { source, batchId: 'glob:0', batchSeq: 0, files: plan.files }))
+    .toMatchObject({ rows: 15, filesIngested: 5, filesQuarantined: 0 });
+  const byFile = await sqlRows<{ file: string; n: string }>(`
+    SELECT regexp_extract(rastreamento_source, '[^/]+$') AS file, count(*) AS n FROM bronze.${source.name} GROUP BY 1 ORDER BY 1`, lake);
+  expect(byFile).toEqual(Object.entries(names).map(([name, rows]) => ({ file: `${name}.parquet`, n: String(rows) }))
+    .sort((a, b) => (a.file < b.file ? -1 : 1)));
 });

@@ -103,7 +103,7 @@ export function maintenanceActivities(deps: LakeDeps) {
           landingFiles, elapsedMs: Date.now() - started,
         };
         const { workflowId, runId } = batchLog('maintenance', LAKE);
-        await db.run(eventLogInsert({ kind: 'maintenance', layer: 'lake', source: LAKE, durationMs: result.elapsedMs, workflowId, runId, details: result }));
+        await db.run(eventLogInsert({ kind: 'maintenance', layer: 'lake', source: LAKE, durationMs: result.elapsedMs, workflowId, runId, details: result }, { once: true }));
         return result;
       });
       return report;

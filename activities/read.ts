@@ -11,12 +11,13 @@ export function readActivities(deps: LakeDeps) {
   async function logPipelinePass(pass: { pass: number; startedAt: string; finishedAt: string; bronze: PassSummary[]; silver?: PassSummary; gold?: PassSummary }): Promise<void> {
     const { workflowExecution } = Context.current().info;
     const bronzeRows = pass.bronze.reduce((n, b) => n + b.rows, 0);
+    // A retried activity must not log the pass twice: the row is keyed by run and pass number.
     await withLake(deps.lake, (db) => db.run(eventLogInsert({
       kind: 'pass', layer: 'pipeline', source: workflowExecution?.workflowId ?? 'pipeline', batchId: `pass-${pass.pass}`,
       rowsIn: bronzeRows, rowsOut: pass.silver?.rows, quarantined: pass.bronze.reduce((n, b) => n + b.quarantined, 0) + (pass.silver?.quarantined ?? 0),
       durationMs: Date.parse(pass.finishedAt) - Date.parse(pass.startedAt),
       workflowId: workflowExecution?.workflowId, runId: workflowExecution?.runId, details: pass,
-    })).then(() => undefined));
+    }, { once: true })).then(() => undefined));
   }
 
   return { logPipelinePass };

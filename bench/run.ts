@@ -287,7 +287,16 @@ function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Await
   return lines.join('\n') + '\n';
 }
 
+const USAGE = `usage: node dist/bench/run.js [--sizes small,medium,large] [--two-workers medium|none]
+       [--latency-seconds 60] [--max-files 1000] [--interval 0.2]
+Starts its own Temporal dev server and PostgreSQL catalog (or uses TEMPORAL_ADDRESS, NETPULSE_CATALOG);
+writes bench/results/<date>.md and .json. Sizes: ${Object.entries(SIZES).map(([k, v]) => `${k} ${v.files} × ${v.rows}`).join(', ')}.`;
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    console.log(USAGE);
+    return;
+  }
   const sizes = arg('sizes', 'small,medium').split(',').filter(Boolean);
   for (const s of sizes) if (!SIZES[s]) throw new Error(`--sizes: unknown size "${s}" (small, medium, large)`);
   const latencySeconds = Number(arg('latency-seconds', '60'));

@@ -77,9 +77,14 @@ export function generatorCommands(): Command {
     .action(async (options) => {
       const client = await connectClient();
       try {
-        const progress = await client.workflow.getHandle(options.id).query(generatorProgressQuery);
+        const handle = client.workflow.getHandle(options.id);
+        const progress = await handle.query(generatorProgressQuery);
+        // The workflow's own flag stays true when it is cancelled or terminated mid-tick: Temporal knows.
+        const { status } = await handle.describe();
+        const state = status.name === 'RUNNING' ? 'running' : status.name.toLowerCase().replace(/_/g, ' ');
+        Object.assign(progress, { running: status.name === 'RUNNING', status: state });
         if (options.brief) {
-          console.log(`[generator] ${progress.running ? 'running' : 'finished'}: ${progress.ticksDone} ticks, ${progress.filesWritten} files, ${progress.rowsWritten} rows (last tick ${progress.lastTickAt ?? '-'})`);
+          console.log(`[generator] ${state}: ${progress.ticksDone} ticks, ${progress.filesWritten} files, ${progress.rowsWritten} rows (last tick ${progress.lastTickAt ?? '-'})`);
         } else console.log(JSON.stringify(progress, null, 2));
       } catch (error) {
         if (error instanceof WorkflowNotFoundError) throw new CliError(`no generator workflow with id ${options.id}`);
@@ -93,7 +98,10 @@ export function generatorCommands(): Command {
     .option('--id <workflowId>', 'workflow id', DEFAULT_GENERATOR_ID)
     .action(async (options) => {
       const client = await connectClient();
-      await client.workflow.getHandle(options.id).cancel();
+      const handle = client.workflow.getHandle(options.id);
+      await handle.cancel();
+      // Wait until it has stopped (it finishes the tick it is writing), so status says so at once.
+      await Promise.race([handle.result().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 30_000))]);
       console.log(`generator ${options.id} cancelled`);
     });
 

@@ -12,7 +12,9 @@ const DURATION = /^\d+(ms|s|m|h|d)$/;
 function spec(options: { every?: string; cron?: string }): ScheduleSpec {
   if (!!options.every === !!options.cron) throw new CliError('give exactly one of --every <duration> (e.g. 30s, 5m) or --cron "<expr>"', 2);
   if (options.every) {
-    if (!DURATION.test(options.every)) throw new CliError(`--every: "${options.every}" is not a duration such as 30s, 5m, 1h`, 2);
+    if (!DURATION.test(options.every) || Number.parseInt(options.every, 10) === 0) {
+      throw new CliError(`--every: "${options.every}" is not a positive duration such as 30s, 5m, 1h`, 2);
+    }
     return { intervals: [{ every: options.every as `${number}s` }] };
   }
   if (options.cron!.trim().split(/\s+/).length !== 5) throw new CliError(`--cron: "${options.cron}" needs 5 fields (minute hour day month weekday)`, 2);
@@ -48,10 +50,11 @@ export function scheduleCommands(): Command {
     .option('--max-files <n>', 'max files per batch')
     .action(async (id: string, options) => {
       const input = pipelineInput(options, false);
+      const scheduleSpec = spec(options);
       const client = await connectClient();
       await client.schedule.create({
         scheduleId: id,
-        spec: spec(options),
+        spec: scheduleSpec,
         action: {
           type: 'startWorkflow', workflowType: medallionPipeline, taskQueue: config.taskQueue, args: [input],
           workflowId: `scheduled-${id}`, searchAttributes: { NetpulseLayer: ['pipeline'] }, staticSummary: `scheduled pass (${id})`,

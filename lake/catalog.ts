@@ -148,6 +148,8 @@ async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Pro
   const db = await instance.connect();
   try {
     await loadExtensions(db);
+    // Commit, event and snapshot times read back the same on every machine (events are UTC).
+    await db.run(`SET TimeZone = 'UTC'`);
     await attach(db, lake, options);
     if (!options.readOnly) await createBookkeeping(db);
     if (options.sandbox) {

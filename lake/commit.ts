@@ -76,10 +76,17 @@ async function failpoint(name: string, detail: string): Promise<void> {
 const sqlNumber = (v: number | undefined) => (v === undefined ? 'NULL' : String(Math.trunc(v)));
 const sqlText = (v: string | undefined) => (v === undefined ? 'NULL' : sqlString(v));
 
-export function eventLogInsert(row: EventLogRow): string {
-  return `INSERT INTO lake.event_log VALUES (now(), ${sqlText(row.kind)}, ${sqlText(row.layer)}, ${sqlText(row.source)}, ${sqlText(row.batchId)},
+/**
+ * An event-log row. `once`: written only if no row of that kind, run and batch id is there yet
+ * (rows written outside a batch's transaction by an activity that may be retried).
+ */
+export function eventLogInsert(row: EventLogRow, { once = false } = {}): string {
+  const values = `now(), ${sqlText(row.kind)}, ${sqlText(row.layer)}, ${sqlText(row.source)}, ${sqlText(row.batchId)},
     ${sqlNumber(row.rowsIn)}, ${sqlNumber(row.rowsOut)}, ${sqlNumber(row.quarantined)}, ${sqlNumber(row.durationMs)},
-    ${sqlText(row.workflowId)}, ${sqlText(row.runId)}, ${row.details === undefined ? 'NULL' : sqlString(JSON.stringify(row.details))})`;
+    ${sqlText(row.workflowId)}, ${sqlText(row.runId)}, ${row.details === undefined ? 'NULL' : sqlString(JSON.stringify(row.details))}`;
+  if (!once) return `INSERT INTO lake.event_log VALUES (${values})`;
+  return `INSERT INTO lake.event_log SELECT ${values} WHERE NOT EXISTS (SELECT 1 FROM lake.event_log
+    WHERE kind = ${sqlText(row.kind)} AND run_id IS NOT DISTINCT FROM ${sqlText(row.runId)} AND batch_id IS NOT DISTINCT FROM ${sqlText(row.batchId)})`;
 }
 
 export interface Fence { batchSeq: number; batchId: string | null; commitMessage: string | null; committedAt: string | null; result: string | null }

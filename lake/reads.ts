@@ -50,7 +50,7 @@ export async function sandboxedQuery(lake: LakeConfig, sql: string, maxRows: num
         throw new ReadError('only SELECT statements are allowed: readers attach the lake read-only');
       }
       const reader = await prepared.runAndReadUntil(maxRows + 1);
-      const rows = reader.getRowObjectsJson() as Record<string, unknown>[];
+      const rows = jsonRows(reader);
       return { columns: reader.columnNames(), rows: rows.slice(0, maxRows), truncated: rows.length > maxRows, elapsedMs: Date.now() - started };
     } catch (error) {
       if (error instanceof ReadError) throw error;
@@ -62,8 +62,17 @@ export async function sandboxedQuery(lake: LakeConfig, sql: string, maxRows: num
   }, { readOnly: true, sandbox: true });
 }
 
+/** Rows as JSON, with counts as numbers (DuckDB's JSON form gives BIGINTs as strings) where they fit exactly. */
+export function jsonRows(reader: { getRowObjectsJson(): unknown[]; getRowObjects(): unknown[] }): Record<string, unknown>[] {
+  const raw = reader.getRowObjects() as Record<string, unknown>[];
+  return (reader.getRowObjectsJson() as Record<string, unknown>[]).map((row, i) => Object.fromEntries(Object.entries(row).map(([k, v]) => {
+    const original = raw[i][k];
+    return [k, typeof original === 'bigint' && original <= BigInt(Number.MAX_SAFE_INTEGER) && original >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(original) : v];
+  })));
+}
+
 async function rows(db: DuckDBConnection, sql: string): Promise<Record<string, unknown>[]> {
-  return (await db.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
+  return jsonRows(await db.runAndReadAll(sql));
 }
 
 /** Every gold table now, or as of an earlier gold refresh (a snapshot id, or a time). */

@@ -21,6 +21,8 @@ test('bad CLI input: a clear message naming the field and exit code 2, before co
     [['report', '--as-of', 'last tuesday'], /--as-of: "last tuesday" is neither/],
     [['query', 'select 1', '--format', 'xml'], /--format: "xml"/],
     [['no-such-command'], /unknown command/],
+    [['schedule', 'create', 'every-zero', '--every', '0s'], /--every: "0s" is not a positive duration/],
+    [['dashboard', '--port', 'http'], /--port: "http" is not a port number/],
   ];
   for (const [args, message] of cases) {
     const result = await cli(args, env);
@@ -33,7 +35,7 @@ test('bad CLI input: a clear message naming the field and exit code 2, before co
 });
 
 test('run through the worker; report, query (sandboxed) and status read the lake directly', async () => {
-  const { taskQueue, env, deps } = await cliLake('cli', 8, 25);
+  const { taskQueue, env, deps, landing } = await cliLake('cli', 8, 25);
   try {
     await withWorker(async () => {
       const run = await cli(['run'], env);
@@ -46,7 +48,7 @@ test('run through the worker; report, query (sandboxed) and status read the lake
       const parsed = JSON.parse(report.stdout);
       expect(parsed.version).toEqual(expect.any(Number));
       expect(parsed.tables.connections_now.find((r: { dispositivo: string }) => r.dispositivo === 'Total')).toEqual(
-        { dispositivo: 'Total', connected: expect.any(String), disconnected: expect.any(String), devices: expect.any(String) });
+        { dispositivo: 'Total', connected: expect.any(Number), disconnected: expect.any(Number), devices: expect.any(Number) }); // counts as numbers, not strings
       const text = await cli(['report', '--as-of', String(parsed.version)], env);
       expect(text.stdout).toMatch(new RegExp(`^gold version ${parsed.version}, committed`));
       expect(await cli(['report', '--as-of', '1'], env)).toMatchObject({ code: 2, stderr: expect.stringMatching(/no gold refresh at or before snapshot 1/) });
@@ -87,6 +89,12 @@ test('run through the worker; report, query (sandboxed) and status read the lake
         .toMatchObject({ code: 2, stderr: expect.stringMatching(/celular_conectado does not exist/) });
       expect((await cli(['run'], env)).code).toBe(0);
       expect(await cli(['query', 'SELECT count(*) AS n FROM silver.events', '--format', 'csv'], env)).toMatchObject({ code: 0, stdout: 'n\n200\n' });
+
+      // A stopped generator says so (its own flag would still say running).
+      const gen = ['--id', `gen-${taskQueue}`];
+      expect((await cli(['generator', 'start', ...gen, '--interval', '5', '--landing', `${landing}-generated`], env)).code).toBe(0);
+      expect((await cli(['generator', 'stop', ...gen], env)).code).toBe(0);
+      expect((await cli(['generator', 'status', ...gen, '--brief'], env)).stdout).toMatch(/^\[generator\] cancel/);
     }, { taskQueue, deps });
   } finally {
     await terminateAll([...DEFAULT_SOURCES.map(bronzeWorkflowId), 'silver', 'gold']);

@@ -28,8 +28,11 @@ export async function createNetpulseWorker(options: NetpulseWorkerOptions = {}):
     namespace: config.namespace,
     taskQueue: config.taskQueue,
     activities: createActivities({ ...defaultDeps(), ...(address && { temporalAddress: address }), ...deps }),
-    // Activities write atomically; the grace time lets a running batch finish and report.
+    // Activities write atomically; the grace time lets a running batch finish and report, and
+    // past the force time the worker stops anyway (an activity stuck in a system call would
+    // otherwise hold it in DRAINING forever; its batch is retried elsewhere, exactly once).
     shutdownGraceTime: '20 seconds',
+    shutdownForceTime: '40 seconds',
     ...code,
     ...workerOptions,
   });

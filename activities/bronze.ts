@@ -95,21 +95,35 @@ async function appendListing(db: DuckDBConnection, files: LandingFileInfo[]): Pr
  * Footers are read in doubling chunks, so a backlog of big files costs a few footers per batch,
  * not every planned file's. Unreadable footers are left for the ingest activity to quarantine.
  */
+/**
+ * Rows per file from the Parquet footers, in one scan; if one footer is unreadable the scan fails
+ * as a whole, and the files are read one by one: an unreadable file counts 0 rows (ingest
+ * quarantines it) and the others keep their counts, so the batch bound holds.
+ */
+async function footerRowCounts(db: DuckDBConnection, files: LandingFileInfo[]): Promise<Map<string, number>> {
+  const scan = async (list: LandingFileInfo[]) => new Map((await db.runAndReadAll(
+    `SELECT file_name, num_rows FROM parquet_file_metadata([${list.map((f) => sqlFilePath(f.path)).join(', ')}])`)).getRows()
+    .map((r) => [String(r[0]), Number(r[1])] as const));
+  if (files.length === 0) return new Map();
+  try {
+    return await scan(files);
+  } catch {
+    const counts = new Map<string, number>();
+    for (const file of files) {
+      const one = await scan([file]).catch(() => new Map<string, number>());
+      counts.set(file.path, one.get(file.path) ?? 0);
+    }
+    return counts;
+  }
+}
+
 async function withinRowBudget(db: DuckDBConnection, files: LandingFileInfo[], maxRows: number): Promise<LandingFileInfo[]> {
   let total = 0;
   const kept: LandingFileInfo[] = [];
   for (let start = 0, size = 256; start < files.length; start += size, size *= 2) {
     const chunk = files.slice(start, start + size);
     const readable = chunk.filter((f) => f.size > 0);
-    let counts = new Map<string, number>();
-    if (readable.length > 0) {
-      try {
-        const rows = (await db.runAndReadAll(`SELECT file_name, num_rows FROM parquet_file_metadata([${readable.map((f) => sqlFilePath(f.path)).join(', ')}])`)).getRows();
-        counts = new Map(rows.map((r) => [String(r[0]), Number(r[1])]));
-      } catch {
-        return files;
-      }
-    }
+    const counts = await footerRowCounts(db, readable);
     for (const file of chunk) {
       total += counts.get(file.path) ?? 0;
       if (kept.length > 0 && total > maxRows) return kept;

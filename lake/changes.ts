@@ -61,9 +61,18 @@ export async function upsertRows(db: DuckDBConnection, table: string, keys: stri
 /**
  * The mark a reader of change feeds can start from: its own, or for a reader that has read
  * nothing yet (mark 0), just before the oldest snapshot kept. A mark that maintenance has
- * already expired past means changes were lost to this reader: an error, not a silent skip.
+ * already expired past means changes were lost to this reader, and a mark past the lake's
+ * latest snapshot means the lake is older than the checkpoint: errors, not silent skips.
  */
 export async function readableMark(db: DuckDBConnection, mark: number, reader: string): Promise<number> {
+  const latest = Number((await db.runAndReadAll(`SELECT id FROM ${LAKE}.current_snapshot()`)).getRows()[0]?.[0] ?? 0);
+  if (mark > latest) {
+    throw ApplicationFailure.create({
+      type: 'CheckpointAheadOfLake', nonRetryable: true,
+      message: `${reader} has read up to snapshot ${mark}, but the lake's latest snapshot is ${latest}: the lake is older than the checkpoint. `
+        + `Terminate the ${reader} workflow (it rebuilds its checkpoint from the lake), or rebuild everything with: netpulse reset --keep-landing`,
+    });
+  }
   const oldest = await oldestSnapshot(db);
   if (mark + 1 >= oldest) return mark;
   if (mark === 0) return oldest - 1;

@@ -137,6 +137,15 @@ export async function snapshotOfFence(db: DuckDBConnection, fence: Fence | undef
 const commitMessage = (batch: BatchIdentity) => `${batch.operation} ${batch.batchId}`;
 
 async function earlierCommit(db: DuckDBConnection, batch: BatchIdentity, fence: Fence): Promise<CommitInfo | undefined> {
+  if (fence.batchSeq < batch.batchSeq - 1) {
+    // The owner's checkpoint is ahead of the lake: the lake was restored from an older copy, or
+    // emptied while the owner workflow kept running. Writing on would leave a gap silently.
+    throw ApplicationFailure.create({
+      type: 'CheckpointAheadOfLake', nonRetryable: true,
+      message: `${batch.owner} is at batch ${batch.batchSeq}, but the lake's last commit of it is batch ${fence.batchSeq}: the lake is older than the checkpoint. `
+        + 'Terminate the owner workflow (it rebuilds its checkpoint from the lake), or rebuild everything with: netpulse reset --keep-landing',
+    });
+  }
   if (fence.batchSeq < batch.batchSeq) return undefined;
   if (fence.batchSeq > batch.batchSeq || fence.batchId !== batch.batchId || !fence.result) {
     // Batches of an owner run one after another: a later one committed means this one is stale.

@@ -3,11 +3,12 @@ import { copyFileSync, mkdirSync, statSync, truncateSync, writeFileSync } from '
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { bronzeActivities } from '../activities/bronze';
+import { silverActivities } from '../activities/silver';
 import { writeSyntheticLanding } from '../bench/landing-maker';
 import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
 import { changeFeedSql } from '../lake/changes';
 import { closeAllInstances, withConnection } from '../lake/duckdb';
-import { bronzeWorkflowId, type IngestResult, type PlanResult, type Source } from '../rules/bronze';
+import { bronzeTable as bronzeTableName, bronzeWorkflowId, type IngestResult, type PlanResult, type Source } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
 import type { PassSummary } from '../rules/pass';
 import { bronzeAvailableNow, bronzeStatusQuery, runPassUpdate } from '../workflows/bronze';
@@ -335,4 +336,24 @@ test('file names are taken literally, never as globs: a*.parquet, a?.parquet and
     SELECT regexp_extract(rastreamento_source, '[^/]+$') AS file, count(*) AS n FROM bronze.${source.name} GROUP BY 1 ORDER BY 1`, lake);
   expect(byFile).toEqual(Object.entries(names).map(([name, rows]) => ({ file: `${name}.parquet`, n: String(rows) }))
     .sort((a, b) => (a.file < b.file ? -1 : 1)));
+});
+
+test('a checkpoint ahead of the lake is an error, not a silent gap; an unreadable footer does not lift the row bound', async () => {
+  const { landing, lake, sources } = setup('ahead');
+  const source = sources[0];
+  const files = await writeSyntheticLanding({ root: landing, files: 4, rowsPerFile: 100, scenarios: [DEFAULT_SCENARIOS[0]] });
+  writeFileSync(path.join(path.dirname(files[0]), 'broken.parquet'), 'PAR1 but not a parquet file');
+  const activities = bronzeActivities({ lake, landingDir: landing });
+  const env = new MockActivityEnvironment();
+  // 150 rows a batch: one 100-row file, though a footer in the plan cannot be read.
+  const plan: PlanResult = await env.run(activities.planBronzeBatch, { source, maxFiles: 10, maxBytes: 1e9, maxRows: 150, emptyFileGraceSeconds: 0 });
+  expect(plan.waiting).toBe(5);
+  expect(plan.files.length).toBeLessThanOrEqual(2);
+  expect(plan.files.filter((f) => !f.path.endsWith('broken.parquet'))).toHaveLength(1);
+  // An owner whose checkpoint says batch 3 against a lake that never saw batches 0-2.
+  await expect(env.run(activities.ingestBronzeBatch, { source, batchId: `${bronzeTableName(source)}:3`, batchSeq: 3, files: plan.files }))
+    .rejects.toMatchObject({ type: 'CheckpointAheadOfLake' });
+  const silver = silverActivities({ lake, landingDir: landing });
+  await expect(env.run(silver.planSilverBatch, { bronzeSnapshot: 1_000_000, maxRows: 1000 }))
+    .rejects.toMatchObject({ type: 'CheckpointAheadOfLake', message: expect.stringMatching(/reset --keep-landing/) });
 });

@@ -22,6 +22,7 @@ test('bad CLI input: a clear message naming the field and exit code 2, before co
     [['query', 'select 1', '--format', 'xml'], /--format: "xml"/],
     [['no-such-command'], /unknown command/],
     [['schedule', 'create', 'every-zero', '--every', '0s'], /--every: "0s" is not a positive duration/],
+    [['run', '--landing', '/no/such/landing'], /--landing: \/no\/such\/landing is not a folder/],
     [['dashboard', '--port', 'http'], /--port: "http" is not a port number/],
   ];
   for (const [args, message] of cases) {

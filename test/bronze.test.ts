@@ -8,13 +8,13 @@ import { writeSyntheticLanding } from '../bench/landing-maker';
 import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
 import { changeFeedSql } from '../lake/changes';
 import { closeAllInstances, withConnection } from '../lake/duckdb';
-import { bronzeTable as bronzeTableName, bronzeWorkflowId, type IngestResult, type PlanResult, type Source } from '../rules/bronze';
+import { bronzeTable as bronzeTableName, bronzeWorkflowId, type IngestResult, type PlanResult } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
 import type { PassSummary } from '../rules/pass';
 import { bronzeAvailableNow, bronzeStatusQuery, runPassUpdate } from '../workflows/bronze';
 import { generatorWorkflow } from '../workflows/generator';
 import {
-  closeTestClient, failFirstAttemptAfterWork, lakeEnv, startWorkerProcess, stopProcess, sqlRows, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker,
+  closeTestClient, failFirstAttemptAfterWork, lakeEnv, startWorkerProcess, stopProcess, testSources, sqlRows, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker,
 } from './helpers';
 
 afterAll(async () => {
@@ -22,15 +22,6 @@ afterAll(async () => {
   await closeLakes();
   await closeAllInstances();
 });
-
-/** The four default sources under test-unique names, so workflow ids never collide. */
-function testSources(tag: string): Source[] {
-  return DEFAULT_SCENARIOS.map((s) => ({
-    name: `${tag}_${s.device}_${s.status}`.toLowerCase(),
-    label: `${s.device} ${s.status}`,
-    path: `${s.device}/${s.status}`,
-  }));
-}
 
 function setup(tag: string) {
   const dir = tempDir(tag);

@@ -7,11 +7,9 @@ import path from 'node:path';
 import { buildDashboard } from '../client/dashboard';
 import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
 import { closeAllInstances } from '../lake/duckdb';
-import { bronzeWorkflowId, type Source } from '../rules/bronze';
-import { DEFAULT_SCENARIOS } from '../rules/generator';
 import { generatorWorkflow } from '../workflows/generator';
 import { medallionPipeline } from '../workflows/pipeline';
-import { closeTestClient, sqlRows, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker } from './helpers';
+import { closeTestClient, sqlRows, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker } from './helpers';
 
 const CHROMIUM = process.env.NETPULSE_CHROMIUM ?? '/usr/bin/chromium';
 // Headless, and nothing that reaches for the network (the machine has none).
@@ -27,13 +25,7 @@ afterAll(async () => {
 
 function fixture(tag: string) {
   const dir = tempDir(tag);
-  const prefix = `${tag}${Math.random().toString(36).slice(2, 6)}`;
-  const sources: Source[] = DEFAULT_SCENARIOS.map((s) => ({
-    name: `${prefix}_${s.device}_${s.status}`.toLowerCase(), label: `${s.device} ${s.status}`, path: `${s.device}/${s.status}`,
-  }));
-  const workflowIdPrefix = `${prefix}-`;
-  const ids = [...sources.map(bronzeWorkflowId), `${workflowIdPrefix}silver`, `${workflowIdPrefix}gold`];
-  return { dir, landing: path.join(dir, 'landing'), lake: testLake(dir), sources, workflowIdPrefix, ids };
+  return { dir, landing: path.join(dir, 'landing'), lake: testLake(dir), ...testPipeline(tag) };
 }
 
 /** A GET with the path sent exactly as written (no client-side URL normalisation). */

@@ -13,6 +13,8 @@ import type { WorkerDeps } from '../activities';
 import { withLake, type LakeConfig } from '../lake/catalog';
 import { withConnection } from '../lake/duckdb';
 import { writeSyntheticLanding } from '../bench/landing-maker';
+import { bronzeWorkflowId, type Source } from '../rules/bronze';
+import { DEFAULT_SCENARIOS } from '../rules/generator';
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `netpulse-${prefix}-`));
@@ -136,4 +138,21 @@ export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): 
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill(signal);
   await exited;
+}
+
+/** The four default sources under test-unique names, so tables and workflow ids never collide. */
+export function testSources(tag: string): Source[] {
+  return DEFAULT_SCENARIOS.map((s) => ({
+    name: `${tag}_${s.device}_${s.status}`.toLowerCase(),
+    label: `${s.device} ${s.status}`,
+    path: `${s.device}/${s.status}`,
+  }));
+}
+
+/** Test sources plus silver and gold under a workflow-id prefix of their own, and every owner's id. */
+export function testPipeline(tag: string) {
+  const prefix = `${tag}${Math.random().toString(36).slice(2, 6)}`;
+  const sources = testSources(prefix);
+  const workflowIdPrefix = `${prefix}-`;
+  return { sources, workflowIdPrefix, ids: [...sources.map(bronzeWorkflowId), `${workflowIdPrefix}silver`, `${workflowIdPrefix}gold`] };
 }

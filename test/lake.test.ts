@@ -8,13 +8,13 @@ import { writeSyntheticLanding } from '../bench/landing-maker';
 import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
 import { tableAtSql } from '../lake/changes';
 import { closeAllInstances } from '../lake/duckdb';
-import { bronzeWorkflowId, type Source } from '../rules/bronze';
+import type { Source } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
 import type { MaintenanceReport } from '../rules/maintenance';
 import { maintenanceWorkflow } from '../workflows/maintenance';
 import { medallionPipeline } from '../workflows/pipeline';
 import {
-  cli, closeTestClient, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker,
+  cli, closeTestClient, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker,
 } from './helpers';
 
 afterAll(async () => {
@@ -22,16 +22,6 @@ afterAll(async () => {
   await closeLakes();
   await closeAllInstances();
 });
-
-/** The four default sources under test-unique names (tables and workflow ids), and the ids of every owner. */
-function testPipeline(tag: string) {
-  const prefix = `${tag}${Math.random().toString(36).slice(2, 6)}`;
-  const sources: Source[] = DEFAULT_SCENARIOS.map((s) => ({
-    name: `${prefix}_${s.device}_${s.status}`.toLowerCase(), label: `${s.device} ${s.status}`, path: `${s.device}/${s.status}`,
-  }));
-  const workflowIdPrefix = `${prefix}-`;
-  return { sources, workflowIdPrefix, ids: [...sources.map(bronzeWorkflowId), `${workflowIdPrefix}silver`, `${workflowIdPrefix}gold`] };
-}
 
 const one = async (lake: LakeConfig, sql: string) => Number(Object.values((await sqlRows(sql, lake))[0])[0]);
 

@@ -24,7 +24,7 @@ shutdown() {
   trap - INT TERM EXIT
   stopping=1
   echo; echo "[up] stopping the worker (it finishes its running batches), then the catalog and the Temporal dev server"
-  kill -TERM "$dashboard_pid" 2>/dev/null || true
+  kill -TERM "$dashboard_pid" "${watch_pid:-}" 2>/dev/null || true
   kill -INT "$worker_pid" 2>/dev/null || true
   wait "$worker_pid" 2>/dev/null || true
   bash scripts/catalog.sh stop || true
@@ -35,6 +35,9 @@ trap shutdown INT TERM EXIT
 cli() { node dist/client/cli.js "$@"; }
 cli generator start --mode population
 cli continuous start
+# Event-driven passes: a file watcher signals the pipeline when files land (the interval stays as a safety net).
+cli watch >>data/logs/watch.log 2>&1 &
+watch_pid=$!
 cli maintenance schedule --every 1h --landing archive --landing-retention-hours 24
 echo "[up] dashboard: http://localhost:${NETPULSE_DASHBOARD_PORT:-8080}/   Temporal Web UI: http://localhost:${TEMPORAL_UI_PORT:-8233}   logs: data/logs/"
 echo "[up] landing zone: ${NETPULSE_LANDING_DIR:-data/landing}   lake files: ${NETPULSE_DATA_PATH:-data/lake}   catalog: $(bash scripts/catalog.sh status 2>&1 | head -n1)"

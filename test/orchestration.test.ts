@@ -1,5 +1,6 @@
 // The pipeline as operators drive it: continuous mode with pause/resume/trigger/interval,
 // schedules managed by the CLI, the event log. Real dev server, real DuckDB.
+import { mkdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { writeSyntheticLanding } from '../bench/landing-maker';
 import { closeLakes } from '../lake/catalog';
@@ -9,6 +10,7 @@ import { DEFAULT_SCENARIOS } from '../rules/generator';
 import {
   medallionPipeline, pauseSignal, pipelineStatusQuery, resumeSignal, setIntervalUpdate, triggerPassSignal,
 } from '../workflows/pipeline';
+import { watchLanding } from '../client/watch';
 import { cli, cliLake, closeTestClient, sqlRows, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker } from './helpers';
 
 afterAll(async () => {
@@ -115,5 +117,40 @@ test('schedules from the CLI: create, trigger, pause, unpause, describe, delete;
   } finally {
     await client.schedule.getHandle(id).delete().catch(() => undefined);
     await terminateAll([...DEFAULT_SOURCES.map(bronzeWorkflowId), 'silver', 'gold']);
+  }
+});
+
+test('the landing watcher runs a pass as soon as files land, though the interval is an hour', async () => {
+  const dir = tempDir('watch');
+  const landing = path.join(dir, 'landing');
+  const lake = testLake(dir);
+  const tag = `w${Math.random().toString(36).slice(2, 6)}`;
+  const sources: Source[] = [{ name: `${tag}_celular_conectado`, label: 'Celular Conectado', path: 'Celular/Conectado' }];
+  const prefix = `${tag}-`;
+  const workflowId = uniqueId('pipeline-watched');
+  try {
+    await withWorker(async ({ client, taskQueue }) => {
+      const handle = await client.workflow.start(medallionPipeline, {
+        taskQueue, workflowId, args: [{ sources, landingPath: landing, workflowIdPrefix: prefix, continuous: true, intervalSeconds: 3600 }],
+      });
+      const status = () => handle.query(pipelineStatusQuery);
+      await eventually(status, (s) => s.totals.passes >= 1 && !s.running, 'the first pass');
+      const watcher = await watchLanding(client, landing, workflowId);
+      try {
+        // Landed as the generator does: written elsewhere, then renamed into place.
+        const [staged] = await writeSyntheticLanding({ root: path.join(dir, 'staged'), files: 1, rowsPerFile: 40, scenarios: [DEFAULT_SCENARIOS[1]] });
+        mkdirSync(path.join(landing, 'Celular', 'Conectado'), { recursive: true });
+        renameSync(staged, path.join(landing, 'Celular', 'Conectado', path.basename(staged)));
+        const watched = await eventually(status, (s) => s.totals.silverEvents > 0 && !s.running, 'the watched file in silver');
+        expect(watched.totals).toMatchObject({ bronzeFiles: 1, bronzeRows: 40 });
+        expect(watcher.triggers()).toBeGreaterThanOrEqual(1);
+        expect(Date.parse(watched.nextPassAt!) - Date.now()).toBeGreaterThan(3000 * 1000); // not the interval's doing
+      } finally {
+        await watcher.close();
+      }
+      await handle.cancel();
+    }, { deps: { lake, landingDir: landing } });
+  } finally {
+    await terminateAll([bronzeWorkflowId(sources[0]), `${prefix}silver`, `${prefix}gold`]);
   }
 });

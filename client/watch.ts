@@ -1,0 +1,66 @@
+// `netpulse watch`: event-driven passes. A file watcher (chokidar) on the landing zone signals the
+// continuous pipeline to run a pass as soon as files are renamed into place, instead of waiting
+// for its interval; the interval's listing stays as the safety net for anything the watcher misses.
+import { Command } from 'commander';
+import { watch, type FSWatcher } from 'chokidar';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { config } from '../config';
+import { isTempLandingName } from '../lake/landing';
+import { triggerPassSignal } from '../workflows/pipeline';
+import { CONTINUOUS_PIPELINE_ID } from './pipeline';
+import { connectClient } from './connection';
+
+export interface LandingWatcher {
+  /** Passes asked for so far. */
+  triggers: () => number;
+  close: () => Promise<void>;
+}
+
+/**
+ * Watches `landingDir` and signals `triggerPass` to `workflowId` when new landing files appear,
+ * at most once per `debounceMs` (a generator tick lands four files at once).
+ */
+export async function watchLanding(client: Client, landingDir: string, workflowId: string, debounceMs = 200): Promise<LandingWatcher> {
+  mkdirSync(landingDir, { recursive: true });
+  let timer: NodeJS.Timeout | undefined;
+  let triggers = 0;
+  const watcher: FSWatcher = watch(landingDir, {
+    ignoreInitial: true,
+    // Temp names (the writer's .name.tmp) are skipped; the rename into place is an 'add'.
+    ignored: (file) => isTempLandingName(path.basename(file)),
+  });
+  watcher.on('add', () => {
+    timer ??= setTimeout(() => {
+      timer = undefined;
+      triggers++;
+      client.workflow.getHandle(workflowId).signal(triggerPassSignal).catch((error: Error) => {
+        console.error(`watch: could not signal ${workflowId}: ${error.message}`);
+      });
+    }, debounceMs);
+  });
+  await new Promise<void>((resolve, reject) => watcher.once('ready', resolve).once('error', reject));
+  return {
+    triggers: () => triggers,
+    close: async () => {
+      clearTimeout(timer);
+      await watcher.close();
+    },
+  };
+}
+
+export function watchCommand(): Command {
+  return new Command('watch')
+    .description(`signal the continuous pipeline (${CONTINUOUS_PIPELINE_ID}) to run a pass as soon as landing files arrive`)
+    .option('--landing <dir>', 'landing zone root (default: data/landing)')
+    .option('--id <workflowId>', 'pipeline workflow id', CONTINUOUS_PIPELINE_ID)
+    .action(async (options) => {
+      const landing = path.resolve(options.landing ?? config.landingDir);
+      const watcher = await watchLanding(await connectClient(), landing, options.id);
+      console.log(`watching ${landing}: new files trigger a pass of ${options.id} (Ctrl-C to stop)`);
+      await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+      await watcher.close();
+      console.log(`watch stopped after ${watcher.triggers()} triggered passes`);
+    });
+}

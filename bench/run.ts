@@ -19,6 +19,7 @@ import { freePort, startDevServer } from '../scripts/dev-server';
 import { bronzeAvailableNow } from '../workflows/bronze';
 import { medallionPipeline, pipelineStatusQuery } from '../workflows/pipeline';
 import { writeSyntheticLanding } from './landing-maker';
+import { watchLanding } from '../client/watch';
 import { config } from '../config';
 
 const SIZES: Record<string, { files: number; rows: number }> = {
@@ -237,12 +238,15 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
     taskQueue: worker.taskQueue, workflowId: id,
     args: [{ landingPath: landing, continuous: true, intervalSeconds: Number(arg('interval', '0.2')), gold: { options: { refreshIntervalSeconds: 0 } } }],
   });
-  log(`latency: one file a second for ${seconds} s, continuous interval ${arg('interval', '0.2')} s`);
+  // --watch: the landing watcher triggers passes (as up.sh runs it), so the interval is only a safety net.
+  const watcher = process.argv.includes('--watch') ? await watchLanding(client, landing, id) : undefined;
+  log(`latency: one file a second for ${seconds} s, continuous interval ${arg('interval', '0.2')} s${watcher ? ', with the landing watcher' : ''}`);
   for (let i = 0; i < seconds; i++) {
     await writeSyntheticLanding({ root: landing, files: 1, rowsPerFile: 250, seed: i, prefix: `tick${String(i).padStart(4, '0')}`, scenarios: [{ device: 'Celular', status: 'Conectado' }] });
     await new Promise((r) => setTimeout(r, 1000));
   }
   await new Promise((r) => setTimeout(r, 5000));
+  await watcher?.close();
   const status = await handle.query(pipelineStatusQuery);
   await handle.cancel();
   for (const wid of ['bronze-celular-conectado', 'silver', 'gold']) await client.workflow.getHandle(wid).terminate('bench done').catch(() => undefined);
@@ -268,7 +272,7 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
   const bronze = rows.map((r) => Number(r.to_bronze_ms));
   const gold = rows.filter((r) => r.to_gold_ms !== null).map((r) => Number(r.to_gold_ms));
   const stats = (v: number[]) => ({ p50: percentile(v, 0.5), p95: percentile(v, 0.95), max: Math.max(...v) });
-  return { files: rows.length, goldReached: gold.length, passes: status.totals.passes, toBronzeMs: stats(bronze), toGoldMs: stats(gold), workerPeakRssMiB: rssMiB };
+  return { watcher: Boolean(watcher), interval: Number(arg('interval', '0.2')), files: rows.length, goldReached: gold.length, passes: status.totals.passes, toBronzeMs: stats(bronze), toGoldMs: stats(gold), workerPeakRssMiB: rssMiB };
 }
 
 function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Awaited<ReturnType<typeof continuousLatency>> | undefined, machine: string): string {
@@ -279,7 +283,7 @@ function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Await
     ...results.map((r) => `| ${r.size} | ${r.workers} | ${r.files} × ${r.rowsPerFile} | ${r.duckLakeRowsPerSec.toLocaleString('en')} (${r.duckLakeSeconds.toFixed(2)} s) | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratioToDuckLake} | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} / ${r.singleSourceOverheadPerBatchMs} ms | ${r.coldEmptyPassMs} / ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s) | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeDataFiles} (${r.lakeMiB} MiB) |`),
   ];
   if (latency) {
-    lines.push('', `Continuous latency (${latency.files} files, one a second; ${latency.passes} passes; worker peak RSS ${latency.workerPeakRssMiB} MiB):`, '',
+    lines.push('', `Continuous latency (${latency.files} files, one a second; interval ${latency.interval} s${latency.watcher ? ' with the landing watcher' : ''}; ${latency.passes} passes; worker peak RSS ${latency.workerPeakRssMiB} MiB):`, '',
       '| | p50 | p95 | max |', '|---|---|---|---|',
       `| landing → bronze | ${latency.toBronzeMs.p50} ms | ${latency.toBronzeMs.p95} ms | ${latency.toBronzeMs.max} ms |`,
       `| landing → gold | ${latency.toGoldMs.p50} ms | ${latency.toGoldMs.p95} ms | ${latency.toGoldMs.max} ms |`);
@@ -288,7 +292,7 @@ function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Await
 }
 
 const USAGE = `usage: node dist/bench/run.js [--sizes small,medium,large] [--two-workers medium|none]
-       [--latency-seconds 60] [--max-files 1000] [--interval 0.2]
+       [--latency-seconds 60] [--max-files 1000] [--interval 0.2] [--watch]
 Starts its own Temporal dev server and PostgreSQL catalog (or uses TEMPORAL_ADDRESS, NETPULSE_CATALOG);
 writes bench/results/<date>.md and .json. Sizes: ${Object.entries(SIZES).map(([k, v]) => `${k} ${v.files} × ${v.rows}`).join(', ')}.`;
 

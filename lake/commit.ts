@@ -48,7 +48,7 @@ export interface CommitInfo extends BatchWrite {
 }
 
 export interface EventLogRow {
-  kind: 'batch' | 'pass' | 'maintenance';
+  kind: 'batch' | 'pass' | 'maintenance' | 'requeue';
   layer: string;
   source: string;
   batchId?: string;

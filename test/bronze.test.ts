@@ -14,7 +14,7 @@ import type { PassSummary } from '../rules/pass';
 import { bronzeAvailableNow, bronzeStatusQuery, runPassUpdate } from '../workflows/bronze';
 import { generatorWorkflow } from '../workflows/generator';
 import {
-  closeTestClient, failFirstAttemptAfterWork, lakeEnv, startWorkerProcess, stopProcess, testSources, sqlRows, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker,
+  cli, closeTestClient, failFirstAttemptAfterWork, lakeEnv, startWorkerProcess, stopProcess, testSources, sqlRows, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker,
 } from './helpers';
 
 afterAll(async () => {
@@ -347,4 +347,32 @@ test('a checkpoint ahead of the lake is an error, not a silent gap; an unreadabl
   const silver = silverActivities({ lake, landingDir: landing });
   await expect(env.run(silver.planSilverBatch, { bronzeSnapshot: 1_000_000, maxRows: 1000 }))
     .rejects.toMatchObject({ type: 'CheckpointAheadOfLake', message: expect.stringMatching(/reset --keep-landing/) });
+});
+
+test('a quarantined file its producer fixed is taken again after requeue, once; its quarantine row stays as history', async () => {
+  const { landing, lake, sources } = setup('requeue');
+  const source = sources[0];
+  const [good] = await writeSyntheticLanding({ root: landing, files: 1, rowsPerFile: 30, scenarios: [DEFAULT_SCENARIOS[0]] });
+  const broken = path.join(path.dirname(good), 'late.parquet');
+  writeFileSync(broken, 'half a file');
+  const activities = bronzeActivities({ lake, landingDir: landing });
+  const env = new MockActivityEnvironment();
+  const plan = () => env.run(activities.planBronzeBatch, { source, maxFiles: 10, maxBytes: 1e9, maxRows: 1e9, emptyFileGraceSeconds: 0 }) as Promise<PlanResult>;
+  const first = await plan();
+  expect(await env.run(activities.ingestBronzeBatch, { source, batchId: `${bronzeTableName(source)}:0`, batchSeq: 0, files: first.files }))
+    .toMatchObject({ rows: 30, filesQuarantined: 1 });
+  copyFileSync(good, broken); // the producer writes the file again, whole
+  expect((await plan()).waiting).toBe(0); // the ledger remembers it as quarantined
+
+  expect(await cli(['requeue', '--source', 'x; DROP TABLE lake.file_ledger'], lakeEnv(lake))).toMatchObject({ code: 2 });
+  const requeued = await cli(['requeue', '--source', bronzeTableName(source), '--path', 'late.parquet'], lakeEnv(lake));
+  expect(requeued).toMatchObject({ code: 0, stdout: expect.stringMatching(/^1 quarantined files requeued:\n.*late\.parquet/) });
+  const second = await plan();
+  expect(second.files.map((f) => path.basename(f.path))).toEqual(['late.parquet']);
+  expect(await env.run(activities.ingestBronzeBatch, { source, batchId: `${bronzeTableName(source)}:1`, batchSeq: 1, files: second.files }))
+    .toMatchObject({ rows: 30, filesIngested: 1, filesQuarantined: 0 });
+  expect(await count(lake, `SELECT count(*) FROM bronze.${source.name}`)).toBe(60);
+  expect(await count(lake, `SELECT count(*) FROM bronze.quarantine`)).toBe(1);
+  expect(await sqlRows(`SELECT outcome FROM lake.file_ledger WHERE path = '${broken}'`, lake)).toEqual([{ outcome: 'ingested' }]);
+  expect(await cli(['requeue'], lakeEnv(lake))).toMatchObject({ code: 0, stdout: 'no quarantined files match\n' });
 });

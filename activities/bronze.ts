@@ -3,9 +3,9 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { withLake, type LakeConfig } from '../lake/catalog';
+import { tableColumns, withLake, type LakeConfig } from '../lake/catalog';
 import { qualified } from '../lake/changes';
-import { commitBatch, readFence, retryConcurrentCommit, snapshotOfFence, type CommitInfo } from '../lake/commit';
+import { commitBatch, fenceDetails, readFence, retryConcurrentCommit, snapshotOfFence, type CommitInfo } from '../lake/commit';
 import { sqlFilePath, sqlIdentifier, sqlString } from '../lake/duckdb';
 import { isTempLandingName } from '../lake/landing';
 import { batchLog, heartbeatEvery } from './context';
@@ -223,7 +223,7 @@ export function bronzeActivities(deps: LakeDeps) {
     const table = bronzeTable(source);
     return withLake(deps.lake, async (db) => {
       const fence = await readFence(db, table);
-      const last = fence?.result ? (JSON.parse(fence.result) as { details?: { schemaVersion?: number } }) : undefined;
+      const last = fenceDetails<{ schemaVersion?: number }>(fence);
       const [row] = (await db.runAndReadAll(`
         SELECT count(*) FILTER (WHERE outcome = 'ingested') AS ingested, count(*) FILTER (WHERE outcome = 'quarantined') AS quarantined
         FROM lake.file_ledger WHERE table_name = ${sqlString(table)}`)).getRowObjectsJson() as Record<string, string>[];
@@ -233,7 +233,7 @@ export function bronzeActivities(deps: LakeDeps) {
       return {
         nextBatchSeq: (fence?.batchSeq ?? -1) + 1, version, rowsIngested: rows,
         filesIngested: Number(row.ingested), filesQuarantined: Number(row.quarantined),
-        schemaVersion: last?.details?.schemaVersion ?? 0, passes: 0,
+        schemaVersion: last?.schemaVersion ?? 0, passes: 0,
       };
     });
   }
@@ -308,15 +308,6 @@ async function findUnscannable(db: DuckDBConnection, files: ReadableFile[]): Pro
     }
   }
   return bad;
-}
-
-async function tableColumns(db: DuckDBConnection, table: string): Promise<Map<string, string>> {
-  const [schema, name] = table.split('.');
-  const rows = (await db.runAndReadAll(`
-    SELECT column_name, data_type FROM information_schema.columns
-    WHERE table_catalog = current_database() AND table_schema = ${sqlString(schema)} AND table_name = ${sqlString(name)}
-    ORDER BY ordinal_position`)).getRows();
-  return new Map(rows.map((r) => [String(r[0]), String(r[1])]));
 }
 
 /**

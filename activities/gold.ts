@@ -6,7 +6,7 @@ import path from 'node:path';
 import { config } from '../config';
 import { keepOutOfCatalog, missingTables, withLake } from '../lake/catalog';
 import { changeFeedSql, readableMark, replaceRows } from '../lake/changes';
-import { commitBatch, readFence, snapshotOfFence, type TableWrite } from '../lake/commit';
+import { commitBatch, fenceDetails, readFence, snapshotOfFence, type TableWrite } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import { SPEEDS_MBPS } from '../rules/events';
 import { GOLD_TABLES, type GoldCheckpoint, type GoldOptions, type GoldRequest, type GoldResult } from '../rules/gold';
@@ -107,8 +107,8 @@ export function goldActivities(deps: LakeDeps) {
   async function readGoldCheckpoint(): Promise<GoldCheckpoint> {
     return withLake(deps.lake, async (db) => {
       const fence = await readFence(db, GOLD_OWNER);
-      if (!fence?.result || !fence.batchId) return { nextBatchSeq: 0, silverSnapshot: 0, goldSnapshot: 0, refreshes: 0, passes: 0 };
-      const { details } = JSON.parse(fence.result) as { details: { asOf: string; silverToSnapshot: number } };
+      const details = fenceDetails<{ asOf: string; silverToSnapshot: number }>(fence);
+      if (!fence || !details) return { nextBatchSeq: 0, silverSnapshot: 0, goldSnapshot: 0, refreshes: 0, passes: 0 };
       return {
         nextBatchSeq: fence.batchSeq + 1, silverSnapshot: details.silverToSnapshot, goldSnapshot: await snapshotOfFence(db, fence),
         lastAsOf: details.asOf, refreshes: fence.batchSeq + 1, passes: 0,

@@ -7,7 +7,7 @@ import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { config } from '../config';
 import { LAKE, metadataTable, withLake } from '../lake/catalog';
-import { eventLogInsert, readFence, snapshotOfFence } from '../lake/commit';
+import { eventLogInsert, fenceDetails, readFence, snapshotOfFence } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import { maintenanceInputSchema, type LakeFiles, type MaintenanceInput, type MaintenanceReport } from '../rules/maintenance';
 import type { SilverInput } from '../rules/silver';
@@ -40,8 +40,8 @@ async function readFloors(db: DuckDBConnection): Promise<Floors> {
   const silver = await readFence(db, SILVER_OWNER);
   const gold = await readFence(db, GOLD_OWNER);
   return {
-    silverMark: silver?.result ? (JSON.parse(silver.result) as { details: { input: SilverInput } }).details.input.toSnapshot : 0,
-    goldMark: gold?.result ? (JSON.parse(gold.result) as { details: { silverToSnapshot: number } }).details.silverToSnapshot : 0,
+    silverMark: fenceDetails<{ input: SilverInput }>(silver)?.input.toSnapshot ?? 0,
+    goldMark: fenceDetails<{ silverToSnapshot: number }>(gold)?.silverToSnapshot ?? 0,
   };
 }
 

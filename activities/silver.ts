@@ -1,9 +1,9 @@
 // Silver I/O: bronze change feeds → typed, validated, deduplicated events; quarantine with
 // the rule broken; device state upserted by key; data-quality counts. One transaction per batch.
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { keepOutOfCatalog, metadataTable, missingTables, withLake } from '../lake/catalog';
+import { keepOutOfCatalog, metadataTable, missingTables, tableColumns, withLake } from '../lake/catalog';
 import { changeFeedSql, qualified, readableMark, upsertRows } from '../lake/changes';
-import { commitBatch, readFence, snapshotOfFence } from '../lake/commit';
+import { commitBatch, fenceDetails, readFence, snapshotOfFence } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import {
   SILVER_RULES, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
@@ -33,18 +33,11 @@ CREATE TABLE IF NOT EXISTS silver.device_state (
   velocidade_mbps INTEGER, status VARCHAR, last_event_at TIMESTAMP, last_event_key VARCHAR);
 `;
 
-async function columnsOf(db: DuckDBConnection, table: string): Promise<Set<string>> {
-  const [schema, name] = table.split('.');
-  const rows = (await db.runAndReadAll(`SELECT column_name FROM information_schema.columns
-    WHERE table_catalog = current_database() AND table_schema = ${sqlString(schema)} AND table_name = ${sqlString(name)}`)).getRows();
-  return new Set(rows.map((r) => String(r[0])));
-}
-
 /** Bronze rows inserted in the input range, every field as text, plus lineage and where the row is. */
 async function stageInput(db: DuckDBConnection, input: SilverInput): Promise<void> {
   const parts: string[] = [];
   for (const table of input.tables) {
-    const present = await columnsOf(db, table);
+    const present = new Set((await tableColumns(db, table)).keys());
     const text = (column: string) => (present.has(column) ? `CAST(b."${column}" AS VARCHAR)` : 'NULL::VARCHAR');
     parts.push(`
       SELECT ${text('Nome')} AS raw_nome, ${text('Endereco')} AS raw_endereco, ${text('Ip')} AS raw_ip,
@@ -202,10 +195,10 @@ export function silverActivities(deps: LakeDeps) {
   async function readSilverCheckpoint(): Promise<SilverCheckpoint> {
     return withLake(deps.lake, async (db) => {
       const fence = await readFence(db, SILVER_OWNER);
-      if (!fence?.result || !fence.batchId) {
+      const details = fenceDetails<{ input: SilverInput; totals: SilverTotals }>(fence);
+      if (!fence || !details) {
         return { nextBatchSeq: 0, bronzeSnapshot: 0, eventsVersion: 0, rowsIn: 0, eventsOut: 0, quarantined: 0, duplicates: 0, passes: 0 };
       }
-      const { details } = JSON.parse(fence.result) as { details: { input: SilverInput; totals: SilverTotals } };
       return {
         nextBatchSeq: fence.batchSeq + 1, bronzeSnapshot: details.input.toSnapshot,
         eventsVersion: await snapshotOfFence(db, fence), ...details.totals, passes: 0,
@@ -217,7 +210,6 @@ export function silverActivities(deps: LakeDeps) {
 }
 
 async function previousTotals(db: DuckDBConnection): Promise<SilverTotals> {
-  const fence = await readFence(db, SILVER_OWNER);
-  const totals = fence?.result ? (JSON.parse(fence.result) as { details?: { totals?: SilverTotals } }).details?.totals : undefined;
+  const totals = fenceDetails<{ totals?: SilverTotals }>(await readFence(db, SILVER_OWNER))?.totals;
   return totals ?? { rowsIn: 0, eventsOut: 0, quarantined: 0, duplicates: 0 };
 }

@@ -267,6 +267,16 @@ export async function emptyLake(lake: LakeConfig): Promise<{ tables: number }> {
   });
 }
 
+/** A lake table's columns and types in order (empty when the table does not exist). */
+export async function tableColumns(db: DuckDBConnection, table: string): Promise<Map<string, string>> {
+  const [schema, name] = table.split('.');
+  const rows = (await db.runAndReadAll(`
+    SELECT column_name, data_type FROM information_schema.columns
+    WHERE table_catalog = current_database() AND table_schema = ${sqlString(schema)} AND table_name = ${sqlString(name)}
+    ORDER BY ordinal_position`)).getRows();
+  return new Map(rows.map((r) => [String(r[0]), String(r[1])]));
+}
+
 /**
  * Which of `tables` (schema.name) do not exist yet. Creating tables only when missing keeps
  * DDL out of the steady state: each statement outside a batch is a catalog transaction.

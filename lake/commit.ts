@@ -126,6 +126,11 @@ async function ensureFence(db: DuckDBConnection, owner: string): Promise<Fence> 
   return (await readFence(db, owner))!;
 }
 
+/** The details of an owner's last committed batch (its marks and totals), if it has one. */
+export function fenceDetails<T>(fence: Fence | undefined): T | undefined {
+  return fence?.result ? (JSON.parse(fence.result) as { details?: T }).details : undefined;
+}
+
 /** The snapshot of an owner's last committed batch (0 before its first), found by its commit message. */
 export async function snapshotOfFence(db: DuckDBConnection, fence: Fence | undefined): Promise<number> {
   if (!fence?.commitMessage) return 0;

@@ -3,7 +3,7 @@
 // through Temporal, and readers never wait for writers.
 import { StatementType, type DuckDBConnection } from '@duckdb/node-api';
 import { GOLD_TABLES } from '../rules/gold';
-import { metadataTable, withLake, type LakeConfig } from './catalog';
+import { metadataTable, missingTables, withLake, type LakeConfig } from './catalog';
 import { tableAtSql } from './changes';
 import { FENCE_PREFIX } from './commit';
 import { sqlIdentifier, sqlString } from './duckdb';
@@ -141,8 +141,6 @@ export interface DashboardData {
 export async function readDashboard(lake: LakeConfig, asOf: { asOfVersion?: number; asOfTime?: string } = {}): Promise<DashboardData> {
   const report = await readGoldReport(lake, asOf);
   return withLake(lake, async (db) => {
-    const exists = async (table: string) => (await rows(db, `SELECT 1 FROM information_schema.tables
-      WHERE table_catalog = current_database() AND table_schema || '.' || table_name = ${sqlString(table)}`)).length > 0;
     const at = (table: string) => (report.version === undefined ? table : tableAtSql(table, report.version));
     const eventsLastHour = report.version === undefined ? [] : await rows(db, `
       SELECT strftime(minute, '%Y-%m-%dT%H:%M:00') AS minute, dispositivo, status, events FROM ${at('gold.events_per_minute')}
@@ -150,7 +148,7 @@ export async function readDashboard(lake: LakeConfig, asOf: { asOfVersion?: numb
     const bandwidthOverTime = report.version === undefined ? [] : await rows(db, `
       SELECT strftime(as_of, '%Y-%m-%dT%H:%M:%S') AS as_of, sum(mbps_in_use)::BIGINT AS mbps_in_use, sum(devices_connected)::BIGINT AS devices_connected
       FROM ${at('gold.server_load_history')} GROUP BY as_of ORDER BY as_of DESC LIMIT 120`);
-    const silverByRule = (await exists('silver.quarantine'))
+    const silverByRule = (await missingTables(db, ['silver.quarantine'])).length === 0
       ? await rows(db, 'SELECT rule, count(*) AS rows FROM silver.quarantine GROUP BY rule ORDER BY rows DESC, rule') : [];
     const bronzeFiles = Number((await rows(db, 'SELECT count(*) AS n FROM bronze.quarantine'))[0].n);
     return { report, eventsLastHour, bandwidthOverTime: bandwidthOverTime.reverse(), quarantine: { bronzeFiles, silverByRule }, owners: [] };

@@ -24,6 +24,11 @@ export const config = {
   get landingDir(): string {
     return path.resolve(process.env.NETPULSE_LANDING_DIR ?? path.join(this.dataDir, 'landing'));
   },
+  /** Folders landing zones may lie under (NETPULSE_LANDING_ROOTS, separated by the path delimiter); default the data folder and the landing folder. */
+  get landingRoots(): string[] {
+    const roots = process.env.NETPULSE_LANDING_ROOTS?.split(path.delimiter).filter(Boolean);
+    return roots?.length ? roots.map((r) => path.resolve(r)) : [this.dataDir, this.landingDir];
+  },
   /** The lake's PostgreSQL catalog (libpq string); default: scripts/catalog.sh's local cluster. */
   get catalog(): string {
     return process.env.NETPULSE_CATALOG ?? `host=127.0.0.1 port=${process.env.NETPULSE_CATALOG_PORT ?? '5433'} dbname=netpulse user=netpulse`;

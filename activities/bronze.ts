@@ -1,13 +1,15 @@
 // Bronze I/O: list a source folder, plan the next bounded batch, ingest a batch exactly once.
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { ApplicationFailure } from '@temporalio/common';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { tableColumns, withLake, type LakeConfig } from '../lake/catalog';
 import { qualified } from '../lake/changes';
-import { commitBatch, fenceDetails, readFence, retryConcurrentCommit, snapshotOfFence, type CommitInfo } from '../lake/commit';
+import { commitBatch, fenceDetails, findCommitted, readFence, retryConcurrentCommit, snapshotOfFence, type BatchIdentity, type CommitInfo } from '../lake/commit';
 import { sqlFilePath, sqlIdentifier, sqlString } from '../lake/duckdb';
-import { isTempLandingName } from '../lake/landing';
+import { assertLandingPath, isTempLandingName } from '../lake/landing';
+import { config } from '../config';
 import { batchLog, heartbeatEvery } from './context';
 import {
   bronzeTable, type BronzeCheckpoint, type IngestRequest, type IngestResult, type LandingFileInfo,
@@ -17,6 +19,8 @@ import {
 export interface LakeDeps {
   lake: LakeConfig;
   landingDir: string;
+  /** Folders landing zones may lie under; default config.landingRoots. */
+  landingRoots?: string[];
 }
 
 /** Lineage columns on every bronze row (names as in the source system, plus batch and version). */
@@ -142,7 +146,9 @@ export function bronzeActivities(deps: LakeDeps) {
   async function planBronzeBatch(request: PlanRequest): Promise<PlanResult> {
     const started = performance.now();
     const listedAtMs = Date.now();
-    const listed = await listFiles(sourceDir(request.source, request.landingPath ?? deps.landingDir));
+    const dir = sourceDir(request.source, request.landingPath ?? deps.landingDir);
+    assertLandingPath(dir, deps.landingRoots ?? config.landingRoots);
+    const listed = await listFiles(dir);
     const cutoff = request.cutoffMs ?? listedAtMs;
     return withLake(deps.lake, async (db) => {
       await appendListing(db, listed);
@@ -170,18 +176,30 @@ export function bronzeActivities(deps: LakeDeps) {
   }
 
   /**
-   * Ingests one planned batch: rows + lineage + ledger + commit in one transaction; then, if
-   * asked, plans the next batch (it sees this batch's files in the ledger).
+   * Ingests one batch: plans it (unless the workflow sent the files, as histories from before
+   * in-batch planning do), then rows + lineage + ledger + commit in one transaction. A retry of a
+   * committed batch returns the fence's result without planning.
    */
   async function ingestBronzeBatch(request: IngestRequest): Promise<IngestResult> {
     const started = performance.now();
-    const commit = await ingestOnce(request);
+    const table = bronzeTable(request.source);
+    let commit = await withLake(deps.lake, (db) => findCommitted(db, ownerIdentity(request)));
+    let plan: PlanResult | undefined;
+    if (!commit) {
+      plan = request.plan && (await planBronzeBatch(request.plan));
+      const files = request.files ?? plan?.files ?? [];
+      if (files.length === 0) {
+        return emptyResult(request, plan, Math.round(performance.now() - started));
+      }
+      const planned = plan && { cutoffMs: plan.listedAtMs, waitingAfter: plan.waiting - files.length };
+      commit = await ingestOnce({ ...request, files }, planned);
+    }
     const next = request.next && (await planBronzeBatch(request.next));
-    return { ...describeCommit(bronzeTable(request.source), commit), ...(next && { next }), elapsedMs: Math.round(performance.now() - started) };
+    return { ...describeCommit(table, commit), ...(next && { next }), elapsedMs: Math.round(performance.now() - started) };
   }
 
   /** The batch's commit: written now, or found when an earlier attempt already committed it. */
-  async function ingestOnce(request: IngestRequest): Promise<CommitInfo> {
+  async function ingestOnce(request: IngestRequest & { files: LandingFileInfo[] }, planned?: PlannedBatch): Promise<CommitInfo> {
     return withLake(deps.lake, async (db) => {
       let phase = 'checking files';
       let checked = 0;
@@ -195,22 +213,23 @@ export function bronzeActivities(deps: LakeDeps) {
           if (problem) bad.push({ ...file, error: problem });
           else present.push(file);
         });
-        const schemas = await fileSchemas(db, present, () => checked++);
+        const graceSeconds = request.plan?.emptyFileGraceSeconds ?? request.next?.emptyFileGraceSeconds ?? 30;
+        const schemas = await fileSchemas(db, present, graceSeconds, () => checked++);
         bad.push(...schemas.bad);
         const readable = schemas.readable;
         checked = request.files.length;
         phase = 'writing';
         await ensureTable(db, bronzeTable(request.source), readable);
         try {
-          return await writeBatch(db, request, readable, bad);
+          return await writeBatch(db, request, readable, bad, planned);
         } catch (error) {
           // A file whose footer reads but whose data does not: find it, quarantine it, write the rest.
           phase = 'scanning files after a failed write';
-          const unreadable = await findUnscannable(db, readable);
+          const unreadable = await findUnscannable(db, readable, graceSeconds);
           if (unreadable.length === 0) throw error;
           const names = new Set(unreadable.map((f) => f.path));
           phase = 'writing';
-          return await writeBatch(db, request, readable.filter((f) => !names.has(f.path)), [...bad, ...unreadable]);
+          return await writeBatch(db, request, readable.filter((f) => !names.has(f.path)), [...bad, ...unreadable], planned);
         }
       } finally {
         stopHeartbeat();
@@ -252,12 +271,42 @@ async function describe(db: DuckDBConnection, source: string): Promise<Column[]>
   return rows.map((r) => [String(r[0]), String(r[1])] as Column);
 }
 
-/** The file's columns, or why it cannot be taken. */
-async function describeFile(db: DuckDBConnection, file: LandingFileInfo): Promise<Column[] | string> {
+/** The file's columns, or why it cannot be taken; throws when it cannot be read now (retried, then parked). */
+async function describeFile(db: DuckDBConnection, file: LandingFileInfo, graceSeconds: number): Promise<Column[] | string> {
   try {
     return await describe(db, `read_parquet(${sqlFilePath(file.path)})`);
   } catch (error) {
+    assertBadNotBusy(file, graceSeconds);
     return `unreadable parquet: ${describeError(error)}`;
+  }
+}
+
+/**
+ * Tells "this file is bad" (read fine, but not parquet: no magic, truncated, broken footer) from
+ * "cannot read it now" (permissions, I/O errors, a producer still writing it in place): the
+ * latter throws a retryable error, so the batch is retried with backoff and, if it persists,
+ * parked — never quarantined for a passing fault. Quarantined files can be requeued.
+ */
+function assertBadNotBusy(file: LandingFileInfo, graceSeconds: number): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file.path, 'r');
+    const { size, mtimeMs } = fstatSync(fd);
+    const tail = Buffer.alloc(4);
+    readSync(fd, tail, 0, 4, Math.max(0, size - 4));
+    const changedRecently = Date.now() - mtimeMs < graceSeconds * 1000;
+    if (tail.toString('latin1') !== 'PAR1' && changedRecently) {
+      throw ApplicationFailure.retryable(
+        `${file.path} changed ${((Date.now() - mtimeMs) / 1000).toFixed(1)} s ago and has no parquet footer yet: a producer may still be writing it (write to a temporary name and rename)`,
+        'LandingFileNotReady');
+    }
+  } catch (error) {
+    if (error instanceof ApplicationFailure) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return; // gone: quarantined as unreadable, requeue brings it back if it returns
+    throw ApplicationFailure.retryable(`cannot read ${file.path} now (${code ?? describeError(error)}); retrying`, 'LandingFileUnreadable');
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -267,7 +316,7 @@ async function describeFile(db: DuckDBConnection, file: LandingFileInfo): Promis
  * footer is unreadable the scan fails as a whole, and each file is described on its own (the
  * same answer, file by file), so the bad one is named.
  */
-async function fileSchemas(db: DuckDBConnection, files: LandingFileInfo[], onChecked: () => void): Promise<{ readable: ReadableFile[]; bad: BadFile[] }> {
+async function fileSchemas(db: DuckDBConnection, files: LandingFileInfo[], graceSeconds: number, onChecked: () => void): Promise<{ readable: ReadableFile[]; bad: BadFile[] }> {
   const readable: ReadableFile[] = [];
   const bad: BadFile[] = [];
   if (files.length === 0) return { readable, bad };
@@ -279,7 +328,7 @@ async function fileSchemas(db: DuckDBConnection, files: LandingFileInfo[], onChe
     signatures = new Map(rows.map((r) => [String(r[0]), String(r[1])]));
   } catch {
     for (const file of files) {
-      const columns = await describeFile(db, file);
+      const columns = await describeFile(db, file, graceSeconds);
       if (typeof columns === 'string') bad.push({ ...file, error: columns });
       else readable.push({ ...file, columns });
       onChecked();
@@ -289,7 +338,7 @@ async function fileSchemas(db: DuckDBConnection, files: LandingFileInfo[], onChe
   const columnsOfGroup = new Map<string, Column[] | string>();
   for (const file of files) {
     const signature = signatures.get(file.path) ?? `missing:${file.path}`;
-    if (!columnsOfGroup.has(signature)) columnsOfGroup.set(signature, await describeFile(db, file));
+    if (!columnsOfGroup.has(signature)) columnsOfGroup.set(signature, await describeFile(db, file, graceSeconds));
     const columns = columnsOfGroup.get(signature)!;
     if (typeof columns === 'string') bad.push({ ...file, error: columns });
     else readable.push({ ...file, columns });
@@ -298,12 +347,13 @@ async function fileSchemas(db: DuckDBConnection, files: LandingFileInfo[], onChe
   return { readable, bad };
 }
 
-async function findUnscannable(db: DuckDBConnection, files: ReadableFile[]): Promise<BadFile[]> {
+async function findUnscannable(db: DuckDBConnection, files: ReadableFile[], graceSeconds: number): Promise<BadFile[]> {
   const bad: BadFile[] = [];
   for (const file of files) {
     try {
       await db.run(`SELECT count(*) FROM (SELECT DISTINCT * FROM read_parquet(${sqlFilePath(file.path)}))`);
     } catch (error) {
+      assertBadNotBusy(file, graceSeconds);
       bad.push({ path: file.path, size: file.size, mtimeMs: file.mtimeMs, error: `unreadable parquet data: ${describeError(error)}` });
     }
   }
@@ -373,10 +423,30 @@ function projection(tableColumns: Map<string, string>, fileColumns: Column[], fi
   return { select, rescued: rescuedSql };
 }
 
-async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable: ReadableFile[], bad: BadFile[]): Promise<CommitInfo> {
+function ownerIdentity(request: IngestRequest): BatchIdentity {
   const table = bronzeTable(request.source);
-  const identity = { owner: table, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'STREAMING UPDATE', log: batchLog('bronze', table) };
-  return commitBatch(db, identity, async () => {
+  return { owner: table, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'STREAMING UPDATE', log: batchLog('bronze', table) };
+}
+
+/** The plan's facts kept with the commit, so a retry that finds it committed answers as the first attempt would. */
+interface PlannedBatch {
+  cutoffMs: number;
+  waitingAfter: number;
+}
+
+/** Nothing was waiting: no commit, and the batch number stays free. */
+function emptyResult(request: IngestRequest, plan: PlanResult | undefined, elapsedMs: number): IngestResult {
+  return {
+    batchId: request.batchId, version: 0, rows: 0, filesIngested: 0, filesQuarantined: 0, schemaVersion: 0, newColumns: [],
+    alreadyCommitted: false, committedAt: '', elapsedMs, cutoffMs: plan?.listedAtMs, waitingAfter: 0,
+  };
+}
+
+async function writeBatch(
+  db: DuckDBConnection, request: IngestRequest, readable: ReadableFile[], bad: BadFile[], planned?: PlannedBatch,
+): Promise<CommitInfo> {
+  const table = bronzeTable(request.source);
+  return commitBatch(db, ownerIdentity(request), async () => {
     let rows = 0;
     let evolution = { added: [] as Column[], schemaVersion: 0, columns: new Map<string, string>() };
     if (readable.length > 0) {
@@ -423,17 +493,18 @@ async function writeBatch(db: DuckDBConnection, request: IngestRequest, readable
       event: { rowsIn: rows, rowsOut: rows, quarantined: bad.length },
       details: {
         filesIngested: readable.length, filesQuarantined: bad.length,
-        schemaVersion: evolution.schemaVersion, newColumns: evolution.added.map(([n]) => n),
+        schemaVersion: evolution.schemaVersion, newColumns: evolution.added.map(([n]) => n), ...planned,
       },
     };
   });
 }
 
 function describeCommit(table: string, commit: CommitInfo): Omit<IngestResult, 'elapsedMs'> {
-  const d = commit.details as { filesIngested: number; filesQuarantined: number; schemaVersion: number; newColumns: string[] };
+  const d = commit.details as { filesIngested: number; filesQuarantined: number; schemaVersion: number; newColumns: string[] } & Partial<PlannedBatch>;
   return {
     batchId: commit.batchId, version: commit.snapshot, rows: commit.tables[table]?.rowsInserted ?? 0,
     filesIngested: d.filesIngested, filesQuarantined: d.filesQuarantined, schemaVersion: d.schemaVersion,
     newColumns: d.newColumns, alreadyCommitted: commit.alreadyCommitted, committedAt: commit.committedAt,
+    cutoffMs: d.cutoffMs, waitingAfter: d.waitingAfter,
   };
 }

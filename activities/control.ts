@@ -18,6 +18,8 @@ export interface PassTarget {
   /** Web UI: search attributes (registered by scripts/server.sh) and a one-line summary. */
   layer: 'bronze' | 'silver' | 'gold';
   source: string;
+  /** The configuration the requester expects (the owner refuses the request if it runs with another). */
+  config?: string;
 }
 
 export function controlActivities(deps: TemporalDeps) {
@@ -38,7 +40,7 @@ export function controlActivities(deps: TemporalDeps) {
         searchAttributes: { NetpulseLayer: [target.layer], NetpulseSource: [target.source] },
         staticSummary: `${target.layer} checkpoint owner for ${target.source}`,
         memo: { layer: target.layer, source: target.source },
-        signalArgs: [{ requestId: target.requestId, replyTo } satisfies PassRequest],
+        signalArgs: [{ requestId: target.requestId, replyTo, config: target.config } satisfies PassRequest],
       })));
     return targets.map((t) => t.workflowId);
   }

@@ -6,7 +6,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { config } from '../config';
 import { withConnection, sqlString } from '../lake/duckdb';
-import { landingFileName } from '../lake/landing';
+import { assertLandingPath, landingFileName } from '../lake/landing';
 import { LANDING_COLUMNS, SPEEDS_MBPS, type Device, type Status } from '../rules/events';
 import type { LandingBatch, LandingBatchRequest, LandingFile, Population, Scenario } from '../rules/generator';
 
@@ -149,6 +149,7 @@ export async function writeLandingBatch(request: LandingBatchRequest): Promise<L
   for (const [index, scenario] of request.scenarios.entries()) {
     const rows = population ? populationRows(request, scenario, index, connected, touched) : randomRows(request, scenario, index);
     const dir = path.join(request.landingPath ?? config.landingDir, scenario.device, scenario.status);
+    assertLandingPath(dir, config.landingRoots);
     await mkdir(dir, { recursive: true });
     const file = path.join(dir, landingFileName(scenario, new Date(Date.parse(request.tickTime)), request.tick));
     if (rows.length > 0) await writeParquet(file, rows, population);

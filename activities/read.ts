@@ -20,5 +20,14 @@ export function readActivities(deps: LakeDeps) {
     }, { once: true })).then(() => undefined));
   }
 
-  return { logPipelinePass };
+  /** The event-log row of a parked batch: the owner stopped retrying it and waits for retryParked. */
+  async function logParked({ layer, source, parked }: { layer: string; source: string; parked: { batchId?: string; reason: string; since: string } }): Promise<void> {
+    const { workflowExecution } = Context.current().info;
+    await withLake(deps.lake, (db) => db.run(eventLogInsert({
+      kind: 'parked', layer, source, batchId: parked.batchId ?? `parked-${parked.since}`, durationMs: 0,
+      workflowId: workflowExecution?.workflowId, runId: workflowExecution?.runId, details: parked,
+    }, { once: true })).then(() => undefined));
+  }
+
+  return { logPipelinePass, logParked };
 }

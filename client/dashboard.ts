@@ -40,7 +40,7 @@ interface OwnerHealth { workflowId: string; layer: string; url: string; lagFiles
 async function ownerHealth(options: DashboardOptions): Promise<OwnerHealth[]> {
   const prefix = options.workflowIdPrefix ?? '';
   const owners = [
-    ...(options.sources ?? DEFAULT_SOURCES).map((s) => ({ workflowId: bronzeWorkflowId(s), layer: 'bronze', query: bronzeStatusQuery })),
+    ...(options.sources ?? DEFAULT_SOURCES).map((s) => ({ workflowId: bronzeWorkflowId(s, prefix), layer: 'bronze', query: bronzeStatusQuery })),
     { workflowId: `${prefix}${SILVER_WORKFLOW_ID}`, layer: 'silver', query: silverStatusQuery },
     { workflowId: `${prefix}${GOLD_WORKFLOW_ID}`, layer: 'gold', query: goldStatusQuery },
   ];

@@ -1,8 +1,10 @@
 // CLI commands of the device simulator.
+import path from 'node:path';
 import { Command } from 'commander';
 import { WorkflowIdConflictPolicy, WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import { config } from '../config';
+import { landingPathProblem } from '../lake/landing';
 import { generatorInputSchema, scenarioSchema, type GeneratorInput } from '../rules/generator';
 import { describeIssues } from '../rules/validate';
 import { generatorProgressQuery, generatorWorkflow } from '../workflows/generator';
@@ -33,7 +35,10 @@ export function buildGeneratorInput(options: Record<string, string | undefined>)
       ...(options.servers !== undefined && { servers: Number(options.servers) }),
     };
   }
-  input.landingPath = options.landing ?? config.landingDir;
+  const landingPath = path.resolve(options.landing ?? config.landingDir);
+  input.landingPath = landingPath;
+  const outside = landingPathProblem(landingPath, config.landingRoots);
+  if (outside) throw new CliError(`--landing: ${outside}`, 2);
   const parsed = generatorInputSchema.safeParse(input);
   if (!parsed.success) throw new CliError(`Invalid generator input: ${describeIssues(parsed.error)}`, 2);
   return input as GeneratorInput;

@@ -4,13 +4,14 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowIdConflictPolicy } from '@temporalio/client';
 import { config } from '../config';
+import { landingPathProblem } from '../lake/landing';
 import { bronzeWorkflowId, DEFAULT_SOURCES } from '../rules/bronze';
 import type { PassSummary } from '../rules/pass';
 import { bronzeStatusQuery } from '../workflows/bronze';
 import { pipelineInputSchema, type PipelineInput } from '../rules/pipeline';
 import { describeIssues } from '../rules/validate';
 import {
-  medallionPipeline, pauseSignal, pipelineStatusQuery, resumeSignal, setIntervalUpdate, triggerPassSignal,
+  medallionPipeline, pauseSignal, pipelineStatusQuery, resumeSignal, setIntervalUpdate, stuckOwners, triggerPassSignal,
 } from '../workflows/pipeline';
 import { CliError, connectClient } from './connection';
 import { table } from './format';
@@ -32,6 +33,8 @@ export function pipelineInput(options: { maxFiles?: string; landing?: string; in
   if (options.interval !== undefined) input.intervalSeconds = Number(options.interval);
   const parsed = pipelineInputSchema.safeParse(input);
   if (!parsed.success) throw new CliError(`Invalid pipeline input: ${describeIssues(parsed.error)}`, 2);
+  const outside = landingPathProblem(input.landingPath!, config.landingRoots);
+  if (outside) throw new CliError(`--landing: ${outside}`, 2);
   // A landing zone given by hand must be there: a missing folder would list as empty and pass with zeros.
   if (options.landing !== undefined && !statSync(input.landingPath!, { throwIfNoEntry: false })?.isDirectory()) {
     throw new CliError(`--landing: ${input.landingPath} is not a folder`, 2);
@@ -52,10 +55,9 @@ function passTable(pass: { bronze: PassSummary[]; silver?: PassSummary; gold?: P
 async function showProgress(client: Awaited<ReturnType<typeof connectClient>>, started: number): Promise<void> {
   const states = await Promise.all(DEFAULT_SOURCES.map((source) =>
     client.workflow.getHandle(bronzeWorkflowId(source)).query(bronzeStatusQuery).catch(() => undefined)));
-  const inFlight = states.reduce((n, s) => n + (s?.pending?.files ?? 0), 0);
   const waiting = states.reduce((n, s) => n + (s?.lagFiles ?? 0), 0);
   const running = states.filter((s) => s?.passRunning).length;
-  console.error(`  … ${((Date.now() - started) / 1000).toFixed(0)} s: ${running} bronze sources ingesting, ${inFlight} files in batches now, ${waiting} waiting`);
+  console.error(`  … ${((Date.now() - started) / 1000).toFixed(0)} s: ${running} bronze sources ingesting, ${waiting} files waiting after their last batch`);
 }
 
 export function pipelineCommands(): Command[] {
@@ -77,6 +79,11 @@ export function pipelineCommands(): Command[] {
       const pass = (await handle.result().finally(() => clearInterval(progress)))!;
       if (options.json) console.log(JSON.stringify(pass, null, 2));
       else console.log(`${passTable(pass)}\n\npass finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      const stuck = Object.entries(stuckOwners(pass));
+      if (stuck.length > 0) {
+        throw new CliError(`${stuck.length} owner(s) did not do their part:\n${stuck.map(([owner, why]) => `  ${owner}: ${why}`).join('\n')}\n`
+          + 'fix the cause, then: netpulse owners retry-parked');
+      }
     });
 
   const continuous = new Command('continuous')
@@ -112,7 +119,8 @@ export function pipelineCommands(): Command[] {
       const state = status.paused ? 'paused' : status.running ? 'running a pass' : 'waiting';
       const line = `[pipeline] ${state}; ${t.passes} passes, ${t.bronzeFiles} files / ${t.bronzeRows} rows into bronze, `
         + `${t.silverEvents} silver events, ${t.bronzeQuarantined + t.silverQuarantined} quarantined, ${t.goldRefreshes} gold refreshes; `
-        + `last pass ${status.lastPassSeconds?.toFixed(2) ?? '-'} s; ${lag} files waiting`;
+        + `last pass ${status.lastPassSeconds?.toFixed(2) ?? '-'} s; ${lag} files waiting`
+        + Object.entries(status.stuck ?? {}).map(([owner, why]) => `\n  STUCK ${owner}: ${why}`).join('');
       console.log(options.brief ? line : `${line}\ninterval ${status.intervalSeconds} s, next pass ${status.nextPassAt ?? (status.paused ? 'when resumed' : '-')}`);
     });
   const control = (name: string, description: string, act: (h: Awaited<ReturnType<typeof pipelineHandle>>) => Promise<unknown>, done: string) =>

@@ -6,6 +6,7 @@ import { bronzeWorkflowId, DEFAULT_SOURCES } from '../rules/bronze';
 import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID } from '../rules/layers';
 import { bronzeStatusQuery, type BronzeSourceStatus } from '../workflows/bronze';
 import { goldStatusQuery, silverStatusQuery } from '../workflows/layers';
+import type { Parked } from '../workflows/checkpoint-owner';
 import { lakeFromEnv } from '../lake/catalog';
 import { readLatestCommits, readOwners, readRows } from '../lake/reads';
 import { connectClient } from './connection';
@@ -17,6 +18,11 @@ async function queryOrNull<T>(client: Client, workflowId: string, query: { name:
   } catch {
     return null;
   }
+}
+
+/** A parked batch in one cell: which, since when, why (retry with `netpulse owners retry-parked`). */
+function parkedText(parked?: Parked): string {
+  return parked ? `${parked.batchId ?? 'pass'} since ${parked.since}: ${parked.reason}` : '';
 }
 
 export const STATUS_SQL = {
@@ -35,7 +41,7 @@ export function statusCommand(): Command {
       const bronze = await Promise.all(DEFAULT_SOURCES.map(async (source) => {
         const s = await queryOrNull<BronzeSourceStatus>(client, bronzeWorkflowId(source), bronzeStatusQuery);
         return s
-          ? { workflow: bronzeWorkflowId(source), files: s.filesIngested, quarantined: s.filesQuarantined, rows: s.rowsIngested, version: s.version, schema: s.schemaVersion, lag_files: s.lagFiles ?? 0, passes: s.passes }
+          ? { workflow: bronzeWorkflowId(source), files: s.filesIngested, quarantined: s.filesQuarantined, rows: s.rowsIngested, version: s.version, schema: s.schemaVersion, lag_files: s.lagFiles ?? 0, passes: s.passes, parked: parkedText(s.parked) }
           : { workflow: bronzeWorkflowId(source), files: 'not started' };
       }));
       const silver = await queryOrNull<Record<string, unknown>>(client, SILVER_WORKFLOW_ID, silverStatusQuery);
@@ -49,8 +55,8 @@ export function statusCommand(): Command {
       lake.commits = await readLatestCommits(lakeFromEnv()).catch(() => []);
       if (options.json) return console.log(JSON.stringify({ bronze, silver, gold, ...lake }, null, 2));
       const layerRows = [
-        silver && { workflow: SILVER_WORKFLOW_ID, version: silver.eventsVersion, bronze_read_to: silver.bronzeSnapshot, rows_in: silver.rowsIn, events: silver.eventsOut, quarantined: silver.quarantined, duplicates: silver.duplicates, passes: silver.passes },
-        gold && { workflow: GOLD_WORKFLOW_ID, version: gold.goldSnapshot, silver_read_to: gold.silverSnapshot, refreshes: gold.refreshes, last_as_of: gold.lastAsOf, passes: gold.passes },
+        silver && { workflow: SILVER_WORKFLOW_ID, version: silver.eventsVersion, bronze_read_to: silver.bronzeSnapshot, rows_in: silver.rowsIn, events: silver.eventsOut, quarantined: silver.quarantined, duplicates: silver.duplicates, passes: silver.passes, parked: parkedText(silver.parked as Parked) },
+        gold && { workflow: GOLD_WORKFLOW_ID, version: gold.goldSnapshot, silver_read_to: gold.silverSnapshot, refreshes: gold.refreshes, last_as_of: gold.lastAsOf, passes: gold.passes, parked: parkedText(gold.parked as Parked) },
       ].filter(Boolean) as Record<string, unknown>[];
       console.log([
         `Bronze checkpoints\n${table(bronze)}`,

@@ -6,7 +6,7 @@
 // The commit becomes a DuckLake snapshot whose message and extra info name the batch.
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ApplicationFailure } from '@temporalio/common';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { keepOutOfCatalog, LAKE, metadataTable } from './catalog';
 import { sqlString } from './duckdb';
@@ -48,7 +48,7 @@ export interface CommitInfo extends BatchWrite {
 }
 
 export interface EventLogRow {
-  kind: 'batch' | 'pass' | 'maintenance' | 'requeue';
+  kind: 'batch' | 'pass' | 'maintenance' | 'requeue' | 'parked';
   layer: string;
   source: string;
   batchId?: string;
@@ -64,13 +64,44 @@ export interface EventLogRow {
 /**
  * Fault injection for the fault tests (never set in production): with NETPULSE_FAILPOINT_DIR,
  * a process about to COMMIT writes <dir>/<name>.<pid> (the batch id inside) and waits
- * NETPULSE_FAILPOINT_WAIT_MS, so a test can SIGKILL it inside its write transaction.
+ * NETPULSE_FAILPOINT_WAIT_MS, so a test can SIGKILL it inside its write transaction. Only batches
+ * matching NETPULSE_FAILPOINT_BATCHES (a regular expression) stop there; with NETPULSE_FAILPOINT_ONCE,
+ * only the first batch to reach it in any process.
  */
 async function failpoint(name: string, detail: string): Promise<void> {
   const dir = process.env.NETPULSE_FAILPOINT_DIR;
-  if (!dir) return;
+  if (!dir || !process.env.NETPULSE_FAILPOINT_WAIT_MS) return;
+  const only = process.env.NETPULSE_FAILPOINT_BATCHES;
+  if (only && !new RegExp(only).test(detail)) return;
+  if (process.env.NETPULSE_FAILPOINT_ONCE && readdirSync(dir).some((f) => f.startsWith(`${name}.`))) return;
   writeFileSync(path.join(dir, `${name}.${process.pid}`), detail);
-  await new Promise((resolve) => setTimeout(resolve, Number(process.env.NETPULSE_FAILPOINT_WAIT_MS ?? 1000)));
+  await new Promise((resolve) => setTimeout(resolve, Number(process.env.NETPULSE_FAILPOINT_WAIT_MS)));
+}
+
+/**
+ * Fault injection after the COMMIT (never set in production): with NETPULSE_FAIL_AFTER_COMMIT (a
+ * regular expression of batch ids) and NETPULSE_FAILPOINT_DIR, the first attempt of each matching
+ * batch fails once its transaction is committed, before the activity returns its result.
+ */
+function failAfterCommit(batchId: string): void {
+  const pattern = process.env.NETPULSE_FAIL_AFTER_COMMIT;
+  const dir = process.env.NETPULSE_FAILPOINT_DIR;
+  if (!pattern || !dir || !new RegExp(pattern).test(batchId)) return;
+  const marker = path.join(dir, `failed-after-commit.${batchId.replace(/[^\w.-]+/g, '_')}`);
+  if (existsSync(marker)) return;
+  writeFileSync(marker, batchId);
+  throw new Error(`injected failure after the commit of ${batchId} (NETPULSE_FAIL_AFTER_COMMIT)`);
+}
+
+/**
+ * A poison batch for the parking tests (never set in production): while <NETPULSE_FAILPOINT_DIR>/poison
+ * exists and its text (a regular expression) matches the batch id, the batch fails before it writes.
+ */
+function poisonFailpoint(batchId: string): void {
+  const dir = process.env.NETPULSE_FAILPOINT_DIR;
+  const file = dir && path.join(dir, 'poison');
+  if (!file || !existsSync(file) || !new RegExp(readFileSync(file, 'utf8').trim()).test(batchId)) return;
+  throw new Error(`injected poison: batch ${batchId} fails while ${file} matches it`);
 }
 
 const sqlNumber = (v: number | undefined) => (v === undefined ? 'NULL' : String(Math.trunc(v)));
@@ -167,6 +198,12 @@ async function earlierCommit(db: DuckDBConnection, batch: BatchIdentity, fence: 
   };
 }
 
+/** The batch's commit if an earlier attempt made it (undefined if not yet); throws if the checkpoint and lake disagree. */
+export async function findCommitted(db: DuckDBConnection, batch: BatchIdentity): Promise<CommitInfo | undefined> {
+  const fence = await readFence(db, batch.owner);
+  return fence && earlierCommit(db, batch, fence);
+}
+
 /** DuckLake could not commit because of a concurrent transaction; trying again may succeed. */
 const CONCURRENT_COMMIT = /Failed to commit DuckLake transaction/;
 const COMMIT_ATTEMPTS = 4;
@@ -200,6 +237,7 @@ export async function commitBatch(db: DuckDBConnection, batch: BatchIdentity, wr
 
 async function commitOnce(db: DuckDBConnection, batch: BatchIdentity, write: () => Promise<BatchWrite>): Promise<CommitInfo> {
   const started = Date.now();
+  poisonFailpoint(batch.batchId);
   await db.run('BEGIN TRANSACTION');
   let written: BatchWrite;
   try {
@@ -227,6 +265,7 @@ async function commitOnce(db: DuckDBConnection, batch: BatchIdentity, write: () 
     await db.run('ROLLBACK').catch(() => undefined);
     throw error;
   }
+  failAfterCommit(batch.batchId);
   const [{ id }] = (await db.runAndReadAll(`SELECT id FROM ${LAKE}.last_committed_snapshot()`)).getRowObjectsJson() as { id: string }[];
   const [row] = (await db.runAndReadAll(`
     SELECT snapshot_id, snapshot_time::VARCHAR AS committed_at FROM ${metadataTable(db, 'ducklake_snapshot')} WHERE snapshot_id = ${Number(id)}`)).getRowObjectsJson() as

@@ -1,4 +1,7 @@
 // Naming rules of the landing zone, shared by the generator (writer) and bronze (reader).
+import { ApplicationFailure } from '@temporalio/common';
+import { existsSync, realpathSync } from 'node:fs';
+import path from 'node:path';
 import type { Scenario } from '../rules/generator';
 
 /** Temp files start with a dot or end in .tmp: readers of the landing zone skip them. */
@@ -9,4 +12,30 @@ export function isTempLandingName(name: string): boolean {
 export function landingFileName(scenario: Scenario, tickTime: Date, tick: number): string {
   const stamp = tickTime.toISOString().replace(/[-:]/g, '').replace('.', '');
   return `${scenario.device}_${scenario.status}_${stamp}_${String(tick).padStart(8, '0')}.parquet`;
+}
+
+/**
+ * The landing folder `dir` if it lies under one of `roots` (symbolic links resolved), else why
+ * not: readers and the generator never touch files outside the configured landing roots.
+ */
+export function landingPathProblem(dir: string, roots: string[]): string | undefined {
+  const real = (p: string) => {
+    let probe = path.resolve(p);
+    const rest: string[] = [];
+    // Resolve the deepest part that exists: a landing folder may not be created yet.
+    while (!existsSync(probe) && path.dirname(probe) !== probe) {
+      rest.unshift(path.basename(probe));
+      probe = path.dirname(probe);
+    }
+    return path.join(realpathSync(probe), ...rest);
+  };
+  const target = real(dir);
+  const inside = roots.map(real).some((root) => target === root || target.startsWith(root.endsWith(path.sep) ? root : root + path.sep));
+  return inside ? undefined : `${dir} is outside the landing roots (${roots.join(', ')}); allow it with NETPULSE_LANDING_ROOTS (folders separated by ${path.delimiter})`;
+}
+
+/** Throws a non-retryable InvalidInput for a landing folder outside the roots. */
+export function assertLandingPath(dir: string, roots: string[]): void {
+  const problem = landingPathProblem(dir, roots);
+  if (problem) throw ApplicationFailure.create({ type: 'InvalidInput', nonRetryable: true, message: problem });
 }

@@ -8,8 +8,8 @@ export const sourceSchema = z
     name: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'must be lowercase letters, digits and _ (a table name)'),
     /** Lineage label written to every row (the source system's `source` column). */
     label: z.string().min(1),
-    /** Folder, relative to the landing root or absolute. */
-    path: z.string().min(1),
+    /** Folder, relative to the landing root or absolute (inside the landing roots either way). */
+    path: z.string().min(1).refine((p) => !p.split(/[\\/]/).includes('..'), 'must not contain ".." (folders stay inside the landing root)'),
   })
   .strict();
 export type Source = z.infer<typeof sourceSchema>;
@@ -29,15 +29,19 @@ export const ingestOptionsSchema = z
     maxRowsPerBatch: z.number().int().min(1).default(250_000),
     /** A dead worker's batch is retried elsewhere after this long without a heartbeat. */
     heartbeatTimeoutSeconds: z.number().min(1).max(600).default(30),
-    /** A zero-byte file younger than this may still be being written; older, it is quarantined. */
+    /** A zero-byte or footer-less file younger than this may still be being written (retried); older, it is quarantined. */
     emptyFileGraceSeconds: z.number().min(0).default(30),
-    /** Batches per workflow run before continueAsNew keeps history small. */
+    /** Batches per workflow run before continueAsNew keeps history small (inside a pass too). */
     batchesPerRun: z.number().int().min(1).max(5000).default(200),
+    /** Attempts of a failing activity (backing off 1 s … 1 min) before its batch is parked. */
+    maxAttempts: z.number().int().min(1).max(1000).default(10),
   })
   .strict();
 export type IngestOptions = z.output<typeof ingestOptionsSchema>;
 
-const absolutePath = z.string().refine((p) => p.startsWith('/'), 'must be an absolute path');
+const absolutePath = z.string()
+  .refine((p) => p.startsWith('/'), 'must be an absolute path')
+  .refine((p) => !p.split('/').includes('..'), 'must not contain ".."');
 
 export const bronzeSourceInputSchema = z
   .object({
@@ -59,16 +63,25 @@ export const bronzeRunInputSchema = z
       .default(DEFAULT_SOURCES),
     options: ingestOptionsSchema.partial().optional(),
     landingPath: absolutePath.optional(),
+    /** Prefix of every owner's workflow id (several lakes on one namespace, tests). */
+    workflowIdPrefix: z.string().regex(/^[a-z0-9-]*$/, 'lowercase letters, digits and -').default(''),
+    /** How long a requester waits for an owner's pass before it reports "no answer" and goes on. */
+    passTimeoutSeconds: z.number().int().min(1).max(7 * 86_400).default(3600),
   })
   .strict();
 export type BronzeRunInput = z.input<typeof bronzeRunInputSchema>;
+
+/** What a bronze owner runs with, compared with each request's (runOnStart is not part of it). */
+export function bronzeOwnerConfig({ source, options, landingPath }: { source: Source; options: IngestOptions; landingPath?: string }) {
+  return { source, options, landingPath: landingPath ?? null };
+}
 
 export function bronzeTable(source: Pick<Source, 'name'>): string {
   return `bronze.${source.name}`;
 }
 
-export function bronzeWorkflowId(source: Pick<Source, 'name'>): string {
-  return `bronze-${source.name.replace(/_/g, '-')}`;
+export function bronzeWorkflowId(source: Pick<Source, 'name'>, workflowIdPrefix = ''): string {
+  return `${workflowIdPrefix}bronze-${source.name.replace(/_/g, '-')}`;
 }
 
 export interface LandingFileInfo {
@@ -101,8 +114,11 @@ export interface IngestRequest {
   source: Source;
   batchId: string;
   batchSeq: number;
-  files: LandingFileInfo[];
-  /** Plan the next batch once this one is committed (returned as `next`). */
+  /** The batch plans itself (file lists stay out of workflow history); a retry re-plans unless committed. */
+  plan?: PlanRequest;
+  /** Histories from before in-batch planning: the planned files. */
+  files?: LandingFileInfo[];
+  /** Histories from before in-batch planning: plan the next batch once this one is committed. */
   next?: PlanRequest;
 }
 
@@ -116,9 +132,12 @@ export interface IngestResult {
   newColumns: string[];
   alreadyCommitted: boolean;
   committedAt: string;
-  /** Includes planning `next`. */
+  /** Includes planning. */
   elapsedMs: number;
   next?: PlanResult;
+  /** In-batch planning: the availableNow cutoff it used (the pass keeps it) and files left after the batch. */
+  cutoffMs?: number;
+  waitingAfter?: number;
 }
 
 /** Compact, carried through continueAsNew: counters and high-water marks, no file lists. */

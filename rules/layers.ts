@@ -10,6 +10,8 @@ export const silverInputSchema = z
     maxRowsPerBatch: z.number().int().min(1).default(250_000),
     heartbeatTimeoutSeconds: z.number().min(1).max(600).default(60),
     batchesPerRun: z.number().int().min(1).max(5000).default(200),
+    /** Attempts of a failing activity (backing off 1 s … 1 min) before its batch is parked. */
+    maxAttempts: z.number().int().min(1).max(1000).default(10),
   })
   .strict();
 export type SilverWorkflowInput = z.input<typeof silverInputSchema>;
@@ -21,6 +23,8 @@ export const goldInputSchema = z
     asOf: z.iso.datetime({ offset: true }).optional(),
     heartbeatTimeoutSeconds: z.number().min(1).max(600).default(60),
     batchesPerRun: z.number().int().min(1).max(5000).default(200),
+    /** Attempts of a failing activity (backing off 1 s … 1 min) before its batch is parked. */
+    maxAttempts: z.number().int().min(1).max(1000).default(10),
   })
   .strict();
 export type GoldWorkflowInput = z.input<typeof goldInputSchema>;

@@ -22,4 +22,10 @@ export interface PassSummary {
   lag?: number;
   /** Layer-specific counts (duplicates dropped, tables refreshed, ...). */
   details?: Record<string, number>;
+  /** Set when the owner has a parked batch: the pass did not run (or stopped) there. */
+  parked?: { batchId?: string; reason: string; errorType?: string; since: string };
+  /** Set when the owner refused the request: it runs with other options (the difference). */
+  refused?: string;
+  /** Set by the requester when the owner did not answer within the pass timeout. */
+  noAnswer?: string;
 }

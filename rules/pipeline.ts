@@ -10,8 +10,6 @@ export const pipelineInputSchema = bronzeRunInputSchema
     layers: z.array(z.enum(LAYERS)).min(1).default([...LAYERS]),
     silver: silverInputSchema.optional(),
     gold: goldInputSchema.optional(),
-    /** Prefix of the silver and gold workflow ids (several lakes on one namespace, tests). */
-    workflowIdPrefix: z.string().regex(/^[a-z0-9-]*$/, 'lowercase letters, digits and -').default(''),
     /** Loop forever with `intervalSeconds` between passes, instead of one pass. */
     continuous: z.boolean().default(false),
     intervalSeconds: z.number().min(0).max(86_400).default(10),

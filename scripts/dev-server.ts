@@ -21,14 +21,16 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startDevServer(): Promise<{ address: string; process: ChildProcess }> {
+/** `port` and `dbFile` (SQLite, kept across restarts) let a test kill the server and start it again where it was. */
+export async function startDevServer(options: { port?: number; dbFile?: string } = {}): Promise<{ address: string; process: ChildProcess }> {
   if (!existsSync(TEMPORAL_CLI)) throw new Error(`${TEMPORAL_CLI} missing: run bash scripts/setup.sh`);
-  const [port, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+  const [port, httpPort, metricsPort] = [options.port ?? (await freePort()), await freePort(), await freePort()];
   const child = spawn(
     TEMPORAL_CLI,
     ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--http-port', String(httpPort),
       '--metrics-port', String(metricsPort), '--log-level', 'error', '--namespace', 'default',
-      '--search-attribute', 'NetpulseLayer=Keyword', '--search-attribute', 'NetpulseSource=Keyword'],
+      '--search-attribute', 'NetpulseLayer=Keyword', '--search-attribute', 'NetpulseSource=Keyword',
+      '--search-attribute', 'NetpulseParked=Bool', ...(options.dbFile ? ['--db-filename', options.dbFile] : [])],
     { stdio: ['ignore', 'ignore', 'inherit'], detached: false },
   );
   const address = `127.0.0.1:${port}`;

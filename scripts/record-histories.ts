@@ -1,5 +1,7 @@
-// Records the owner workflows' histories (bronze source, silver, gold) of a small two-pass run
-// with this build, for test/replay.test.ts. Run it on the commit you are about to change:
+// Records the owner workflows' histories (bronze source, silver, gold) of a small run with this
+// build, for test/replay.test.ts: two passes (the first continues the bronze owner as new
+// inside the pass), a silver batch that fails once after its commit and is retried, and a
+// runPass update. Every run of each owner is kept. Run it on the commit you are about to change:
 //
 //   npm run build && node dist/scripts/record-histories.js test/histories <label>
 import { spawn } from 'node:child_process';
@@ -17,28 +19,37 @@ async function main(outDir: string, label: string): Promise<void> {
   const catalog = await startDevCatalog();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-record-'));
   const landing = path.join(dir, 'landing');
+  const failpoints = path.join(dir, 'failpoints');
+  mkdirSync(failpoints, { recursive: true });
   const worker = spawn(process.execPath, [path.join(__dirname, '..', 'worker.js')], {
     env: {
       ...process.env, TEMPORAL_ADDRESS: server.address, NETPULSE_TASK_QUEUE: 'record', NETPULSE_LOG_LEVEL: 'WARN',
       NETPULSE_CATALOG: catalog.connection, NETPULSE_CATALOG_SCHEMA: 'record', NETPULSE_DATA_PATH: path.join(dir, 'lake'), NETPULSE_LANDING_DIR: landing,
+      NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAIL_AFTER_COMMIT: '^silver:0$',
     },
     stdio: 'inherit',
   });
   const client = new Client({ connection: await Connection.connect({ address: server.address }) });
   try {
     // Two passes: the first starts the owners, the second takes two bronze batches.
-    const input = { landingPath: landing, sources: [{ name: 'celular_conectado', label: 'Celular Conectado', path: 'Celular/Conectado' }], options: { maxFilesPerBatch: 1 } };
+    const input = { landingPath: landing, sources: [{ name: 'celular_conectado', label: 'Celular Conectado', path: 'Celular/Conectado' }], options: { maxFilesPerBatch: 1, batchesPerRun: 2 } };
     await writeSyntheticLanding({ root: landing, files: 4, rowsPerFile: 20, seed: 1 });
     await client.workflow.execute('medallionPipeline', { taskQueue: 'record', workflowId: 'record-1', args: [input] });
     await writeSyntheticLanding({ root: landing, files: 8, rowsPerFile: 20, seed: 2, prefix: 'second' });
     await client.workflow.execute('medallionPipeline', { taskQueue: 'record', workflowId: 'record-2', args: [input] });
+    await client.workflow.getHandle('bronze-celular-conectado').executeUpdate('runPass');
     mkdirSync(outDir, { recursive: true });
     for (const id of ['bronze-celular-conectado', 'silver', 'gold']) {
-      // Binary protobuf, read back with @temporalio/proto's own types (historyFromJSON trips over
-      // two copies of protobufjs in this install's node_modules).
-      const history = await client.workflow.getHandle(id).fetchHistory();
-      writeFileSync(path.join(outDir, `${label}-${id}.history.pb`), temporal.api.history.v1.History.encode(history).finish());
-      console.log(`${label}-${id}.history.pb: ${history.events?.length} events`);
+      const runs: string[] = [];
+      for await (const execution of client.workflow.list({ query: `WorkflowId = "${id}"` })) runs.push(execution.runId);
+      for (const [i, runId] of runs.reverse().entries()) {
+        // Binary protobuf, read back with @temporalio/proto's own types (historyFromJSON trips over
+        // two copies of protobufjs in this install's node_modules).
+        const history = await client.workflow.getHandle(id, runId).fetchHistory();
+        const name = `${label}-${id}${runs.length > 1 ? `-run${i + 1}` : ''}.history.pb`;
+        writeFileSync(path.join(outDir, name), temporal.api.history.v1.History.encode(history).finish());
+        console.log(`${name}: ${history.events?.length} events`);
+      }
     }
   } finally {
     worker.kill('SIGTERM');

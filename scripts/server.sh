@@ -35,7 +35,7 @@ case "${1:-}" in
     nohup "$TEMPORAL" server start-dev \
       --db-filename "$DB_FILE" --namespace default --ip 127.0.0.1 \
       --port "$PORT" --ui-port "$UI_PORT" --log-level warn --ui-disable-news-fetch \
-      --search-attribute NetpulseLayer=Keyword --search-attribute NetpulseSource=Keyword \
+      --search-attribute NetpulseLayer=Keyword --search-attribute NetpulseSource=Keyword --search-attribute NetpulseParked=Bool \
       >>"$LOG_FILE" 2>&1 &
     echo $! >"$PID_FILE"
     echo "[server] started pid $! (db $DB_FILE, log $LOG_FILE)"

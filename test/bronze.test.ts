@@ -28,7 +28,7 @@ function setup(tag: string) {
   const landing = path.join(dir, 'landing');
   const lake = testLake(dir);
   const sources = testSources(`${tag}_${Math.random().toString(36).slice(2, 6)}`);
-  return { dir, landing, lake, sources, ids: sources.map(bronzeWorkflowId), deps: { lake, landingDir: landing } };
+  return { dir, landing, lake, sources, ids: sources.map((s) => bronzeWorkflowId(s)), deps: { lake, landingDir: landing } };
 }
 
 const count = async (lake: LakeConfig, sql: string) => Number(Object.values((await sqlRows(sql, lake))[0])[0]);
@@ -349,7 +349,7 @@ test('a checkpoint ahead of the lake is an error, not a silent gap; an unreadabl
     .rejects.toMatchObject({ type: 'CheckpointAheadOfLake', message: expect.stringMatching(/reset --keep-landing/) });
 });
 
-test('a quarantined file its producer fixed is taken again after requeue, once; its quarantine row stays as history', async () => {
+test('a file being written is retried, a bad one quarantined; once fixed it is taken again after requeue, once; its quarantine row stays as history', async () => {
   const { landing, lake, sources } = setup('requeue');
   const source = sources[0];
   const [good] = await writeSyntheticLanding({ root: landing, files: 1, rowsPerFile: 30, scenarios: [DEFAULT_SCENARIOS[0]] });
@@ -357,10 +357,15 @@ test('a quarantined file its producer fixed is taken again after requeue, once; 
   writeFileSync(broken, 'half a file');
   const activities = bronzeActivities({ lake, landingDir: landing });
   const env = new MockActivityEnvironment();
-  const plan = () => env.run(activities.planBronzeBatch, { source, maxFiles: 10, maxBytes: 1e9, maxRows: 1e9, emptyFileGraceSeconds: 0 }) as Promise<PlanResult>;
-  const first = await plan();
-  expect(await env.run(activities.ingestBronzeBatch, { source, batchId: `${bronzeTableName(source)}:0`, batchSeq: 0, files: first.files }))
-    .toMatchObject({ rows: 30, filesQuarantined: 1 });
+  const planRequest = (emptyFileGraceSeconds: number) => ({ source, maxFiles: 10, maxBytes: 1e9, maxRows: 1e9, emptyFileGraceSeconds });
+  const plan = () => env.run(activities.planBronzeBatch, planRequest(0)) as Promise<PlanResult>;
+  // Within the grace period a file without a footer may still be being written: retried, not quarantined.
+  await expect(env.run(activities.ingestBronzeBatch, { source, batchId: `${bronzeTableName(source)}:0`, batchSeq: 0, plan: planRequest(60) }))
+    .rejects.toMatchObject({ type: 'LandingFileNotReady', nonRetryable: false });
+  expect(await count(lake, `SELECT count(*) FROM lake.file_ledger`)).toBe(0);
+  // Past it, the file is bad: quarantined, and the batch (planned inside the activity) takes the good one.
+  expect(await env.run(activities.ingestBronzeBatch, { source, batchId: `${bronzeTableName(source)}:0`, batchSeq: 0, plan: planRequest(0) }))
+    .toMatchObject({ rows: 30, filesQuarantined: 1, waitingAfter: 0 });
   copyFileSync(good, broken); // the producer writes the file again, whole
   expect((await plan()).waiting).toBe(0); // the ledger remembers it as quarantined
 

@@ -98,6 +98,6 @@ test('run through the worker; report, query (sandboxed) and status read the lake
       expect((await cli(['generator', 'status', ...gen, '--brief'], env)).stdout).toMatch(/^\[generator\] cancel/);
     }, { taskQueue, deps });
   } finally {
-    await terminateAll([...DEFAULT_SOURCES.map(bronzeWorkflowId), 'silver', 'gold']);
+    await terminateAll([...DEFAULT_SOURCES.map((s) => bronzeWorkflowId(s)), 'silver', 'gold']);
   }
 });

@@ -21,6 +21,8 @@ export default async function globalSetup(): Promise<void> {
     (globalThis as { __netpulseCatalog?: unknown }).__netpulseCatalog = catalog;
     console.log(`[test] lake catalog (PostgreSQL) at ${catalog.connection}`);
   }
+  // Tests keep their landing zones in temporary folders.
+  process.env.NETPULSE_LANDING_ROOTS ??= [os.tmpdir(), path.resolve(__dirname, '..', 'data')].join(path.delimiter);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-bundle-'));
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),

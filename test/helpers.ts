@@ -5,13 +5,13 @@ import { DefaultLogger, NativeConnection, Runtime, type WorkerOptions } from '@t
 import { Context } from '@temporalio/activity';
 import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, Next } from '@temporalio/worker';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createNetpulseWorker } from '../worker';
 import type { WorkerDeps } from '../activities';
 import { withLake, type LakeConfig } from '../lake/catalog';
-import { withConnection } from '../lake/duckdb';
+import { sqlString, withConnection } from '../lake/duckdb';
 import { writeSyntheticLanding } from '../bench/landing-maker';
 import { bronzeWorkflowId, type Source } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
@@ -154,5 +154,16 @@ export function testPipeline(tag: string) {
   const prefix = `${tag}${Math.random().toString(36).slice(2, 6)}`;
   const sources = testSources(prefix);
   const workflowIdPrefix = `${prefix}-`;
-  return { sources, workflowIdPrefix, ids: [...sources.map(bronzeWorkflowId), `${workflowIdPrefix}silver`, `${workflowIdPrefix}gold`] };
+  return { sources, workflowIdPrefix, ids: [...sources.map((s) => bronzeWorkflowId(s, workflowIdPrefix)), `${workflowIdPrefix}silver`, `${workflowIdPrefix}gold`] };
+}
+
+export type Row = [nome: string, ip: string, hora: string, device: string, speed: number, status: string, server: string];
+
+/** Writes rows as a landing parquet file with the source system's schema plus Servidor. */
+export async function landingFile(landing: string, folder: string, name: string, rows: Row[]): Promise<void> {
+  mkdirSync(path.join(landing, folder), { recursive: true });
+  const values = rows.map((r) => `(${sqlString(r[0])}, 'Rua X, 1', ${sqlString(r[1])}, TIMESTAMP ${sqlString(r[2])}, ${sqlString(r[3])}, ${r[4]}::BIGINT, ${sqlString(r[5])}, ${sqlString(r[6])})`);
+  await withConnection(':memory:', (db) => db.run(`
+    COPY (SELECT * FROM (VALUES ${values.join(', ')}) AS t(Nome, Endereco, Ip, Hora_Conexao, Dispositivo_de_Acesso, Velocidade_de_Conexao, Status_Conexao, Servidor))
+    TO ${sqlString(path.join(landing, folder, `${name}.parquet`))} (FORMAT parquet)`));
 }

@@ -1,15 +1,14 @@
 // Landing → bronze → silver → gold on a hand-built fixture whose answers are worked out by
 // hand below. Real Temporal dev server, real DuckDB lake file.
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { closeAllInstances, sqlString, withConnection } from '../lake/duckdb';
+import { closeAllInstances } from '../lake/duckdb';
 import { closeLakes, LAKE } from '../lake/catalog';
 import { changeFeedSql, tableAtSql } from '../lake/changes';
 import { bronzeWorkflowId, type Source } from '../rules/bronze';
 import { silverEventSchema } from '../rules/silver';
 import { generatorWorkflow } from '../workflows/generator';
 import { medallionPipeline } from '../workflows/pipeline';
-import { closeTestClient, sqlRows, tempDir, terminateAll, testLake, uniqueId, withWorker } from './helpers';
+import { closeTestClient, landingFile, type Row, sqlRows, tempDir, terminateAll, testLake, uniqueId, withWorker } from './helpers';
 
 afterAll(async () => {
   await closeTestClient();
@@ -17,16 +16,6 @@ afterAll(async () => {
   await closeAllInstances();
 });
 
-type Row = [nome: string, ip: string, hora: string, device: string, speed: number, status: string, server: string];
-
-/** Writes rows as a landing parquet file with the source system's schema plus Servidor. */
-async function landingFile(landing: string, folder: string, name: string, rows: Row[]): Promise<void> {
-  mkdirSync(path.join(landing, folder), { recursive: true });
-  const values = rows.map((r) => `(${sqlString(r[0])}, 'Rua X, 1', ${sqlString(r[1])}, TIMESTAMP ${sqlString(r[2])}, ${sqlString(r[3])}, ${r[4]}::BIGINT, ${sqlString(r[5])}, ${sqlString(r[6])})`);
-  await withConnection(':memory:', (db) => db.run(`
-    COPY (SELECT * FROM (VALUES ${values.join(', ')}) AS t(Nome, Endereco, Ip, Hora_Conexao, Dispositivo_de_Acesso, Velocidade_de_Conexao, Status_Conexao, Servidor))
-    TO ${sqlString(path.join(landing, folder, `${name}.parquet`))} (FORMAT parquet)`));
-}
 
 const D = '2026-03-01 10:';
 const FIXTURE: Record<string, Row[]> = {
@@ -72,7 +61,7 @@ test('hand-built fixture: every gold figure, quarantine reasons, idempotent re-r
   await landingFile(landing, 'Celular/Desconectado', 'f2', REDELIVERED);
 
   const prefix = `${tag}-`;
-  const ids = [...sources.map(bronzeWorkflowId), `${prefix}silver`, `${prefix}gold`];
+  const ids = [...sources.map((s) => bronzeWorkflowId(s, prefix)), `${prefix}silver`, `${prefix}gold`];
   const input = {
     sources, landingPath: landing, workflowIdPrefix: prefix,
     gold: {
@@ -204,7 +193,7 @@ test('generator population mode: stable clients, consistent connect/disconnect, 
   const sources: Source[] = ['Computador/Conectado', 'Celular/Conectado', 'Computador/Desconectado', 'Celular/Desconectado']
     .map((folder) => ({ name: `${tag}_${folder.replace('/', '_').toLowerCase()}`, label: folder.replace('/', ' '), path: folder }));
   const prefix = `${tag}-`;
-  const ids = [...sources.map(bronzeWorkflowId), `${prefix}silver`, `${prefix}gold`];
+  const ids = [...sources.map((s) => bronzeWorkflowId(s, prefix)), `${prefix}silver`, `${prefix}gold`];
   const population = { clients: 60, servers: 4, regions: ['sp', 'rj'] };
   try {
     await withWorker(async ({ client, taskQueue }) => {

@@ -78,9 +78,9 @@ test('continuous mode takes a file dropped after start within a few passes; paus
       `SELECT kind, layer, count(*) AS n FROM lake.event_log GROUP BY ALL ORDER BY ALL`, lake);
     expect(log.map((r) => `${r.kind}/${r.layer}`)).toEqual(['batch/bronze', 'batch/gold', 'batch/silver', 'pass/pipeline']);
     const [bronzeBatch] = await sqlRows(`SELECT rows_in, rows_out, rows_quarantined, workflow_id FROM lake.event_log WHERE layer = 'bronze'`, lake);
-    expect(bronzeBatch).toEqual({ rows_in: '40', rows_out: '40', rows_quarantined: '0', workflow_id: bronzeWorkflowId(sources[0]) });
+    expect(bronzeBatch).toEqual({ rows_in: '40', rows_out: '40', rows_quarantined: '0', workflow_id: bronzeWorkflowId(sources[0], prefix) });
   } finally {
-    await terminateAll([workflowId, bronzeWorkflowId(sources[0]), `${prefix}silver`, `${prefix}gold`]);
+    await terminateAll([workflowId, bronzeWorkflowId(sources[0], prefix), `${prefix}silver`, `${prefix}gold`]);
   }
 });
 
@@ -116,7 +116,7 @@ test('schedules from the CLI: create, trigger, pause, unpause, describe, delete;
     }, { taskQueue, deps });
   } finally {
     await client.schedule.getHandle(id).delete().catch(() => undefined);
-    await terminateAll([...DEFAULT_SOURCES.map(bronzeWorkflowId), 'silver', 'gold']);
+    await terminateAll([...DEFAULT_SOURCES.map((s) => bronzeWorkflowId(s)), 'silver', 'gold']);
   }
 });
 
@@ -151,6 +151,6 @@ test('the landing watcher runs a pass as soon as files land, though the interval
       await handle.cancel();
     }, { deps: { lake, landingDir: landing } });
   } finally {
-    await terminateAll([bronzeWorkflowId(sources[0]), `${prefix}silver`, `${prefix}gold`]);
+    await terminateAll([bronzeWorkflowId(sources[0], prefix), `${prefix}silver`, `${prefix}gold`]);
   }
 });

@@ -5,24 +5,21 @@ import * as wf from '@temporalio/workflow';
 import type { z } from 'zod';
 import type { Activities } from '../activities';
 import {
-  bronzeRunInputSchema, bronzeSourceInputSchema, bronzeTable, bronzeWorkflowId, type BronzeCheckpoint, type BronzeRunInput,
-  type BronzeSourceInput, type IngestResult, type PlanRequest, type PlanResult,
+  bronzeOwnerConfig, bronzeRunInputSchema, bronzeSourceInputSchema, bronzeTable, bronzeWorkflowId, ingestOptionsSchema, type BronzeCheckpoint,
+  type BronzeRunInput, type BronzeSourceInput, type IngestOptions, type IngestResult, type PlanRequest, type PlanResult,
 } from '../rules/bronze';
 import type { PassSummary } from '../rules/pass';
 import { parseOrFail } from '../rules/validate';
 import {
-  activityRetry as retry, awaitPasses, CheckpointOwner, LOCAL_PLANNING_PATCH, planningActivities, startSummary, type PassRequest,
+  activityRetry, awaitPasses, CheckpointOwner, LOCAL_PLANNING_PATCH, ownerConfigKey, planningActivities, startSummary, type OwnerCarry, type Parked,
 } from './checkpoint-owner';
 
-export { passDoneSignal, requestPassSignal, runPassUpdate, type PassRequest } from './checkpoint-owner';
+export { passDoneSignal, requestPassSignal, retryParkedSignal, runPassUpdate, type PassRequest } from './checkpoint-owner';
 
 export interface PendingBatch {
   batchId: string;
   batchSeq: number;
-  files: number;
-  bytes: number;
-  firstFile: string;
-  lastFile: string;
+  since: string;
 }
 
 export interface BronzeSourceStatus extends BronzeCheckpoint {
@@ -32,62 +29,117 @@ export interface BronzeSourceStatus extends BronzeCheckpoint {
   pending?: PendingBatch;
   queuedRequests: number;
   lastPass?: PassSummary;
+  parked?: Parked;
+  /** The options and landing zone the owner runs with (a request with others is refused). */
+  landingPath?: string;
+  options: IngestOptions;
 }
 
 export const bronzeStatusQuery = wf.defineQuery<BronzeSourceStatus>('checkpoint');
 
-const { requestPasses } = wf.proxyActivities<Activities>({
-  startToCloseTimeout: '5 minutes',
-  retry,
-});
+const { requestPasses } = wf.proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', retry: activityRetry() });
 
-export interface BronzeSourceRunInput extends BronzeSourceInput {
+/** Passes started after this plan each batch inside its activity: no file list in history. */
+export const PLAN_IN_BATCH_PATCH = 'plan-inside-batch';
+
+/** Where a pass cut by continue-as-new stands. */
+interface BronzePassProgress {
+  cutoffMs?: number;
+  activityMs: number;
+}
+
+export interface BronzeSourceRunInput extends BronzeSourceInput, OwnerCarry<BronzePassProgress> {
   /** Carried across continueAsNew by the workflow itself. */
   checkpoint?: BronzeCheckpoint;
-  queued?: PassRequest[];
-  lastPass?: PassSummary;
 }
 
 export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise<void> {
-  const { checkpoint: carried, queued, lastPass: carriedPass, ...userInput } = input;
+  const { checkpoint: carried, queued, parked, inPass, lastPass, ...userInput } = input;
   const cfg = parseOrFail(bronzeSourceInputSchema, userInput, 'bronze source');
   const { source, options } = cfg;
   const table = bronzeTable(source);
+  const retry = activityRetry(options.maxAttempts);
   const ingestOptions: wf.ActivityOptions = {
     startToCloseTimeout: '1 hour',
     heartbeatTimeout: `${options.heartbeatTimeoutSeconds} seconds`,
     retry,
   };
-  const { ingestBronzeBatch } = wf.proxyActivities<Activities>(ingestOptions);
-  const { planBronzeBatch, readBronzeCheckpoint } = planningActivities();
+  const { ingestBronzeBatch, logParked } = wf.proxyActivities<Activities>(ingestOptions);
+  const { planBronzeBatch, readBronzeCheckpoint } = planningActivities(options.maxAttempts);
 
   // A fresh workflow (no carried checkpoint) resumes from the lake's commit log, so batch
   // ids never repeat even if the workflow was terminated and started again.
   const checkpoint: BronzeCheckpoint = carried ?? (await readBronzeCheckpoint(source));
   let pending: PendingBatch | undefined;
-  let lastPass = carriedPass;
   let batchesThisRun = 0;
-  const owner = new CheckpointOwner({
-    queued,
+  const owner: CheckpointOwner<BronzePassProgress> = new CheckpointOwner({
+    queued, parked, inPass, lastPass,
     runOnStart: cfg.runOnStart && !carried,
-    runPass: async () => (lastPass = await runPass()),
+    configKey: ownerConfigKey(bronzeOwnerConfig(cfg)),
+    newSummary: () => startSummary('bronze', source.name, checkpoint.version),
+    runPass: async (summary, progress) => {
+      if (progress || wf.patched(PLAN_IN_BATCH_PATCH)) await runPass(summary, progress ?? { activityMs: 0 });
+      else await runPassWithPlans(summary);
+      checkpoint.passes++;
+      summary.lag = checkpoint.lagFiles;
+    },
     shouldContinueAsNew: () => batchesThisRun >= options.batchesPerRun,
-    continueAsNew: (stillQueued) =>
-      wf.continueAsNew<typeof bronzeSourceWorkflow>({ ...userInput, runOnStart: false, checkpoint, queued: stillQueued, lastPass }),
+    continueAsNew: (carry) =>
+      wf.continueAsNew<typeof bronzeSourceWorkflow>({ ...userInput, runOnStart: false, checkpoint, ...carry }),
+    logParked: (p) => logParked({ layer: 'bronze', source: table, parked: p }),
   });
   wf.setHandler(bronzeStatusQuery, () => ({
-    ...checkpoint, source: source.name, table, passRunning: owner.passRunning, pending, queuedRequests: owner.requests.length, lastPass,
+    ...checkpoint, source: source.name, table, passRunning: owner.passRunning, pending, queuedRequests: owner.requests.length, lastPass: owner.lastPass,
+    parked: owner.parked, landingPath: cfg.landingPath, options,
   }));
 
-  /** availableNow: every file present when the pass starts, in bounded batches, then stop. */
-  async function runPass(): Promise<PassSummary> {
-    const summary = startSummary('bronze', source.name, checkpoint.version);
+  const planRequest = (cutoffMs?: number): PlanRequest => ({
+    source, landingPath: cfg.landingPath, cutoffMs,
+    maxFiles: options.maxFilesPerBatch, maxBytes: options.maxBytesPerBatch, maxRows: options.maxRowsPerBatch,
+    emptyFileGraceSeconds: options.emptyFileGraceSeconds,
+  });
+
+  function batchDone(summary: PassSummary, result: IngestResult, batchSeq: number): void {
+    advance(checkpoint, result, batchSeq);
+    pending = undefined;
+    batchesThisRun++;
+    summary.batches++;
+    summary.files += result.filesIngested;
+    summary.quarantined += result.filesQuarantined;
+    summary.rows += result.rows;
+    summary.toVersion = result.version;
+  }
+
+  /**
+   * availableNow: every file present when the pass starts, in bounded batches, then stop. Each
+   * batch plans itself against the pass's cutoff, so no file list enters history; a retried
+   * batch plans again unless its fence shows it committed. Continues as new between batches.
+   */
+  async function runPass(summary: PassSummary, progress: BronzePassProgress): Promise<void> {
+    for (;;) {
+      const batchSeq = checkpoint.nextBatchSeq;
+      pending = { batchId: `${table}:${batchSeq}`, batchSeq, since: new Date(Date.now()).toISOString() };
+      owner.currentBatch = pending.batchId;
+      const result = await ingestBronzeBatch.executeWithOptions(
+        { ...ingestOptions, summary: `${pending.batchId}: up to ${options.maxFilesPerBatch} files` },
+        [{ source, batchId: pending.batchId, batchSeq, plan: planRequest(progress.cutoffMs) }],
+      );
+      pending = undefined;
+      progress.cutoffMs ??= result.cutoffMs;
+      progress.activityMs += result.elapsedMs ?? 0;
+      summary.activityMs = progress.activityMs;
+      checkpoint.lagFiles = result.waitingAfter ?? 0;
+      checkpoint.lagMeasuredAt = new Date(Date.now()).toISOString();
+      if (result.filesIngested + result.filesQuarantined === 0) break; // nothing was waiting: no commit
+      batchDone(summary, result, batchSeq);
+      if (checkpoint.lagFiles === 0) break;
+      await owner.betweenBatches(summary, progress);
+    }
+  }
+
+  /** Passes as they ran before PLAN_IN_BATCH_PATCH: planned by the workflow, file lists in history. */
+  async function runPassWithPlans(summary: PassSummary): Promise<void> {
     let activityMs = 0;
-    const planRequest = (cutoffMs?: number): PlanRequest => ({
-      source, landingPath: cfg.landingPath, cutoffMs,
-      maxFiles: options.maxFilesPerBatch, maxBytes: options.maxBytesPerBatch, maxRows: options.maxRowsPerBatch,
-      emptyFileGraceSeconds: options.emptyFileGraceSeconds,
-    });
     const planHere = async (cutoffMs?: number): Promise<PlanResult> => {
       const planned = await planBronzeBatch(planRequest(cutoffMs));
       activityMs += planned.elapsedMs ?? 0;
@@ -99,41 +151,20 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
       checkpoint.lagFiles = plan.waiting;
       checkpoint.lagMeasuredAt = new Date(Date.now()).toISOString();
       if (plan.files.length === 0) break;
-
-      // 1. record the plan (offsets/), 2. run the batch, 3. record the commit (commits/).
       const batchSeq = checkpoint.nextBatchSeq;
-      pending = {
-        batchId: `${table}:${batchSeq}`, batchSeq, files: plan.files.length,
-        bytes: plan.files.reduce((sum, f) => sum + f.size, 0),
-        firstFile: plan.files[0].path, lastFile: plan.files[plan.files.length - 1].path,
-      };
+      pending = { batchId: `${table}:${batchSeq}`, batchSeq, since: new Date(Date.now()).toISOString() };
       const drained = plan.files.length >= plan.waiting;
-      // More files wait: the batch's activity plans the next batch after its commit, saving a
-      // planning round trip per batch; that plan is in history before its batch runs, as before.
-      // No patch needed: a result recorded without `next` replays into a local plan, as it ran.
       const result = await ingestBronzeBatch.executeWithOptions(
-        { ...ingestOptions, summary: `${pending.batchId}: ${pending.files} files, ${(pending.bytes / 1e6).toFixed(1)} MB` },
+        { ...ingestOptions, summary: `${pending.batchId}: ${plan.files.length} files, ${(plan.files.reduce((sum, f) => sum + f.size, 0) / 1e6).toFixed(1)} MB` },
         [{ source, batchId: pending.batchId, batchSeq, files: plan.files, ...(!drained && { next: planRequest(cutoffMs) }) }],
       );
-      advance(checkpoint, result, batchSeq);
+      batchDone(summary, result, batchSeq);
       activityMs += result.elapsedMs ?? 0;
       checkpoint.lagFiles = plan.waiting - plan.files.length;
-      pending = undefined;
-      batchesThisRun++;
-      summary.batches++;
-      summary.files += result.filesIngested;
-      summary.quarantined += result.filesQuarantined;
-      summary.rows += result.rows;
-      summary.toVersion = result.version;
-      // This batch took every file waiting at the cutoff: the pass is done without a re-plan.
       if (drained && wf.patched(LOCAL_PLANNING_PATCH)) break;
       plan = result.next ?? (await planHere(cutoffMs));
     }
-    checkpoint.passes++;
-    summary.lag = checkpoint.lagFiles;
     summary.activityMs = activityMs;
-    summary.finishedAt = new Date(Date.now()).toISOString();
-    return summary;
   }
 
   await owner.serve();
@@ -146,7 +177,8 @@ function advance(checkpoint: BronzeCheckpoint, result: IngestResult, batchSeq: n
   checkpoint.filesQuarantined += result.filesQuarantined;
   checkpoint.rowsIngested += result.rows;
   checkpoint.schemaVersion = Math.max(checkpoint.schemaVersion, result.schemaVersion);
-  checkpoint.lastCommit = result;
+  const { next: _next, ...lastCommit } = result; // a plan's file list stays out of the carried checkpoint
+  checkpoint.lastCommit = lastCommit;
 }
 
 /** Asks each source's checkpoint workflow for a pass (starting it if needed) and waits for all. */
@@ -155,14 +187,16 @@ export async function runBronzePasses(cfg: z.output<typeof bronzeRunInputSchema>
   return awaitPasses(
     (requests, replyTo) => requestPasses({
       replyTo,
-      targets: requests.map(({ requestId, key }) => ({
-        requestId, workflowId: bronzeWorkflowId(byName.get(key)!), workflowType: 'bronzeSourceWorkflow',
-        layer: 'bronze' as const, source: bronzeTable(byName.get(key)!),
-        input: { source: byName.get(key)!, options: cfg.options ?? {}, landingPath: cfg.landingPath },
-      })),
+      targets: requests.map(({ requestId, key }) => {
+        const input = { source: byName.get(key)!, options: ingestOptionsSchema.parse(cfg.options ?? {}), landingPath: cfg.landingPath };
+        return {
+          requestId, workflowId: bronzeWorkflowId(input.source, cfg.workflowIdPrefix), workflowType: 'bronzeSourceWorkflow',
+          layer: 'bronze' as const, source: bronzeTable(input.source), input, config: ownerConfigKey(bronzeOwnerConfig(input)),
+        };
+      }),
     }),
     [...byName.keys()],
-    tag,
+    { tag, timeoutSeconds: cfg.passTimeoutSeconds, noAnswer: (key) => startSummary('bronze', key, 0) },
   );
 }
 

@@ -1,17 +1,24 @@
 // The loop every checkpoint-owning workflow shares (bronze sources, silver, gold): passes are
 // asked for by signal (with a reply-to workflow) or update, served one at a time, and the
 // workflow continues as new between passes when its history grows. Deterministic code only.
+import { ActivityFailure, ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { PassSummary } from '../rules/pass';
 
-/** Every layer's activities: back off to a minute; bad input is not retried. */
-export const activityRetry: wf.RetryPolicy = {
-  initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['InvalidInput'],
-};
-const planningOptions: wf.ActivityOptions = { startToCloseTimeout: '5 minutes', retry: activityRetry };
-const localPlanning = wf.proxyLocalActivities<Activities>(planningOptions);
-const remotePlanning = wf.proxyActivities<Activities>(planningOptions);
+/**
+ * Every layer's activities: back off to a minute, then give up after `maximumAttempts` (the owner
+ * parks the batch); bad input and a checkpoint that disagrees with the lake are not retried.
+ */
+export function activityRetry(maximumAttempts: number = DEFAULT_MAX_ATTEMPTS): wf.RetryPolicy {
+  return {
+    initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts,
+    nonRetryableErrorTypes: ['InvalidInput', 'CheckpointAheadOfLake', 'CheckpointBehindLake', 'BatchBehindLake'],
+  };
+}
+/** About four minutes of retries (1, 2, 4 … 60 s) before a batch is parked. */
+export const DEFAULT_MAX_ATTEMPTS = 10;
+const planningOptions = (maximumAttempts?: number): wf.ActivityOptions => ({ startToCloseTimeout: '5 minutes', retry: activityRetry(maximumAttempts) });
 
 /** Workflows started before planning ran as local activities replay the old commands. */
 export const LOCAL_PLANNING_PATCH = 'local-planning-activities';
@@ -21,39 +28,104 @@ export const LOCAL_PLANNING_PATCH = 'local-planning-activities';
  * run by the worker without a server round trip each (the batch itself stays a normal,
  * heartbeating activity that another worker can retry).
  */
-export function planningActivities(): typeof localPlanning {
-  return wf.patched(LOCAL_PLANNING_PATCH) ? localPlanning : remotePlanning;
+export function planningActivities(maximumAttempts?: number) {
+  const options = planningOptions(maximumAttempts);
+  return wf.patched(LOCAL_PLANNING_PATCH) ? wf.proxyLocalActivities<Activities>(options) : wf.proxyActivities<Activities>(options);
 }
+
+/** Requesters that started before passes had a time limit replay without its timer. */
+const PASS_TIMEOUT_PATCH = 'pass-answer-timeout';
 
 export interface PassRequest {
   requestId: string;
   /** Workflow to signal with passDone when the pass that serves this request ends. */
   replyTo?: string;
+  /** The configuration the requester expects the owner to run with (ownerConfigKey); refused if it differs. */
+  config?: string;
+}
+
+/** An owner's configuration as one comparable string (zod output keeps the schema's key order). */
+export function ownerConfigKey(config: unknown): string {
+  return JSON.stringify(config);
+}
+
+/** The top-level settings two configuration keys disagree on, each as owner's → requested. */
+function configDifference(ownerKey: string, requestedKey: string): string {
+  const owner = JSON.parse(ownerKey) as Record<string, unknown>;
+  const requested = JSON.parse(requestedKey) as Record<string, unknown>;
+  return [...new Set([...Object.keys(owner), ...Object.keys(requested)])]
+    .filter((key) => JSON.stringify(owner[key]) !== JSON.stringify(requested[key]))
+    .map((key) => `${key}: ${JSON.stringify(owner[key])} → ${JSON.stringify(requested[key])}`)
+    .join('; ');
 }
 
 export const requestPassSignal = wf.defineSignal<[PassRequest]>('requestPass');
 export const passDoneSignal = wf.defineSignal<[PassSummary & { requestId: string }]>('passDone');
 export const runPassUpdate = wf.defineUpdate<PassSummary>('runPass');
 
-export interface OwnerLoop {
-  /** Requests carried over from the previous run. */
-  queued?: PassRequest[];
-  runOnStart: boolean;
-  runPass: () => Promise<PassSummary>;
-  /** Called between passes with no request waiting: continue as new if it returns true. */
-  shouldContinueAsNew: () => boolean;
-  continueAsNew: (queued: PassRequest[]) => Promise<never>;
+/** A batch its owner gave up on after its retries: passes stop until `retryParked`. */
+export interface Parked {
+  batchId?: string;
+  reason: string;
+  errorType?: string;
+  since: string;
 }
 
-export class CheckpointOwner {
+/** A pass cut by continue-as-new: who waits for it, what it did so far, where it stands. */
+export interface PassInProgress<P> {
+  serving: PassRequest[];
+  summary: PassSummary;
+  progress: P;
+}
+
+/** What an owner carries into its next run besides its own checkpoint. */
+export interface OwnerCarry<P> {
+  lastPass?: PassSummary;
+  queued?: PassRequest[];
+  parked?: Parked;
+  inPass?: PassInProgress<P>;
+}
+
+export const retryParkedSignal = wf.defineSignal('retryParked');
+/** Web UI / visibility: `NetpulseParked = true` lists every owner with a parked batch. */
+export const PARKED_ATTRIBUTE = defineSearchAttributeKey('NetpulseParked', SearchAttributeType.BOOL);
+
+export interface OwnerLoop<P> extends OwnerCarry<P> {
+  runOnStart: boolean;
+  /** ownerConfigKey of the configuration this owner runs with. */
+  configKey: string;
+  newSummary: () => PassSummary;
+  /** One pass; fills `summary` as it goes, resuming from `progress` after a continue-as-new. */
+  runPass: (summary: PassSummary, progress?: P) => Promise<void>;
+  /** Continue as new once it returns true (between passes, or between batches inside one). */
+  shouldContinueAsNew: () => boolean;
+  continueAsNew: (carry: OwnerCarry<P>) => Promise<never>;
+  /** Writes the parking to the lake's event log (best effort). */
+  logParked: (parked: Parked) => Promise<void>;
+}
+
+export class CheckpointOwner<P = unknown> {
   readonly requests: PassRequest[] = [];
   passRunning = false;
+  parked?: Parked;
+  lastPass?: PassSummary;
+  /** The batch the pass is running now, named when it gets parked. */
+  currentBatch?: string;
+  private serving: PassRequest[] = [];
   private readonly finished = new Map<string, PassSummary>();
 
-  constructor(private readonly loop: OwnerLoop) {
+  constructor(private readonly loop: OwnerLoop<P>) {
     this.requests.push(...(loop.queued ?? []));
+    this.parked = loop.parked;
+    this.lastPass = loop.lastPass;
     if (loop.runOnStart) this.requests.push({ requestId: 'on-start' });
     wf.setHandler(requestPassSignal, (request) => void this.requests.push(request));
+    wf.setHandler(retryParkedSignal, () => {
+      if (!this.parked) return;
+      this.parked = undefined;
+      wf.upsertSearchAttributes([{ key: PARKED_ATTRIBUTE, value: null }]);
+      this.requests.push({ requestId: `retry-parked-${wf.uuid4()}` });
+    });
     wf.setHandler(runPassUpdate, async () => {
       const requestId = `update-${wf.uuid4()}`;
       this.requests.push({ requestId });
@@ -65,26 +137,93 @@ export class CheckpointOwner {
   }
 
   async serve(): Promise<never> {
+    let resumed = this.loop.inPass;
     for (;;) {
-      await wf.condition(() => this.requests.length > 0);
-      const serving = this.requests.splice(0);
-      this.passRunning = true;
-      const summary = await this.loop.runPass();
-      this.passRunning = false;
-      for (const request of serving) {
-        if (!request.replyTo) {
-          this.finished.set(request.requestId, summary);
-          continue;
-        }
-        try {
-          await wf.getExternalWorkflowHandle(request.replyTo).signal(passDoneSignal, { ...summary, requestId: request.requestId });
-        } catch (error) {
-          wf.log.warn('requester is gone; pass result not delivered', { replyTo: request.replyTo, error: String(error) });
-        }
+      let summary: PassSummary;
+      let progress: P | undefined;
+      if (resumed) {
+        ({ serving: this.serving, summary, progress } = resumed);
+        resumed = undefined;
+      } else {
+        await wf.condition(() => this.requests.length > 0);
+        this.serving = await this.refuseOtherConfigs(this.requests.splice(0));
+        if (this.serving.length === 0) continue;
+        summary = this.loop.newSummary();
       }
-      if (this.requests.length === 0 && (this.loop.shouldContinueAsNew() || wf.workflowInfo().continueAsNewSuggested)) {
+      this.passRunning = true;
+      if (this.parked) summary.parked = this.parked;
+      else await this.attempt(summary, progress);
+      this.passRunning = false;
+      this.lastPass = summary;
+      await this.reply(this.serving, summary);
+      this.serving = [];
+      if (this.requests.length === 0 && this.continueAsNewDue()) {
         await wf.condition(wf.allHandlersFinished);
-        if (this.requests.length === 0) await this.loop.continueAsNew(this.requests);
+        if (this.requests.length === 0) await this.loop.continueAsNew({ queued: [], parked: this.parked, lastPass: this.lastPass });
+      }
+    }
+  }
+
+  /**
+   * A request made with other options than the owner runs with is answered at once with the
+   * difference, never served with the owner's options as if they were the ones asked for.
+   */
+  private async refuseOtherConfigs(requests: PassRequest[]): Promise<PassRequest[]> {
+    const accepted: PassRequest[] = [];
+    for (const request of requests) {
+      if (request.config === undefined || request.config === this.loop.configKey) accepted.push(request);
+      else {
+        const refused = `${wf.workflowInfo().workflowId} runs with other options (${configDifference(this.loop.configKey, request.config)})`;
+        await this.reply([request], { ...this.loop.newSummary(), refused });
+      }
+    }
+    return accepted;
+  }
+
+  /**
+   * Between two batches of a pass: continue as new when due, carrying the pass. Not while an
+   * update waits for this pass (its caller would lose the answer); the pass goes on instead.
+   */
+  async betweenBatches(summary: PassSummary, progress: P): Promise<void> {
+    if (!this.continueAsNewDue() || !wf.allHandlersFinished()) return;
+    await this.loop.continueAsNew({ queued: [...this.requests], parked: this.parked, lastPass: this.lastPass, inPass: { serving: this.serving, summary, progress } });
+  }
+
+  private continueAsNewDue(): boolean {
+    return this.loop.shouldContinueAsNew() || wf.workflowInfo().continueAsNewSuggested;
+  }
+
+  /** Runs the pass; a failure that outlived its retries parks the batch and ends the pass. */
+  private async attempt(summary: PassSummary, progress?: P): Promise<void> {
+    try {
+      await this.loop.runPass(summary, progress);
+    } catch (error) {
+      if (error instanceof wf.ContinueAsNew || wf.isCancellation(error)) throw error;
+      const cause = error instanceof ActivityFailure && error.cause ? error.cause : (error as Error);
+      this.parked = {
+        batchId: this.currentBatch, reason: cause.message, since: new Date(Date.now()).toISOString(),
+        errorType: cause instanceof ApplicationFailure ? (cause.type ?? undefined) : cause.name,
+      };
+      summary.parked = this.parked;
+      wf.log.error('batch parked: its activity failed after its retries; passes wait for retryParked', { ...this.parked });
+      wf.upsertSearchAttributes([{ key: PARKED_ATTRIBUTE, value: true }]);
+      await this.loop.logParked(this.parked).catch((logError) => wf.log.warn('parking not logged', { error: String(logError) }));
+    } finally {
+      this.currentBatch = undefined;
+    }
+    summary.finishedAt = new Date(Date.now()).toISOString();
+  }
+
+  private async reply(serving: PassRequest[], summary: PassSummary): Promise<void> {
+    for (const request of serving) {
+      if (!request.replyTo) {
+        this.finished.set(request.requestId, summary);
+        continue;
+      }
+      try {
+        await wf.getExternalWorkflowHandle(request.replyTo).signal(passDoneSignal, { ...summary, requestId: request.requestId });
+      } catch (error) {
+        wf.log.warn('requester is gone; pass result not delivered', { replyTo: request.replyTo, error: String(error) });
       }
     }
   }
@@ -97,16 +236,26 @@ export class CheckpointOwner {
 export async function awaitPasses(
   ask: (requests: { requestId: string; key: string }[], replyTo: string) => Promise<unknown>,
   keys: string[],
-  tag: string,
+  { tag, timeoutSeconds, noAnswer }: { tag: string; timeoutSeconds: number; noAnswer: (key: string) => PassSummary },
 ): Promise<PassSummary[]> {
   const done = (replies ??= installReplyHandler());
   const requests = keys.map((key) => ({ key, requestId: `${wf.workflowInfo().runId}:${tag}:${key}` }));
   await ask(requests, wf.workflowInfo().workflowId);
-  await wf.condition(() => requests.every((r) => done.has(r.requestId)));
+  // Owners answer even when they park a batch; no answer means no worker runs them (or one was terminated).
+  const answered = () => requests.every((r) => done.has(r.requestId));
+  if (wf.patched(PASS_TIMEOUT_PATCH)) await wf.condition(answered, `${timeoutSeconds} seconds`);
+  else await wf.condition(answered);
   return requests.map((r) => {
-    const summary = done.get(r.requestId)!;
+    const summary = done.get(r.requestId);
     done.delete(r.requestId);
-    return summary;
+    if (summary?.refused) {
+      throw ApplicationFailure.nonRetryable(
+        `${summary.refused}. Ask with the owner's options, or stop the owner first (it rebuilds its checkpoint from the lake when it starts again): `
+        + 'netpulse owners stop', 'OwnerOptionsDiffer');
+    }
+    if (summary) return summary;
+    wf.log.error('checkpoint owner did not answer in time; the pass goes on without it', { key: r.key, timeoutSeconds });
+    return { ...noAnswer(r.key), noAnswer: `no answer within ${timeoutSeconds} s` };
   });
 }
 

@@ -7,47 +7,50 @@ import type { GoldCheckpoint } from '../rules/gold';
 import { goldInputSchema, silverInputSchema, type GoldWorkflowInput, type SilverWorkflowInput } from '../rules/layers';
 import type { SilverCheckpoint, SilverInput } from '../rules/silver';
 import { parseOrFail } from '../rules/validate';
-import { activityRetry as retry, CheckpointOwner, planningActivities, startSummary, type PassRequest } from './checkpoint-owner';
+import { activityRetry, CheckpointOwner, ownerConfigKey, planningActivities, startSummary, type OwnerCarry, type Parked } from './checkpoint-owner';
 
-export const silverStatusQuery = wf.defineQuery<SilverCheckpoint & { passRunning: boolean; pending?: SilverInput; lastPass?: PassSummary }>('checkpoint');
-export const goldStatusQuery = wf.defineQuery<GoldCheckpoint & { passRunning: boolean; lastPass?: PassSummary }>('checkpoint');
+interface OwnerStatus { passRunning: boolean; lastPass?: PassSummary; parked?: Parked }
+export const silverStatusQuery = wf.defineQuery<SilverCheckpoint & OwnerStatus & { pending?: SilverInput }>('checkpoint');
+export const goldStatusQuery = wf.defineQuery<GoldCheckpoint & OwnerStatus>('checkpoint');
 
 
-function layerActivities(heartbeatTimeoutSeconds: number) {
-  return wf.proxyActivities<Activities>({ startToCloseTimeout: '2 hours', heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`, retry });
+function layerActivities(heartbeatTimeoutSeconds: number, maxAttempts: number) {
+  return wf.proxyActivities<Activities>({
+    startToCloseTimeout: '2 hours', heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`, retry: activityRetry(maxAttempts),
+  });
 }
 
 const now = () => new Date(Date.now()).toISOString();
 
-interface Carried<C> {
+interface Carried<C, P> extends OwnerCarry<P> {
   checkpoint?: C;
-  queued?: PassRequest[];
-  lastPass?: PassSummary;
 }
 
-export async function silverWorkflow(input: SilverWorkflowInput & Carried<SilverCheckpoint> = {}): Promise<void> {
-  const { checkpoint: carried, queued, lastPass: carriedPass, ...userInput } = input;
+/** Silver's counts so far in a pass that continued as new. */
+type SilverPassProgress = Record<'rowsIn' | 'duplicates' | 'devicesChanged', number>;
+
+export async function silverWorkflow(input: SilverWorkflowInput & Carried<SilverCheckpoint, SilverPassProgress> = {}): Promise<void> {
+  const { checkpoint: carried, queued, parked, inPass, lastPass, ...userInput } = input;
   const cfg = parseOrFail(silverInputSchema, userInput, 'silver');
-  const { runSilverBatch } = layerActivities(cfg.heartbeatTimeoutSeconds);
-  const { planSilverBatch, readSilverCheckpoint } = planningActivities();
+  const { runSilverBatch, logParked } = layerActivities(cfg.heartbeatTimeoutSeconds, cfg.maxAttempts);
+  const { planSilverBatch, readSilverCheckpoint } = planningActivities(cfg.maxAttempts);
   const checkpoint = carried ?? (await readSilverCheckpoint());
-  let lastPass = carriedPass;
   let pending: SilverInput | undefined;
   let batchesThisRun = 0;
 
-  const owner = new CheckpointOwner({
-    queued, runOnStart: false,
-    runPass: async () => {
-      const summary: PassSummary = { ...startSummary('silver', 'silver', checkpoint.eventsVersion), details: { rowsIn: 0, duplicates: 0 } };
-      let rowsIn = 0;
-      let duplicates = 0;
-      let devicesChanged = 0;
+  const owner: CheckpointOwner<SilverPassProgress> = new CheckpointOwner({
+    queued, parked, inPass, lastPass, runOnStart: false, configKey: ownerConfigKey(cfg),
+    newSummary: () => startSummary('silver', 'silver', checkpoint.eventsVersion),
+    runPass: async (summary, resumed) => {
+      const progress = resumed ?? { rowsIn: 0, duplicates: 0, devicesChanged: 0 };
       for (;;) {
+        summary.details = { ...progress };
         const input = await planSilverBatch({ bronzeSnapshot: checkpoint.bronzeSnapshot, maxRows: cfg.maxRowsPerBatch });
         if (!input) break;
         const batchSeq = checkpoint.nextBatchSeq;
         pending = input; // the plan is in state before the batch runs
-        const result = await runSilverBatch({ batchId: `silver:${batchSeq}`, batchSeq, input, options: cfg.options });
+        owner.currentBatch = `silver:${batchSeq}`;
+        const result = await runSilverBatch({ batchId: owner.currentBatch, batchSeq, input, options: cfg.options });
         checkpoint.bronzeSnapshot = input.toSnapshot;
         checkpoint.nextBatchSeq = batchSeq + 1;
         checkpoint.eventsVersion = result.snapshot;
@@ -61,35 +64,34 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
         summary.rows += result.events;
         summary.quarantined += result.quarantined;
         summary.toVersion = result.snapshot;
-        rowsIn += result.rowsIn;
-        duplicates += result.duplicates;
-        devicesChanged += result.devicesChanged;
+        progress.rowsIn += result.rowsIn;
+        progress.duplicates += result.duplicates;
+        progress.devicesChanged += result.devicesChanged;
+        summary.details = { ...progress };
+        await owner.betweenBatches(summary, progress);
       }
-      summary.details = { rowsIn, duplicates, devicesChanged };
       checkpoint.passes++;
-      summary.finishedAt = now();
-      return (lastPass = summary);
     },
     shouldContinueAsNew: () => batchesThisRun >= cfg.batchesPerRun,
-    continueAsNew: (stillQueued) => wf.continueAsNew<typeof silverWorkflow>({ ...userInput, checkpoint, queued: stillQueued, lastPass }),
+    continueAsNew: (carry) => wf.continueAsNew<typeof silverWorkflow>({ ...userInput, checkpoint, ...carry }),
+    logParked: (p) => logParked({ layer: 'silver', source: 'silver', parked: p }),
   });
-  wf.setHandler(silverStatusQuery, () => ({ ...checkpoint, passRunning: owner.passRunning, pending, lastPass }));
+  wf.setHandler(silverStatusQuery, () => ({ ...checkpoint, passRunning: owner.passRunning, pending, lastPass: owner.lastPass, parked: owner.parked }));
   await owner.serve();
 }
 
-export async function goldWorkflow(input: GoldWorkflowInput & Carried<GoldCheckpoint> = {}): Promise<void> {
-  const { checkpoint: carried, queued, lastPass: carriedPass, ...userInput } = input;
+export async function goldWorkflow(input: GoldWorkflowInput & Carried<GoldCheckpoint, never> = {}): Promise<void> {
+  const { checkpoint: carried, queued, parked, lastPass, ...userInput } = input;
   const cfg = parseOrFail(goldInputSchema, userInput, 'gold');
-  const { refreshGold } = layerActivities(cfg.heartbeatTimeoutSeconds);
-  const { planGoldBatch, readGoldCheckpoint } = planningActivities();
+  const { refreshGold, logParked } = layerActivities(cfg.heartbeatTimeoutSeconds, cfg.maxAttempts);
+  const { planGoldBatch, readGoldCheckpoint } = planningActivities(cfg.maxAttempts);
   const checkpoint = carried ?? (await readGoldCheckpoint());
-  let lastPass = carriedPass;
   let batchesThisRun = 0;
 
-  const owner = new CheckpointOwner({
-    queued, runOnStart: false,
-    runPass: async () => {
-      const summary = startSummary('gold', 'gold', checkpoint.goldSnapshot);
+  const owner: CheckpointOwner<never> = new CheckpointOwner({
+    queued, parked, lastPass, runOnStart: false, configKey: ownerConfigKey(cfg),
+    newSummary: () => startSummary('gold', 'gold', checkpoint.goldSnapshot),
+    runPass: async (summary) => {
       const latest = await planGoldBatch();
       const asOf = cfg.asOf ? new Date(cfg.asOf).toISOString() : now();
       const silverMoved = latest.silverSnapshot > checkpoint.silverSnapshot;
@@ -97,8 +99,9 @@ export async function goldWorkflow(input: GoldWorkflowInput & Carried<GoldCheckp
         || (Date.parse(asOf) - Date.parse(checkpoint.lastAsOf)) / 1000 >= cfg.options.refreshIntervalSeconds && asOf !== checkpoint.lastAsOf;
       if (silverMoved || (stale && latest.silverSnapshot > 0)) {
         const batchSeq = checkpoint.nextBatchSeq;
+        owner.currentBatch = `gold:${batchSeq}`;
         const result = await refreshGold({
-          batchId: `gold:${batchSeq}`, batchSeq, silverFromSnapshot: checkpoint.silverSnapshot, silverToSnapshot: latest.silverSnapshot,
+          batchId: owner.currentBatch, batchSeq, silverFromSnapshot: checkpoint.silverSnapshot, silverToSnapshot: latest.silverSnapshot,
           asOf, options: cfg.options,
         });
         Object.assign(checkpoint, {
@@ -109,12 +112,11 @@ export async function goldWorkflow(input: GoldWorkflowInput & Carried<GoldCheckp
         Object.assign(summary, { batches: 1, rows: result.rowsChanged, toVersion: result.snapshot });
       }
       checkpoint.passes++;
-      summary.finishedAt = now();
-      return (lastPass = summary);
     },
     shouldContinueAsNew: () => batchesThisRun >= cfg.batchesPerRun,
-    continueAsNew: (stillQueued) => wf.continueAsNew<typeof goldWorkflow>({ ...userInput, checkpoint, queued: stillQueued, lastPass }),
+    continueAsNew: (carry) => wf.continueAsNew<typeof goldWorkflow>({ ...userInput, checkpoint, ...carry }),
+    logParked: (p) => logParked({ layer: 'gold', source: 'gold', parked: p }),
   });
-  wf.setHandler(goldStatusQuery, () => ({ ...checkpoint, passRunning: owner.passRunning, lastPass }));
+  wf.setHandler(goldStatusQuery, () => ({ ...checkpoint, passRunning: owner.passRunning, lastPass: owner.lastPass, parked: owner.parked }));
   await owner.serve();
 }

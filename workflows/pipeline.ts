@@ -5,21 +5,22 @@ import type { PassSummary } from '../rules/pass';
 import { pipelineInputSchema, type PipelineInput } from '../rules/pipeline';
 import { parseOrFail } from '../rules/validate';
 import type { Activities } from '../activities';
-import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID } from '../rules/layers';
+import { GOLD_WORKFLOW_ID, goldInputSchema, SILVER_WORKFLOW_ID, silverInputSchema } from '../rules/layers';
 import { runBronzePasses } from './bronze';
-import { awaitPasses } from './checkpoint-owner';
+import { awaitPasses, ownerConfigKey, startSummary } from './checkpoint-owner';
 
 const { requestPasses, logPipelinePass } = wf.proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumInterval: '10 seconds' } });
 
 /** Asks one layer owner (silver or gold) for a pass and waits for it. */
-async function layerPass(layer: 'silver' | 'gold', workflowId: string, input: unknown, tag: string): Promise<PassSummary> {
+async function layerPass(layer: 'silver' | 'gold', workflowId: string, input: unknown, tag: string, timeoutSeconds: number): Promise<PassSummary> {
   const workflowType = `${layer}Workflow`;
+  const config = ownerConfigKey(parseOrFail(layer === 'silver' ? silverInputSchema : goldInputSchema, input, layer));
   const [summary] = await awaitPasses(
     (requests, replyTo) => requestPasses({
-      replyTo, targets: requests.map(({ requestId }) => ({ requestId, workflowId, workflowType, input, layer, source: layer })),
+      replyTo, targets: requests.map(({ requestId }) => ({ requestId, workflowId, workflowType, input, layer, source: layer, config })),
     }),
     [workflowId],
-    tag,
+    { tag, timeoutSeconds, noAnswer: () => startSummary(layer, layer, 0) },
   );
   return summary;
 }
@@ -53,6 +54,8 @@ export interface PipelineStatus {
   lastPassSeconds?: number;
   /** Landing files waiting for bronze after the last pass, per source. */
   bronzeLagFiles: Record<string, number>;
+  /** Owners whose last answer was a parked batch or no answer at all, with the reason. */
+  stuck: Record<string, string>;
   totals: PipelineTotals;
 }
 
@@ -90,6 +93,16 @@ function addPass(totals: PipelineTotals, pass: PipelinePass): void {
   totals.goldRefreshes += pass.gold?.batches ?? 0;
 }
 
+/** Owners that did not do their part of a pass: parked batches and owners that did not answer. */
+export function stuckOwners(pass?: Pick<PipelinePass, 'bronze' | 'silver' | 'gold'>): Record<string, string> {
+  const all = pass ? [...pass.bronze, pass.silver, pass.gold] : [];
+  return Object.fromEntries(all.flatMap((s) => {
+    if (s?.parked) return [[`${s.layer} ${s.source}`, `parked ${s.parked.batchId ?? ''}: ${s.parked.reason}`]];
+    if (s?.noAnswer) return [[`${s.layer} ${s.source}`, s.noAnswer]];
+    return [];
+  }));
+}
+
 export async function medallionPipeline(input: PipelineRunInput = {}): Promise<PipelinePass | undefined> {
   const { carried, ...userInput } = input;
   const cfg = parseOrFail(pipelineInputSchema, userInput, 'pipeline');
@@ -102,7 +115,7 @@ export async function medallionPipeline(input: PipelineRunInput = {}): Promise<P
   wf.setHandler(pipelineStatusQuery, () => ({
     continuous: cfg.continuous, paused: state.paused, running, intervalSeconds: state.intervalSeconds,
     nextPassAt: nextPassAt !== undefined && !state.paused ? new Date(nextPassAt).toISOString() : undefined,
-    lastPass: state.lastPass, bronzeLagFiles: state.bronzeLagFiles, totals: state.totals,
+    lastPass: state.lastPass, bronzeLagFiles: state.bronzeLagFiles, totals: state.totals, stuck: stuckOwners(state.lastPass),
     lastPassSeconds: state.lastPass && (Date.parse(state.lastPass.finishedAt) - Date.parse(state.lastPass.startedAt)) / 1000,
   }));
   wf.setHandler(pauseSignal, () => void ((state.paused = true), (woken = true)));
@@ -136,10 +149,10 @@ export async function medallionPipeline(input: PipelineRunInput = {}): Promise<P
       for (const b of pass.bronze) state.bronzeLagFiles[b.source] = b.lag ?? 0;
     }
     if (cfg.layers.includes('silver')) {
-      pass.silver = await layerPass('silver', `${cfg.workflowIdPrefix}${SILVER_WORKFLOW_ID}`, cfg.silver ?? {}, tag);
+      pass.silver = await layerPass('silver', `${cfg.workflowIdPrefix}${SILVER_WORKFLOW_ID}`, cfg.silver ?? {}, tag, cfg.passTimeoutSeconds);
     }
     if (cfg.layers.includes('gold')) {
-      pass.gold = await layerPass('gold', `${cfg.workflowIdPrefix}${GOLD_WORKFLOW_ID}`, cfg.gold ?? {}, tag);
+      pass.gold = await layerPass('gold', `${cfg.workflowIdPrefix}${GOLD_WORKFLOW_ID}`, cfg.gold ?? {}, tag, cfg.passTimeoutSeconds);
     }
     pass.finishedAt = new Date(Date.now()).toISOString();
     state.lastPass = pass;

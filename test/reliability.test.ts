@@ -1,0 +1,398 @@
+// The fault suite: each case runs the pipeline over the same landing files as a clean run,
+// with one fault (a worker SIGKILLed inside a write transaction, a failure after a commit, the
+// Temporal server killed and restarted, a poison batch, ...), and compares every table's counts
+// and the gold answers with the clean run's. Real Temporal, real worker processes, a real
+// PostgreSQL catalog. It writes docs/reliability.md from what it saw.
+import { Client, Connection } from '@temporalio/client';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
+import { closeAllInstances } from '../lake/duckdb';
+import { bronzeAvailableNow } from '../workflows/bronze';
+import { medallionPipeline, type PipelinePass } from '../workflows/pipeline';
+import type { PipelineInput } from '../rules/pipeline';
+import { bronzeWorkflowId, type Source } from '../rules/bronze';
+import { writeSyntheticLanding } from '../bench/landing-maker';
+import { startDevServer, freePort } from '../scripts/dev-server';
+import {
+  cli, closeTestClient, landingFile, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient,
+  testLake, testPipeline, uniqueId, withWorker,
+} from './helpers';
+
+const AS_OF = '2026-11-29T12:00:00.000Z';
+const FILES = 16;
+const ROWS_PER_FILE = 500;
+const landing = path.join(tempDir('reliability'), 'landing');
+
+interface Fingerprint {
+  bronzeRows: number;
+  filesIngested: number;
+  filesQuarantined: number;
+  silverEvents: number;
+  silverQuarantined: number;
+  duplicates: number;
+  devices: number;
+  /** Every gold table: rows and a hash of its content. */
+  gold: Record<string, string>;
+}
+
+interface CaseReport {
+  name: string;
+  checked: string[];
+  clean: Fingerprint;
+  fault: Fingerprint;
+}
+
+const reports: CaseReport[] = [];
+let clean: Fingerprint;
+
+const one = async (lake: LakeConfig, sql: string) => Number(Object.values((await sqlRows(sql, lake))[0])[0]);
+
+async function fingerprint(lake: LakeConfig, sources: Source[]): Promise<Fingerprint> {
+  const goldTables = await sqlRows<{ table_name: string }>(
+    `SELECT table_name FROM duckdb_tables() WHERE database_name = '${LAKE}' AND schema_name = 'gold' ORDER BY 1`, lake);
+  const gold: Record<string, string> = {};
+  for (const { table_name: table } of goldTables) {
+    const [row] = await sqlRows<{ n: string; h: string }>(
+      `SELECT count(*) AS n, md5(coalesce(string_agg(t::VARCHAR, '|' ORDER BY t::VARCHAR), '')) AS h FROM gold.${table} t`, lake);
+    gold[table] = `${row.n} rows, ${row.h.slice(0, 10)}`;
+  }
+  const dq = Object.fromEntries((await sqlRows<{ check_name: string; n: string }>(
+    'SELECT check_name, sum(rows) AS n FROM silver.dq_counts GROUP BY 1', lake)).map((r) => [r.check_name, Number(r.n)]));
+  return {
+    bronzeRows: (await Promise.all(sources.map((s) => one(lake, `SELECT count(*) FROM bronze.${s.name}`)))).reduce((a, b) => a + b, 0),
+    filesIngested: await one(lake, `SELECT count(*) FROM lake.file_ledger WHERE outcome = 'ingested'`),
+    filesQuarantined: await one(lake, `SELECT count(*) FROM lake.file_ledger WHERE outcome = 'quarantined'`),
+    silverEvents: await one(lake, 'SELECT count(*) FROM silver.events'),
+    silverQuarantined: await one(lake, 'SELECT count(*) FROM silver.quarantine'),
+    duplicates: dq.duplicates ?? 0,
+    devices: await one(lake, 'SELECT count(*) FROM silver.device_state'),
+    gold,
+  };
+}
+
+/** A pipeline over the shared landing files, into a lake and owners of its own. */
+function scenario(tag: string, extra: Partial<PipelineInput> = {}) {
+  const dir = tempDir(tag);
+  const lake = testLake(dir);
+  const { sources, workflowIdPrefix, ids } = testPipeline(tag);
+  const input: PipelineInput = {
+    sources, landingPath: landing, workflowIdPrefix,
+    options: { maxFilesPerBatch: 2, heartbeatTimeoutSeconds: 2 },
+    silver: { maxRowsPerBatch: 2000, heartbeatTimeoutSeconds: 2 },
+    gold: { asOf: AS_OF, heartbeatTimeoutSeconds: 2, options: { refreshIntervalSeconds: 0 } },
+    ...extra,
+  };
+  const taskQueue = uniqueId(`tq-${tag}`);
+  const env = (temporalAddress = process.env.TEMPORAL_ADDRESS!) => ({ TEMPORAL_ADDRESS: temporalAddress, NETPULSE_TASK_QUEUE: taskQueue, ...lakeEnv(lake) });
+  return { dir, lake, sources, ids, input, taskQueue, env };
+}
+
+/** Compares a faulted run with the clean one, and keeps both for docs/reliability.md. */
+async function expectSameAsClean(name: string, lake: LakeConfig, sources: Source[], checked: string[]): Promise<void> {
+  const fault = await fingerprint(lake, sources);
+  reports.push({ name, checked, clean, fault });
+  expect(fault).toEqual(clean);
+}
+
+async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The first process at the before-commit failpoint: its pid and batch. */
+const failpointHit = (dir: string) => waitFor('a failpoint', () => {
+  const [hit] = readdirSync(dir).filter((f) => f.startsWith('before-commit.'));
+  return hit ? { pid: Number(hit.split('.')[1]), batchId: readFileSync(path.join(dir, hit), 'utf8') } : undefined;
+});
+
+const commitsOf = (lake: LakeConfig, batchId: string) =>
+  one(lake, `SELECT count(*) FROM ${LAKE}.snapshots() WHERE json_extract_string(commit_extra_info, '$.batchId') = '${batchId}'`);
+
+beforeAll(async () => {
+  await writeSyntheticLanding({ root: landing, files: FILES, rowsPerFile: ROWS_PER_FILE, seed: 7 });
+  const { lake, sources, ids, input, taskQueue } = scenario('clean');
+  try {
+    await withWorker(({ client }) => client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('clean'), args: [input] }), { taskQueue });
+  } finally {
+    await terminateAll(ids);
+  }
+  clean = await fingerprint(lake, sources);
+  expect(clean).toMatchObject({ bronzeRows: FILES * ROWS_PER_FILE, filesIngested: FILES, filesQuarantined: 0 });
+  expect(clean.silverEvents + clean.silverQuarantined + clean.duplicates).toBe(FILES * ROWS_PER_FILE);
+});
+
+afterAll(async () => {
+  writeReport();
+  await closeTestClient();
+  await closeLakes();
+  await closeAllInstances();
+});
+
+describe.each([
+  ['bronze', '^bronze\\.'],
+  ['silver', '^silver:'],
+  ['gold', '^gold:'],
+])('a worker SIGKILLed inside the write transaction of a %s batch', (layer, batches) => {
+  test('another worker takes the batch over; every table equals the clean run', async () => {
+    const { dir, lake, sources, ids, input, taskQueue, env } = scenario(`kill-${layer}`);
+    const failpoints = tempDir(`fp-${layer}`);
+    const victim = startWorkerProcess({
+      ...env(), NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAILPOINT_WAIT_MS: '60000', NETPULSE_FAILPOINT_BATCHES: batches, NETPULSE_FAILPOINT_ONCE: '1',
+    });
+    let survivor: ReturnType<typeof startWorkerProcess> | undefined;
+    try {
+      const client = await testClient();
+      const run = await client.workflow.start(medallionPipeline, { taskQueue, workflowId: uniqueId(`kill-${layer}`), args: [input] });
+      const inside = await failpointHit(failpoints);
+      expect(inside.pid).toBe(victim.pid);
+      await stopProcess(victim, 'SIGKILL');
+      survivor = startWorkerProcess(env());
+      await run.result();
+      expect(await commitsOf(lake, inside.batchId)).toBe(1);
+      await expectSameAsClean(`worker SIGKILLed inside the write transaction of ${layer} batch ${inside.batchId.replace(/^.*?([a-z]+[:.])/, '$1')}`, lake, sources, [
+        `the killed batch committed exactly once (by the second worker, after the heartbeat timeout)`,
+        'every table count and every gold table equal to the clean run',
+      ]);
+    } finally {
+      await terminateAll(ids);
+      await stopProcess(victim, 'SIGKILL');
+      if (survivor) await stopProcess(survivor, 'SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+test('every batch of every layer fails once after its COMMIT and before its result: the retries return the committed results', async () => {
+  const { lake, sources, ids, input, taskQueue, env } = scenario('after-commit');
+  const failpoints = tempDir('fp-after');
+  const worker = startWorkerProcess({ ...env(), NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAIL_AFTER_COMMIT: '.' });
+  try {
+    const client = await testClient();
+    const pass = (await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('after-commit'), args: [input] }))!;
+    const failed = readdirSync(failpoints).filter((f) => f.startsWith('failed-after-commit.'));
+    const batches = pass.bronze.reduce((n, b) => n + b.batches, 0) + pass.silver!.batches + pass.gold!.batches;
+    expect(failed).toHaveLength(batches);
+    expect(failed.some((f) => f.includes('silver')) && failed.some((f) => f.includes('gold'))).toBe(true);
+    // One snapshot and one event-log row per batch, though each ran twice.
+    expect(await one(lake, `SELECT count(*) FROM ${LAKE}.snapshots() WHERE commit_extra_info IS NOT NULL`)).toBe(batches);
+    expect(await one(lake, `SELECT count(*) FROM lake.event_log WHERE kind = 'batch'`)).toBe(batches);
+    await expectSameAsClean(`each of the ${batches} batches (bronze, silver, gold) failed once after its COMMIT`, lake, sources, [
+      `${batches} injected failures, ${batches} snapshots, ${batches} batch rows in the event log`,
+      'every table count and every gold table equal to the clean run',
+    ]);
+  } finally {
+    await terminateAll(ids);
+    await stopProcess(worker, 'SIGTERM');
+  }
+});
+
+test('the Temporal server SIGKILLed mid-pass and restarted on its SQLite file: the pass completes, every table equals the clean run', async () => {
+  const dbDir = tempDir('temporal-db');
+  const port = await freePort();
+  const dbFile = path.join(dbDir, 'temporal.db');
+  let server = await startDevServer({ port, dbFile });
+  const { lake, sources, input, taskQueue, env } = scenario('server-restart');
+  const failpoints = tempDir('fp-server');
+  const workerEnv = { ...env(server.address), NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAILPOINT_WAIT_MS: '3000', NETPULSE_FAILPOINT_BATCHES: '^bronze\\.', NETPULSE_FAILPOINT_ONCE: '1' };
+  let worker = startWorkerProcess(workerEnv);
+  const connection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection });
+  try {
+    const run = await client.workflow.start(medallionPipeline, { taskQueue, workflowId: uniqueId('server-restart'), args: [input] });
+    const inside = await failpointHit(failpoints);
+    await stopProcess(server.process, 'SIGKILL');
+    server = await startDevServer({ port, dbFile });
+    // The worker reconnects by itself; if it gave up while the server was away, start another.
+    if (worker.exitCode !== null) worker = startWorkerProcess(workerEnv);
+    const pass = (await run.result()) as PipelinePass;
+    expect(pass.bronze.reduce((n, b) => n + b.files, 0)).toBe(FILES);
+    expect(await commitsOf(lake, inside.batchId)).toBe(1);
+    await expectSameAsClean('Temporal server SIGKILLed while a bronze batch was inside its transaction, restarted on its SQLite file', lake, sources, [
+      'the pass started before the kill completed on the restarted server with every file',
+      'the batch in flight committed exactly once; every table equal to the clean run',
+    ]);
+  } finally {
+    await connection.close();
+    await stopProcess(worker, 'SIGTERM');
+    await stopProcess(server.process, 'SIGKILL');
+  }
+});
+
+test('a poison batch is parked after its retries while the other sources, silver and gold go on; retried after the fix, the lake equals the clean run', async () => {
+  const { lake, sources, ids, input, taskQueue, env } = scenario('poison', {});
+  const failpoints = tempDir('fp-poison');
+  const poisoned = sources[1];
+  writeFileSync(path.join(failpoints, 'poison'), `^bronze\\.${poisoned.name}:`);
+  const parkedInput = { ...input, options: { ...input.options, maxAttempts: 2 } };
+  const worker = startWorkerProcess({ ...env(), NETPULSE_FAILPOINT_DIR: failpoints });
+  try {
+    const client = await testClient();
+    const pass = (await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('poison'), args: [parkedInput] }))!;
+    const parked = pass.bronze.find((b) => b.source === poisoned.name)!;
+    expect(parked.parked).toMatchObject({ batchId: `bronze.${poisoned.name}:0`, reason: expect.stringMatching(/injected poison/) });
+    expect(pass.bronze.filter((b) => b.source !== poisoned.name).every((b) => b.files === FILES / 4 && !b.parked)).toBe(true);
+    expect(pass.silver!.rows).toBeGreaterThan(0);
+    // Shown: the Web UI's search attribute, the event log, `owners list` and `status`.
+    const owner = bronzeWorkflowId(poisoned, input.workflowIdPrefix);
+    const listed = await waitFor('the parked search attribute', async () => {
+      const found: string[] = [];
+      for await (const e of client.workflow.list({ query: `NetpulseParked = true AND WorkflowId = "${owner}"` })) found.push(e.workflowId);
+      return found.length > 0 ? found : undefined;
+    }, 20_000);
+    expect(listed).toEqual([owner]);
+    expect(await sqlRows(`SELECT kind, batch_id FROM lake.event_log WHERE kind = 'parked'`, lake)).toEqual([{ kind: 'parked', batch_id: `bronze.${poisoned.name}:0` }]);
+    const cliEnv = env();
+    const list = await cli(['owners', 'list'], cliEnv);
+    expect(list.stdout).toMatch(new RegExp(`${owner}.*bronze\\.${poisoned.name}:0 since .*injected poison`));
+    // A second pass does not hammer the parked batch: it answers parked at once.
+    const again = (await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('poison-again'), args: [parkedInput] }))!;
+    expect(again.bronze.find((b) => b.source === poisoned.name)!.parked).toBeDefined();
+
+    rmSync(path.join(failpoints, 'poison')); // the cause is fixed
+    expect(await cli(['owners', 'retry-parked', owner], cliEnv)).toMatchObject({ code: 0, stdout: expect.stringMatching(/retrying bronze\./) });
+    await waitFor('the retried batch', async () => (await one(lake, `SELECT count(*) FROM lake.file_ledger WHERE table_name = 'bronze.${poisoned.name}'`)) === FILES / 4 || undefined);
+    await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('poison-fixed'), args: [parkedInput] });
+    await expectSameAsClean('a poison batch (fails every attempt) in one bronze source, parked, then retried with `owners retry-parked`', lake, sources, [
+      'parked after 2 attempts with its batch id and reason; the other three sources, silver and gold finished the pass',
+      'shown by the NetpulseParked search attribute, a `parked` event-log row and `netpulse owners list`',
+      'a later pass answers "parked" without retrying; after the fix and retry-parked, every table equals the clean run',
+    ]);
+  } finally {
+    await terminateAll(ids);
+    await stopProcess(worker, 'SIGTERM');
+  }
+});
+
+test('a long pass continues as new between batches: no owner run holds more than batchesPerRun batches, no file list is in history', async () => {
+  const { lake, sources, ids, input, taskQueue } = scenario('can', {});
+  const canInput = { ...input, options: { ...input.options, maxFilesPerBatch: 1, batchesPerRun: 2 }, silver: { ...input.silver, maxRowsPerBatch: 500, batchesPerRun: 3 } };
+  try {
+    await withWorker(async ({ client }) => {
+      const pass = (await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('can'), args: [canInput] }))!;
+      expect(pass.bronze.map((b) => [b.batches, b.files])).toEqual(sources.map(() => [FILES / 4, FILES / 4]));
+      expect(pass.silver!.batches).toBeGreaterThanOrEqual(FILES);
+      for (const id of [ids[0], ids[4]]) {
+        const runs: string[] = [];
+        for await (const e of client.workflow.list({ query: `WorkflowId = "${id}"` })) runs.push(e.runId);
+        expect(runs.length).toBeGreaterThanOrEqual(2);
+        // Every run's history: at most batchesPerRun batches, and not one landing file path.
+        for (const runId of runs) {
+          const history = JSON.stringify(await client.workflow.getHandle(id, runId).fetchHistory());
+          expect(history).not.toMatch(/\.parquet/);
+        }
+      }
+    }, { taskQueue });
+    await expectSameAsClean('passes that continue as new between batches (bronze every 2 batches, silver every 3)', lake, sources, [
+      'each bronze owner took its 4 files in 4 batches over at least 2 workflow runs; silver over at least 2 runs',
+      'no history of any run names a landing file (batches plan themselves inside their activity)',
+      'every table equal to the clean run',
+    ]);
+  } finally {
+    await terminateAll(ids);
+  }
+});
+
+test('a request with other options than the running owner is refused with the difference; landing folders stay inside their roots', async () => {
+  const { sources, ids, input, taskQueue } = scenario('refuse', {});
+  const source = sources.slice(0, 1);
+  const other = path.join(tempDir('other-landing'), 'landing');
+  try {
+    await withWorker(async ({ client }) => {
+      await client.workflow.execute(bronzeAvailableNow, { taskQueue, workflowId: uniqueId('first'), args: [{ sources: source, landingPath: landing, workflowIdPrefix: input.workflowIdPrefix }] });
+      const refused = client.workflow.execute(bronzeAvailableNow, { taskQueue, workflowId: uniqueId('other'), args: [{ sources: source, landingPath: other, workflowIdPrefix: input.workflowIdPrefix }] });
+      await expect(refused).rejects.toMatchObject({ cause: { type: 'OwnerOptionsDiffer', message: expect.stringMatching(/landingPath: ".*reliability.*" → ".*other-landing.*"/) } });
+      // Outside the landing roots: the owner parks at once (not retried), naming the roots.
+      const outside = (await client.workflow.execute(bronzeAvailableNow, {
+        taskQueue, workflowId: uniqueId('outside'), args: [{ sources: source, landingPath: '/proc', workflowIdPrefix: `${input.workflowIdPrefix}x` }],
+      }))!;
+      expect(outside[0].parked).toMatchObject({ errorType: 'InvalidInput', reason: expect.stringMatching(/outside the landing roots/) });
+      await terminateAll([bronzeWorkflowId(source[0], `${input.workflowIdPrefix}x`)]);
+    }, { taskQueue });
+    await expect(cli(['generator', 'start', '--landing', '/etc/netpulse'], {})).resolves.toMatchObject({ code: 2, stderr: expect.stringMatching(/outside the landing roots/) });
+    await expect(cli(['run', '--landing', '/proc'], {})).resolves.toMatchObject({ code: 2, stderr: expect.stringMatching(/outside the landing roots/) });
+  } finally {
+    await terminateAll(ids);
+  }
+});
+
+test('a file landed during a pass is left to the next pass (availableNow cutoff); the next pass takes exactly it', async () => {
+  const { lake, sources, ids, input, taskQueue } = scenario('dropped', {});
+  const failpoints = tempDir('fp-dropped');
+  Object.assign(process.env, { NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAILPOINT_WAIT_MS: '1500', NETPULSE_FAILPOINT_BATCHES: ':0$', NETPULSE_FAILPOINT_ONCE: '1' });
+  try {
+    await withWorker(async ({ client }) => {
+      const run = await client.workflow.start(medallionPipeline, { taskQueue, workflowId: uniqueId('dropped'), args: [input] });
+      const inside = await failpointHit(failpoints);
+      const held = sources.find((s) => inside.batchId === `bronze.${s.name}:0`)!;
+      const [late] = await writeSyntheticLanding({ root: landing, files: 1, rowsPerFile: 7, prefix: `late-${held.name}`, scenarios: [{ device: held.path.split('/')[0] as never, status: held.path.split('/')[1] as never }] });
+      const pass = (await run.result())!;
+      expect(pass.bronze.find((b) => b.source === held.name)).toMatchObject({ files: FILES / 4, lag: 0 });
+      for (const key of Object.keys(process.env).filter((k) => k.startsWith('NETPULSE_FAILPOINT'))) delete process.env[key];
+      const next = (await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('dropped-next'), args: [input] }))!;
+      expect(next.bronze.map((b) => b.files)).toEqual(sources.map((s) => (s === held ? 1 : 0)));
+      expect(await one(lake, `SELECT count(*) FROM lake.file_ledger WHERE path = '${late}'`)).toBe(1);
+      rmSync(late);
+    }, { taskQueue });
+  } finally {
+    for (const key of Object.keys(process.env).filter((k) => k.startsWith('NETPULSE_FAILPOINT'))) delete process.env[key];
+    await terminateAll(ids);
+  }
+});
+
+test('duplicates across silver batches are dropped, and an older event arriving after a newer one leaves device state alone', async () => {
+  const dir = tempDir('order');
+  const own = path.join(dir, 'landing');
+  const lake = testLake(dir);
+  const { sources, ids, workflowIdPrefix } = testPipeline('order');
+  const input = { sources, landingPath: own, workflowIdPrefix, gold: { asOf: AS_OF, options: { refreshIntervalSeconds: 0 } } };
+  const ana = (hora: string, status: string): [string, string, string, string, number, string, string] => ['Ana', '10.0.0.1', hora, 'Computador', 100, status, 'srv-a'];
+  const taskQueue = uniqueId('tq-order');
+  try {
+    await withWorker(async ({ client }) => {
+      const pass = (n: string) => client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId(n), args: [input] });
+      await landingFile(own, 'Computador/Conectado', 'first', [ana('2026-11-29 11:50:00', 'Conectado'), ['Bia', '10.0.0.2', '2026-11-29 11:51:00', 'Computador', 50, 'Conectado', 'srv-a']]);
+      await pass('order-1');
+      // The same two events again, in a file of another name: a later silver batch.
+      await landingFile(own, 'Computador/Conectado', 'redelivered', [ana('2026-11-29 11:50:00', 'Conectado'), ['Bia', '10.0.0.2', '2026-11-29 11:51:00', 'Computador', 50, 'Conectado', 'srv-a']]);
+      const second = (await pass('order-2'))!;
+      expect(second.silver).toMatchObject({ batches: 1, rows: 0, details: expect.objectContaining({ duplicates: 2 }) });
+      // Ana disconnected at 11:40, before the 11:50 connection silver already has.
+      await landingFile(own, 'Computador/Desconectado', 'older', [ana('2026-11-29 11:40:00', 'Desconectado')]);
+      const third = (await pass('order-3'))!;
+      expect(third.silver).toMatchObject({ rows: 1 });
+    }, { taskQueue });
+    expect(await sqlRows(`SELECT nome, status, last_event_at::VARCHAR AS at FROM silver.device_state ORDER BY nome`, lake)).toEqual([
+      { nome: 'Ana', status: 'Conectado', at: '2026-11-29 11:50:00' },
+      { nome: 'Bia', status: 'Conectado', at: '2026-11-29 11:51:00' },
+    ]);
+    expect(await one(lake, 'SELECT count(*) FROM silver.events')).toBe(3);
+    expect(await one(lake, `SELECT connected FROM gold.connections_now WHERE dispositivo = 'Total'`)).toBe(2);
+  } finally {
+    await terminateAll(ids);
+  }
+});
+
+function writeReport(): void {
+  if (reports.length === 0) return;
+  const keys = Object.keys(reports[0].clean) as (keyof Fingerprint)[];
+  const show = (f: Fingerprint, k: keyof Fingerprint) => (k === 'gold' ? Object.entries(f.gold).map(([t, v]) => `${t}: ${v}`).join('<br>') : String(f[k]));
+  const lines = [
+    '# Reliability: the fault suite\'s last run',
+    '',
+    `Written by \`test/reliability.test.ts\` (run with \`npm test -- test/reliability.test.ts\`) on ${new Date().toISOString()}.`,
+    `Every case runs the pipeline over the same ${FILES} landing files (${FILES * ROWS_PER_FILE} rows, 4 sources, 2 files a bronze batch,`,
+    `2,000 rows a silver batch, gold as of ${AS_OF}) with one fault, and compares every table with a clean run of the same input.`,
+    '',
+  ];
+  for (const r of reports) {
+    const same = JSON.stringify(r.clean) === JSON.stringify(r.fault);
+    lines.push(`## ${r.name}`, '', ...r.checked.map((c) => `- ${c}`), `- result: ${same ? '**equal to the clean run**' : '**DIFFERENT from the clean run**'}`, '');
+    lines.push('| | clean run | with the fault |', '|---|---|---|', ...keys.map((k) => `| ${k} | ${show(r.clean, k)} | ${show(r.fault, k)} |`), '');
+  }
+  writeFileSync(path.join(__dirname, '..', 'docs', 'reliability.md'), `${lines.join('\n')}\n`);
+}

@@ -40,13 +40,19 @@ async function main(outDir: string, label: string): Promise<void> {
     await client.workflow.getHandle('bronze-celular-conectado').executeUpdate('runPass');
     mkdirSync(outDir, { recursive: true });
     for (const id of ['bronze-celular-conectado', 'silver', 'gold']) {
-      const runs: string[] = [];
-      for await (const execution of client.workflow.list({ query: `WorkflowId = "${id}"` })) runs.push(execution.runId);
-      for (const [i, runId] of runs.reverse().entries()) {
+      // The chain of runs, followed from the first through each continue-as-new.
+      const listed: string[] = [];
+      for await (const execution of client.workflow.list({ query: `WorkflowId = "${id}"` })) listed.push(execution.runId);
+      const histories = [];
+      for (let runId: string | undefined = listed[listed.length - 1]; runId;) {
         // Binary protobuf, read back with @temporalio/proto's own types (historyFromJSON trips over
         // two copies of protobufjs in this install's node_modules).
         const history = await client.workflow.getHandle(id, runId).fetchHistory();
-        const name = `${label}-${id}${runs.length > 1 ? `-run${i + 1}` : ''}.history.pb`;
+        histories.push(history);
+        runId = history.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+      }
+      for (const [i, history] of histories.entries()) {
+        const name = `${label}-${id}${histories.length > 1 ? `-run${i + 1}` : ''}.history.pb`;
         writeFileSync(path.join(outDir, name), temporal.api.history.v1.History.encode(history).finish());
         console.log(`${name}: ${history.events?.length} events`);
       }

@@ -75,7 +75,7 @@ async function fingerprint(lake: LakeConfig, sources: Source[]): Promise<Fingerp
 function scenario(tag: string, extra: Partial<PipelineInput> = {}) {
   const dir = tempDir(tag);
   const lake = testLake(dir);
-  const { sources, workflowIdPrefix, ids } = testPipeline(tag);
+  const { sources, workflowIdPrefix, ids } = testPipeline(tag.replace(/[^a-z0-9]/g, ''));
   const input: PipelineInput = {
     sources, landingPath: landing, workflowIdPrefix,
     options: { maxFilesPerBatch: 2, heartbeatTimeoutSeconds: 2 },
@@ -117,7 +117,7 @@ beforeAll(async () => {
   await writeSyntheticLanding({ root: landing, files: FILES, rowsPerFile: ROWS_PER_FILE, seed: 7 });
   const { lake, sources, ids, input, taskQueue } = scenario('clean');
   try {
-    await withWorker(({ client }) => client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('clean'), args: [input] }), { taskQueue });
+    await withWorker(({ client }) => client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('clean'), args: [input] }), { taskQueue, deps: { lake, landingDir: landing } });
   } finally {
     await terminateAll(ids);
   }
@@ -286,7 +286,7 @@ test('a long pass continues as new between batches: no owner run holds more than
           expect(history).not.toMatch(/\.parquet/);
         }
       }
-    }, { taskQueue });
+    }, { taskQueue, deps: { lake, landingDir: landing } });
     await expectSameAsClean('passes that continue as new between batches (bronze every 2 batches, silver every 3)', lake, sources, [
       'each bronze owner took its 4 files in 4 batches over at least 2 workflow runs; silver over at least 2 runs',
       'no history of any run names a landing file (batches plan themselves inside their activity)',
@@ -298,7 +298,7 @@ test('a long pass continues as new between batches: no owner run holds more than
 });
 
 test('a request with other options than the running owner is refused with the difference; landing folders stay inside their roots', async () => {
-  const { sources, ids, input, taskQueue } = scenario('refuse', {});
+  const { lake, sources, ids, input, taskQueue } = scenario('refuse', {});
   const source = sources.slice(0, 1);
   const other = path.join(tempDir('other-landing'), 'landing');
   try {
@@ -312,7 +312,7 @@ test('a request with other options than the running owner is refused with the di
       }))!;
       expect(outside[0].parked).toMatchObject({ errorType: 'InvalidInput', reason: expect.stringMatching(/outside the landing roots/) });
       await terminateAll([bronzeWorkflowId(source[0], `${input.workflowIdPrefix}x`)]);
-    }, { taskQueue });
+    }, { taskQueue, deps: { lake, landingDir: landing } });
     await expect(cli(['generator', 'start', '--landing', '/etc/netpulse'], {})).resolves.toMatchObject({ code: 2, stderr: expect.stringMatching(/outside the landing roots/) });
     await expect(cli(['run', '--landing', '/proc'], {})).resolves.toMatchObject({ code: 2, stderr: expect.stringMatching(/outside the landing roots/) });
   } finally {
@@ -337,7 +337,7 @@ test('a file landed during a pass is left to the next pass (availableNow cutoff)
       expect(next.bronze.map((b) => b.files)).toEqual(sources.map((s) => (s === held ? 1 : 0)));
       expect(await one(lake, `SELECT count(*) FROM lake.file_ledger WHERE path = '${late}'`)).toBe(1);
       rmSync(late);
-    }, { taskQueue });
+    }, { taskQueue, deps: { lake, landingDir: landing } });
   } finally {
     for (const key of Object.keys(process.env).filter((k) => k.startsWith('NETPULSE_FAILPOINT'))) delete process.env[key];
     await terminateAll(ids);
@@ -365,7 +365,7 @@ test('duplicates across silver batches are dropped, and an older event arriving 
       await landingFile(own, 'Computador/Desconectado', 'older', [ana('2026-11-29 11:40:00', 'Desconectado')]);
       const third = (await pass('order-3'))!;
       expect(third.silver).toMatchObject({ rows: 1 });
-    }, { taskQueue });
+    }, { taskQueue, deps: { lake, landingDir: own } });
     expect(await sqlRows(`SELECT nome, status, last_event_at::VARCHAR AS at FROM silver.device_state ORDER BY nome`, lake)).toEqual([
       { nome: 'Ana', status: 'Conectado', at: '2026-11-29 11:50:00' },
       { nome: 'Bia', status: 'Conectado', at: '2026-11-29 11:51:00' },

@@ -19,3 +19,11 @@ test.each(files)('%s replays with the current workflow code', async (file) => {
   expect(history.events?.length).toBeGreaterThan(10);
   await Worker.runReplayHistory({ workflowBundle: { codePath: process.env.NETPULSE_TEST_BUNDLE! } }, history, file);
 });
+
+test('the fixtures cover a continue-as-new inside a pass, a runPass update and a retried activity', () => {
+  const events = files.flatMap((file) => temporal.api.history.v1.History.decode(readFileSync(path.join(dir, file))).events ?? []);
+  const type = temporal.api.enums.v1.EventType;
+  expect(events.some((e) => e.eventType === type.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW)).toBe(true);
+  expect(events.some((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'runPass')).toBe(true);
+  expect(events.some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1)).toBe(true);
+});

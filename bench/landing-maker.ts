@@ -16,6 +16,8 @@ export interface SyntheticLanding {
   scenarios?: Pick<Scenario, 'device' | 'status'>[];
   /** File name prefix, so several calls can write into the same folders. */
   prefix?: string;
+  /** Adds the population mode's Servidor column, over this many servers (srv-00 …). */
+  servers?: number;
 }
 
 export async function writeSyntheticLanding(spec: SyntheticLanding): Promise<string[]> {
@@ -38,6 +40,7 @@ export async function writeSyntheticLanding(spec: SyntheticLanding): Promise<str
             ${sqlString(device)} AS Dispositivo_de_Acesso,
             ${`[${SPEEDS_MBPS.join(', ')}]`}[(1 + (h >> 32) % ${SPEEDS_MBPS.length})::BIGINT]::BIGINT AS Velocidade_de_Conexao,
             ${sqlString(status)} AS Status_Conexao
+            ${spec.servers ? `, 'srv-' || lpad(((h >> 40) % ${Math.trunc(spec.servers)})::VARCHAR, 2, '0') AS Servidor` : ''}
           FROM (SELECT hash(${seed}, ${i}, range) AS h FROM range(${spec.rowsPerFile}))
         ) TO ${sqlString(file)} (FORMAT parquet)`);
       written.push(file);

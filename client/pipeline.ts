@@ -13,7 +13,7 @@ import { describeIssues } from '../rules/validate';
 import {
   medallionPipeline, pauseSignal, pipelineStatusQuery, resumeSignal, setIntervalUpdate, stuckOwners, triggerPassSignal,
 } from '../workflows/pipeline';
-import { CliError, connectClient } from './connection';
+import { CliError, connectClient, resultThroughRestarts } from './connection';
 import { table } from './format';
 
 export const CONTINUOUS_PIPELINE_ID = 'pipeline-continuous';
@@ -33,12 +33,12 @@ export function pipelineInput(options: { maxFiles?: string; landing?: string; in
   if (options.interval !== undefined) input.intervalSeconds = Number(options.interval);
   const parsed = pipelineInputSchema.safeParse(input);
   if (!parsed.success) throw new CliError(`Invalid pipeline input: ${describeIssues(parsed.error)}`, 2);
-  const outside = landingPathProblem(input.landingPath!, config.landingRoots);
-  if (outside) throw new CliError(`--landing: ${outside}`, 2);
   // A landing zone given by hand must be there: a missing folder would list as empty and pass with zeros.
   if (options.landing !== undefined && !statSync(input.landingPath!, { throwIfNoEntry: false })?.isDirectory()) {
     throw new CliError(`--landing: ${input.landingPath} is not a folder`, 2);
   }
+  const outside = landingPathProblem(input.landingPath!, config.landingRoots);
+  if (outside) throw new CliError(`--landing: ${outside}`, 2);
   return input;
 }
 
@@ -76,7 +76,7 @@ export function pipelineCommands(): Command[] {
       });
       if (!options.json) console.error(`pass running as workflow ${handle.workflowId} …`);
       const progress = options.json ? undefined : setInterval(() => void showProgress(client, started), 2000);
-      const pass = (await handle.result().finally(() => clearInterval(progress)))!;
+      const pass = (await resultThroughRestarts(() => handle.result()).finally(() => clearInterval(progress)))!;
       if (options.json) console.log(JSON.stringify(pass, null, 2));
       else console.log(`${passTable(pass)}\n\npass finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       const stuck = Object.entries(stuckOwners(pass));

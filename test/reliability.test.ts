@@ -3,19 +3,18 @@
 // Temporal server killed and restarted, a poison batch, ...), and compares every table's counts
 // and the gold answers with the clean run's. Real Temporal, real worker processes, a real
 // PostgreSQL catalog. It writes docs/reliability.md from what it saw.
-import { Client, Connection } from '@temporalio/client';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
 import { closeAllInstances } from '../lake/duckdb';
 import { bronzeAvailableNow } from '../workflows/bronze';
-import { medallionPipeline, type PipelinePass } from '../workflows/pipeline';
+import { medallionPipeline } from '../workflows/pipeline';
 import type { PipelineInput } from '../rules/pipeline';
-import { bronzeWorkflowId, type Source } from '../rules/bronze';
+import { bronzeWorkflowId, DEFAULT_SOURCES, type Source } from '../rules/bronze';
 import { writeSyntheticLanding } from '../bench/landing-maker';
 import { startDevServer, freePort } from '../scripts/dev-server';
 import {
-  cli, closeTestClient, landingFile, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient,
+  cli, closeTestClient, landingFile, lakeEnv, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient,
   testLake, testPipeline, uniqueId, withWorker,
 } from './helpers';
 
@@ -39,9 +38,13 @@ interface Fingerprint {
 interface CaseReport {
   name: string;
   checked: string[];
-  clean: Fingerprint;
-  fault: Fingerprint;
+  /** Cases over the shared landing files: the clean run's and the faulted run's tables. */
+  clean?: Fingerprint;
+  fault?: Fingerprint;
 }
+
+/** A case with its own input, checked by its assertions rather than against the clean run. */
+const note = (name: string, checked: string[]) => void reports.push({ name, checked });
 
 const reports: CaseReport[] = [];
 let clean: Fingerprint;
@@ -114,7 +117,7 @@ const commitsOf = (lake: LakeConfig, batchId: string) =>
   one(lake, `SELECT count(*) FROM ${LAKE}.snapshots() WHERE json_extract_string(commit_extra_info, '$.batchId') = '${batchId}'`);
 
 beforeAll(async () => {
-  await writeSyntheticLanding({ root: landing, files: FILES, rowsPerFile: ROWS_PER_FILE, seed: 7 });
+  await writeSyntheticLanding({ root: landing, files: FILES, rowsPerFile: ROWS_PER_FILE, seed: 7, servers: 4 });
   const { lake, sources, ids, input, taskQueue } = scenario('clean');
   try {
     await withWorker(({ client }) => client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('clean'), args: [input] }), { taskQueue, deps: { lake, landingDir: landing } });
@@ -124,6 +127,7 @@ beforeAll(async () => {
   clean = await fingerprint(lake, sources);
   expect(clean).toMatchObject({ bronzeRows: FILES * ROWS_PER_FILE, filesIngested: FILES, filesQuarantined: 0 });
   expect(clean.silverEvents + clean.silverQuarantined + clean.duplicates).toBe(FILES * ROWS_PER_FILE);
+  expect(clean.gold.server_load).toMatch(/^4 rows/);
 });
 
 afterAll(async () => {
@@ -191,33 +195,43 @@ test('every batch of every layer fails once after its COMMIT and before its resu
   }
 });
 
-test('the Temporal server SIGKILLed mid-pass and restarted on its SQLite file: the pass completes, every table equals the clean run', async () => {
+test('the Temporal server SIGKILLed mid-pass and down for 10 s, restarted on its SQLite file: `netpulse run` waits it out and the pass completes', async () => {
   const dbDir = tempDir('temporal-db');
   const port = await freePort();
   const dbFile = path.join(dbDir, 'temporal.db');
   let server = await startDevServer({ port, dbFile });
-  const { lake, sources, input, taskQueue, env } = scenario('server-restart');
+  // A server of its own: `run` starts the default owners (bronze-celular-conectado, silver, gold), as a user's does.
+  const { lake, taskQueue } = scenario('server-restart');
   const failpoints = tempDir('fp-server');
-  const workerEnv = { ...env(server.address), NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAILPOINT_WAIT_MS: '3000', NETPULSE_FAILPOINT_BATCHES: '^bronze\\.', NETPULSE_FAILPOINT_ONCE: '1' };
+  const env = { TEMPORAL_ADDRESS: server.address, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing, ...lakeEnv(lake) };
+  const workerEnv = { ...env, NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAILPOINT_WAIT_MS: '3000', NETPULSE_FAILPOINT_BATCHES: '^bronze\\.', NETPULSE_FAILPOINT_ONCE: '1' };
   let worker = startWorkerProcess(workerEnv);
-  const connection = await Connection.connect({ address: server.address });
-  const client = new Client({ connection });
   try {
-    const run = await client.workflow.start(medallionPipeline, { taskQueue, workflowId: uniqueId('server-restart'), args: [input] });
+    const run = cli(['run'], env);
     const inside = await failpointHit(failpoints);
     await stopProcess(server.process, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 10_000));
     server = await startDevServer({ port, dbFile });
     // The worker reconnects by itself; if it gave up while the server was away, start another.
     if (worker.exitCode !== null) worker = startWorkerProcess(workerEnv);
-    const pass = (await run.result()) as PipelinePass;
-    expect(pass.bronze.reduce((n, b) => n + b.files, 0)).toBe(FILES);
+    const { code, stdout, stderr } = await run;
+    expect({ code, stderr }).toMatchObject({ code: 0, stderr: expect.stringMatching(/pass running as workflow/) });
+    expect(stdout).toMatch(/pass finished in/);
     expect(await commitsOf(lake, inside.batchId)).toBe(1);
-    await expectSameAsClean('Temporal server SIGKILLed while a bronze batch was inside its transaction, restarted on its SQLite file', lake, sources, [
-      'the pass started before the kill completed on the restarted server with every file',
-      'the batch in flight committed exactly once; every table equal to the clean run',
-    ]);
+    // `run` refreshes gold as of now: the answers that depend on the clock differ from the clean run's fixed instant.
+    const byClock = ['devices_last_10_min', 'server_load', 'server_load_history'];
+    const fault = await fingerprint(lake, DEFAULT_SOURCES);
+    const timeless = (f: Fingerprint) => ({ ...f, gold: Object.fromEntries(Object.entries(f.gold).filter(([t]) => !byClock.includes(t))) });
+    reports.push({
+      name: 'Temporal server SIGKILLed while a bronze batch was inside its transaction, down 10 s, restarted on its SQLite file; `netpulse run` waited',
+      checked: [
+        '`netpulse run` (started before the kill) waited the outage out and exited 0 with the pass table',
+        `the batch in flight (${inside.batchId}) committed exactly once; every table equal to the clean run (gold tables that depend on the refresh instant left out: ${byClock.join(', ')})`,
+      ],
+      clean: timeless(clean), fault: timeless(fault),
+    });
+    expect(timeless(fault)).toEqual(timeless(clean));
   } finally {
-    await connection.close();
     await stopProcess(worker, 'SIGTERM');
     await stopProcess(server.process, 'SIGKILL');
   }
@@ -315,6 +329,10 @@ test('a request with other options than the running owner is refused with the di
     }, { taskQueue, deps: { lake, landingDir: landing } });
     await expect(cli(['generator', 'start', '--landing', '/etc/netpulse'], {})).resolves.toMatchObject({ code: 2, stderr: expect.stringMatching(/outside the landing roots/) });
     await expect(cli(['run', '--landing', '/proc'], {})).resolves.toMatchObject({ code: 2, stderr: expect.stringMatching(/outside the landing roots/) });
+    note('options that differ from the running owner; landing folders outside their roots', [
+      'a run asking a running bronze owner for another landingPath fails with OwnerOptionsDiffer, naming landingPath old → new (the owner keeps its files)',
+      'an owner whose landing folder is outside NETPULSE_LANDING_ROOTS parks at once (InvalidInput, not retried); `run` and `generator start` with such a --landing exit 2',
+    ]);
   } finally {
     await terminateAll(ids);
   }
@@ -337,6 +355,10 @@ test('a file landed during a pass is left to the next pass (availableNow cutoff)
       expect(next.bronze.map((b) => b.files)).toEqual(sources.map((s) => (s === held ? 1 : 0)));
       expect(await one(lake, `SELECT count(*) FROM lake.file_ledger WHERE path = '${late}'`)).toBe(1);
       rmSync(late);
+      note('a file landed during a pass', [
+        `written while ${inside.batchId} was inside its transaction; that source's pass took its ${FILES / 4} files in ${FILES / 8} batches and left the new one (later batches plan against the pass's cutoff)`,
+        'the next pass took exactly that file, once',
+      ]);
     }, { taskQueue, deps: { lake, landingDir: landing } });
   } finally {
     for (const key of Object.keys(process.env).filter((k) => k.startsWith('NETPULSE_FAILPOINT'))) delete process.env[key];
@@ -372,27 +394,102 @@ test('duplicates across silver batches are dropped, and an older event arriving 
     ]);
     expect(await one(lake, 'SELECT count(*) FROM silver.events')).toBe(3);
     expect(await one(lake, `SELECT connected FROM gold.connections_now WHERE dispositivo = 'Total'`)).toBe(2);
+    note('duplicates across silver batches; an older event after a newer one', [
+      'two events delivered again in a later file: the later silver batch wrote 0 events and counted 2 duplicates',
+      "a disconnection at 11:40 arriving after the 11:50 connection: kept as an event (3 in silver), device state still connected at 11:50, gold's connected count unchanged (2)",
+    ]);
   } finally {
     await terminateAll(ids);
   }
 });
 
+test('needs_upgrade holds only after three over-threshold snapshots in the window, clears when load drops; report --as-of <time> answers as then', async () => {
+  const dir = tempDir('upgrade');
+  const own = path.join(dir, 'landing');
+  const lake = testLake(dir);
+  const { sources, ids, workflowIdPrefix } = testPipeline('upgrade');
+  // srv-a: 300 Mbps in use on a 100 Mbps server (300 %); srv-b: 50 Mbps on the default 5,000.
+  const input = { sources, landingPath: own, workflowIdPrefix, gold: { options: { refreshIntervalSeconds: 0, serverCapacityMbps: { 'srv-a': 100 } } } };
+  const device = (n: number, server: string, speed: number, status: string): Row =>
+    [`Cliente ${n}`, `10.0.1.${n}`, `2026-11-29 11:${status === 'Conectado' ? 0 : 5}${n}:00`, 'Computador', speed, status, server];
+  const taskQueue = uniqueId('tq-upgrade');
+  const flags: { srvA: boolean; srvB: boolean; at: string }[] = [];
+  try {
+    await withWorker(async ({ client }) => {
+      await landingFile(own, 'Computador/Conectado', 'load', [device(1, 'srv-a', 200, 'Conectado'), device(2, 'srv-a', 100, 'Conectado'), device(3, 'srv-b', 50, 'Conectado')]);
+      for (let refresh = 1; refresh <= 4; refresh++) {
+        if (refresh === 4) await landingFile(own, 'Computador/Desconectado', 'calm', [device(1, 'srv-a', 200, 'Desconectado'), device(2, 'srv-a', 100, 'Desconectado')]);
+        await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId(`upgrade-${refresh}`), args: [input] });
+        const rows = await sqlRows<{ servidor: string; needs_upgrade: boolean }>('SELECT servidor, needs_upgrade FROM gold.server_load ORDER BY 1', lake);
+        flags.push({ srvA: rows[0].needs_upgrade, srvB: rows[1].needs_upgrade, at: new Date().toISOString() });
+        await new Promise((r) => setTimeout(r, 1100)); // distinct refresh instants and commit times
+      }
+    }, { taskQueue, deps: { lake, landingDir: own } });
+    expect(flags.map((f) => [f.srvA, f.srvB])).toEqual([[false, false], [false, false], [true, false], [false, false]]);
+    // The report as of a time between refresh 3 and 4 answers as refresh 3 did.
+    const report = await cli(['report', '--json', '--as-of', flags[2].at], lakeEnv(lake));
+    expect(report.code).toBe(0);
+    const servers = (JSON.parse(report.stdout) as { tables: Record<string, { servidor: string; needs_upgrade: boolean }[]> }).tables.server_load;
+    expect(servers.map((r) => [r.servidor, r.needs_upgrade])).toEqual([['srv-a', true], ['srv-b', false]]);
+    const before = await cli(['report', '--json', '--as-of', '2000-01-01T00:00:00Z'], lakeEnv(lake));
+    expect(before).toMatchObject({ code: 2, stderr: expect.stringMatching(/no gold refresh at or before/) });
+    note('needs_upgrade over four refreshes, and report --as-of <time>', [
+      `srv-a at 300 % of its capacity, srv-b at 1 %: needs_upgrade per refresh ${JSON.stringify(flags.map((f) => [f.srvA, f.srvB]))} (set from the third over-threshold snapshot, cleared when srv-a's devices disconnected)`,
+      'report --as-of a time between refresh 3 and 4 answers as refresh 3 (srv-a flagged); a time before any refresh exits 2 with the reason',
+    ]);
+  } finally {
+    await terminateAll(ids);
+  }
+});
+
+test('a scheduled pass due while the previous one still runs is skipped (overlap policy), never run twice at once', async () => {
+  const { lake, taskQueue } = scenario('overlap', {});
+  const failpoints = tempDir('fp-overlap');
+  const id = uniqueId('overlap');
+  const env = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing, ...lakeEnv(lake) };
+  Object.assign(process.env, { NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAILPOINT_WAIT_MS: '6000', NETPULSE_FAILPOINT_ONCE: '1' });
+  const client = await testClient();
+  try {
+    await withWorker(async () => {
+      expect(await cli(['schedule', 'create', id, '--every', '1s'], env)).toMatchObject({ code: 0 });
+      await failpointHit(failpoints); // the first scheduled pass is inside a batch for 6 s
+      const described = await waitFor('skipped actions', async () => {
+        const d = await client.schedule.getHandle(id).describe();
+        return d.info.numActionsSkippedOverlap >= 2 ? d : undefined;
+      }, 20_000);
+      expect(described.info.runningActions).toHaveLength(1);
+      expect(described.policies.overlap).toBe('SKIP');
+      note('schedule overlap policy', [
+        `a scheduled pass every 1 s while the first pass was held 6 s inside a batch: ${described.info.numActionsSkippedOverlap} skipped, ${described.info.runningActions.length} running at once`,
+      ]);
+    }, { taskQueue, deps: { lake, landingDir: landing } });
+  } finally {
+    for (const key of Object.keys(process.env).filter((k) => k.startsWith('NETPULSE_FAILPOINT'))) delete process.env[key];
+    await client.schedule.getHandle(id).delete().catch(() => undefined);
+    await terminateAll([`scheduled-${id}`, ...DEFAULT_SOURCES.map((s) => bronzeWorkflowId(s)), 'silver', 'gold']);
+  }
+});
+
 function writeReport(): void {
   if (reports.length === 0) return;
-  const keys = Object.keys(reports[0].clean) as (keyof Fingerprint)[];
+  const keys = Object.keys(clean ?? {}) as (keyof Fingerprint)[];
   const show = (f: Fingerprint, k: keyof Fingerprint) => (k === 'gold' ? Object.entries(f.gold).map(([t, v]) => `${t}: ${v}`).join('<br>') : String(f[k]));
   const lines = [
     '# Reliability: the fault suite\'s last run',
     '',
     `Written by \`test/reliability.test.ts\` (run with \`npm test -- test/reliability.test.ts\`) on ${new Date().toISOString()}.`,
-    `Every case runs the pipeline over the same ${FILES} landing files (${FILES * ROWS_PER_FILE} rows, 4 sources, 2 files a bronze batch,`,
+    `Every case runs the pipeline over the same ${FILES} landing files (${FILES * ROWS_PER_FILE} rows on 4 servers, 4 sources, 2 files a bronze batch,`,
     `2,000 rows a silver batch, gold as of ${AS_OF}) with one fault, and compares every table with a clean run of the same input.`,
     '',
   ];
   for (const r of reports) {
-    const same = JSON.stringify(r.clean) === JSON.stringify(r.fault);
-    lines.push(`## ${r.name}`, '', ...r.checked.map((c) => `- ${c}`), `- result: ${same ? '**equal to the clean run**' : '**DIFFERENT from the clean run**'}`, '');
-    lines.push('| | clean run | with the fault |', '|---|---|---|', ...keys.map((k) => `| ${k} | ${show(r.clean, k)} | ${show(r.fault, k)} |`), '');
+    lines.push(`## ${r.name}`, '', ...r.checked.map((c) => `- ${c}`));
+    if (r.clean && r.fault) {
+      const same = JSON.stringify(r.clean) === JSON.stringify(r.fault);
+      lines.push(`- result: ${same ? '**equal to the clean run**' : '**DIFFERENT from the clean run**'}`, '');
+      lines.push('| | clean run | with the fault |', '|---|---|---|', ...keys.map((k) => `| ${k} | ${show(r.clean!, k)} | ${show(r.fault!, k)} |`));
+    }
+    lines.push('');
   }
   writeFileSync(path.join(__dirname, '..', 'docs', 'reliability.md'), `${lines.join('\n')}\n`);
 }

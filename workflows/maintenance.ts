@@ -9,7 +9,7 @@ import { activityRetry } from './checkpoint-owner';
 const { maintainLake } = wf.proxyActivities<Activities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '1 minute',
-  retry: { ...activityRetry, maximumAttempts: 5 },
+  retry: activityRetry(5),
 });
 
 export async function maintenanceWorkflow(input: MaintenanceInput = {}): Promise<MaintenanceReport> {

@@ -146,8 +146,13 @@ export function bronzeActivities(deps: LakeDeps) {
   async function planBronzeBatch(request: PlanRequest): Promise<PlanResult> {
     const started = performance.now();
     const listedAtMs = Date.now();
-    const dir = sourceDir(request.source, request.landingPath ?? deps.landingDir);
+    const root = request.landingPath ?? deps.landingDir;
+    const dir = sourceDir(request.source, root);
     assertLandingPath(dir, deps.landingRoots ?? config.landingRoots);
+    // A source folder may not exist yet (nothing landed there); a missing landing zone is said, not listed as empty.
+    if (!statSync(root, { throwIfNoEntry: false })?.isDirectory()) {
+      return { files: [], waiting: 0, listedAtMs, elapsedMs: 0, landingMissing: `the landing folder ${root} does not exist (or is not a folder)` };
+    }
     const listed = await listFiles(dir);
     const cutoff = request.cutoffMs ?? listedAtMs;
     return withLake(deps.lake, async (db) => {
@@ -438,7 +443,7 @@ interface PlannedBatch {
 function emptyResult(request: IngestRequest, plan: PlanResult | undefined, elapsedMs: number): IngestResult {
   return {
     batchId: request.batchId, version: 0, rows: 0, filesIngested: 0, filesQuarantined: 0, schemaVersion: 0, newColumns: [],
-    alreadyCommitted: false, committedAt: '', elapsedMs, cutoffMs: plan?.listedAtMs, waitingAfter: 0,
+    alreadyCommitted: false, committedAt: '', elapsedMs, cutoffMs: plan?.listedAtMs, waitingAfter: 0, landingMissing: plan?.landingMissing,
   };
 }
 

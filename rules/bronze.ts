@@ -108,6 +108,8 @@ export interface PlanResult {
   listedAtMs: number;
   /** Time the activity took, for the pass's overhead figures. */
   elapsedMs: number;
+  /** Set when the landing folder itself is missing (not listed as empty). */
+  landingMissing?: string;
 }
 
 export interface IngestRequest {
@@ -138,6 +140,7 @@ export interface IngestResult {
   /** In-batch planning: the availableNow cutoff it used (the pass keeps it) and files left after the batch. */
   cutoffMs?: number;
   waitingAfter?: number;
+  landingMissing?: string;
 }
 
 /** Compact, carried through continueAsNew: counters and high-water marks, no file lists. */

@@ -24,6 +24,8 @@ export interface PassSummary {
   details?: Record<string, number>;
   /** Set when the owner has a parked batch: the pass did not run (or stopped) there. */
   parked?: { batchId?: string; reason: string; errorType?: string; since: string };
+  /** Bronze: the landing folder does not exist (a one-shot run fails on it; a continuous one says so and goes on). */
+  landingMissing?: string;
   /** Set when the owner refused the request: it runs with other options (the difference). */
   refused?: string;
   /** Set by the requester when the owner did not answer within the pass timeout. */

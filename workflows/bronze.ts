@@ -1,6 +1,7 @@
 // Bronze availableNow ingestion. One long-lived workflow per source owns that source's
 // checkpoint (like a Spark stream's checkpoint folder); runs, schedules, signals and updates
 // ask it for a pass. Deterministic code only.
+import { ApplicationFailure } from '@temporalio/common';
 import * as wf from '@temporalio/workflow';
 import type { z } from 'zod';
 import type { Activities } from '../activities';
@@ -130,6 +131,7 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
       summary.activityMs = progress.activityMs;
       checkpoint.lagFiles = result.waitingAfter ?? 0;
       checkpoint.lagMeasuredAt = new Date(Date.now()).toISOString();
+      if (result.landingMissing) summary.landingMissing = result.landingMissing;
       if (result.filesIngested + result.filesQuarantined === 0) break; // nothing was waiting: no commit
       batchDone(summary, result, batchSeq);
       if (checkpoint.lagFiles === 0) break;
@@ -147,6 +149,7 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
     };
     let plan = await planHere();
     const cutoffMs = plan.listedAtMs;
+    if (plan.landingMissing) summary.landingMissing = plan.landingMissing;
     for (;;) {
       checkpoint.lagFiles = plan.waiting;
       checkpoint.lagMeasuredAt = new Date(Date.now()).toISOString();
@@ -200,7 +203,15 @@ export async function runBronzePasses(cfg: z.output<typeof bronzeRunInputSchema>
   );
 }
 
+/** A one-shot run fails when a landing folder is missing; a continuous pipeline shows it and goes on. */
+export function failOnMissingLanding(summaries: PassSummary[]): void {
+  const missing = summaries.find((s) => s.landingMissing);
+  if (missing) throw ApplicationFailure.nonRetryable(`${missing.source}: ${missing.landingMissing}`, 'LandingMissing');
+}
+
 /** One availableNow run over the given sources (all four by default), then the workflow ends. */
 export async function bronzeAvailableNow(input: BronzeRunInput = {}): Promise<PassSummary[]> {
-  return runBronzePasses(parseOrFail(bronzeRunInputSchema, input, 'bronze run'), 'run');
+  const summaries = await runBronzePasses(parseOrFail(bronzeRunInputSchema, input, 'bronze run'), 'run');
+  failOnMissingLanding(summaries);
+  return summaries;
 }

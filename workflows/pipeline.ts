@@ -6,7 +6,7 @@ import { pipelineInputSchema, type PipelineInput } from '../rules/pipeline';
 import { parseOrFail } from '../rules/validate';
 import type { Activities } from '../activities';
 import { GOLD_WORKFLOW_ID, goldInputSchema, SILVER_WORKFLOW_ID, silverInputSchema } from '../rules/layers';
-import { runBronzePasses } from './bronze';
+import { failOnMissingLanding, runBronzePasses } from './bronze';
 import { awaitPasses, ownerConfigKey, startSummary } from './checkpoint-owner';
 
 const { requestPasses, logPipelinePass } = wf.proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumInterval: '10 seconds' } });
@@ -99,6 +99,7 @@ export function stuckOwners(pass?: Pick<PipelinePass, 'bronze' | 'silver' | 'gol
   return Object.fromEntries(all.flatMap((s) => {
     if (s?.parked) return [[`${s.layer} ${s.source}`, `parked ${s.parked.batchId ?? ''}: ${s.parked.reason}`]];
     if (s?.noAnswer) return [[`${s.layer} ${s.source}`, s.noAnswer]];
+    if (s?.landingMissing) return [[`${s.layer} ${s.source}`, s.landingMissing]];
     return [];
   }));
 }
@@ -146,6 +147,7 @@ export async function medallionPipeline(input: PipelineRunInput = {}): Promise<P
     const pass: PipelinePass = { pass: state.totals.passes, startedAt, finishedAt: startedAt, bronze: [] };
     if (cfg.layers.includes('bronze')) {
       pass.bronze = await runBronzePasses(cfg, tag);
+      if (!cfg.continuous) failOnMissingLanding(pass.bronze);
       for (const b of pass.bronze) state.bronzeLagFiles[b.source] = b.lag ?? 0;
     }
     if (cfg.layers.includes('silver')) {

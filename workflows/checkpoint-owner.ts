@@ -49,13 +49,17 @@ export function ownerConfigKey(config: unknown): string {
   return JSON.stringify(config);
 }
 
-/** The top-level settings two configuration keys disagree on, each as owner's → requested. */
+/** The settings two configuration keys disagree on, as dotted paths, each owner's → requested. */
 function configDifference(ownerKey: string, requestedKey: string): string {
-  const owner = JSON.parse(ownerKey) as Record<string, unknown>;
-  const requested = JSON.parse(requestedKey) as Record<string, unknown>;
-  return [...new Set([...Object.keys(owner), ...Object.keys(requested)])]
-    .filter((key) => JSON.stringify(owner[key]) !== JSON.stringify(requested[key]))
-    .map((key) => `${key}: ${JSON.stringify(owner[key])} → ${JSON.stringify(requested[key])}`)
+  const flatten = (value: unknown, prefix = ''): [string, string][] =>
+    value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? Object.entries(value).flatMap(([key, v]) => flatten(v, prefix ? `${prefix}.${key}` : key))
+      : [[prefix, JSON.stringify(value)]];
+  const owner = new Map(flatten(JSON.parse(ownerKey)));
+  const requested = new Map(flatten(JSON.parse(requestedKey)));
+  return [...new Set([...owner.keys(), ...requested.keys()])]
+    .filter((key) => owner.get(key) !== requested.get(key))
+    .map((key) => `${key}: ${owner.get(key) ?? 'unset'} → ${requested.get(key) ?? 'unset'}`)
     .join('; ');
 }
 
@@ -173,7 +177,9 @@ export class CheckpointOwner<P = unknown> {
     for (const request of requests) {
       if (request.config === undefined || request.config === this.loop.configKey) accepted.push(request);
       else {
-        const refused = `${wf.workflowInfo().workflowId} runs with other options (${configDifference(this.loop.configKey, request.config)})`;
+        const id = wf.workflowInfo().workflowId;
+        const refused = `${id} runs with other options (${configDifference(this.loop.configKey, request.config)}). Ask with its options, or stop it `
+          + `first with \`netpulse owners stop ${id}\`: the next pass starts it again with the new options, from the lake's checkpoint`;
         await this.reply([request], { ...this.loop.newSummary(), refused });
       }
     }
@@ -248,11 +254,7 @@ export async function awaitPasses(
   return requests.map((r) => {
     const summary = done.get(r.requestId);
     done.delete(r.requestId);
-    if (summary?.refused) {
-      throw ApplicationFailure.nonRetryable(
-        `${summary.refused}. Ask with the owner's options, or stop the owner first (it rebuilds its checkpoint from the lake when it starts again): `
-        + 'netpulse owners stop', 'OwnerOptionsDiffer');
-    }
+    if (summary?.refused) throw ApplicationFailure.nonRetryable(summary.refused, 'OwnerOptionsDiffer');
     if (summary) return summary;
     wf.log.error('checkpoint owner did not answer in time; the pass goes on without it', { key: r.key, timeoutSeconds });
     return { ...noAnswer(r.key), noAnswer: `no answer within ${timeoutSeconds} s` };

@@ -19,7 +19,7 @@ import {
 export interface LakeDeps {
   lake: LakeConfig;
   landingDir: string;
-  /** Folders landing zones may lie under; default config.landingRoots. */
+  /** Folders landing zones may lie under; default config.landingRoots and landingDir. */
   landingRoots?: string[];
 }
 
@@ -148,7 +148,7 @@ export function bronzeActivities(deps: LakeDeps) {
     const listedAtMs = Date.now();
     const root = request.landingPath ?? deps.landingDir;
     const dir = sourceDir(request.source, root);
-    assertLandingPath(dir, deps.landingRoots ?? config.landingRoots);
+    assertLandingPath(dir, deps.landingRoots ?? [...config.landingRoots, deps.landingDir]);
     // A source folder may not exist yet (nothing landed there); a missing landing zone is said, not listed as empty.
     if (!statSync(root, { throwIfNoEntry: false })?.isDirectory()) {
       return { files: [], waiting: 0, listedAtMs, elapsedMs: 0, landingMissing: `the landing folder ${root} does not exist (or is not a folder)` };

@@ -5,11 +5,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { config } from '../config';
 import { keepOutOfCatalog, missingTables, withLake } from '../lake/catalog';
-import { changeFeedSql, readableMark, replaceRows } from '../lake/changes';
+import { changeFeedSql, readableMark, replaceKeys, replaceRows } from '../lake/changes';
 import { commitBatch, fenceDetails, readFence, snapshotOfFence, type TableWrite } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import { SPEEDS_MBPS } from '../rules/events';
-import { GOLD_TABLES, type GoldCheckpoint, type GoldOptions, type GoldRequest, type GoldResult } from '../rules/gold';
+import { GOLD_TABLES, goldOptionsSchema, INCREMENTAL_KEYS, type GoldCheckpoint, type GoldOptions, type GoldRequest, type GoldResult } from '../rules/gold';
 import type { LakeDeps } from './bronze';
 import { batchLog, heartbeatEvery } from './context';
 import { SILVER_DEVICE_STATE, SILVER_EVENTS, SILVER_OWNER } from './silver';
@@ -20,10 +20,13 @@ const SELF_REFERENCING: Record<string, string> = {
   server_load_history: 'as_of TIMESTAMP, servidor VARCHAR, devices_connected BIGINT, mbps_in_use BIGINT, capacity_mbps BIGINT, utilisation_pct DOUBLE',
 };
 
+/** A refresh instant (ISO, UTC) as a DuckDB TIMESTAMP literal. */
+const asOfLiteral = (asOf: string) => `TIMESTAMP ${sqlString(asOf.replace('T', ' ').replace('Z', ''))}`;
+
 /** The question's SQL with its :parameters bound as literals. */
 export function goldSql(name: string, asOf: string, options: GoldOptions): string {
   const params: Record<string, string> = {
-    as_of: `TIMESTAMP ${sqlString(asOf.replace('T', ' ').replace('Z', ''))}`,
+    as_of: asOfLiteral(asOf),
     high_speed_mbps: String(options.highSpeedThresholdMbps),
     upgrade_pct: String(options.upgradeUtilisationPct),
     window_minutes: String(options.upgradeWindowMinutes),
@@ -65,6 +68,12 @@ async function ensureGold(db: DuckDBConnection, request: GoldRequest): Promise<v
 
 export const GOLD_OWNER = 'gold';
 
+/** The load history keeps `loadHistoryRetentionHours` before the refresh instant. */
+async function expireLoadHistory(db: DuckDBConnection, request: GoldRequest): Promise<number> {
+  return (await db.run(`DELETE FROM gold.server_load_history
+    WHERE as_of < ${asOfLiteral(request.asOf)} - INTERVAL ${Math.trunc(request.options.loadHistoryRetentionHours * 3600)} SECOND`)).rowsChanged;
+}
+
 export function goldActivities(deps: LakeDeps) {
   /** Silver's latest commit, the snapshot gold catches up to. */
   async function planGoldBatch(): Promise<{ silverSnapshot: number }> {
@@ -73,7 +82,9 @@ export function goldActivities(deps: LakeDeps) {
     });
   }
 
-  async function refreshGold(request: GoldRequest): Promise<GoldResult> {
+  async function refreshGold(given: GoldRequest): Promise<GoldResult> {
+    // Options from an owner started by an older version lack newer settings: their defaults apply.
+    const request = { ...given, options: goldOptionsSchema.parse(given.options) };
     const stopHeartbeat = heartbeatEvery(5000, () => ({ phase: 'refreshing', tables: GOLD_TABLES.length }));
     return withLake(deps.lake, async (db) => {
       await stageInputs(db, request);
@@ -83,7 +94,10 @@ export function goldActivities(deps: LakeDeps) {
       const commit = await commitBatch(db, identity, async () => {
         const tables: Record<string, TableWrite> = {};
         for (const name of GOLD_TABLES) {
-          const written = await replaceRows(db, `gold.${name}`, goldSql(name, request.asOf, request.options));
+          const keys = INCREMENTAL_KEYS[name];
+          const sql = goldSql(name, request.asOf, request.options);
+          const written = keys ? await replaceKeys(db, `gold.${name}`, keys, sql) : await replaceRows(db, `gold.${name}`, sql);
+          if (name === 'server_load_history') written.rowsDeleted += await expireLoadHistory(db, request);
           tables[`gold.${name}`] = written;
           rowsChanged += written.rowsInserted + written.rowsDeleted;
         }

@@ -6,7 +6,7 @@ import { changeFeedSql, qualified, readableMark, upsertRows } from '../lake/chan
 import { commitBatch, fenceDetails, readFence, snapshotOfFence } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import {
-  SILVER_RULES, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
+  SILVER_RULES, silverOptionsSchema, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
 } from '../rules/silver';
 import type { LakeDeps } from './bronze';
 import { batchLog, heartbeatEvery } from './context';
@@ -102,7 +102,9 @@ export function silverActivities(deps: LakeDeps) {
     });
   }
 
-  async function runSilverBatch(request: { batchId: string; batchSeq: number; input: SilverInput; options: SilverOptions }): Promise<SilverResult> {
+  async function runSilverBatch(given: { batchId: string; batchSeq: number; input: SilverInput; options: SilverOptions }): Promise<SilverResult> {
+    // Options from an owner started by an older version lack newer settings: their defaults apply.
+    const request = { ...given, options: silverOptionsSchema.parse(given.options) };
     const stopHeartbeat = heartbeatEvery(5000, () => ({ phase: 'writing', tables: request.input.tables.length }));
     return withLake(deps.lake, async (db) => {
       if ((await missingTables(db, [SILVER_EVENTS, SILVER_QUARANTINE, SILVER_DEVICE_STATE, SILVER_DQ])).length > 0) {
@@ -112,6 +114,11 @@ export function silverActivities(deps: LakeDeps) {
       const identity = { owner: SILVER_OWNER, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE', log: batchLog('silver', SILVER_EVENTS) };
       const commit = await commitBatch(db, identity, async () => {
         const counts = { rowsIn: 0, quarantined: 0, events: 0, duplicates: 0 };
+        const previous = fenceDetails<{ totals?: SilverTotals; maxEventTime?: string }>(await readFence(db, SILVER_OWNER));
+        // The watermark follows the newest event accepted before this batch (future events are quarantined, so cannot push it).
+        await db.run(`SET VARIABLE silver_watermark = ${previous?.maxEventTime
+          ? `${sqlString(previous.maxEventTime)}::TIMESTAMP - INTERVAL ${Math.trunc(request.options.watermarkMinutes)} MINUTE`
+          : `'-infinity'::TIMESTAMP`}`);
         await stageInput(db, request.input);
         await db.run(`CREATE OR REPLACE TEMP TABLE silver_checked AS ${typedAndCheckedSql(request.options)}`);
         await db.run('DROP TABLE silver_input');
@@ -124,32 +131,38 @@ export function silverActivities(deps: LakeDeps) {
             FROM silver_checked c JOIN ${qualified(table)} b ON b.rowid = c.bronze_rowid
             WHERE c.source_table = ${sqlString(table)} AND len(c.failed_rules) > 0`)).rowsChanged;
         }
-        // Redelivered events (same device, time and status) are kept once, across batches.
+        // Redelivered events (same device, time and status) are kept once, across batches. The
+        // anti-join compares those four columns themselves (no string key to build per row), and
+        // only events inside the watermark can match (older ones are quarantined as late_event).
         await db.run(`
           CREATE OR REPLACE TEMP TABLE new_events AS
           SELECT * FROM (
             SELECT
-              md5(concat_ws('|', ip, dispositivo, strftime(hora_conexao, '%Y-%m-%d %H:%M:%S.%f'), status)) AS event_key,
+              hash(ip, dispositivo, hora_conexao, status)::VARCHAR AS event_key,
               ip, dispositivo, status, hora_conexao, velocidade_mbps, nome, endereco, servidor,
               source_table, source_file, bronze_snapshot, ${sqlString(request.batchId)} AS _batch_id
             FROM silver_checked WHERE len(failed_rules) = 0
             -- first delivery wins; a window per key is 3× cheaper here than DISTINCT ON's full sort
-            QUALIFY row_number() OVER (PARTITION BY event_key ORDER BY bronze_snapshot, source_file) = 1) AS n
-          -- the key includes hora_conexao: joining on it too lets DuckDB skip data files by time
-          WHERE NOT EXISTS (SELECT 1 FROM silver.events e WHERE e.hora_conexao = n.hora_conexao AND e.event_key = n.event_key)`);
+            QUALIFY row_number() OVER (PARTITION BY ip, dispositivo, hora_conexao, status ORDER BY bronze_snapshot, source_file) = 1) AS n
+          WHERE NOT EXISTS (
+            SELECT 1 FROM silver.events e
+            WHERE e.hora_conexao >= getvariable('silver_watermark')
+              AND e.hora_conexao = n.hora_conexao AND e.ip = n.ip AND e.dispositivo = n.dispositivo AND e.status = n.status)`);
         counts.events = (await db.run('INSERT INTO silver.events BY NAME SELECT * FROM new_events')).rowsChanged;
+        const [newest] = (await db.runAndReadAll(`SELECT max(hora_conexao)::VARCHAR FROM new_events`)).getRows();
+        const maxEventTime = [previous?.maxEventTime, newest?.[0] as string | null].filter((t): t is string => Boolean(t)).sort().pop();
         counts.duplicates = counts.rowsIn - counts.quarantined - counts.events;
         // Latest event per device among the new ones; older than the stored state: no change.
         await db.run(`
           CREATE OR REPLACE TEMP TABLE device_updates AS
-          SELECT n.* FROM (
+          SELECT n.*, s.ip IS NOT NULL AS known FROM (
             SELECT ip, dispositivo, nome, endereco, servidor, velocidade_mbps, status,
                    hora_conexao AS last_event_at, event_key AS last_event_key
             FROM new_events
             QUALIFY row_number() OVER (PARTITION BY ip, dispositivo ORDER BY hora_conexao DESC, event_key DESC) = 1) AS n
           LEFT JOIN silver.device_state s USING (ip, dispositivo)
           WHERE s.ip IS NULL OR (n.last_event_at, n.last_event_key) > (s.last_event_at, s.last_event_key)`);
-        const devices = await upsertRows(db, SILVER_DEVICE_STATE, ['ip', 'dispositivo'], 'device_updates');
+        const devices = await upsertRows(db, SILVER_DEVICE_STATE, ['ip', 'dispositivo'], 'device_updates', 'known');
         const checks = [
           ['rows_in', counts.rowsIn], ['passed', counts.rowsIn - counts.quarantined], ['quarantined', counts.quarantined],
           ['duplicates', counts.duplicates], ['events_out', counts.events],
@@ -163,8 +176,8 @@ export function silverActivities(deps: LakeDeps) {
             LEFT JOIN (SELECT unnest(failed_rules) AS rule FROM silver_checked) c USING (rule) GROUP BY r.rule
           ) AS d(check_name, rows)`)).rowsChanged;
         await db.run('DROP TABLE silver_checked; DROP TABLE new_events; DROP TABLE device_updates');
-        // The fence row carries silver's checkpoint: its input range and running totals.
-        const totals = await previousTotals(db);
+        // The fence row carries silver's checkpoint: its input range, running totals and the watermark's base.
+        const totals = previous?.totals ?? { rowsIn: 0, eventsOut: 0, quarantined: 0, duplicates: 0 };
         return {
           tables: {
             [SILVER_EVENTS]: { rowsInserted: counts.events },
@@ -175,7 +188,7 @@ export function silverActivities(deps: LakeDeps) {
           event: { rowsIn: counts.rowsIn, rowsOut: counts.events, quarantined: counts.quarantined },
           extraInfo: { fromSnapshot: request.input.fromSnapshot, toSnapshot: request.input.toSnapshot },
           details: {
-            ...counts, devicesChanged: devices.rowsInserted + devices.rowsUpdated, input: request.input,
+            ...counts, devicesChanged: devices.rowsInserted + devices.rowsUpdated, input: request.input, maxEventTime,
             totals: {
               rowsIn: totals.rowsIn + counts.rowsIn, eventsOut: totals.eventsOut + counts.events,
               quarantined: totals.quarantined + counts.quarantined, duplicates: totals.duplicates + counts.duplicates,
@@ -207,9 +220,4 @@ export function silverActivities(deps: LakeDeps) {
   }
 
   return { planSilverBatch, runSilverBatch, readSilverCheckpoint };
-}
-
-async function previousTotals(db: DuckDBConnection): Promise<SilverTotals> {
-  const totals = fenceDetails<{ totals?: SilverTotals }>(await readFence(db, SILVER_OWNER))?.totals;
-  return totals ?? { rowsIn: 0, eventsOut: 0, quarantined: 0, duplicates: 0 };
 }

@@ -18,6 +18,11 @@ export interface SyntheticLanding {
   prefix?: string;
   /** Adds the population mode's Servidor column, over this many servers (srv-00 …). */
   servers?: number;
+  /**
+   * Event times spread at random over this many hours in every file (out of order across files),
+   * instead of rising with the file number: the case where time-ordered data skipping does not help.
+   */
+  shuffleHours?: number;
 }
 
 export async function writeSyntheticLanding(spec: SyntheticLanding): Promise<string[]> {
@@ -36,7 +41,9 @@ export async function writeSyntheticLanding(spec: SyntheticLanding): Promise<str
             'Cliente ' || (h % 50000) AS Nome,
             'Rua ' || (h % 997) || ', ' || (h % 3000) || ' - São Paulo - SP' AS Endereco,
             '10.' || ((h >> 8) % 256) || '.' || ((h >> 16) % 256) || '.' || ((h >> 24) % 254 + 1) AS Ip,
-            TIMESTAMP '2026-01-01 00:00:00' + to_milliseconds(${i} * 10000 + (h % 10000)::BIGINT) AS Hora_Conexao,
+            TIMESTAMP '2026-01-01 00:00:00' + to_milliseconds(${spec.shuffleHours
+              ? `((h >> 12) % ${Math.trunc(spec.shuffleHours * 3_600_000)})::BIGINT`
+              : `${i} * 10000 + (h % 10000)::BIGINT`}) AS Hora_Conexao,
             ${sqlString(device)} AS Dispositivo_de_Acesso,
             ${`[${SPEEDS_MBPS.join(', ')}]`}[(1 + (h >> 32) % ${SPEEDS_MBPS.length})::BIGINT]::BIGINT AS Velocidade_de_Conexao,
             ${sqlString(status)} AS Status_Conexao

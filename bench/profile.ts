@@ -1,7 +1,11 @@
 // Where bronze time goes: runs plan + ingest for one source outside Temporal (in
 // @temporalio/testing's MockActivityEnvironment) and times every DuckDB statement.
 //
-//   node dist/bench/profile.js [--files 500] [--rows 500] [--sources 1] [--concurrency <sources>] [--silver-batches 0] [--keep]
+//   node dist/bench/profile.js [--files 500] [--rows 500] [--sources 1] [--concurrency <sources>] [--silver-batches 0]
+//                              [--shuffle-hours 0] [--ledger-rows 0] [--keep]
+//
+// --ledger-rows N: the ledger already holds N ingested files of each source (as after landing
+// retention archived them), so the first plan shows what listing + the ledger anti-join cost then.
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DuckDBConnection } from '@duckdb/node-api';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +14,7 @@ import path from 'node:path';
 import { bronzeActivities } from '../activities/bronze';
 import { silverActivities } from '../activities/silver';
 import { silverOptionsSchema, type SilverInput } from '../rules/silver';
-import { closeLakes, dropLake } from '../lake/catalog';
+import { closeLakes, dropLake, withLake } from '../lake/catalog';
 import { closeAllInstances } from '../lake/duckdb';
 import { startDevCatalog } from '../scripts/dev-catalog';
 import { DEFAULT_SOURCES, ingestOptionsSchema, type PlanResult } from '../rules/bronze';
@@ -55,7 +59,7 @@ async function main() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-profile-'));
   const landing = path.join(dir, 'landing');
   const sources = DEFAULT_SOURCES.slice(0, sourceCount);
-  await writeSyntheticLanding({ root: landing, files: files * sourceCount, rowsPerFile: rows, scenarios: sources.map((s) => {
+  await writeSyntheticLanding({ root: landing, files: files * sourceCount, rowsPerFile: rows, shuffleHours: arg('shuffle-hours', 0), scenarios: sources.map((s) => {
     const [device, status] = s.path.split('/');
     return { device, status } as never;
   }) });
@@ -63,10 +67,20 @@ async function main() {
   timeStatements();
   const devCatalog = process.env.NETPULSE_CATALOG ? undefined : await startDevCatalog();
   const lake = { catalog: process.env.NETPULSE_CATALOG ?? devCatalog!.connection, catalogSchema: `profile_${process.pid}`, dataPath: path.join(dir, 'lake') };
-  const activities = bronzeActivities({ lake, landingDir: landing });
+  const activities = bronzeActivities({ lake, landingDir: landing, landingRoots: [landing] });
   const env = new MockActivityEnvironment();
   const options = ingestOptionsSchema.parse({ maxFilesPerBatch: 100_000, maxRowsPerBatch: arg('max-rows', 250_000), maxBytesPerBatch: 2 ** 40 });
   await env.run(activities.readBronzeCheckpoint, sources[0]); // opens the lake, as a worker has
+  const ledgerRows = arg('ledger-rows', 0);
+  if (ledgerRows > 0) {
+    await withLake(lake, (db) => db.run(`INSERT INTO lake.file_ledger SELECT s.table_name, '/archived/' || s.table_name || '/' || i || '.parquet', 1000, i, 'ingested', 'old', now()
+      FROM range(${ledgerRows}) r(i), (VALUES ${sources.map((src) => `('bronze.${src.name}')`).join(', ')}) s(table_name)`));
+    const t = performance.now();
+    const plan: PlanResult = await env.run(activities.planBronzeBatch, {
+      source: sources[0], maxFiles: options.maxFilesPerBatch, maxBytes: options.maxBytesPerBatch, maxRows: options.maxRowsPerBatch, emptyFileGraceSeconds: 30,
+    });
+    console.log(`plan with ${ledgerRows} ingested files in the ledger and ${plan.waiting} new: ${(performance.now() - t).toFixed(0)} ms`);
+  }
   timings.clear();
   const t0 = performance.now();
   const phases: Record<string, number> = {};

@@ -22,6 +22,9 @@ import { writeSyntheticLanding } from './landing-maker';
 import { watchLanding } from '../client/watch';
 import { config } from '../config';
 
+/** --shuffle-hours N: event times at random over N hours in every file (out of order), not rising with the file. */
+const SHUFFLE_HOURS = Number(arg('shuffle-hours', '0'));
+
 const SIZES: Record<string, { files: number; rows: number }> = {
   small: { files: 200, rows: 250 },
   medium: { files: 2000, rows: 500 },
@@ -102,6 +105,18 @@ async function timeDuckLakeInsert(lake: LakeConfig, files: string[]): Promise<nu
 }
 
 /** Data files of a lake and their bytes (what maintenance compacts). */
+/**
+ * Mean silver batch time (ms, from the event log) over the first and the last tenth of the
+ * batches: equal within noise when the per-batch cost does not grow with silver's history.
+ */
+async function silverBatchTenths(lake: LakeConfig): Promise<{ batches: number; firstMs: number; lastMs: number }> {
+  const durations = await withLake(lake, async (db) => (await db.runAndReadAll(`
+    SELECT duration_ms FROM lake.event_log WHERE kind = 'batch' AND layer = 'silver' ORDER BY batch_id[8:]::BIGINT`)).getRows().map((r) => Number(r[0])));
+  const tenth = Math.max(1, Math.floor(durations.length / 10));
+  const mean = (values: number[]) => Math.round(values.reduce((a, b) => a + b, 0) / Math.max(1, values.length));
+  return { batches: durations.length, firstMs: mean(durations.slice(0, tenth)), lastMs: mean(durations.slice(-tenth)) };
+}
+
 async function lakeFiles(lake: LakeConfig): Promise<{ files: number; mib: number }> {
   const rows = await withLake(lake, async (db) => (await db.runAndReadAll(`
     SELECT count(*) AS files, coalesce(sum(file_size_bytes), 0) AS bytes FROM __ducklake_metadata_${LAKE}.${lake.catalogSchema}.ducklake_data_file
@@ -131,7 +146,7 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   const staged = path.join(dir, 'staged');
   log(`${tag}: writing ${spec.files} files × ${spec.rows} rows`);
   let t = Date.now();
-  const stagedFiles = await writeSyntheticLanding({ root: staged, files: spec.files, rowsPerFile: spec.rows, seed: 7 });
+  const stagedFiles = await writeSyntheticLanding({ root: staged, files: spec.files, rowsPerFile: spec.rows, seed: 7, shuffleHours: SHUFFLE_HOURS });
   const makeSeconds = (Date.now() - t) / 1000;
   const totalRows = spec.files * spec.rows;
   const landingBytes = stagedFiles.reduce((n, f) => n + statSync(f).size, 0);
@@ -188,7 +203,7 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   // One source alone, on fresh files: the overhead per batch without three other sources'
   // batches competing for the two cores.
   const [oneSource, itsScenario] = [DEFAULT_SOURCES[0], DEFAULT_SCENARIOS[0]]; // sources are made from the scenarios
-  await writeSyntheticLanding({ root: landing, files: Math.ceil(spec.files / 10), rowsPerFile: spec.rows, seed: 8, prefix: 'single', scenarios: [itsScenario] });
+  await writeSyntheticLanding({ root: landing, files: Math.ceil(spec.files / 10), rowsPerFile: spec.rows, seed: 8, prefix: 'single', scenarios: [itsScenario], shuffleHours: SHUFFLE_HOURS });
   log(`${tag}: one-source pass (${oneSource.name})`);
   const [single] = await client.workflow.execute(bronzeAvailableNow, {
     taskQueue: worker.taskQueue, workflowId: `${bronzeId}-single`, args: [{ landingPath: landing, sources: [oneSource] }],
@@ -207,6 +222,7 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   for (const id of [...sourceIds, 'silver', 'gold']) await client.workflow.getHandle(id).terminate('bench done').catch(() => undefined);
   for (const w of workers) await stopWorker(w);
   const dataFiles = await lakeFiles(lake);
+  const silverTenths = await silverBatchTenths(lake);
   await dropLake(lake);
   rmSync(dir, { recursive: true, force: true });
   return {
@@ -218,6 +234,8 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
     batches, activitySeconds: activity, activityTotalSeconds: +sum(activity).toFixed(3), overheadPerBatchMs: Math.round(overheadPerBatchMs),
     singleSourceBatches: single.batches, singleSourceOverheadPerBatchMs: Math.round(singleSourceOverheadPerBatchMs), coldEmptyPassMs, emptyPassMs,
     silverGoldSeconds, silverGoldActivitySeconds: silverGoldActivity, silverEvents: pass?.silver?.rows ?? 0, silverRowsPerSec: Math.round((totalRows + single.rows + warmupRows) / silverGoldSeconds),
+    silverToBronze: +((totalRows + single.rows + warmupRows) / silverGoldSeconds / (totalRows / bronzeSeconds)).toFixed(2),
+    endToEndSeconds: +(bronzeSeconds + silverGoldSeconds).toFixed(1), silverTenths,
     workerPeakRssAfterBronzeMiB: bronzeRssMiB, workerPeakRssMiB: rssMiB, lakeDataFiles: dataFiles.files, lakeMiB: dataFiles.mib,
   };
 }
@@ -278,9 +296,9 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
 function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Awaited<ReturnType<typeof continuousLatency>> | undefined, machine: string): string {
   const lines = [
     `# netpulse benchmark — ${new Date().toISOString()}`, '', `Machine: ${machine}`, '',
-    '| size | workers | files × rows | DuckLake limit rows/s | DuckDB-file limit rows/s | file limit + lineage rows/s | bronze pipeline rows/s | pipeline / DuckLake limit | pipeline / file limit | pipeline / file limit + lineage | batches | Temporal overhead / batch: 4 sources / 1 source | warm-up pass (cold) / empty pass (warm) | silver+gold rows/s | worker peak RSS after bronze / at end | lake data files |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-    ...results.map((r) => `| ${r.size} | ${r.workers} | ${r.files} × ${r.rowsPerFile} | ${r.duckLakeRowsPerSec.toLocaleString('en')} (${r.duckLakeSeconds.toFixed(2)} s) | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratioToDuckLake} | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} / ${r.singleSourceOverheadPerBatchMs} ms | ${r.coldEmptyPassMs} / ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s) | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeDataFiles} (${r.lakeMiB} MiB) |`),
+    '| size | workers | files × rows | DuckLake limit rows/s | DuckDB-file limit rows/s | file limit + lineage rows/s | bronze pipeline rows/s | pipeline / DuckLake limit | pipeline / file limit | pipeline / file limit + lineage | batches | Temporal overhead / batch: 4 sources / 1 source | warm-up pass (cold) / empty pass (warm) | silver+gold rows/s | silver+gold / bronze | silver batch ms, first / last tenth | landing → gold, whole size | worker peak RSS after bronze / at end | lake data files |',
+    `|${'---|'.repeat(19)}`,
+    ...results.map((r) => `| ${r.size} | ${r.workers} | ${r.files} × ${r.rowsPerFile} | ${r.duckLakeRowsPerSec.toLocaleString('en')} (${r.duckLakeSeconds.toFixed(2)} s) | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratioToDuckLake} | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} / ${r.singleSourceOverheadPerBatchMs} ms | ${r.coldEmptyPassMs} / ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s) | ${r.silverToBronze} | ${r.silverTenths.firstMs} / ${r.silverTenths.lastMs} (${r.silverTenths.batches} batches) | ${r.endToEndSeconds} s | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeDataFiles} (${r.lakeMiB} MiB) |`),
   ];
   if (latency) {
     lines.push('', `Continuous latency (${latency.files} files, one a second; interval ${latency.interval} s${latency.watcher ? ' with the landing watcher' : ''}; ${latency.passes} passes; worker peak RSS ${latency.workerPeakRssMiB} MiB):`, '',
@@ -292,7 +310,7 @@ function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Await
 }
 
 const USAGE = `usage: node dist/bench/run.js [--sizes small,medium,large] [--two-workers medium|none]
-       [--latency-seconds 60] [--max-files 1000] [--interval 0.2] [--watch]
+       [--latency-seconds 60] [--max-files 1000] [--interval 0.2] [--watch] [--shuffle-hours 0]
 Starts its own Temporal dev server and PostgreSQL catalog (or uses TEMPORAL_ADDRESS, NETPULSE_CATALOG);
 writes bench/results/<date>.md and .json. Sizes: ${Object.entries(SIZES).map(([k, v]) => `${k} ${v.files} × ${v.rows}`).join(', ')}.`;
 

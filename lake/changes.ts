@@ -45,16 +45,34 @@ export async function replaceRows(db: DuckDBConnection, table: string, selectSql
 }
 
 /**
- * Upserts `sourceTable`'s rows into `table` by key: matched rows are updated (the feed shows
- * update pre/post images), new keys inserted.
+ * Replaces, in `table`, the rows whose `keys` appear in `selectSql`'s rows with those rows:
+ * rows of other keys are neither read nor rewritten (incremental tables), and a key whose row
+ * did not change writes nothing.
  */
-export async function upsertRows(db: DuckDBConnection, table: string, keys: string[], sourceTable: string) {
+export async function replaceKeys(db: DuckDBConnection, table: string, keys: string[], selectSql: string) {
   const t = qualified(table);
-  const columns = await columnsOf(db, sourceTable);
+  await db.run(`CREATE OR REPLACE TEMP TABLE replacement AS ${selectSql}`);
+  const same = (await columnsOf(db, 'replacement')).map((c) => `r.${sqlIdentifier(c)} IS NOT DISTINCT FROM t.${sqlIdentifier(c)}`).join(' AND ');
+  const sameKey = keys.map((k) => `r.${sqlIdentifier(k)} IS NOT DISTINCT FROM t.${sqlIdentifier(k)}`).join(' AND ');
+  const deleted = (await db.run(`DELETE FROM ${t} AS t WHERE EXISTS (SELECT 1 FROM replacement r WHERE ${sameKey}) AND NOT EXISTS (SELECT 1 FROM replacement r WHERE ${same})`)).rowsChanged;
+  const inserted = (await db.run(`INSERT INTO ${t} BY NAME SELECT * FROM replacement r WHERE NOT EXISTS (SELECT 1 FROM ${t} t WHERE ${same})`)).rowsChanged;
+  await db.run('DROP TABLE replacement');
+  return { rowsInserted: inserted, rowsDeleted: deleted };
+}
+
+/**
+ * Upserts `sourceTable`'s rows into `table` by key: matched rows are updated (the feed shows
+ * update pre/post images), new keys inserted. The source says which keys `table` already has
+ * in its boolean column `known` (found while it was built), so the insert needs no second join.
+ */
+export async function upsertRows(db: DuckDBConnection, table: string, keys: string[], sourceTable: string, known: string) {
+  const t = qualified(table);
+  const columns = (await columnsOf(db, sourceTable)).filter((c) => c !== known);
   const on = keys.map((k) => `t.${sqlIdentifier(k)} = s.${sqlIdentifier(k)}`).join(' AND ');
   const set = columns.filter((c) => !keys.includes(c)).map((c) => `${sqlIdentifier(c)} = s.${sqlIdentifier(c)}`).join(', ');
-  const updated = (await db.run(`UPDATE ${t} AS t SET ${set} FROM ${sourceTable} AS s WHERE ${on}`)).rowsChanged;
-  const inserted = (await db.run(`INSERT INTO ${t} BY NAME SELECT * FROM ${sourceTable} AS s WHERE NOT EXISTS (SELECT 1 FROM ${t} AS t WHERE ${on})`)).rowsChanged;
+  const source = (filter: string) => `(SELECT * EXCLUDE (${sqlIdentifier(known)}) FROM ${sourceTable} WHERE ${filter})`;
+  const updated = (await db.run(`UPDATE ${t} AS t SET ${set} FROM ${source(sqlIdentifier(known))} AS s WHERE ${on}`)).rowsChanged;
+  const inserted = (await db.run(`INSERT INTO ${t} BY NAME SELECT * FROM ${source(`NOT ${sqlIdentifier(known)}`)}`)).rowsChanged;
   return { rowsUpdated: updated, rowsInserted: inserted };
 }
 

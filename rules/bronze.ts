@@ -73,7 +73,7 @@ export type BronzeRunInput = z.input<typeof bronzeRunInputSchema>;
 
 /** What a bronze owner runs with, compared with each request's (runOnStart is not part of it). */
 export function bronzeOwnerConfig({ source, options, landingPath }: { source: Source; options: IngestOptions; landingPath?: string }) {
-  return { source, options, landingPath: landingPath ?? null };
+  return { source, options, landingPath };
 }
 
 export function bronzeTable(source: Pick<Source, 'name'>): string {

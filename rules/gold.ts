@@ -11,6 +11,8 @@ export const goldOptionsSchema = z
     defaultServerCapacityMbps: z.number().int().min(1).default(5000),
     /** Per-server capacity overrides, e.g. {"srv-sp-01": 10000}. */
     serverCapacityMbps: z.record(z.string().min(1), z.number().int().min(1)).default({}),
+    /** Server load snapshots older than this are deleted at each refresh (maintenance then merges the files). */
+    loadHistoryRetentionHours: z.number().min(1).max(24 * 366).default(168),
     /** Without new silver data, gold is refreshed (moving windows, load snapshots) this often. */
     refreshIntervalSeconds: z.number().min(0).default(60),
   })
@@ -23,6 +25,12 @@ export const GOLD_TABLES = [
   'high_speed_share', 'bandwidth_by_device', 'server_load', 'heavy_clients',
 ] as const;
 export type GoldTable = (typeof GOLD_TABLES)[number];
+
+/** Incremental gold tables, by key: a refresh rewrites only the keys its SQL returns. */
+export const INCREMENTAL_KEYS: Partial<Record<GoldTable, string[]>> = {
+  events_per_minute: ['minute', 'dispositivo', 'status'],
+  server_load_history: ['as_of', 'servidor'],
+};
 
 export interface GoldRequest {
   batchId: string;

@@ -1,6 +1,7 @@
 // Silver's record rules, in one place. Each rule is a named SQL predicate over the typed row
 // (SQL does the data work: rows never travel through JavaScript). `silverEventSchema` is the
-// same contract in zod, for readers and for the tests that check both agree.
+// same contract in zod, for readers and for the tests that check both agree (except late_event,
+// which depends on the watermark, silver state rather than the row).
 import { z } from 'zod';
 import { DEVICES, SPEEDS_MBPS, STATUSES } from './events';
 
@@ -8,6 +9,11 @@ export const silverOptionsSchema = z
   .object({
     /** An event may be this far after its file was written (clock skew) before it is "in the future". */
     futureToleranceMinutes: z.number().min(0).max(1440).default(5),
+    /**
+     * Watermark: an event older than the newest event silver has accepted minus this many minutes
+     * is late (quarantined as late_event), so deduplication only ever looks that far back.
+     */
+    watermarkMinutes: z.number().int().min(1).max(525_600).default(1440),
   })
   .strict();
 export type SilverOptions = z.output<typeof silverOptionsSchema>;
@@ -42,6 +48,10 @@ export const SILVER_RULES: SilverRule[] = [
     violation: (o) => `hora_conexao > file_mtime + INTERVAL ${Math.trunc(o.futureToleranceMinutes * 60)} SECOND`,
   },
   { name: 'no_rescued_data', description: 'bronze rescued no value of the row (no type conflict)', violation: () => `rescued_data IS NOT NULL` },
+  {
+    name: 'late_event', description: 'Hora_Conexao is inside the watermark: not older than the newest accepted event minus watermarkMinutes',
+    violation: () => `hora_conexao < getvariable('silver_watermark')`,
+  },
 ];
 
 /** A silver event, as zod sees it: the same rules as SILVER_RULES, for rows read back out. */

@@ -199,7 +199,8 @@ test('generator population mode: stable clients, consistent connect/disconnect, 
     await withWorker(async ({ client, taskQueue }) => {
       const pipeline = () => client.workflow.execute(medallionPipeline, {
         taskQueue, workflowId: uniqueId('pipeline'),
-        args: [{ sources, landingPath: landing, workflowIdPrefix: prefix, gold: { options: { refreshIntervalSeconds: 0 } } }],
+        // The population's simulated clock starts months before the first events: inside a year-long watermark.
+        args: [{ sources, landingPath: landing, workflowIdPrefix: prefix, silver: { options: { watermarkMinutes: 525_600 } }, gold: { options: { refreshIntervalSeconds: 0 } } }],
       });
       // The source system's mode first, then the switch to a population: bronze gains Servidor.
       await client.workflow.execute(generatorWorkflow, { taskQueue, workflowId: uniqueId('gen'), args: [{ ticks: 1, intervalSeconds: 0, seed: 3, landingPath: landing }] });

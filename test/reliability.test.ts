@@ -7,6 +7,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import path from 'node:path';
 import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
 import { closeAllInstances } from '../lake/duckdb';
+import { changeFeedSql } from '../lake/changes';
 import { bronzeAvailableNow } from '../workflows/bronze';
 import { medallionPipeline } from '../workflows/pipeline';
 import type { PipelineInput } from '../rules/pipeline';
@@ -389,12 +390,14 @@ faultCase('a file landed during a pass is left to the next pass (availableNow cu
   }
 });
 
-faultCase('duplicates across silver batches are dropped, and an older event arriving after a newer one leaves device state alone', async () => {
+faultCase('duplicates across silver batches are dropped, an older event arriving after a newer one leaves device state alone, an event past the watermark is late', async () => {
   const dir = tempDir('order');
   const own = path.join(dir, 'landing');
   const lake = testLake(dir);
   const { sources, ids, workflowIdPrefix } = testPipeline('order');
-  const input = { sources, landingPath: own, workflowIdPrefix, gold: { asOf: AS_OF, options: { refreshIntervalSeconds: 0 } } };
+  const input = {
+    sources, landingPath: own, workflowIdPrefix, silver: { options: { watermarkMinutes: 30 } }, gold: { asOf: AS_OF, options: { refreshIntervalSeconds: 0 } },
+  };
   const ana = (hora: string, status: string): [string, string, string, string, number, string, string] => ['Ana', '10.0.0.1', hora, 'Computador', 100, status, 'srv-a'];
   const taskQueue = uniqueId('tq-order');
   try {
@@ -410,16 +413,23 @@ faultCase('duplicates across silver batches are dropped, and an older event arri
       await landingFile(own, 'Computador/Desconectado', 'older', [ana('2026-11-29 11:40:00', 'Desconectado')]);
       const third = (await pass('order-3'))!;
       expect(third.silver).toMatchObject({ rows: 1 });
+      // 11:20 is older than the newest accepted event (11:51) minus the 30-minute watermark: late.
+      await landingFile(own, 'Computador/Desconectado', 'late', [ana('2026-11-29 11:20:00', 'Desconectado'), ana('2026-11-29 11:21:00', 'Conectado')]);
+      const fourth = (await pass('order-4'))!;
+      expect(fourth.silver).toMatchObject({ rows: 1, quarantined: 1 });
     }, { taskQueue, deps: { lake, landingDir: own } });
     expect(await sqlRows(`SELECT nome, status, last_event_at::VARCHAR AS at FROM silver.device_state ORDER BY nome`, lake)).toEqual([
       { nome: 'Ana', status: 'Conectado', at: '2026-11-29 11:50:00' },
       { nome: 'Bia', status: 'Conectado', at: '2026-11-29 11:51:00' },
     ]);
-    expect(await one(lake, 'SELECT count(*) FROM silver.events')).toBe(3);
+    expect(await one(lake, 'SELECT count(*) FROM silver.events')).toBe(4);
+    expect(await sqlRows(`SELECT rule, json_extract_string(raw, '$.Hora_Conexao') AS at FROM silver.quarantine`, lake))
+      .toEqual([{ rule: 'late_event', at: '2026-11-29 11:20:00' }]);
     expect(await one(lake, `SELECT connected FROM gold.connections_now WHERE dispositivo = 'Total'`)).toBe(2);
     note('duplicates across silver batches; an older event after a newer one', [
       'two events delivered again in a later file: the later silver batch wrote 0 events and counted 2 duplicates',
-      "a disconnection at 11:40 arriving after the 11:50 connection: kept as an event (3 in silver), device state still connected at 11:50, gold's connected count unchanged (2)",
+      "a disconnection at 11:40 arriving after the 11:50 connection: kept as an event, device state still connected at 11:50, gold's connected count unchanged (2)",
+      'with a 30-minute watermark after the 11:51 event: an event at 11:20 is quarantined as late_event, one at 11:21 accepted (inside the watermark)',
     ]);
   } finally {
     await terminateAll(ids);
@@ -437,18 +447,26 @@ faultCase('needs_upgrade holds only after three over-threshold snapshots in the 
     [`Cliente ${n}`, `10.0.1.${n}`, `2026-11-29 11:${status === 'Conectado' ? 0 : 5}${n}:00`, 'Computador', speed, status, server];
   const taskQueue = uniqueId('tq-upgrade');
   const flags: { srvA: boolean; srvB: boolean; at: string }[] = [];
+  let lastRefresh = { from: 0, to: 0 };
   try {
     await withWorker(async ({ client }) => {
       await landingFile(own, 'Computador/Conectado', 'load', [device(1, 'srv-a', 200, 'Conectado'), device(2, 'srv-a', 100, 'Conectado'), device(3, 'srv-b', 50, 'Conectado')]);
       for (let refresh = 1; refresh <= 4; refresh++) {
         if (refresh === 4) await landingFile(own, 'Computador/Desconectado', 'calm', [device(1, 'srv-a', 200, 'Desconectado'), device(2, 'srv-a', 100, 'Desconectado')]);
-        await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId(`upgrade-${refresh}`), args: [input] });
+        const pass = (await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId(`upgrade-${refresh}`), args: [input] }))!;
+        lastRefresh = { from: pass.gold!.fromVersion, to: pass.gold!.toVersion };
         const rows = await sqlRows<{ servidor: string; needs_upgrade: boolean }>('SELECT servidor, needs_upgrade FROM gold.server_load ORDER BY 1', lake);
         flags.push({ srvA: rows[0].needs_upgrade, srvB: rows[1].needs_upgrade, at: new Date().toISOString() });
         await new Promise((r) => setTimeout(r, 1100)); // distinct refresh instants and commit times
       }
     }, { taskQueue, deps: { lake, landingDir: own } });
     expect(flags.map((f) => [f.srvA, f.srvB])).toEqual([[false, false], [false, false], [true, false], [false, false]]);
+    // Incremental gold: the last refresh wrote one load snapshot (2 servers) and only the minutes its 2 new events fell in.
+    const changes = (table: string) => sqlRows<{ change_type: string; n: string }>(
+      `SELECT change_type, count(*) AS n FROM (${changeFeedSql(table, lastRefresh.from, lastRefresh.to)}) GROUP BY 1 ORDER BY 1`, lake);
+    expect(await changes('gold.events_per_minute')).toEqual([{ change_type: 'insert', n: '2' }]);
+    expect(await changes('gold.server_load_history')).toEqual([{ change_type: 'insert', n: '2' }]);
+    expect(await one(lake, 'SELECT count(*) FROM gold.server_load_history')).toBe(8);
     // The report as of a time between refresh 3 and 4 answers as refresh 3 did.
     const report = await cli(['report', '--json', '--as-of', flags[2].at], lakeEnv(lake));
     expect(report.code).toBe(0);
@@ -459,6 +477,7 @@ faultCase('needs_upgrade holds only after three over-threshold snapshots in the 
     note('needs_upgrade over four refreshes, and report --as-of <time>', [
       `srv-a at 300 % of its capacity, srv-b at 1 %: needs_upgrade per refresh ${JSON.stringify(flags.map((f) => [f.srvA, f.srvB]))} (set from the third over-threshold snapshot, cleared when srv-a's devices disconnected)`,
       'report --as-of a time between refresh 3 and 4 answers as refresh 3 (srv-a flagged); a time before any refresh exits 2 with the reason',
+      'incremental gold: the fourth refresh inserted one load snapshot (2 rows) and 2 per-minute rows (the minutes of its 2 new events), nothing else',
     ]);
   } finally {
     await terminateAll(ids);

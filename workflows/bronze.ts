@@ -77,6 +77,9 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
     queued, parked, inPass, lastPass,
     runOnStart: cfg.runOnStart && !carried,
     configKey: ownerConfigKey(bronzeOwnerConfig(cfg)),
+    // (requests from before v68ba2ac wrote a missing landing path as null)
+    canonicalConfig: (requested) => ownerConfigKey(bronzeOwnerConfig(parseOrFail(bronzeSourceInputSchema,
+      { ...(requested as object), landingPath: (requested as { landingPath?: string | null }).landingPath ?? undefined }, 'requested bronze'))),
     newSummary: () => startSummary('bronze', source.name, checkpoint.version),
     runPass: async (summary, progress) => {
       if (progress || wf.patched(PLAN_IN_BATCH_PATCH)) await runPass(summary, progress ?? { activityMs: 0 });

@@ -98,6 +98,11 @@ export interface OwnerLoop<P> extends OwnerCarry<P> {
   runOnStart: boolean;
   /** ownerConfigKey of the configuration this owner runs with. */
   configKey: string;
+  /**
+   * A requested configuration as this owner's schema reads it (its defaults filled in), so a
+   * request recorded before a setting was added compares equal; throws if it is not valid.
+   */
+  canonicalConfig: (config: unknown) => string;
   newSummary: () => PassSummary;
   /** One pass; fills `summary` as it goes, resuming from `progress` after a continue-as-new. */
   runPass: (summary: PassSummary, progress?: P) => Promise<void>;
@@ -175,10 +180,17 @@ export class CheckpointOwner<P = unknown> {
   private async refuseOtherConfigs(requests: PassRequest[]): Promise<PassRequest[]> {
     const accepted: PassRequest[] = [];
     for (const request of requests) {
-      if (request.config === undefined || request.config === this.loop.configKey) accepted.push(request);
+      let requested: string;
+      try {
+        requested = request.config === undefined ? this.loop.configKey : this.loop.canonicalConfig(JSON.parse(request.config));
+      } catch (error) {
+        await this.reply([request], { ...this.loop.newSummary(), refused: `the requested options are not valid: ${(error as Error).message}` });
+        continue;
+      }
+      if (requested === this.loop.configKey) accepted.push(request);
       else {
         const id = wf.workflowInfo().workflowId;
-        const refused = `${id} runs with other options (${configDifference(this.loop.configKey, request.config)}). Ask with its options, or stop it `
+        const refused = `${id} runs with other options (${configDifference(this.loop.configKey, requested)}). Ask with its options, or stop it `
           + `first with \`netpulse owners stop ${id}\`: the next pass starts it again with the new options, from the lake's checkpoint`;
         await this.reply([request], { ...this.loop.newSummary(), refused });
       }

@@ -40,6 +40,7 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
 
   const owner: CheckpointOwner<SilverPassProgress> = new CheckpointOwner({
     queued, parked, inPass, lastPass, runOnStart: false, configKey: ownerConfigKey(cfg),
+    canonicalConfig: (requested) => ownerConfigKey(parseOrFail(silverInputSchema, requested, 'requested silver')),
     newSummary: () => startSummary('silver', 'silver', checkpoint.eventsVersion),
     runPass: async (summary, resumed) => {
       const progress = resumed ?? { rowsIn: 0, duplicates: 0, devicesChanged: 0 };
@@ -90,6 +91,7 @@ export async function goldWorkflow(input: GoldWorkflowInput & Carried<GoldCheckp
 
   const owner: CheckpointOwner<never> = new CheckpointOwner({
     queued, parked, lastPass, runOnStart: false, configKey: ownerConfigKey(cfg),
+    canonicalConfig: (requested) => ownerConfigKey(parseOrFail(goldInputSchema, requested, 'requested gold')),
     newSummary: () => startSummary('gold', 'gold', checkpoint.goldSnapshot),
     runPass: async (summary) => {
       const latest = await planGoldBatch();

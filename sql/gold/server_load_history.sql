@@ -1,8 +1,6 @@
 -- Q6 input. One load snapshot per server per refresh instant (:as_of): devices connected, Mbps
--- in use, capacity and utilisation. Earlier snapshots are kept; the one at :as_of is rewritten
--- if silver changed since, so a refresh for the same instant is idempotent.
-SELECT * FROM gold.server_load_history WHERE as_of <> :as_of
-UNION ALL
+-- in use, capacity and utilisation. Incremental: only the snapshot at :as_of is (re)written, so a
+-- refresh for the same instant is idempotent; snapshots older than the retention are deleted.
 SELECT :as_of AS as_of, c.servidor,
        count(s.ip) FILTER (WHERE s.status = 'Conectado')::BIGINT AS devices_connected,
        coalesce(sum(s.velocidade_mbps) FILTER (WHERE s.status = 'Conectado'), 0)::BIGINT AS mbps_in_use,

@@ -114,6 +114,11 @@ const failpointHit = (dir: string) => waitFor('a failpoint', () => {
   return hit ? { pid: Number(hit.split('.')[1]), batchId: readFileSync(path.join(dir, hit), 'utf8') } : undefined;
 });
 
+/** Failpoints of the in-process worker (its activities read this process's environment). */
+const clearInProcessFailpoints = () => {
+  for (const key of Object.keys(process.env).filter((k) => k.startsWith('NETPULSE_FAILPOINT'))) delete process.env[key];
+};
+
 const commitsOf = (lake: LakeConfig, batchId: string) =>
   one(lake, `SELECT count(*) FROM ${LAKE}.snapshots() WHERE json_extract_string(commit_extra_info, '$.batchId') = '${batchId}'`);
 
@@ -374,7 +379,7 @@ faultCase('a file landed during a pass is left to the next pass (availableNow cu
       const [late] = await writeSyntheticLanding({ root: landing, files: 1, rowsPerFile: 7, prefix: `late-${held.name}`, scenarios: [{ device: held.path.split('/')[0] as never, status: held.path.split('/')[1] as never }] });
       const pass = (await run.result())!;
       expect(pass.bronze.find((b) => b.source === held.name)).toMatchObject({ files: FILES / 4, lag: 0 });
-      for (const key of Object.keys(process.env).filter((k) => k.startsWith('NETPULSE_FAILPOINT'))) delete process.env[key];
+      clearInProcessFailpoints();
       const next = (await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('dropped-next'), args: [input] }))!;
       expect(next.bronze.map((b) => b.files)).toEqual(sources.map((s) => (s === held ? 1 : 0)));
       expect(await one(lake, `SELECT count(*) FROM lake.file_ledger WHERE path = '${late}'`)).toBe(1);
@@ -385,7 +390,7 @@ faultCase('a file landed during a pass is left to the next pass (availableNow cu
       ]);
     }, { taskQueue, deps: { lake, landingDir: landing } });
   } finally {
-    for (const key of Object.keys(process.env).filter((k) => k.startsWith('NETPULSE_FAILPOINT'))) delete process.env[key];
+    clearInProcessFailpoints();
     await terminateAll(ids);
   }
 });
@@ -506,7 +511,7 @@ faultCase('a scheduled pass due while the previous one still runs is skipped (ov
       ]);
     }, { taskQueue, deps: { lake, landingDir: landing } });
   } finally {
-    for (const key of Object.keys(process.env).filter((k) => k.startsWith('NETPULSE_FAILPOINT'))) delete process.env[key];
+    clearInProcessFailpoints();
     await client.schedule.getHandle(id).delete().catch(() => undefined);
     await terminateAll([`scheduled-${id}`, ...DEFAULT_SOURCES.map((s) => bronzeWorkflowId(s)), 'silver', 'gold']);
   }

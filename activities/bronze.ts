@@ -189,14 +189,13 @@ export function bronzeActivities(deps: LakeDeps) {
     const started = performance.now();
     const table = bronzeTable(request.source);
     let commit = await withLake(deps.lake, (db) => findCommitted(db, ownerIdentity(request)));
-    let plan: PlanResult | undefined;
     if (!commit) {
-      plan = request.plan && (await planBronzeBatch(request.plan));
+      const plan = request.plan && (await planBronzeBatch(request.plan));
       const files = request.files ?? plan?.files ?? [];
       if (files.length === 0) {
         return emptyResult(request, plan, Math.round(performance.now() - started));
       }
-      const planned = plan && { cutoffMs: plan.listedAtMs, waitingAfter: plan.waiting - files.length };
+      const planned = plan && { cutoffMs: request.plan?.cutoffMs ?? plan.listedAtMs, waitingAfter: plan.waiting - files.length };
       commit = await ingestOnce({ ...request, files }, planned);
     }
     const next = request.next && (await planBronzeBatch(request.next));
@@ -443,7 +442,8 @@ interface PlannedBatch {
 function emptyResult(request: IngestRequest, plan: PlanResult | undefined, elapsedMs: number): IngestResult {
   return {
     batchId: request.batchId, version: 0, rows: 0, filesIngested: 0, filesQuarantined: 0, schemaVersion: 0, newColumns: [],
-    alreadyCommitted: false, committedAt: '', elapsedMs, cutoffMs: plan?.listedAtMs, waitingAfter: 0, landingMissing: plan?.landingMissing,
+    alreadyCommitted: false, committedAt: '', elapsedMs, cutoffMs: request.plan?.cutoffMs ?? plan?.listedAtMs, waitingAfter: 0,
+    landingMissing: plan?.landingMissing,
   };
 }
 

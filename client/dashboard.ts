@@ -55,8 +55,13 @@ async function ownerHealth(options: DashboardOptions): Promise<OwnerHealth[]> {
     const health: OwnerHealth = { workflowId: o.workflowId, layer: o.layer, url: url(o.workflowId) };
     if (!client) return { ...health, error: 'no Temporal connection' };
     try {
-      const state = (await client.workflow.getHandle(o.workflowId).query(o.query as never)) as { lagFiles?: number; passRunning?: boolean; lastPass?: { finishedAt: string } };
-      return { ...health, lagFiles: state.lagFiles, running: state.passRunning, lastPassAt: state.lastPass?.finishedAt };
+      const state = (await client.workflow.getHandle(o.workflowId).query(o.query as never)) as {
+        lagFiles?: number; passRunning?: boolean; lastPass?: { finishedAt: string }; parked?: { batchId?: string; reason: string };
+      };
+      return {
+        ...health, lagFiles: state.lagFiles, running: state.passRunning, lastPassAt: state.lastPass?.finishedAt,
+        ...(state.parked && { error: `parked ${state.parked.batchId ?? ''}: ${state.parked.reason} (netpulse owners retry-parked)` }),
+      };
     } catch {
       return { ...health, error: 'not started' };
     }

@@ -149,8 +149,9 @@ export function silverActivities(deps: LakeDeps) {
             WHERE e.hora_conexao >= getvariable('silver_watermark')
               AND e.hora_conexao = n.hora_conexao AND e.ip = n.ip AND e.dispositivo = n.dispositivo AND e.status = n.status)`);
         counts.events = (await db.run('INSERT INTO silver.events BY NAME SELECT * FROM new_events')).rowsChanged;
-        const [newest] = (await db.runAndReadAll(`SELECT max(hora_conexao)::VARCHAR FROM new_events`)).getRows();
-        const maxEventTime = [previous?.maxEventTime, newest?.[0] as string | null].filter((t): t is string => Boolean(t)).sort().pop();
+        const [[newest]] = (await db.runAndReadAll(`SELECT greatest(max(hora_conexao), ${
+          previous?.maxEventTime ? `${sqlString(previous.maxEventTime)}::TIMESTAMP` : 'NULL'})::VARCHAR FROM new_events`)).getRows();
+        const maxEventTime = (newest as string | null) ?? undefined;
         counts.duplicates = counts.rowsIn - counts.quarantined - counts.events;
         // Latest event per device among the new ones; older than the stored state: no change.
         await db.run(`

@@ -2,10 +2,12 @@
 // @temporalio/testing's MockActivityEnvironment) and times every DuckDB statement.
 //
 //   node dist/bench/profile.js [--files 500] [--rows 500] [--sources 1] [--concurrency <sources>] [--silver-batches 0]
-//                              [--shuffle-hours 0] [--ledger-rows 0] [--keep]
+//                              [--shuffle-hours 0] [--ledger-rows 0] [--micro 0] [--keep]
 //
-// --ledger-rows N: the ledger already holds N ingested files of each source (as after landing
+// --ledger-rows N: the ledger already holds N ingested files of each of the four sources (as after landing
 // retention archived them), so the first plan shows what listing + the ledger anti-join cost then.
+// --micro N: afterwards, N continuous-style rounds of one 250-row file through bronze, silver and
+// gold (what one pass of the continuous pipeline does), timed after three warm-up rounds.
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DuckDBConnection } from '@duckdb/node-api';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,7 +16,11 @@ import path from 'node:path';
 import { bronzeActivities } from '../activities/bronze';
 import { silverActivities } from '../activities/silver';
 import { silverOptionsSchema, type SilverInput } from '../rules/silver';
+import { goldActivities } from '../activities/gold';
+import { goldOptionsSchema } from '../rules/gold';
+import type { LakeConfig } from '../lake/catalog';
 import { closeLakes, dropLake, withLake } from '../lake/catalog';
+import { sqlString } from '../lake/duckdb';
 import { closeAllInstances } from '../lake/duckdb';
 import { startDevCatalog } from '../scripts/dev-catalog';
 import { DEFAULT_SOURCES, ingestOptionsSchema, type PlanResult } from '../rules/bronze';
@@ -73,13 +79,26 @@ async function main() {
   await env.run(activities.readBronzeCheckpoint, sources[0]); // opens the lake, as a worker has
   const ledgerRows = arg('ledger-rows', 0);
   if (ledgerRows > 0) {
-    await withLake(lake, (db) => db.run(`INSERT INTO lake.file_ledger SELECT s.table_name, '/archived/' || s.table_name || '/' || i || '.parquet', 1000, i, 'ingested', 'old', now()
-      FROM range(${ledgerRows}) r(i), (VALUES ${sources.map((src) => `('bronze.${src.name}')`).join(', ')}) s(table_name)`));
+    // As continuous operation leaves it: small commits of files named in landing order (older
+    // first), later flushed out of the catalog and merged by maintenance.
+    const perCommit = ledgerRows > 100_000 ? 10_000 : 1000;
+    await withLake(lake, async (db) => {
+      for (let from = 0; from < ledgerRows; from += perCommit) {
+        await db.run(`INSERT INTO lake.file_ledger SELECT 'bronze.' || s.name, ${sqlString(landing)} || '/' || s.path || '/archived_' || lpad(i::VARCHAR, 9, '0') || '.parquet', 1000, i, 'ingested', 'old', now()
+          FROM range(${from}, ${Math.min(ledgerRows, from + perCommit)}) r(i), (VALUES ${DEFAULT_SOURCES.map((src) => `(${sqlString(src.name)}, ${sqlString(src.path)})`).join(', ')}) s(name, path)`);
+      }
+      await db.run(`CALL ducklake_flush_inlined_data('netpulse', schema_name => 'lake', table_name => 'file_ledger')`);
+      await db.run(`CALL ducklake_merge_adjacent_files('netpulse', 'file_ledger', schema => 'lake')`);
+      const [[dataFiles]] = (await db.runAndReadAll(`SELECT count(*) FROM ducklake_list_files('netpulse', 'file_ledger', schema => 'lake')`)).getRows();
+      console.log(`ledger: ${ledgerRows} files of each of ${DEFAULT_SOURCES.length} sources, in ${dataFiles} data files after maintenance`);
+    });
+    timings.clear();
     const t = performance.now();
     const plan: PlanResult = await env.run(activities.planBronzeBatch, {
       source: sources[0], maxFiles: options.maxFilesPerBatch, maxBytes: options.maxBytesPerBatch, maxRows: options.maxRowsPerBatch, emptyFileGraceSeconds: 30,
     });
     console.log(`plan with ${ledgerRows} ingested files in the ledger and ${plan.waiting} new: ${(performance.now() - t).toFixed(0)} ms`);
+    printTimings();
   }
   timings.clear();
   const t0 = performance.now();
@@ -126,12 +145,60 @@ async function main() {
     }
     printTimings();
   }
+  const micro = arg('micro', 0);
+  if (micro > 0) await microRounds(micro, { lake, landing, env, activities, source: sources[0] });
   await closeLakes();
   await closeAllInstances();
   if (!process.argv.includes('--keep')) await dropLake(lake);
   await devCatalog?.stop();
   if (process.argv.includes('--keep')) console.log(`kept ${dir}`);
   else rmSync(dir, { recursive: true, force: true });
+}
+
+/** Rounds of one small file through every layer, as the continuous pipeline runs them. */
+async function microRounds(rounds: number, ctx: { lake: LakeConfig; landing: string; env: MockActivityEnvironment; activities: ReturnType<typeof bronzeActivities>; source: (typeof DEFAULT_SOURCES)[number] }) {
+  const { lake, landing, env, activities, source } = ctx;
+  const silver = silverActivities({ lake, landingDir: landing });
+  const gold = goldActivities({ lake, landingDir: landing });
+  const [device, status] = source.path.split('/');
+  const phases: Record<string, number> = {};
+  const time = async <T>(phase: string, round: number, work: () => Promise<T>): Promise<T> => {
+    const t = performance.now();
+    try {
+      return await work();
+    } finally {
+      if (round >= 3) phases[phase] = (phases[phase] ?? 0) + performance.now() - t;
+    }
+  };
+  let goldFrom = 0;
+  const silverCheckpoint: { nextBatchSeq: number; bronzeSnapshot: number } = await env.run(silver.readSilverCheckpoint);
+  let silverMark = silverCheckpoint.bronzeSnapshot;
+  let seq = silverCheckpoint.nextBatchSeq;
+  const bronzeCheckpoint: { nextBatchSeq: number } = await env.run(activities.readBronzeCheckpoint, source);
+  for (let round = 0; round < rounds + 3; round++) {
+    if (round === 3) timings.clear();
+    await writeSyntheticLanding({ root: landing, files: 1, rowsPerFile: 250, seed: 1000 + round, prefix: `micro${round}`, scenarios: [{ device, status } as never] });
+    await time('bronze', round, async () => {
+      const plan: PlanResult = await env.run(activities.planBronzeBatch, { source, maxFiles: 1000, maxBytes: 2 ** 40, maxRows: 250_000, emptyFileGraceSeconds: 0 });
+      await env.run(activities.ingestBronzeBatch, { source, batchId: `${source.name}:micro${round}`, batchSeq: bronzeCheckpoint.nextBatchSeq + round, files: plan.files });
+    });
+    await time('silver', round, async () => {
+      const input: SilverInput | undefined = await env.run(silver.planSilverBatch, { bronzeSnapshot: silverMark, maxRows: 250_000 });
+      if (!input) return;
+      await env.run(silver.runSilverBatch, { batchId: `silver:${seq}`, batchSeq: seq, input, options: silverOptionsSchema.parse({}) });
+      seq++;
+      silverMark = input.toSnapshot;
+    });
+    await time('gold', round, async () => {
+      const { silverSnapshot }: { silverSnapshot: number } = await env.run(gold.planGoldBatch);
+      await env.run(gold.refreshGold, { batchId: `gold:${round}`, batchSeq: round, silverFromSnapshot: goldFrom, silverToSnapshot: silverSnapshot, asOf: new Date().toISOString(), options: goldOptionsSchema.parse({ refreshIntervalSeconds: 0 }) });
+      goldFrom = silverSnapshot;
+    });
+  }
+  console.log(`micro: ${rounds} rounds of one 250-row file through bronze, silver, gold; mean per round: ${Object.entries(phases).map(([k, v]) => `${k} ${(v / rounds).toFixed(0)} ms`).join(', ')}`);
+  for (const [sql, t] of [...timings].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) {
+    console.log(`${(t.ms / rounds).toFixed(1).padStart(7)} ms/round ${(t.calls / rounds).toFixed(1).padStart(5)}×  ${sql}`);
+  }
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -151,7 +151,7 @@ async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Pro
     // Commit, event and snapshot times read back the same on every machine (events are UTC).
     await db.run(`SET TimeZone = 'UTC'`);
     await attach(db, lake, options);
-    if (!options.readOnly) await createBookkeeping(db);
+    if (!options.readOnly) await createBookkeeping(db, lake);
     if (options.sandbox) {
       const allowed = [lake.dataPath, config.extensionDir].map(sqlString).join(', ');
       await db.run(`SET allowed_directories = [${allowed}]`);
@@ -165,17 +165,34 @@ async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Pro
 }
 
 /** Several processes may create the schemas at once: a conflicting CREATE is retried. */
-async function createBookkeeping(db: DuckDBConnection): Promise<void> {
+async function createBookkeeping(db: DuckDBConnection, lake: LakeConfig): Promise<void> {
   await db.run(`USE ${LAKE}`);
   for (let attempt = 1; ; attempt++) {
     try {
       await db.run(BOOKKEEPING_DDL);
+      await partitionLedger(db, lake);
       return;
     } catch (error) {
       if (attempt >= 5) throw error;
       await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
     }
   }
+}
+
+/**
+ * The ledger is partitioned by bronze table, so each of its data files holds one source's paths,
+ * in landing (time) order: planning then reads only the files and row groups its listing's path
+ * range can be in, however long the ledger grows (bench/profile.ts --ledger-rows).
+ */
+async function partitionLedger(db: DuckDBConnection, lake: LakeConfig): Promise<void> {
+  const meta = (name: string) => `__ducklake_metadata_${LAKE}.${sqlIdentifier(lake.catalogSchema)}.${sqlIdentifier(name)}`;
+  const [[partitions]] = (await db.runAndReadAll(`
+    SELECT count(*) FROM ${meta('ducklake_partition_info')} p JOIN ${meta('ducklake_table')} t USING (table_id)
+    WHERE t.table_name = 'file_ledger' AND t.end_snapshot IS NULL AND p.end_snapshot IS NULL`)).getRows();
+  if (Number(partitions) > 0) return;
+  await db.run('ALTER TABLE lake.file_ledger SET PARTITIONED BY (table_name)');
+  // Small row groups: a path range then reads a few thousand rows, not the source's whole file.
+  await db.run(`CALL ${LAKE}.set_option('parquet_row_group_size', 8192, schema => 'lake', table_name => 'file_ledger')`);
 }
 
 function lakeKey(lake: LakeConfig, options: AttachOptions): string {
@@ -260,7 +277,7 @@ export async function emptyLake(lake: LakeConfig): Promise<{ tables: number }> {
     const tables = (await db.runAndReadAll(`SELECT table_schema, table_name FROM information_schema.tables
       WHERE table_catalog = current_database() AND table_type = 'BASE TABLE'`)).getRows();
     for (const [schema, name] of tables) await db.run(`DROP TABLE IF EXISTS ${sqlIdentifier(String(schema))}.${sqlIdentifier(String(name))}`);
-    await createBookkeeping(db);
+    await createBookkeeping(db, lake);
     await db.run(`CALL ducklake_expire_snapshots(${sqlString(LAKE)}, older_than => now())`);
     await db.run(`CALL ducklake_cleanup_old_files(${sqlString(LAKE)}, cleanup_all => true)`);
     return { tables: tables.length };

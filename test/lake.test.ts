@@ -208,6 +208,9 @@ test('maintenance merges small files and expires old snapshots, never one a down
       expect(report.landingFiles.archived).toBe(13);
       expect(parquetFiles(landing)).toBe(0);
       expect(parquetFiles(path.join(dir, 'archive'))).toBe(13);
+      // The ledger is partitioned by bronze table: planning reads only its own source's files.
+      expect(await one(lake, `SELECT count(*) FROM ${meta}.ducklake_partition_info p JOIN ${meta}.ducklake_table t USING (table_id)
+        WHERE t.table_name = 'file_ledger' AND t.end_snapshot IS NULL AND p.end_snapshot IS NULL`)).toBe(1);
 
       // Time travel: the second gold refresh is inside what was kept and still answers; the first
       // is gone, with a clear error.

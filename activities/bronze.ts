@@ -10,7 +10,7 @@ import { commitBatch, fenceDetails, findCommitted, readFence, retryConcurrentCom
 import { sqlFilePath, sqlIdentifier, sqlString } from '../lake/duckdb';
 import { assertLandingPath, isTempLandingName } from '../lake/landing';
 import { config } from '../config';
-import { batchLog, heartbeatEvery } from './context';
+import { batchLog, heartbeatEvery, isRetry } from './context';
 import {
   bronzeTable, type BronzeCheckpoint, type IngestRequest, type IngestResult, type LandingFileInfo,
   type PlanRequest, type PlanResult, type Source,
@@ -199,7 +199,7 @@ export function bronzeActivities(deps: LakeDeps) {
   async function ingestBronzeBatch(request: IngestRequest): Promise<IngestResult> {
     const started = performance.now();
     const table = bronzeTable(request.source);
-    let commit = await withLake(deps.lake, (db) => findCommitted(db, ownerIdentity(request)));
+    let commit = isRetry() ? await withLake(deps.lake, (db) => findCommitted(db, ownerIdentity(request))) : undefined;
     if (!commit) {
       const plan = request.plan && (await planBronzeBatch(request.plan));
       const files = request.files ?? plan?.files ?? [];
@@ -234,9 +234,9 @@ export function bronzeActivities(deps: LakeDeps) {
         const readable = schemas.readable;
         checked = request.files.length;
         phase = 'writing';
-        await ensureTable(db, bronzeTable(request.source), readable);
+        const columns = await ensureTable(db, bronzeTable(request.source), readable);
         try {
-          return await writeBatch(db, request, readable, bad, planned);
+          return await writeBatch(db, request, columns, readable, bad, planned);
         } catch (error) {
           // A file whose footer reads but whose data does not: find it, quarantine it, write the rest.
           phase = 'scanning files after a failed write';
@@ -244,7 +244,7 @@ export function bronzeActivities(deps: LakeDeps) {
           if (unreadable.length === 0) throw error;
           const names = new Set(unreadable.map((f) => f.path));
           phase = 'writing';
-          return await writeBatch(db, request, readable.filter((f) => !names.has(f.path)), [...bad, ...unreadable], planned);
+          return await writeBatch(db, request, columns, readable.filter((f) => !names.has(f.path)), [...bad, ...unreadable], planned);
         }
       } finally {
         stopHeartbeat();
@@ -380,16 +380,20 @@ async function findUnscannable(db: DuckDBConnection, files: ReadableFile[], grac
  * DuckLake 1.4.4 can fail a commit that races another owner's CREATE TABLE, and a failed batch
  * transaction is costly to write again. An empty table left by a batch that then fails is harmless.
  */
-async function ensureTable(db: DuckDBConnection, table: string, files: ReadableFile[]): Promise<void> {
-  if (files.length === 0 || (await tableColumns(db, table)).size > 0) return;
+async function ensureTable(db: DuckDBConnection, table: string, files: ReadableFile[]): Promise<Map<string, string>> {
+  const columns = await tableColumns(db, table);
+  if (files.length === 0 || columns.size > 0) return columns;
   const first = files[0].columns.filter(([name]) => !RESERVED.has(name.toLowerCase()));
   await retryConcurrentCommit(() => db.run(`CREATE TABLE IF NOT EXISTS ${qualified(table)} (${
     [...first, ...LINEAGE_COLUMNS].map(([n, t]) => `${sqlIdentifier(n)} ${t}`).join(', ')})`));
+  return tableColumns(db, table);
 }
 
-/** Adds the columns new files bring and records them (the table's first columns at schema version 1); returns the new ones. */
-async function evolveSchema(db: DuckDBConnection, table: string, files: ReadableFile[], batchId: string) {
-  const columns = await tableColumns(db, table);
+/**
+ * Adds the columns new files bring to the table (whose `columns` the caller read) and records
+ * them (the table's first columns at schema version 1); returns the new ones.
+ */
+async function evolveSchema(db: DuckDBConnection, table: string, columns: Map<string, string>, files: ReadableFile[], batchId: string) {
   const [{ v }] = (await db.runAndReadAll(
     `SELECT coalesce(max(schema_version), 0) AS v FROM lake.schema_versions WHERE table_name = ${sqlString(table)}`,
   )).getRowObjectsJson() as { v: number }[];
@@ -459,14 +463,14 @@ function emptyResult(request: IngestRequest, plan: PlanResult | undefined, elaps
 }
 
 async function writeBatch(
-  db: DuckDBConnection, request: IngestRequest, readable: ReadableFile[], bad: BadFile[], planned?: PlannedBatch,
+  db: DuckDBConnection, request: IngestRequest, columns: Map<string, string>, readable: ReadableFile[], bad: BadFile[], planned?: PlannedBatch,
 ): Promise<CommitInfo> {
   const table = bronzeTable(request.source);
   return commitBatch(db, ownerIdentity(request), async () => {
     let rows = 0;
     let evolution = { added: [] as Column[], schemaVersion: 0, columns: new Map<string, string>() };
     if (readable.length > 0) {
-      evolution = await evolveSchema(db, table, readable, request.batchId);
+      evolution = await evolveSchema(db, table, columns, readable, request.batchId);
       const groups = new Map<string, ReadableFile[]>();
       for (const file of readable) {
         const key = JSON.stringify(file.columns);

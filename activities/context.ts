@@ -8,6 +8,14 @@ export function batchLog(layer: string, source: string): NonNullable<BatchIdenti
 }
 
 /**
+ * True on a retry: only then can an earlier attempt of the same batch have committed it (the
+ * first attempt skips looking, one catalog read fewer per batch).
+ */
+export function isRetry(): boolean {
+  return Context.current().info.attempt > 1;
+}
+
+/**
  * Heartbeats now and every `ms` until the returned stop function is called: one DuckDB
  * statement can outlast the heartbeat timeout, and a silent activity would be retried while
  * it still runs.

@@ -112,9 +112,9 @@ export function silverActivities(deps: LakeDeps) {
         await keepOutOfCatalog(db, SILVER_DEVICE_STATE);
       }
       const identity = { owner: SILVER_OWNER, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE', log: batchLog('silver', SILVER_EVENTS) };
-      const commit = await commitBatch(db, identity, async () => {
+      const commit = await commitBatch(db, identity, async (fence) => {
         const counts = { rowsIn: 0, quarantined: 0, events: 0, duplicates: 0 };
-        const previous = fenceDetails<{ totals?: SilverTotals; maxEventTime?: string }>(await readFence(db, SILVER_OWNER));
+        const previous = fenceDetails<{ totals?: SilverTotals; maxEventTime?: string }>(fence);
         // The watermark follows the newest event accepted before this batch (future events are quarantined, so cannot push it).
         await db.run(`SET VARIABLE silver_watermark = ${previous?.maxEventTime
           ? `${sqlString(previous.maxEventTime)}::TIMESTAMP - INTERVAL ${Math.trunc(request.options.watermarkMinutes)} MINUTE`
@@ -124,7 +124,8 @@ export function silverActivities(deps: LakeDeps) {
         await db.run('DROP TABLE silver_input');
         counts.rowsIn = Number((await db.runAndReadAll('SELECT count(*) FROM silver_checked')).getRows()[0][0]);
         // The raw row (as JSON) is fetched back from bronze only for the rows that failed.
-        for (const table of request.input.tables) {
+        const failing = (await db.runAndReadAll(`SELECT DISTINCT source_table FROM silver_checked WHERE len(failed_rules) > 0`)).getRows().map((r) => String(r[0]));
+        for (const table of request.input.tables.filter((t) => failing.includes(t))) {
           counts.quarantined += (await db.run(`
             INSERT INTO silver.quarantine
             SELECT c.failed_rules[1], c.failed_rules, to_json(b)::VARCHAR, c.source_table, c.source_file, c.bronze_snapshot, ${sqlString(request.batchId)}

@@ -196,7 +196,7 @@ async function microRounds(rounds: number, ctx: { lake: LakeConfig; landing: str
     });
   }
   console.log(`micro: ${rounds} rounds of one 250-row file through bronze, silver, gold; mean per round: ${Object.entries(phases).map(([k, v]) => `${k} ${(v / rounds).toFixed(0)} ms`).join(', ')}`);
-  for (const [sql, t] of [...timings].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) {
+  for (const [sql, t] of [...timings].sort((a, b) => b[1].ms - a[1].ms).slice(0, 45)) {
     console.log(`${(t.ms / rounds).toFixed(1).padStart(7)} ms/round ${(t.calls / rounds).toFixed(1).padStart(5)}×  ${sql}`);
   }
 }

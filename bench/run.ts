@@ -266,6 +266,7 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
   await new Promise((r) => setTimeout(r, 5000));
   await watcher?.close();
   const status = await handle.query(pipelineStatusQuery);
+  const activityMs = minus(await activitySeconds(worker), {});
   await handle.cancel();
   for (const wid of ['bronze-celular-conectado', 'silver', 'gold']) await client.workflow.getHandle(wid).terminate('bench done').catch(() => undefined);
   const rssMiB = peakRssMiB(worker.process.pid!);
@@ -285,12 +286,17 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
            (SELECT min(g.at_ms) FROM commits g WHERE g.owner = 'gold' AND g.gold_to >= (
               SELECT min(s.snapshot_id) FROM commits s WHERE s.owner = 'silver' AND s.silver_to >= files.bronze_snapshot)) - mtime_ms AS to_gold_ms
     FROM files`)).getRowObjectsJson() as { to_bronze_ms: string; to_gold_ms: string | null }[]);
+  // Where a pass's time goes: the pipeline's pass rows (wall time) against the time spent inside
+  // each activity type, per pass that moved data.
+  const passes = await withLake(lake, async (db) => (await db.runAndReadAll(`
+    SELECT count(*) AS passes, round(avg(duration_ms)) AS mean_ms FROM lake.event_log WHERE layer = 'pipeline' AND rows_in > 0`)).getRowObjectsJson()[0] as { passes: string; mean_ms: string });
   await dropLake(lake);
   rmSync(dir, { recursive: true, force: true });
+  const perPassMs = Object.fromEntries(Object.entries(activityMs).map(([type, s]) => [type, Math.round((s * 1000) / status.totals.passes)]));
   const bronze = rows.map((r) => Number(r.to_bronze_ms));
   const gold = rows.filter((r) => r.to_gold_ms !== null).map((r) => Number(r.to_gold_ms));
   const stats = (v: number[]) => ({ p50: percentile(v, 0.5), p95: percentile(v, 0.95), max: Math.max(...v) });
-  return { watcher: Boolean(watcher), interval: Number(arg('interval', '0.2')), files: rows.length, goldReached: gold.length, passes: status.totals.passes, toBronzeMs: stats(bronze), toGoldMs: stats(gold), workerPeakRssMiB: rssMiB };
+  return { watcher: Boolean(watcher), interval: Number(arg('interval', '0.2')), files: rows.length, goldReached: gold.length, passes: status.totals.passes, toBronzeMs: stats(bronze), toGoldMs: stats(gold), workerPeakRssMiB: rssMiB, dataPasses: Number(passes.passes), dataPassMeanMs: Number(passes.mean_ms), activityMsPerPass: perPassMs };
 }
 
 function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Awaited<ReturnType<typeof continuousLatency>> | undefined, machine: string): string {
@@ -304,7 +310,8 @@ function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Await
     lines.push('', `Continuous latency (${latency.files} files, one a second; interval ${latency.interval} s${latency.watcher ? ' with the landing watcher' : ''}; ${latency.passes} passes; worker peak RSS ${latency.workerPeakRssMiB} MiB):`, '',
       '| | p50 | p95 | max |', '|---|---|---|---|',
       `| landing → bronze | ${latency.toBronzeMs.p50} ms | ${latency.toBronzeMs.p95} ms | ${latency.toBronzeMs.max} ms |`,
-      `| landing → gold | ${latency.toGoldMs.p50} ms | ${latency.toGoldMs.p95} ms | ${latency.toGoldMs.max} ms |`);
+      `| landing → gold | ${latency.toGoldMs.p50} ms | ${latency.toGoldMs.p95} ms | ${latency.toGoldMs.max} ms |`,
+      '', `A pass that moved data: ${latency.dataPassMeanMs} ms on average (${latency.dataPasses} passes). Inside activities, per pass (all passes): ${Object.entries(latency.activityMsPerPass).map(([t, ms]) => `${t} ${ms} ms`).join(', ')}.`);
   }
   return lines.join('\n') + '\n';
 }

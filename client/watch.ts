@@ -22,7 +22,7 @@ export interface LandingWatcher {
  * Watches `landingDir` and signals `triggerPass` to `workflowId` when new landing files appear,
  * at most once per `debounceMs` (a generator tick lands four files at once).
  */
-export async function watchLanding(client: Client, landingDir: string, workflowId: string, debounceMs = 200): Promise<LandingWatcher> {
+export async function watchLanding(client: Client, landingDir: string, workflowId: string, debounceMs = 25): Promise<LandingWatcher> {
   mkdirSync(landingDir, { recursive: true });
   let timer: NodeJS.Timeout | undefined;
   let triggers = 0;

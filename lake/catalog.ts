@@ -219,6 +219,9 @@ export async function withLake<T>(lake: LakeConfig, work: (db: DuckDBConnection)
   try {
     await connection.run(`USE ${LAKE}`);
     return await work(connection);
+  } catch (error) {
+    if (/does not exist/i.test((error as Error).message)) knownTables.delete(lakeKey(lake, {}));
+    throw error;
   } finally {
     connection.closeSync();
   }
@@ -253,6 +256,7 @@ export async function oldestSnapshot(db: DuckDBConnection): Promise<number> {
  * catalog database and other lakes in it stay.
  */
 export async function dropLake(lake: LakeConfig): Promise<void> {
+  knownTables.delete(lakeKey(lake, {}));
   await closeLakes();
   const instance = await DuckDBInstance.create(':memory:', { autoinstall_known_extensions: 'false', ...extensionSettings() });
   const db = await instance.connect();
@@ -273,6 +277,7 @@ export async function dropLake(lake: LakeConfig): Promise<void> {
  * attached to it go on without a restart.
  */
 export async function emptyLake(lake: LakeConfig): Promise<{ tables: number }> {
+  knownTables.delete(lakeKey(lake, {}));
   return withLake(lake, async (db) => {
     const tables = (await db.runAndReadAll(`SELECT table_schema, table_name FROM information_schema.tables
       WHERE table_catalog = current_database() AND table_type = 'BASE TABLE'`)).getRows();
@@ -299,10 +304,21 @@ export async function tableColumns(db: DuckDBConnection, table: string): Promise
  * DDL out of the steady state: each statement outside a batch is a catalog transaction.
  */
 export async function missingTables(db: DuckDBConnection, tables: string[]): Promise<string[]> {
+  const lake = lakeOfConnection.get(db);
+  const known = lake && (knownTables.get(lakeKey(lake, {})) ?? knownTables.set(lakeKey(lake, {}), new Set()).get(lakeKey(lake, {}))!);
+  if (known && tables.every((t) => known.has(t))) return [];
   const existing = new Set((await db.runAndReadAll(`SELECT table_schema || '.' || table_name FROM information_schema.tables
     WHERE table_catalog = current_database()`)).getRows().map((r) => String(r[0])));
+  for (const t of tables) if (existing.has(t)) known?.add(t);
   return tables.filter((t) => !existing.has(t));
 }
+
+/**
+ * Tables this process has seen in each lake, so steady-state batches skip the catalog lookup
+ * (each DuckLake statement costs about ten catalog queries). A statement that finds a table gone
+ * (the lake was reset) forgets them all, and the activity's retry looks again.
+ */
+const knownTables = new Map<string, Set<string>>();
 
 /**
  * Tables whose rows are updated or deleted (device state, gold, fences) keep every commit in

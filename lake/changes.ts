@@ -31,17 +31,23 @@ async function columnsOf(db: DuckDBConnection, relation: string): Promise<string
 /**
  * Makes `table`'s rows equal to `selectSql`'s (as sets), deleting only the rows that went and
  * inserting only the new ones, so the change feed holds the difference and an unchanged
- * answer writes nothing.
+ * answer writes nothing. The table is read once for the counts, then one MERGE writes the
+ * difference: each DuckLake statement costs about ten catalog queries, whatever its size.
  */
 export async function replaceRows(db: DuckDBConnection, table: string, selectSql: string) {
   const t = qualified(table);
   await db.run(`CREATE OR REPLACE TEMP TABLE replacement AS ${selectSql}`);
+  await db.run(`CREATE OR REPLACE TEMP TABLE current_rows AS SELECT * FROM ${t}`);
   const same = (await columnsOf(db, 'replacement')).map((c) => `r.${sqlIdentifier(c)} IS NOT DISTINCT FROM t.${sqlIdentifier(c)}`).join(' AND ');
-  await db.run(`CREATE OR REPLACE TEMP TABLE replacement_new AS SELECT * FROM replacement r WHERE NOT EXISTS (SELECT 1 FROM ${t} t WHERE ${same})`);
-  const deleted = (await db.run(`DELETE FROM ${t} AS t WHERE NOT EXISTS (SELECT 1 FROM replacement r WHERE ${same})`)).rowsChanged;
-  const inserted = (await db.run(`INSERT INTO ${t} BY NAME SELECT * FROM replacement_new`)).rowsChanged;
-  await db.run('DROP TABLE replacement; DROP TABLE replacement_new');
-  return { rowsInserted: inserted, rowsDeleted: deleted };
+  const [[inserted, deleted]] = (await db.runAndReadAll(`SELECT
+      (SELECT count(*) FROM replacement r WHERE NOT EXISTS (SELECT 1 FROM current_rows t WHERE ${same})),
+      (SELECT count(*) FROM current_rows t WHERE NOT EXISTS (SELECT 1 FROM replacement r WHERE ${same}))`)).getRows();
+  if (Number(inserted) + Number(deleted) > 0) {
+    await db.run(`MERGE INTO ${t} AS t USING replacement AS r ON (${same})
+      WHEN NOT MATCHED BY SOURCE THEN DELETE WHEN NOT MATCHED BY TARGET THEN INSERT BY NAME`);
+  }
+  await db.run('DROP TABLE replacement; DROP TABLE current_rows');
+  return { rowsInserted: Number(inserted), rowsDeleted: Number(deleted) };
 }
 
 /**

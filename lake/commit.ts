@@ -226,12 +226,15 @@ export async function retryConcurrentCommit<T>(work: () => Promise<T>): Promise<
 
 /**
  * Runs `write` and commits it with the owner's fence, in one transaction. If the batch is
- * already committed, nothing runs and the earlier result comes back.
+ * already committed, nothing runs and the earlier result comes back. `write` gets the owner's
+ * previous fence row (its last batch's details: marks, totals), read just before the transaction;
+ * a concurrent commit of the same owner still fails this one at COMMIT.
  */
-export async function commitBatch(db: DuckDBConnection, batch: BatchIdentity, write: () => Promise<BatchWrite>): Promise<CommitInfo> {
+export async function commitBatch(db: DuckDBConnection, batch: BatchIdentity, write: (previous: Fence) => Promise<BatchWrite>): Promise<CommitInfo> {
   return retryConcurrentCommit(async () => {
-    const earlier = await earlierCommit(db, batch, await ensureFence(db, batch.owner));
-    return earlier ?? (await commitOnce(db, batch, write));
+    const fence = await ensureFence(db, batch.owner);
+    const earlier = await earlierCommit(db, batch, fence);
+    return earlier ?? (await commitOnce(db, batch, () => write(fence)));
   });
 }
 

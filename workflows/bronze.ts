@@ -12,7 +12,7 @@ import {
 import type { PassSummary } from '../rules/pass';
 import { parseOrFail } from '../rules/validate';
 import {
-  activityRetry, awaitPasses, CheckpointOwner, LOCAL_PLANNING_PATCH, ownerConfigKey, planningActivities, startSummary, type OwnerCarry, type Parked,
+  activityRetry, askOwners, awaitPasses, CheckpointOwner, LOCAL_PLANNING_PATCH, ownerConfigKey, planningActivities, startSummary, type OwnerCarry, type Parked,
 } from './checkpoint-owner';
 
 export { passDoneSignal, requestPassSignal, retryParkedSignal, runPassUpdate, type PassRequest } from './checkpoint-owner';
@@ -37,8 +37,6 @@ export interface BronzeSourceStatus extends BronzeCheckpoint {
 }
 
 export const bronzeStatusQuery = wf.defineQuery<BronzeSourceStatus>('checkpoint');
-
-const { requestPasses } = wf.proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', retry: activityRetry() });
 
 /** Passes started after this plan each batch inside its activity: no file list in history. */
 export const PLAN_IN_BATCH_PATCH = 'plan-inside-batch';
@@ -191,7 +189,7 @@ function advance(checkpoint: BronzeCheckpoint, result: IngestResult, batchSeq: n
 export async function runBronzePasses(cfg: z.output<typeof bronzeRunInputSchema>, tag: string): Promise<PassSummary[]> {
   const byName = new Map(cfg.sources.map((source) => [source.name, source]));
   return awaitPasses(
-    (requests, replyTo) => requestPasses({
+    (requests, replyTo) => askOwners({
       replyTo,
       targets: requests.map(({ requestId, key }) => {
         const input = { source: byName.get(key)!, options: ingestOptionsSchema.parse(cfg.options ?? {}), landingPath: cfg.landingPath };

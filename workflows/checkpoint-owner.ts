@@ -5,6 +5,7 @@ import { ActivityFailure, ApplicationFailure, defineSearchAttributeKey, SearchAt
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { PassSummary } from '../rules/pass';
+import type { PassTarget } from '../activities/control';
 
 /**
  * Every layer's activities: back off to a minute, then give up after `maximumAttempts` (the owner
@@ -31,6 +32,29 @@ export const LOCAL_PLANNING_PATCH = 'local-planning-activities';
 export function planningActivities(maximumAttempts?: number) {
   const options = planningOptions(maximumAttempts);
   return wf.patched(LOCAL_PLANNING_PATCH) ? wf.proxyLocalActivities<Activities>(options) : wf.proxyActivities<Activities>(options);
+}
+
+/** Requesters that started before owners were signalled directly replay the requestPasses activity. */
+export const DIRECT_SIGNAL_PATCH = 'signal-owners-directly';
+
+const { requestPasses } = wf.proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumInterval: '10 seconds' } });
+
+/**
+ * Asks owners for a pass: a signal straight from this workflow to each running owner (a server
+ * command, no activity round trip on the critical path); owners not running (first pass, or
+ * stopped) are started by the requestPasses activity with signalWithStart.
+ */
+export async function askOwners({ targets, replyTo }: { targets: PassTarget[]; replyTo: string }): Promise<void> {
+  if (!wf.patched(DIRECT_SIGNAL_PATCH)) {
+    await requestPasses({ targets, replyTo });
+    return;
+  }
+  const signalled = await Promise.all(targets.map((target) =>
+    wf.getExternalWorkflowHandle(target.workflowId)
+      .signal(requestPassSignal, { requestId: target.requestId, replyTo, config: target.config })
+      .then(() => true, () => false)));
+  const notRunning = targets.filter((_, i) => !signalled[i]);
+  if (notRunning.length > 0) await requestPasses({ targets: notRunning, replyTo });
 }
 
 /** Requesters that started before passes had a time limit replay without its timer. */

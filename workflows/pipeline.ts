@@ -7,16 +7,16 @@ import { parseOrFail } from '../rules/validate';
 import type { Activities } from '../activities';
 import { GOLD_WORKFLOW_ID, goldInputSchema, SILVER_WORKFLOW_ID, silverInputSchema } from '../rules/layers';
 import { failOnMissingLanding, runBronzePasses } from './bronze';
-import { awaitPasses, ownerConfigKey, startSummary } from './checkpoint-owner';
+import { askOwners, awaitPasses, DIRECT_SIGNAL_PATCH, ownerConfigKey, startSummary } from './checkpoint-owner';
 
-const { requestPasses, logPipelinePass } = wf.proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumInterval: '10 seconds' } });
+const { logPipelinePass } = wf.proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumInterval: '10 seconds' } });
 
 /** Asks one layer owner (silver or gold) for a pass and waits for it. */
 async function layerPass(layer: 'silver' | 'gold', workflowId: string, input: unknown, tag: string, timeoutSeconds: number): Promise<PassSummary> {
   const workflowType = `${layer}Workflow`;
   const config = ownerConfigKey(parseOrFail(layer === 'silver' ? silverInputSchema : goldInputSchema, input, layer));
   const [summary] = await awaitPasses(
-    (requests, replyTo) => requestPasses({
+    (requests, replyTo) => askOwners({
       replyTo, targets: requests.map(({ requestId }) => ({ requestId, workflowId, workflowType, input, layer, source: layer, config })),
     }),
     [workflowId],
@@ -112,6 +112,7 @@ export async function medallionPipeline(input: PipelineRunInput = {}): Promise<P
   let triggered = false;
   let woken = false; // a control changed: recompute the wait
   let nextPassAt: number | undefined;
+  let logging: Promise<void> = Promise.resolve();
 
   wf.setHandler(pipelineStatusQuery, () => ({
     continuous: cfg.continuous, paused: state.paused, running, intervalSeconds: state.intervalSeconds,
@@ -137,6 +138,7 @@ export async function medallionPipeline(input: PipelineRunInput = {}): Promise<P
 
   for (let passesThisRun = 0; ; passesThisRun++) {
     if (passesThisRun >= cfg.passesPerRun || wf.workflowInfo().continueAsNewSuggested) {
+      await logging;
       await wf.condition(wf.allHandlersFinished);
       await wf.continueAsNew<typeof medallionPipeline>({ ...userInput, carried: state });
     }
@@ -159,7 +161,12 @@ export async function medallionPipeline(input: PipelineRunInput = {}): Promise<P
     pass.finishedAt = new Date(Date.now()).toISOString();
     state.lastPass = pass;
     addPass(state.totals, pass);
-    await logPipelinePass(pass);
+    if (cfg.continuous && wf.patched(DIRECT_SIGNAL_PATCH)) {
+      // The pass's event-log row is written while the next pass waits or runs, not before it.
+      logging = logging.then(() => logPipelinePass(pass)).catch((error: Error) => wf.log.warn('pass not logged', { pass: pass.pass, error: error.message }));
+    } else {
+      await logPipelinePass(pass);
+    }
     running = false;
     if (!cfg.continuous) return pass;
 

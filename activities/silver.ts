@@ -53,6 +53,8 @@ async function stageInput(db: DuckDBConnection, input: SilverInput): Promise<voi
 
 function typedAndCheckedSql(options: SilverOptions): string {
   const checks = SILVER_RULES.map((r) => `CASE WHEN ${r.violation(options)} THEN '${r.name}' END`).join(',\n        ');
+  // The list of broken rules is built only for rows that break one (few): a list per row is costly.
+  const anyBroken = SILVER_RULES.map((r) => `(${r.violation(options)})`).join(' OR ');
   return `
     WITH typed AS (
       SELECT nullif(trim(raw_nome), '') AS nome, nullif(trim(raw_endereco), '') AS endereco, trim(raw_ip) AS ip,
@@ -63,9 +65,43 @@ function typedAndCheckedSql(options: SilverOptions): string {
              nullif(trim(raw_servidor), '') AS servidor,
              * EXCLUDE (raw_nome, raw_endereco, raw_ip, raw_hora, raw_dispositivo, raw_status, raw_velocidade, raw_servidor)
       FROM silver_input)
-    SELECT *, list_filter([
-        ${checks}], x -> x IS NOT NULL) AS failed_rules
+    SELECT *, CASE WHEN ${anyBroken} THEN list_filter([
+        ${checks}], x -> x IS NOT NULL) ELSE []::VARCHAR[] END AS failed_rules
     FROM typed`;
+}
+
+/**
+ * Drops from new_events the events silver already has inside the watermark (only events inside
+ * it can match; older ones are quarantined as late_event). Silver's event keys are 64-bit hashes
+ * of the natural key: the anti-join reads only the key column (and event time) of silver.events,
+ * and the four natural-key columns are compared only for the few keys found, so a hash collision
+ * never drops an event. Events written before the keys were hashes (`keyedFrom`: the newest event
+ * time then) are compared column by column until the watermark has passed them.
+ */
+async function dropSeenEvents(db: DuckDBConnection, keyedFrom: string): Promise<void> {
+  const inWatermark = `e.hora_conexao >= getvariable('silver_watermark')`;
+  const sameEvent = 'e.hora_conexao = n.hora_conexao AND e.ip = n.ip AND e.dispositivo = n.dispositivo AND e.status = n.status';
+  const [[keyed]] = (await db.runAndReadAll(`SELECT ${keyedFrom === 'all' ? 'true'
+    : `getvariable('silver_watermark') > ${sqlString(keyedFrom)}::TIMESTAMP`}`)).getRows();
+  if (!keyed) {
+    await db.run(`DELETE FROM new_events n WHERE EXISTS (SELECT 1 FROM ${SILVER_EVENTS} e WHERE ${inWatermark} AND ${sameEvent})`);
+    return;
+  }
+  await db.run(`CREATE OR REPLACE TEMP TABLE seen_keys AS
+    SELECT DISTINCT e.event_key FROM ${SILVER_EVENTS} e SEMI JOIN new_events n ON e.event_key = n.event_key WHERE ${inWatermark}`);
+  const [[found]] = (await db.runAndReadAll('SELECT count(*) FROM seen_keys')).getRows();
+  if (Number(found) > 0) {
+    await db.run(`DELETE FROM new_events n WHERE n.event_key IN (SELECT event_key FROM seen_keys) AND EXISTS (
+      SELECT 1 FROM ${SILVER_EVENTS} e WHERE e.event_key IN (SELECT event_key FROM seen_keys) AND ${inWatermark} AND ${sameEvent})`);
+  }
+  await db.run('DROP TABLE seen_keys');
+}
+
+/** The newest event silver holds (from the fence when it is there): where hashed event keys start. */
+async function newestEventTime(db: DuckDBConnection, fromFence: string | undefined): Promise<string> {
+  if (fromFence) return fromFence;
+  const [[newest]] = (await db.runAndReadAll(`SELECT max(hora_conexao)::VARCHAR FROM ${SILVER_EVENTS}`)).getRows();
+  return (newest as string | null) ?? 'all';
 }
 
 /** Bronze commits after `bronzeSnapshot`, oldest first, with their rows (from the snapshots' extra info). */
@@ -114,7 +150,7 @@ export function silverActivities(deps: LakeDeps) {
       const identity = { owner: SILVER_OWNER, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE', log: batchLog('silver', SILVER_EVENTS) };
       const commit = await commitBatch(db, identity, async (fence) => {
         const counts = { rowsIn: 0, quarantined: 0, events: 0, duplicates: 0 };
-        const previous = fenceDetails<{ totals?: SilverTotals; maxEventTime?: string }>(fence);
+        const previous = fenceDetails<{ totals?: SilverTotals; maxEventTime?: string; keyedFrom?: string }>(fence);
         // The watermark follows the newest event accepted before this batch (future events are quarantined, so cannot push it).
         await db.run(`SET VARIABLE silver_watermark = ${previous?.maxEventTime
           ? `${sqlString(previous.maxEventTime)}::TIMESTAMP - INTERVAL ${Math.trunc(request.options.watermarkMinutes)} MINUTE`
@@ -132,23 +168,18 @@ export function silverActivities(deps: LakeDeps) {
             FROM silver_checked c JOIN ${qualified(table)} b ON b.rowid = c.bronze_rowid
             WHERE c.source_table = ${sqlString(table)} AND len(c.failed_rules) > 0`)).rowsChanged;
         }
-        // Redelivered events (same device, time and status) are kept once, across batches. The
-        // anti-join compares those four columns themselves (no string key to build per row), and
-        // only events inside the watermark can match (older ones are quarantined as late_event).
+        // Redelivered events (same device, time and status) are kept once, across batches: first
+        // delivery wins; a window per key is 3× cheaper here than DISTINCT ON's full sort.
         await db.run(`
           CREATE OR REPLACE TEMP TABLE new_events AS
-          SELECT * FROM (
-            SELECT
-              hash(ip, dispositivo, hora_conexao, status)::VARCHAR AS event_key,
-              ip, dispositivo, status, hora_conexao, velocidade_mbps, nome, endereco, servidor,
-              source_table, source_file, bronze_snapshot, ${sqlString(request.batchId)} AS _batch_id
-            FROM silver_checked WHERE len(failed_rules) = 0
-            -- first delivery wins; a window per key is 3× cheaper here than DISTINCT ON's full sort
-            QUALIFY row_number() OVER (PARTITION BY ip, dispositivo, hora_conexao, status ORDER BY bronze_snapshot, source_file) = 1) AS n
-          WHERE NOT EXISTS (
-            SELECT 1 FROM silver.events e
-            WHERE e.hora_conexao >= getvariable('silver_watermark')
-              AND e.hora_conexao = n.hora_conexao AND e.ip = n.ip AND e.dispositivo = n.dispositivo AND e.status = n.status)`);
+          SELECT
+            hash(ip, dispositivo, hora_conexao, status)::VARCHAR AS event_key,
+            ip, dispositivo, status, hora_conexao, velocidade_mbps, nome, endereco, servidor,
+            source_table, source_file, bronze_snapshot, ${sqlString(request.batchId)} AS _batch_id
+          FROM silver_checked WHERE len(failed_rules) = 0
+          QUALIFY row_number() OVER (PARTITION BY ip, dispositivo, hora_conexao, status ORDER BY bronze_snapshot, source_file) = 1`);
+        const keyedFrom = previous ? previous.keyedFrom ?? (await newestEventTime(db, previous.maxEventTime)) : 'all';
+        await dropSeenEvents(db, keyedFrom);
         counts.events = (await db.run('INSERT INTO silver.events BY NAME SELECT * FROM new_events')).rowsChanged;
         const [[newest]] = (await db.runAndReadAll(`SELECT greatest(max(hora_conexao), ${
           previous?.maxEventTime ? `${sqlString(previous.maxEventTime)}::TIMESTAMP` : 'NULL'})::VARCHAR FROM new_events`)).getRows();
@@ -190,7 +221,7 @@ export function silverActivities(deps: LakeDeps) {
           event: { rowsIn: counts.rowsIn, rowsOut: counts.events, quarantined: counts.quarantined },
           extraInfo: { fromSnapshot: request.input.fromSnapshot, toSnapshot: request.input.toSnapshot },
           details: {
-            ...counts, devicesChanged: devices.rowsInserted + devices.rowsUpdated, input: request.input, maxEventTime,
+            ...counts, devicesChanged: devices.rowsInserted + devices.rowsUpdated, input: request.input, maxEventTime, keyedFrom,
             totals: {
               rowsIn: totals.rowsIn + counts.rowsIn, eventsOut: totals.eventsOut + counts.events,
               quarantined: totals.quarantined + counts.quarantined, duplicates: totals.duplicates + counts.duplicates,

@@ -23,6 +23,11 @@ export interface SyntheticLanding {
    * instead of rising with the file number: the case where time-ordered data skipping does not help.
    */
   shuffleHours?: number;
+  /**
+   * Events come from this many devices (a client population), instead of a new random address
+   * for nearly every row: device state then stays the population's size.
+   */
+  devices?: number;
 }
 
 export async function writeSyntheticLanding(spec: SyntheticLanding): Promise<string[]> {
@@ -34,13 +39,14 @@ export async function writeSyntheticLanding(spec: SyntheticLanding): Promise<str
       const { device, status } = scenarios[i % scenarios.length];
       const dir = path.join(spec.root, device, status);
       await mkdir(dir, { recursive: true });
+      const who = spec.devices ? 'd' : 'h'; // what a device's name, address and IP derive from
       const file = path.join(dir, `${spec.prefix ?? 'synthetic'}_${device}_${status}_${String(i).padStart(7, '0')}.parquet`);
       await db.run(`
         COPY (
           SELECT
-            'Cliente ' || (h % 50000) AS Nome,
-            'Rua ' || (h % 997) || ', ' || (h % 3000) || ' - São Paulo - SP' AS Endereco,
-            '10.' || ((h >> 8) % 256) || '.' || ((h >> 16) % 256) || '.' || ((h >> 24) % 254 + 1) AS Ip,
+            'Cliente ' || (${who} % 50000) AS Nome,
+            'Rua ' || (${who} % 997) || ', ' || (${who} % 3000) || ' - São Paulo - SP' AS Endereco,
+            '10.' || ((${who} >> 8) % 256) || '.' || ((${who} >> 16) % 256) || '.' || ((${who} >> 24) % 254 + 1) AS Ip,
             TIMESTAMP '2026-01-01 00:00:00' + to_milliseconds(${spec.shuffleHours
               ? `((h >> 12) % ${Math.trunc(spec.shuffleHours * 3_600_000)})::BIGINT`
               : `${i} * 10000 + (h % 10000)::BIGINT`}) AS Hora_Conexao,
@@ -48,7 +54,7 @@ export async function writeSyntheticLanding(spec: SyntheticLanding): Promise<str
             ${`[${SPEEDS_MBPS.join(', ')}]`}[(1 + (h >> 32) % ${SPEEDS_MBPS.length})::BIGINT]::BIGINT AS Velocidade_de_Conexao,
             ${sqlString(status)} AS Status_Conexao
             ${spec.servers ? `, 'srv-' || lpad(((h >> 40) % ${Math.trunc(spec.servers)})::VARCHAR, 2, '0') AS Servidor` : ''}
-          FROM (SELECT hash(${seed}, ${i}, range) AS h FROM range(${spec.rowsPerFile}))
+          FROM (SELECT hash(${seed}, ${i}, range) AS h${spec.devices ? `, hash(h % ${Math.trunc(spec.devices)}) AS d` : ''} FROM range(${spec.rowsPerFile}))
         ) TO ${sqlString(file)} (FORMAT parquet)`);
       written.push(file);
     }

@@ -2,7 +2,7 @@
 // @temporalio/testing's MockActivityEnvironment) and times every DuckDB statement.
 //
 //   node dist/bench/profile.js [--files 500] [--rows 500] [--sources 1] [--concurrency <sources>] [--silver-batches 0]
-//                              [--shuffle-hours 0] [--ledger-rows 0] [--micro 0] [--keep]
+//                              [--shuffle-hours 0] [--devices 0] [--ledger-rows 0] [--micro 0] [--keep]
 //
 // --ledger-rows N: the ledger already holds N ingested files of each of the four sources (as after landing
 // retention archived them), so the first plan shows what listing + the ledger anti-join cost then.
@@ -65,7 +65,7 @@ async function main() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-profile-'));
   const landing = path.join(dir, 'landing');
   const sources = DEFAULT_SOURCES.slice(0, sourceCount);
-  await writeSyntheticLanding({ root: landing, files: files * sourceCount, rowsPerFile: rows, shuffleHours: arg('shuffle-hours', 0), scenarios: sources.map((s) => {
+  await writeSyntheticLanding({ root: landing, files: files * sourceCount, rowsPerFile: rows, shuffleHours: arg('shuffle-hours', 0), devices: arg('devices', 0), scenarios: sources.map((s) => {
     const [device, status] = s.path.split('/');
     return { device, status } as never;
   }) });

@@ -24,6 +24,8 @@ import { config } from '../config';
 
 /** --shuffle-hours N: event times at random over N hours in every file (out of order), not rising with the file. */
 const SHUFFLE_HOURS = Number(arg('shuffle-hours', '0'));
+/** --devices N: events from a population of N devices (0: a new random address for nearly every row). */
+const DEVICES = Number(arg('devices', '0'));
 
 const SIZES: Record<string, { files: number; rows: number }> = {
   small: { files: 200, rows: 250 },
@@ -146,7 +148,7 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   const staged = path.join(dir, 'staged');
   log(`${tag}: writing ${spec.files} files × ${spec.rows} rows`);
   let t = Date.now();
-  const stagedFiles = await writeSyntheticLanding({ root: staged, files: spec.files, rowsPerFile: spec.rows, seed: 7, shuffleHours: SHUFFLE_HOURS });
+  const stagedFiles = await writeSyntheticLanding({ root: staged, files: spec.files, rowsPerFile: spec.rows, seed: 7, shuffleHours: SHUFFLE_HOURS, devices: DEVICES });
   const makeSeconds = (Date.now() - t) / 1000;
   const totalRows = spec.files * spec.rows;
   const landingBytes = stagedFiles.reduce((n, f) => n + statSync(f).size, 0);
@@ -203,7 +205,7 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   // One source alone, on fresh files: the overhead per batch without three other sources'
   // batches competing for the two cores.
   const [oneSource, itsScenario] = [DEFAULT_SOURCES[0], DEFAULT_SCENARIOS[0]]; // sources are made from the scenarios
-  await writeSyntheticLanding({ root: landing, files: Math.ceil(spec.files / 10), rowsPerFile: spec.rows, seed: 8, prefix: 'single', scenarios: [itsScenario], shuffleHours: SHUFFLE_HOURS });
+  await writeSyntheticLanding({ root: landing, files: Math.ceil(spec.files / 10), rowsPerFile: spec.rows, seed: 8, prefix: 'single', scenarios: [itsScenario], shuffleHours: SHUFFLE_HOURS, devices: DEVICES });
   log(`${tag}: one-source pass (${oneSource.name})`);
   const [single] = await client.workflow.execute(bronzeAvailableNow, {
     taskQueue: worker.taskQueue, workflowId: `${bronzeId}-single`, args: [{ landingPath: landing, sources: [oneSource] }],
@@ -317,7 +319,7 @@ function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Await
 }
 
 const USAGE = `usage: node dist/bench/run.js [--sizes small,medium,large] [--two-workers medium|none]
-       [--latency-seconds 60] [--max-files 1000] [--interval 0.2] [--watch] [--shuffle-hours 0]
+       [--latency-seconds 60] [--max-files 1000] [--interval 0.2] [--watch] [--shuffle-hours 0] [--devices 0]
 Starts its own Temporal dev server and PostgreSQL catalog (or uses TEMPORAL_ADDRESS, NETPULSE_CATALOG);
 writes bench/results/<date>.md and .json. Sizes: ${Object.entries(SIZES).map(([k, v]) => `${k} ${v.files} × ${v.rows}`).join(', ')}.`;
 

@@ -1,0 +1,26 @@
+// Silver's rules say the same in SQL (what silver runs) and in zod (what readers check).
+import { DuckDBInstance } from '@duckdb/node-api';
+import { SILVER_RULES, silverEventSchema, silverOptionsSchema } from '../rules/silver';
+
+test('ip_private_ipv4: SQL and zod agree on private IPv4 addresses, octets 0-255', async () => {
+  const expected: Record<string, boolean> = {
+    '10.0.0.1': true, '10.255.255.255': true, '172.16.0.1': true, '172.31.255.255': true, '192.168.0.7': true,
+    '192.168.1.010': true, '10.00.000.099': true, '10.0.0.256': false, '10.300.0.1': false, '172.15.0.1': false,
+    '172.32.0.1': false, '192.169.0.1': false, '8.8.8.8': false, '10.0.0': false, '10.0.0.1.1': false, '010.0.0.1': false,
+    ' 10.0.0.1': false, '10.0.0.1a': false, '10.0.0.1000': false,
+  };
+  const rule = SILVER_RULES.find((r) => r.name === 'ip_private_ipv4')!.violation(silverOptionsSchema.parse({}));
+  const instance = await DuckDBInstance.create(':memory:');
+  const db = await instance.connect();
+  try {
+    const values = Object.keys(expected).map((ip) => `('${ip}')`).join(', ');
+    const rows = (await db.runAndReadAll(`SELECT ip, NOT (${rule}) AS ok FROM (VALUES ${values}) t(ip)`)).getRowObjectsJson();
+    const bySql = Object.fromEntries(rows.map((r) => [String(r.ip), Boolean(r.ok)]));
+    const byZod = Object.fromEntries(Object.keys(expected).map((ip) => [ip, silverEventSchema.shape.ip.safeParse(ip).success]));
+    expect(bySql).toEqual(expected);
+    expect(byZod).toEqual(expected);
+  } finally {
+    db.closeSync();
+    instance.closeSync();
+  }
+});

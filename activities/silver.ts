@@ -134,6 +134,7 @@ export function silverActivities(deps: LakeDeps) {
       return {
         fromSnapshot: mark, toSnapshot: batch[batch.length - 1].snapshot,
         tables: [...new Set(batch.map((c) => c.owner))].sort(), rows: batch.reduce((n, c) => n + c.rows, 0),
+        drained: batch.length === pending.length,
       };
     });
   }

@@ -7,7 +7,8 @@
 // --ledger-rows N: the ledger already holds N ingested files of each of the four sources (as after landing
 // retention archived them), so the first plan shows what listing + the ledger anti-join cost then.
 // --micro N: afterwards, N continuous-style rounds of one 250-row file through bronze, silver and
-// gold (what one pass of the continuous pipeline does), timed after three warm-up rounds.
+// gold (what one pass of the continuous pipeline does), timed after three warm-up rounds;
+// --maintain-every K runs the maintenance activity every K rounds.
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DuckDBConnection } from '@duckdb/node-api';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,6 +18,8 @@ import { bronzeActivities } from '../activities/bronze';
 import { silverActivities } from '../activities/silver';
 import { silverOptionsSchema, type SilverInput } from '../rules/silver';
 import { goldActivities } from '../activities/gold';
+import { maintenanceActivities } from '../activities/maintenance';
+import type { MaintenanceReport } from '../rules/maintenance';
 import { goldOptionsSchema } from '../rules/gold';
 import type { LakeConfig } from '../lake/catalog';
 import { closeLakes, dropLake, withLake } from '../lake/catalog';
@@ -162,12 +165,14 @@ async function microRounds(rounds: number, ctx: { lake: LakeConfig; landing: str
   const gold = goldActivities({ lake, landingDir: landing });
   const [device, status] = source.path.split('/');
   const phases: Record<string, number> = {};
+  const perRound: Record<string, number[]> = {};
   const time = async <T>(phase: string, round: number, work: () => Promise<T>): Promise<T> => {
     const t = performance.now();
     try {
       return await work();
     } finally {
       if (round >= 3) phases[phase] = (phases[phase] ?? 0) + performance.now() - t;
+      if (round >= 3) (perRound[phase] ??= []).push(performance.now() - t);
     }
   };
   let goldFrom = 0;
@@ -175,8 +180,15 @@ async function microRounds(rounds: number, ctx: { lake: LakeConfig; landing: str
   let silverMark = silverCheckpoint.bronzeSnapshot;
   let seq = silverCheckpoint.nextBatchSeq;
   const bronzeCheckpoint: { nextBatchSeq: number } = await env.run(activities.readBronzeCheckpoint, source);
+  const maintainEvery = arg('maintain-every', 0);
+  const maintenance = maintenanceActivities({ lake, landingDir: landing });
   for (let round = 0; round < rounds + 3; round++) {
     if (round === 3) timings.clear();
+    if (maintainEvery > 0 && round > 3 && (round - 3) % maintainEvery === 0) {
+      const t = performance.now();
+      const report: MaintenanceReport = await env.run(maintenance.maintainLake, {});
+      console.log(`maintenance after round ${round}: ${(performance.now() - t).toFixed(0)} ms, live files ${report.before.liveFiles} -> ${report.after.liveFiles}`);
+    }
     await writeSyntheticLanding({ root: landing, files: 1, rowsPerFile: 250, seed: 1000 + round, prefix: `micro${round}`, scenarios: [{ device, status } as never] });
     await time('bronze', round, async () => {
       const plan: PlanResult = await env.run(activities.planBronzeBatch, { source, maxFiles: 1000, maxBytes: 2 ** 40, maxRows: 250_000, emptyFileGraceSeconds: 0 });
@@ -196,6 +208,9 @@ async function microRounds(rounds: number, ctx: { lake: LakeConfig; landing: str
     });
   }
   console.log(`micro: ${rounds} rounds of one 250-row file through bronze, silver, gold; mean per round: ${Object.entries(phases).map(([k, v]) => `${k} ${(v / rounds).toFixed(0)} ms`).join(', ')}`);
+  const mean = (v: number[]) => (v.reduce((a, b) => a + b, 0) / Math.max(1, v.length)).toFixed(0);
+  const tenth = Math.max(1, Math.floor(rounds / 10));
+  console.log(`first / last tenth of rounds: ${Object.entries(perRound).map(([k, v]) => `${k} ${mean(v.slice(0, tenth))} / ${mean(v.slice(-tenth))} ms`).join(', ')}`);
   for (const [sql, t] of [...timings].sort((a, b) => b[1].ms - a[1].ms).slice(0, 45)) {
     console.log(`${(t.ms / rounds).toFixed(1).padStart(7)} ms/round ${(t.calls / rounds).toFixed(1).padStart(5)}×  ${sql}`);
   }

@@ -75,6 +75,8 @@ export interface SilverInput {
   tables: string[];
   /** Bronze rows in the range (from the commits' extra info). */
   rows: number;
+  /** Every bronze commit waiting at planning time is in the range: the pass needs no further plan. */
+  drained?: boolean;
 }
 
 export interface SilverTotals {

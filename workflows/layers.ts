@@ -22,6 +22,9 @@ function layerActivities(heartbeatTimeoutSeconds: number, maxAttempts: number) {
 
 const now = () => new Date(Date.now()).toISOString();
 
+/** Silver passes started before this plan once more after a batch that took everything waiting. */
+const SILVER_DRAINED_PATCH = 'silver-pass-ends-when-drained';
+
 interface Carried<C, P> extends OwnerCarry<P> {
   checkpoint?: C;
 }
@@ -69,6 +72,8 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
         progress.duplicates += result.duplicates;
         progress.devicesChanged += result.devicesChanged;
         summary.details = { ...progress };
+        // availableNow: what was waiting when the pass planned is in; later commits go to the next pass.
+        if (input.drained && wf.patched(SILVER_DRAINED_PATCH)) break;
         await owner.betweenBatches(summary, progress);
       }
       checkpoint.passes++;

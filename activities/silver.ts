@@ -1,7 +1,7 @@
 // Silver I/O: bronze change feeds → typed, validated, deduplicated events; quarantine with
 // the rule broken; device state upserted by key; data-quality counts. One transaction per batch.
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { keepOutOfCatalog, metadataTable, missingTables, tableColumns, withLake } from '../lake/catalog';
+import { keepOutOfCatalog, metadataTable, missingTables, tableColumns, withLake, type LakeConfig } from '../lake/catalog';
 import { changeFeedSql, qualified, readableMark, upsertRows } from '../lake/changes';
 import { commitBatch, fenceDetails, readFence, snapshotOfFence } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
@@ -19,7 +19,7 @@ export const SILVER_DQ = 'silver.dq_counts';
 
 const SILVER_DDL = `
 CREATE TABLE IF NOT EXISTS silver.events (
-  event_key VARCHAR NOT NULL, ip VARCHAR NOT NULL, dispositivo VARCHAR NOT NULL, status VARCHAR NOT NULL,
+  event_key VARCHAR NOT NULL, event_hash UBIGINT, ip VARCHAR NOT NULL, dispositivo VARCHAR NOT NULL, status VARCHAR NOT NULL,
   hora_conexao TIMESTAMP NOT NULL, velocidade_mbps INTEGER NOT NULL, nome VARCHAR NOT NULL, endereco VARCHAR,
   servidor VARCHAR, source_table VARCHAR NOT NULL, source_file VARCHAR, bronze_snapshot BIGINT NOT NULL,
   _batch_id VARCHAR NOT NULL);
@@ -72,29 +72,38 @@ function typedAndCheckedSql(options: SilverOptions): string {
 
 /**
  * Drops from new_events the events silver already has inside the watermark (only events inside
- * it can match; older ones are quarantined as late_event). Silver's event keys are 64-bit hashes
- * of the natural key: the anti-join reads only the key column (and event time) of silver.events,
- * and the four natural-key columns are compared only for the few keys found, so a hash collision
- * never drops an event. Events written before the keys were hashes (`keyedFrom`: the newest event
- * time then) are compared column by column until the watermark has passed them.
+ * it can match; older ones are quarantined as late_event). Each event carries a 64-bit hash of its
+ * natural key (`event_hash`): the anti-join reads only that column (and event time) of
+ * silver.events, and the four natural-key columns are compared only for the few hashes found, so
+ * a hash collision never drops an event. Events written before the column existed (`hashedFrom`:
+ * the newest event time then) are compared column by column until the watermark has passed them.
  */
-async function dropSeenEvents(db: DuckDBConnection, keyedFrom: string): Promise<void> {
+async function dropSeenEvents(db: DuckDBConnection, hashedFrom: string): Promise<void> {
   const inWatermark = `e.hora_conexao >= getvariable('silver_watermark')`;
   const sameEvent = 'e.hora_conexao = n.hora_conexao AND e.ip = n.ip AND e.dispositivo = n.dispositivo AND e.status = n.status';
-  const [[keyed]] = (await db.runAndReadAll(`SELECT ${keyedFrom === 'all' ? 'true'
-    : `getvariable('silver_watermark') > ${sqlString(keyedFrom)}::TIMESTAMP`}`)).getRows();
-  if (!keyed) {
+  const [[hashed]] = (await db.runAndReadAll(`SELECT ${hashedFrom === 'all' ? 'true'
+    : `getvariable('silver_watermark') > ${sqlString(hashedFrom)}::TIMESTAMP`}`)).getRows();
+  if (!hashed) {
     await db.run(`DELETE FROM new_events n WHERE EXISTS (SELECT 1 FROM ${SILVER_EVENTS} e WHERE ${inWatermark} AND ${sameEvent})`);
     return;
   }
-  await db.run(`CREATE OR REPLACE TEMP TABLE seen_keys AS
-    SELECT DISTINCT e.event_key FROM ${SILVER_EVENTS} e SEMI JOIN new_events n ON e.event_key = n.event_key WHERE ${inWatermark}`);
-  const [[found]] = (await db.runAndReadAll('SELECT count(*) FROM seen_keys')).getRows();
+  await db.run(`CREATE OR REPLACE TEMP TABLE seen_hashes AS
+    SELECT DISTINCT e.event_hash FROM ${SILVER_EVENTS} e SEMI JOIN new_events n ON e.event_hash = n.event_hash WHERE ${inWatermark}`);
+  const [[found]] = (await db.runAndReadAll('SELECT count(*) FROM seen_hashes')).getRows();
   if (Number(found) > 0) {
-    await db.run(`DELETE FROM new_events n WHERE n.event_key IN (SELECT event_key FROM seen_keys) AND EXISTS (
-      SELECT 1 FROM ${SILVER_EVENTS} e WHERE e.event_key IN (SELECT event_key FROM seen_keys) AND ${inWatermark} AND ${sameEvent})`);
+    await db.run(`DELETE FROM new_events n WHERE n.event_hash IN (SELECT event_hash FROM seen_hashes) AND EXISTS (
+      SELECT 1 FROM ${SILVER_EVENTS} e WHERE e.event_hash IN (SELECT event_hash FROM seen_hashes) AND ${inWatermark} AND ${sameEvent})`);
   }
-  await db.run('DROP TABLE seen_keys');
+  await db.run('DROP TABLE seen_hashes');
+}
+
+/** Silver tables made by an older version get the columns added since (once per process). */
+const upgradedLakes = new Set<string>();
+async function upgradeSilver(db: DuckDBConnection, lake: LakeConfig): Promise<void> {
+  const key = JSON.stringify(lake);
+  if (upgradedLakes.has(key)) return;
+  if (!(await tableColumns(db, SILVER_EVENTS)).has('event_hash')) await db.run(`ALTER TABLE ${SILVER_EVENTS} ADD COLUMN event_hash UBIGINT`);
+  upgradedLakes.add(key);
 }
 
 /** The newest event silver holds (from the fence when it is there): where hashed event keys start. */
@@ -148,10 +157,11 @@ export function silverActivities(deps: LakeDeps) {
         await db.run(SILVER_DDL);
         await keepOutOfCatalog(db, SILVER_DEVICE_STATE);
       }
+      await upgradeSilver(db, deps.lake);
       const identity = { owner: SILVER_OWNER, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE', log: batchLog('silver', SILVER_EVENTS) };
       const commit = await commitBatch(db, identity, async (fence) => {
         const counts = { rowsIn: 0, quarantined: 0, events: 0, duplicates: 0 };
-        const previous = fenceDetails<{ totals?: SilverTotals; maxEventTime?: string; keyedFrom?: string }>(fence);
+        const previous = fenceDetails<{ totals?: SilverTotals; maxEventTime?: string; hashedFrom?: string }>(fence);
         // The watermark follows the newest event accepted before this batch (future events are quarantined, so cannot push it).
         await db.run(`SET VARIABLE silver_watermark = ${previous?.maxEventTime
           ? `${sqlString(previous.maxEventTime)}::TIMESTAMP - INTERVAL ${Math.trunc(request.options.watermarkMinutes)} MINUTE`
@@ -174,13 +184,13 @@ export function silverActivities(deps: LakeDeps) {
         await db.run(`
           CREATE OR REPLACE TEMP TABLE new_events AS
           SELECT
-            hash(ip, dispositivo, hora_conexao, status)::VARCHAR AS event_key,
+            hash(ip, dispositivo, hora_conexao, status)::VARCHAR AS event_key, hash(ip, dispositivo, hora_conexao, status) AS event_hash,
             ip, dispositivo, status, hora_conexao, velocidade_mbps, nome, endereco, servidor,
             source_table, source_file, bronze_snapshot, ${sqlString(request.batchId)} AS _batch_id
           FROM silver_checked WHERE len(failed_rules) = 0
           QUALIFY row_number() OVER (PARTITION BY ip, dispositivo, hora_conexao, status ORDER BY bronze_snapshot, source_file) = 1`);
-        const keyedFrom = previous ? previous.keyedFrom ?? (await newestEventTime(db, previous.maxEventTime)) : 'all';
-        await dropSeenEvents(db, keyedFrom);
+        const hashedFrom = previous ? previous.hashedFrom ?? (await newestEventTime(db, previous.maxEventTime)) : 'all';
+        await dropSeenEvents(db, hashedFrom);
         counts.events = (await db.run('INSERT INTO silver.events BY NAME SELECT * FROM new_events')).rowsChanged;
         const [[newest]] = (await db.runAndReadAll(`SELECT greatest(max(hora_conexao), ${
           previous?.maxEventTime ? `${sqlString(previous.maxEventTime)}::TIMESTAMP` : 'NULL'})::VARCHAR FROM new_events`)).getRows();
@@ -222,7 +232,7 @@ export function silverActivities(deps: LakeDeps) {
           event: { rowsIn: counts.rowsIn, rowsOut: counts.events, quarantined: counts.quarantined },
           extraInfo: { fromSnapshot: request.input.fromSnapshot, toSnapshot: request.input.toSnapshot },
           details: {
-            ...counts, devicesChanged: devices.rowsInserted + devices.rowsUpdated, input: request.input, maxEventTime, keyedFrom,
+            ...counts, devicesChanged: devices.rowsInserted + devices.rowsUpdated, input: request.input, maxEventTime, hashedFrom,
             totals: {
               rowsIn: totals.rowsIn + counts.rowsIn, eventsOut: totals.eventsOut + counts.events,
               quarantined: totals.quarantined + counts.quarantined, duplicates: totals.duplicates + counts.duplicates,

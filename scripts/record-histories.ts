@@ -1,7 +1,9 @@
 // Records the owner workflows' histories (bronze source, silver, gold) of a small run with this
 // build, for test/replay.test.ts: two passes (the first continues the bronze owner as new
 // inside the pass), a silver batch that fails once after its commit and is retried, and a
-// runPass update. Every run of each owner is kept. Run it on the commit you are about to change:
+// runPass update; and the pipelines' own: a one-shot pass (record-2) and a continuous pipeline's
+// first three passes (record-continuous). Every run of each is kept. Run it on the commit you are
+// about to change:
 //
 //   npm run build && node dist/scripts/record-histories.js test/histories <label>
 import { spawn } from 'node:child_process';
@@ -38,8 +40,18 @@ async function main(outDir: string, label: string): Promise<void> {
     await writeSyntheticLanding({ root: landing, files: 8, rowsPerFile: 20, seed: 2, prefix: 'second' });
     await client.workflow.execute('medallionPipeline', { taskQueue: 'record', workflowId: 'record-2', args: [input] });
     await client.workflow.getHandle('bronze-celular-conectado').executeUpdate('runPass');
+    // A continuous pipeline: two passes (files land for the second), then it is terminated.
+    const continuous = await client.workflow.start('medallionPipeline', { taskQueue: 'record', workflowId: 'record-continuous', args: [{ ...input, continuous: true, intervalSeconds: 1 }] });
+    const passes = async () => ((await continuous.query('status')) as { totals: { passes: number } }).totals.passes;
+    const waitForPasses = async (n: number) => {
+      while ((await passes()) < n) await new Promise((resolve) => setTimeout(resolve, 200));
+    };
+    await waitForPasses(1);
+    await writeSyntheticLanding({ root: landing, files: 2, rowsPerFile: 20, seed: 3, prefix: 'third' });
+    await waitForPasses(3);
+    await continuous.terminate('recorded');
     mkdirSync(outDir, { recursive: true });
-    for (const id of ['bronze-celular-conectado', 'silver', 'gold']) {
+    for (const id of ['bronze-celular-conectado', 'silver', 'gold', 'record-2', 'record-continuous']) {
       // The chain of runs, followed from the first through each continue-as-new.
       const listed: string[] = [];
       for await (const execution of client.workflow.list({ query: `WorkflowId = "${id}"` })) listed.push(execution.runId);

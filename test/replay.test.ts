@@ -1,6 +1,7 @@
-// Long-lived owner workflows (bronze-<source>, silver, gold) outlive a deploy: histories recorded
-// by an earlier netpulse must replay with today's workflow code, or a running owner fails with
-// a nondeterminism error after an upgrade. Changes that alter commands go behind patched().
+// Long-lived owner workflows (bronze-<source>, silver, gold) and the continuous pipeline outlive
+// a deploy: histories recorded by an earlier netpulse must replay with today's workflow code, or
+// a running workflow fails with a nondeterminism error after an upgrade. Changes that alter
+// commands go behind patched().
 import { Worker } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
 import { readdirSync, readFileSync } from 'node:fs';

@@ -19,26 +19,33 @@ export interface LandingWatcher {
 }
 
 /**
- * Watches `landingDir` and signals `triggerPass` to `workflowId` when new landing files appear,
- * at most once per `debounceMs` (a generator tick lands four files at once).
+ * Watches `landingDir` and signals `triggerPass` to `workflowId` when new landing files appear:
+ * once no file has come for `quietMs` (a generator tick lands its four files 10-40 ms apart, and
+ * one signal for them saves a second pass), and at most `maxWaitMs` after the first.
  */
-export async function watchLanding(client: Client, landingDir: string, workflowId: string, debounceMs = 25): Promise<LandingWatcher> {
+export async function watchLanding(client: Client, landingDir: string, workflowId: string, quietMs = 50, maxWaitMs = 250): Promise<LandingWatcher> {
   mkdirSync(landingDir, { recursive: true });
   let timer: NodeJS.Timeout | undefined;
+  let firstAt: number | undefined;
   let triggers = 0;
   const watcher: FSWatcher = watch(landingDir, {
     ignoreInitial: true,
     // Temp names (the writer's .name.tmp) are skipped; the rename into place is an 'add'.
     ignored: (file) => isTempLandingName(path.basename(file)),
   });
+  const fire = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    firstAt = undefined;
+    triggers++;
+    client.workflow.getHandle(workflowId).signal(triggerPassSignal).catch((error: Error) => {
+      console.error(`watch: could not signal ${workflowId}: ${error.message}`);
+    });
+  };
   watcher.on('add', () => {
-    timer ??= setTimeout(() => {
-      timer = undefined;
-      triggers++;
-      client.workflow.getHandle(workflowId).signal(triggerPassSignal).catch((error: Error) => {
-        console.error(`watch: could not signal ${workflowId}: ${error.message}`);
-      });
-    }, debounceMs);
+    firstAt ??= Date.now();
+    clearTimeout(timer);
+    timer = setTimeout(fire, Math.max(0, Math.min(quietMs, firstAt + maxWaitMs - Date.now())));
   });
   await new Promise<void>((resolve, reject) => watcher.once('ready', resolve).once('error', reject));
   return {

@@ -41,8 +41,8 @@ watch_pid=$!
 # Every 10 minutes: each continuous pass adds small files to the tables it rewrites, and every
 # statement on a table reads its file list, so a pass slows as they pile up (bench/profile.ts
 # --micro 150: gold 0.63 -> 0.91 s a pass without maintenance, 0.49 -> 0.54 s with it every 50).
-# Landing files are archived an hour after they were taken: every pass lists the landing folders
-# (2,000 files in each took a round ~60 ms longer, bench/profile.ts --files 2000 --micro 10).
+# Landing files are archived an hour after they were taken: every pass lists each source's folder
+# (2,000 files in one made its batch ~60 ms longer, bench/profile.ts --files 2000 --micro 10).
 cli maintenance schedule --every 10m --landing archive --landing-retention-hours 1
 echo "[up] dashboard: http://localhost:${NETPULSE_DASHBOARD_PORT:-8080}/   Temporal Web UI: http://localhost:${TEMPORAL_UI_PORT:-8233}   logs: data/logs/"
 echo "[up] landing zone: ${NETPULSE_LANDING_DIR:-data/landing}   lake files: ${NETPULSE_DATA_PATH:-data/lake}   catalog: $(bash scripts/catalog.sh status 2>&1 | head -n1)"

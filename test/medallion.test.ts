@@ -8,7 +8,9 @@ import { bronzeWorkflowId, type Source } from '../rules/bronze';
 import { silverEventSchema } from '../rules/silver';
 import { generatorWorkflow } from '../workflows/generator';
 import { medallionPipeline } from '../workflows/pipeline';
-import { closeTestClient, landingFile, type Row, sqlRows, tempDir, terminateAll, testLake, uniqueId, withWorker } from './helpers';
+import {
+  closeTestClient, lakeEnv, landingFile, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker,
+} from './helpers';
 
 afterAll(async () => {
   await closeTestClient();
@@ -234,5 +236,52 @@ test('generator population mode: stable clients, consistent connect/disconnect, 
     expect(load).toEqual(expected);
   } finally {
     await terminateAll(ids);
+  }
+});
+
+test('a lake whose silver events predate event_hash: redeliveries are found column by column until the watermark passes the old events, then by hash', async () => {
+  const dir = tempDir('upgrade');
+  const landing = path.join(dir, 'landing');
+  const lake = testLake(dir);
+  const { sources, ids, workflowIdPrefix } = testPipeline('upg');
+  const input = { sources, landingPath: landing, workflowIdPrefix, layers: ['bronze', 'silver'] as ('bronze' | 'silver')[], silver: { options: { watermarkMinutes: 30 } } };
+  const event = (nome: string, ip: string, hora: string): Row => [nome, ip, `2026-11-29 ${hora}:00`, 'Computador', 100, 'Conectado', 'srv-a'];
+  const taskQueue = uniqueId('tq-upg');
+  const env = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing, ...lakeEnv(lake) };
+  const client = await testClient();
+  const pass = async (name: string) => (await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId(name), args: [input] }))!;
+  const hashedFrom = async () => {
+    const [{ result }] = await sqlRows<{ result: string }>('SELECT result FROM lake.fence_silver', lake);
+    return (JSON.parse(result) as { details: { hashedFrom?: string } }).details.hashedFrom;
+  };
+  let worker = startWorkerProcess(env);
+  try {
+    await landingFile(landing, 'Computador/Conectado', 'first', [event('Ana', '10.0.0.1', '11:50'), event('Bia', '10.0.0.2', '11:51')]);
+    await pass('upg-1');
+    expect(await hashedFrom()).toBe('all');
+    await stopProcess(worker, 'SIGTERM');
+    // As an older netpulse left the lake: no event_hash column, no hashedFrom in silver's fence.
+    await sqlRows('ALTER TABLE silver.events DROP COLUMN event_hash', lake);
+    const [{ result }] = await sqlRows<{ result: string }>('SELECT result FROM lake.fence_silver', lake);
+    const older = JSON.parse(result) as { details: Record<string, unknown> };
+    delete older.details.hashedFrom;
+    await sqlRows(`UPDATE lake.fence_silver SET result = '${JSON.stringify(older).replace(/'/g, "''")}'`, lake);
+
+    worker = startWorkerProcess(env); // a new version's worker: it adds the column (empty for the old events)
+    await landingFile(landing, 'Computador/Conectado', 'again', [event('Ana', '10.0.0.1', '11:50'), event('Caio', '10.0.0.3', '11:52')]);
+    expect((await pass('upg-2')).silver).toMatchObject({ rows: 1, details: expect.objectContaining({ duplicates: 1 }) });
+    expect(await hashedFrom()).toBe('2026-11-29 11:51:00');
+    expect(await sqlRows('SELECT nome, event_hash IS NULL AS unhashed FROM silver.events ORDER BY nome', lake)).toEqual([
+      { nome: 'Ana', unhashed: true }, { nome: 'Bia', unhashed: true }, { nome: 'Caio', unhashed: false },
+    ]);
+    // 12:30 moves the watermark to 12:00, past every unhashed event: from then on hashes find the redelivery.
+    await landingFile(landing, 'Computador/Conectado', 'later', [event('Dani', '10.0.0.4', '12:30')]);
+    await pass('upg-3');
+    await landingFile(landing, 'Computador/Conectado', 'later-again', [event('Dani', '10.0.0.4', '12:30')]);
+    expect((await pass('upg-4')).silver).toMatchObject({ rows: 0, details: expect.objectContaining({ duplicates: 1 }) });
+    expect(await sqlRows('SELECT count(*)::INTEGER AS n FROM silver.events', lake)).toEqual([{ n: 4 }]);
+  } finally {
+    await terminateAll(ids);
+    await stopProcess(worker, 'SIGTERM');
   }
 });

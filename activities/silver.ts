@@ -180,15 +180,20 @@ export function silverActivities(deps: LakeDeps) {
             WHERE c.source_table = ${sqlString(table)} AND len(c.failed_rules) > 0`)).rowsChanged;
         }
         // Redelivered events (same device, time and status) are kept once, across batches: first
-        // delivery wins; a window per key is 3× cheaper here than DISTINCT ON's full sort.
+        // delivery wins. Inside the batch only rows sharing a hash can be the same event, so the
+        // window that picks the first runs over those few rows, not the batch.
         await db.run(`
           CREATE OR REPLACE TEMP TABLE new_events AS
           SELECT
-            hash(ip, dispositivo, hora_conexao, status)::VARCHAR AS event_key, hash(ip, dispositivo, hora_conexao, status) AS event_hash,
+            hash(ip, dispositivo, hora_conexao, status) AS event_hash, event_hash::VARCHAR AS event_key,
             ip, dispositivo, status, hora_conexao, velocidade_mbps, nome, endereco, servidor,
             source_table, source_file, bronze_snapshot, ${sqlString(request.batchId)} AS _batch_id
-          FROM silver_checked WHERE len(failed_rules) = 0
-          QUALIFY row_number() OVER (PARTITION BY ip, dispositivo, hora_conexao, status ORDER BY bronze_snapshot, source_file) = 1`);
+          FROM silver_checked WHERE len(failed_rules) = 0`);
+        await db.run(`
+          DELETE FROM new_events WHERE rowid IN (
+            SELECT rowid FROM new_events
+            WHERE event_hash IN (SELECT event_hash FROM new_events GROUP BY event_hash HAVING count(*) > 1)
+            QUALIFY row_number() OVER (PARTITION BY ip, dispositivo, hora_conexao, status ORDER BY bronze_snapshot, source_file) > 1)`);
         const hashedFrom = previous ? previous.hashedFrom ?? (await newestEventTime(db, previous.maxEventTime)) : 'all';
         await dropSeenEvents(db, hashedFrom);
         counts.events = (await db.run('INSERT INTO silver.events BY NAME SELECT * FROM new_events')).rowsChanged;

@@ -19,14 +19,16 @@ export interface LandingWatcher {
 }
 
 /**
- * Watches `landingDir` and signals `triggerPass` to `workflowId` when new landing files appear:
- * once no file has come for `quietMs` (a generator tick lands its four files 10-40 ms apart, and
- * one signal for them saves a second pass), and at most `maxWaitMs` after the first.
+ * Watches `landingDir` and signals `triggerPass` to `workflowId`, naming the folders where new
+ * landing files appeared, once no file has come for `quietMs` (a generator tick lands its four
+ * files 10-40 ms apart, and one signal for them saves a second pass), and at most `maxWaitMs`
+ * after the first.
  */
 export async function watchLanding(client: Client, landingDir: string, workflowId: string, quietMs = 50, maxWaitMs = 250): Promise<LandingWatcher> {
   mkdirSync(landingDir, { recursive: true });
   let timer: NodeJS.Timeout | undefined;
   let firstAt: number | undefined;
+  let folders = new Set<string>();
   let triggers = 0;
   const watcher: FSWatcher = watch(landingDir, {
     ignoreInitial: true,
@@ -38,11 +40,15 @@ export async function watchLanding(client: Client, landingDir: string, workflowI
     timer = undefined;
     firstAt = undefined;
     triggers++;
-    client.workflow.getHandle(workflowId).signal(triggerPassSignal).catch((error: Error) => {
+    // The pass runs only the bronze sources of these folders.
+    const request = { folders: [...folders] };
+    folders = new Set();
+    client.workflow.getHandle(workflowId).signal(triggerPassSignal, request).catch((error: Error) => {
       console.error(`watch: could not signal ${workflowId}: ${error.message}`);
     });
   };
-  watcher.on('add', () => {
+  watcher.on('add', (file) => {
+    folders.add(path.relative(landingDir, path.dirname(file)).split(path.sep).join('/'));
     firstAt ??= Date.now();
     clearTimeout(timer);
     timer = setTimeout(fire, Math.max(0, Math.min(quietMs, firstAt + maxWaitMs - Date.now())));

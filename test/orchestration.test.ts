@@ -120,12 +120,15 @@ test('schedules from the CLI: create, trigger, pause, unpause, describe, delete;
   }
 });
 
-test('the landing watcher runs a pass as soon as files land, though the interval is an hour', async () => {
+test('the landing watcher runs a pass as soon as files land, though the interval is an hour, with only the bronze sources of the folders where they landed', async () => {
   const dir = tempDir('watch');
   const landing = path.join(dir, 'landing');
   const lake = testLake(dir);
   const tag = `w${Math.random().toString(36).slice(2, 6)}`;
-  const sources: Source[] = [{ name: `${tag}_celular_conectado`, label: 'Celular Conectado', path: 'Celular/Conectado' }];
+  const sources: Source[] = [
+    { name: `${tag}_celular_conectado`, label: 'Celular Conectado', path: 'Celular/Conectado' },
+    { name: `${tag}_computador_conectado`, label: 'Computador Conectado', path: 'Computador/Conectado' },
+  ];
   const prefix = `${tag}-`;
   const workflowId = uniqueId('pipeline-watched');
   try {
@@ -143,6 +146,7 @@ test('the landing watcher runs a pass as soon as files land, though the interval
         renameSync(staged, path.join(landing, 'Celular', 'Conectado', path.basename(staged)));
         const watched = await eventually(status, (s) => s.totals.silverEvents > 0 && !s.running, 'the watched file in silver');
         expect(watched.totals).toMatchObject({ bronzeFiles: 1, bronzeRows: 40 });
+        expect(watched.lastPass!.bronze.map((b) => b.source)).toEqual([sources[0].name]);
         expect(watcher.triggers()).toBeGreaterThanOrEqual(1);
         expect(Date.parse(watched.nextPassAt!) - Date.now()).toBeGreaterThan(3000 * 1000); // not the interval's doing
       } finally {
@@ -151,6 +155,6 @@ test('the landing watcher runs a pass as soon as files land, though the interval
       await handle.cancel();
     }, { deps: { lake, landingDir: landing } });
   } finally {
-    await terminateAll([bronzeWorkflowId(sources[0], prefix), `${prefix}silver`, `${prefix}gold`]);
+    await terminateAll([...sources.map((s) => bronzeWorkflowId(s, prefix)), `${prefix}silver`, `${prefix}gold`]);
   }
 });

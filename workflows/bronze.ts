@@ -186,8 +186,11 @@ function advance(checkpoint: BronzeCheckpoint, result: IngestResult, batchSeq: n
 }
 
 /** Asks each source's checkpoint workflow for a pass (starting it if needed) and waits for all. */
-export async function runBronzePasses(cfg: z.output<typeof bronzeRunInputSchema>, tag: string): Promise<PassSummary[]> {
-  const byName = new Map(cfg.sources.map((source) => [source.name, source]));
+export async function runBronzePasses(cfg: z.output<typeof bronzeRunInputSchema>, tag: string, folders?: string[]): Promise<PassSummary[]> {
+  // Only the sources whose folder is, or holds, one of `folders` (when given).
+  const chosen = folders ? cfg.sources.filter((s) => folders.some((f) => f === s.path || f.startsWith(`${s.path}/`))) : cfg.sources;
+  if (chosen.length === 0) return [];
+  const byName = new Map(chosen.map((source) => [source.name, source]));
   return awaitPasses(
     (requests, replyTo) => askOwners({
       replyTo,

@@ -62,12 +62,22 @@ export interface PipelineStatus {
 export const pipelineStatusQuery = wf.defineQuery<PipelineStatus>('status');
 export const pauseSignal = wf.defineSignal('pause');
 export const resumeSignal = wf.defineSignal('resume');
-export const triggerPassSignal = wf.defineSignal('triggerPass');
+/**
+ * A pass asked for now. The landing watcher names the folders where files landed (relative to
+ * the landing root): such a pass runs only the bronze sources of those folders (silver and gold
+ * as always); a trigger without folders, and every pass the interval starts, runs all of them.
+ */
+export interface TriggerRequest {
+  folders?: string[];
+}
+export const triggerPassSignal = wf.defineSignal<[TriggerRequest?]>('triggerPass');
 export const setIntervalUpdate = wf.defineUpdate<number, [number]>('setInterval');
 
 interface Carried {
   totals: PipelineTotals;
   lastPass?: PipelinePass;
+  /** Each bronze source's last pass summary (a triggered pass may run only some sources). */
+  lastBronze?: Record<string, PassSummary>;
   paused: boolean;
   intervalSeconds: number;
   bronzeLagFiles: Record<string, number>;
@@ -110,6 +120,8 @@ export async function medallionPipeline(input: PipelineRunInput = {}): Promise<P
   const state: Carried = carried ?? { totals: emptyTotals(), paused: false, intervalSeconds: cfg.intervalSeconds, bronzeLagFiles: {} };
   let running = false;
   let triggered = false;
+  let triggeredFolders: Set<string> | 'all' | undefined;
+  let startedByTrigger = false;
   let woken = false; // a control changed: recompute the wait
   let nextPassAt: number | undefined;
   let logging: Promise<void> = Promise.resolve();
@@ -117,12 +129,17 @@ export async function medallionPipeline(input: PipelineRunInput = {}): Promise<P
   wf.setHandler(pipelineStatusQuery, () => ({
     continuous: cfg.continuous, paused: state.paused, running, intervalSeconds: state.intervalSeconds,
     nextPassAt: nextPassAt !== undefined && !state.paused ? new Date(nextPassAt).toISOString() : undefined,
-    lastPass: state.lastPass, bronzeLagFiles: state.bronzeLagFiles, totals: state.totals, stuck: stuckOwners(state.lastPass),
+    lastPass: state.lastPass, bronzeLagFiles: state.bronzeLagFiles, totals: state.totals,
+    stuck: stuckOwners(state.lastPass && { ...state.lastPass, bronze: state.lastBronze ? Object.values(state.lastBronze) : state.lastPass.bronze }),
     lastPassSeconds: state.lastPass && (Date.parse(state.lastPass.finishedAt) - Date.parse(state.lastPass.startedAt)) / 1000,
   }));
   wf.setHandler(pauseSignal, () => void ((state.paused = true), (woken = true)));
   wf.setHandler(resumeSignal, () => void ((state.paused = false), (woken = true)));
-  wf.setHandler(triggerPassSignal, () => void (triggered = true));
+  wf.setHandler(triggerPassSignal, (request) => {
+    triggered = true;
+    if (!request?.folders?.length) triggeredFolders = 'all';
+    else if (triggeredFolders !== 'all') triggeredFolders = new Set([...(triggeredFolders ?? []), ...request.folders]);
+  });
   wf.setHandler(setIntervalUpdate, (seconds) => {
     state.intervalSeconds = seconds;
     if (nextPassAt !== undefined && state.lastPass) nextPassAt = Date.parse(state.lastPass.finishedAt) + seconds * 1000;
@@ -143,14 +160,18 @@ export async function medallionPipeline(input: PipelineRunInput = {}): Promise<P
       await wf.continueAsNew<typeof medallionPipeline>({ ...userInput, carried: state });
     }
     running = true;
+    const folders = startedByTrigger && triggeredFolders instanceof Set ? [...triggeredFolders] : undefined;
     triggered = false;
+    triggeredFolders = undefined;
+    startedByTrigger = false;
     const startedAt = new Date(Date.now()).toISOString();
     const tag = `pass-${state.totals.passes}`;
     const pass: PipelinePass = { pass: state.totals.passes, startedAt, finishedAt: startedAt, bronze: [] };
     if (cfg.layers.includes('bronze')) {
-      pass.bronze = await runBronzePasses(cfg, tag);
+      pass.bronze = await runBronzePasses(cfg, tag, folders);
       if (!cfg.continuous) failOnMissingLanding(pass.bronze);
       for (const b of pass.bronze) state.bronzeLagFiles[b.source] = b.lag ?? 0;
+      state.lastBronze = { ...state.lastBronze, ...Object.fromEntries(pass.bronze.map((b) => [b.source, b])) };
     }
     if (cfg.layers.includes('silver')) {
       pass.silver = await layerPass('silver', `${cfg.workflowIdPrefix}${SILVER_WORKFLOW_ID}`, cfg.silver ?? {}, tag, cfg.passTimeoutSeconds);
@@ -176,6 +197,7 @@ export async function medallionPipeline(input: PipelineRunInput = {}): Promise<P
       woken = false;
       const waitMs = state.paused ? undefined : Math.max(0, nextPassAt - Date.now());
       const interrupted = await wf.condition(() => triggered || woken, waitMs as number);
+      if (triggered) startedByTrigger = true;
       if (triggered || (!interrupted && !state.paused)) break;
     }
     nextPassAt = undefined;

@@ -21,8 +21,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** `port` and `dbFile` (SQLite, kept across restarts) let a test kill the server and start it again where it was. */
+/**
+ * `port` and `dbFile` (SQLite, kept across restarts) let a test kill the server and start it again
+ * where it was. A free port can be taken by another process (an outgoing connection's ephemeral
+ * port) before the server binds it: a server that exits at start is started again, on new ports
+ * unless `port` was given.
+ */
 export async function startDevServer(options: { port?: number; dbFile?: string } = {}): Promise<{ address: string; process: ChildProcess }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDevServerOnce(options);
+    } catch (error) {
+      if (attempt >= 3 || !/exited with/.test((error as Error).message)) throw error;
+      console.error(`[dev-server] ${(error as Error).message}; starting it again`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+async function startDevServerOnce(options: { port?: number; dbFile?: string }): Promise<{ address: string; process: ChildProcess }> {
   if (!existsSync(TEMPORAL_CLI)) throw new Error(`${TEMPORAL_CLI} missing: run bash scripts/setup.sh`);
   const [port, httpPort, metricsPort] = [options.port ?? (await freePort()), await freePort(), await freePort()];
   const child = spawn(

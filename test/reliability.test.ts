@@ -13,7 +13,7 @@ import { medallionPipeline } from '../workflows/pipeline';
 import type { PipelineInput } from '../rules/pipeline';
 import { bronzeWorkflowId, DEFAULT_SOURCES, type Source } from '../rules/bronze';
 import { writeSyntheticLanding } from '../bench/landing-maker';
-import { startDevServer, freePort } from '../scripts/dev-server';
+import { startDevServer } from '../scripts/dev-server';
 import {
   cli, closeTestClient, landingFile, lakeEnv, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient,
   testLake, testPipeline, uniqueId, withWorker,
@@ -212,9 +212,9 @@ faultCase('every batch of every layer fails once after its COMMIT and before its
 
 faultCase('the Temporal server SIGKILLed mid-pass and down for 10 s, restarted on its SQLite file: `netpulse run` waits it out and the pass completes', async () => {
   const dbDir = tempDir('temporal-db');
-  const port = await freePort();
   const dbFile = path.join(dbDir, 'temporal.db');
-  let server = await startDevServer({ port, dbFile });
+  let server = await startDevServer({ dbFile });
+  const port = Number(server.address.split(':').pop()); // the restart binds the same port
   // A server of its own: `run` starts the default owners (bronze-celular-conectado, silver, gold), as a user's does.
   const { lake, taskQueue } = scenario('server-restart');
   const failpoints = tempDir('fp-server');

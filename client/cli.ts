@@ -39,7 +39,7 @@ export function buildProgram(): Command {
 export async function runCli(argv: string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv, { from: 'user' });
-    return 0;
+    return Number(process.exitCode ?? 0); // a command may set it (up: the script's own status)
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     if (error instanceof CliError) {
@@ -56,5 +56,8 @@ export async function runCli(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  runCli(process.argv.slice(2)).then((code) => process.exit(code));
+  // process.exit drops what a pipe has not taken yet (a slow `| jq` got a cut JSON): exit once
+  // both streams have flushed. Exiting explicitly still matters: clients keep handles open.
+  runCli(process.argv.slice(2)).then((code) =>
+    process.stdout.write('', () => process.stderr.write('', () => process.exit(code))));
 }

@@ -3,7 +3,7 @@
 import { closeLakes } from '../lake/catalog';
 import { closeAllInstances } from '../lake/duckdb';
 import { DEFAULT_SOURCES, bronzeWorkflowId } from '../rules/bronze';
-import { cli, cliLake, closeTestClient, terminateAll, withWorker } from './helpers';
+import { cli, cliIntoSlowReader, cliLake, closeTestClient, terminateAll, withWorker } from './helpers';
 
 afterAll(async () => {
   await closeTestClient();
@@ -71,6 +71,10 @@ test('run through the worker; report, query (sandboxed) and status read the lake
       expect((await cli(['query', 'SET enable_external_access = true'], env)).code).toBe(2);
       const capped = await cli(['query', 'SELECT * FROM range(100)', '--max-rows', '7', '--format', 'json'], env);
       expect(JSON.parse(capped.stdout)).toHaveLength(7);
+      // Output far larger than a pipe holds reaches a reader that is slow to start, whole.
+      const piped = await cliIntoSlowReader(['query', "SELECT range AS n, repeat('x', 100) AS pad FROM range(5000)", '--format', 'json'], env, 1000);
+      expect(piped.code).toBe(0);
+      expect(JSON.parse(piped.stdout).map((r: { n: number }) => Number(r.n))).toEqual([...Array(5000).keys()]);
       expect(await cli(['query', 'SELECT count(*) FROM range(10000000000) a', '--timeout', '0.5'], env))
         .toMatchObject({ code: 2, stderr: expect.stringMatching(/interrupted after 500 ms/) });
 

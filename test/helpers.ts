@@ -114,6 +114,19 @@ export function cli(args: string[], env: Record<string, string>): Promise<{ code
   });
 }
 
+/** The CLI piped into a reader that starts reading only after `pauseMs`, as `netpulse … | (sleep 1; jq)` does. */
+export function cliIntoSlowReader(args: string[], env: Record<string, string>, pauseMs: number): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'client', 'cli.js'), ...args],
+      { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    child.stdout!.pause();
+    setTimeout(() => child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk)).resume(), pauseMs);
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(chunks).toString() }));
+  });
+}
+
 /** A temp landing zone with synthetic files, a lake path, a task queue, and the CLI's environment for them. */
 export async function cliLake(tag: string, files: number, rowsPerFile: number) {
   const dir = tempDir(tag);

@@ -18,3 +18,10 @@ export const pipelineInputSchema = bronzeRunInputSchema
   })
   .strict();
 export type PipelineInput = z.input<typeof pipelineInputSchema>;
+
+/**
+ * `triggerPass`'s argument. The landing watcher names the folders where files landed (relative
+ * to the landing root); without folders the pass runs every bronze source.
+ */
+export const triggerRequestSchema = z.object({ folders: z.array(z.string().min(1)).optional() }).strict();
+export type TriggerRequest = z.infer<typeof triggerRequestSchema>;

@@ -152,6 +152,11 @@ test('the landing watcher runs a pass as soon as files land, though the interval
       } finally {
         await watcher.close();
       }
+      // A malformed trigger (folders not a list) still runs a pass, of every source.
+      const before = (await status()).totals.passes;
+      await handle.signal(triggerPassSignal, { folders: 'Celular/Conectado' } as never);
+      const malformed = await eventually(status, (s) => s.totals.passes > before && !s.running, 'the malformed trigger\'s pass');
+      expect(malformed.lastPass!.bronze.map((b) => b.source).sort()).toEqual(sources.map((s) => s.name).sort());
       await handle.cancel();
     }, { deps: { lake, landingDir: landing } });
   } finally {

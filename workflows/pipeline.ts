@@ -2,8 +2,8 @@
 // Bronze sources run in parallel (each in its own checkpoint workflow); later layers follow.
 import * as wf from '@temporalio/workflow';
 import type { PassSummary } from '../rules/pass';
-import { pipelineInputSchema, type PipelineInput } from '../rules/pipeline';
-import { parseOrFail } from '../rules/validate';
+import { pipelineInputSchema, triggerRequestSchema, type PipelineInput, type TriggerRequest } from '../rules/pipeline';
+import { describeIssues, parseOrFail } from '../rules/validate';
 import type { Activities } from '../activities';
 import { GOLD_WORKFLOW_ID, goldInputSchema, SILVER_WORKFLOW_ID, silverInputSchema } from '../rules/layers';
 import { failOnMissingLanding, runBronzePasses } from './bronze';
@@ -67,10 +67,8 @@ export const resumeSignal = wf.defineSignal('resume');
  * the landing root): such a pass runs only the bronze sources of those folders (silver and gold
  * as always); a trigger without folders, and every pass the interval starts, runs all of them.
  */
-export interface TriggerRequest {
-  folders?: string[];
-}
 export const triggerPassSignal = wf.defineSignal<[TriggerRequest?]>('triggerPass');
+const TRIGGER_VALIDATED_PATCH = 'trigger-request-validated';
 export const setIntervalUpdate = wf.defineUpdate<number, [number]>('setInterval');
 
 interface Carried {
@@ -135,8 +133,16 @@ export async function medallionPipeline(input: PipelineRunInput = {}): Promise<P
   }));
   wf.setHandler(pauseSignal, () => void ((state.paused = true), (woken = true)));
   wf.setHandler(resumeSignal, () => void ((state.paused = false), (woken = true)));
-  wf.setHandler(triggerPassSignal, (request) => {
+  wf.setHandler(triggerPassSignal, (raw) => {
     triggered = true;
+    let request = raw;
+    // A signal cannot be refused: a malformed one still triggers a pass, of every source, so
+    // no folder is skipped (before the patch, a non-list matched no source).
+    const parsed = triggerRequestSchema.optional().safeParse(raw);
+    if (!parsed.success && wf.patched(TRIGGER_VALIDATED_PATCH)) {
+      wf.log.warn('triggerPass: malformed request, running every bronze source', { request: raw, problem: describeIssues(parsed.error) });
+      request = undefined;
+    }
     if (!request?.folders?.length) triggeredFolders = 'all';
     else if (triggeredFolders !== 'all') triggeredFolders = new Set([...(triggeredFolders ?? []), ...request.folders]);
   });

@@ -2,10 +2,11 @@
 // @temporalio/testing's MockActivityEnvironment) and times every DuckDB statement.
 //
 //   node dist/bench/profile.js [--files 500] [--rows 500] [--sources 1] [--concurrency <sources>] [--silver-batches 0]
-//                              [--shuffle-hours 0] [--devices 0] [--ledger-rows 0] [--micro 0] [--keep]
+//                              [--shuffle-hours 0] [--devices 0] [--ledger-rows 0] [--gold] [--micro 0] [--keep]
 //
 // --ledger-rows N: the ledger already holds N ingested files of each of the four sources (as after landing
 // retention archived them), so the first plan shows what listing + the ledger anti-join cost then.
+// --gold: after silver, one gold refresh over all of it, with its statements' times.
 // --micro N: afterwards, N continuous-style rounds of one 250-row file through bronze, silver and
 // gold (what one pass of the continuous pipeline does), timed after three warm-up rounds;
 // --maintain-every K runs the maintenance activity every K rounds.
@@ -148,6 +149,7 @@ async function main() {
     }
     printTimings();
   }
+  if (process.argv.includes('--gold')) await goldRefresh({ lake, landing, env });
   const micro = arg('micro', 0);
   if (micro > 0) await microRounds(micro, { lake, landing, env, activities, source: sources[0] });
   await closeLakes();
@@ -156,6 +158,19 @@ async function main() {
   await devCatalog?.stop();
   if (process.argv.includes('--keep')) console.log(`kept ${dir}`);
   else rmSync(dir, { recursive: true, force: true });
+}
+
+/** One gold refresh over everything silver holds (what a one-shot pass's gold does). */
+async function goldRefresh(ctx: { lake: LakeConfig; landing: string; env: MockActivityEnvironment }) {
+  const gold = goldActivities({ lake: ctx.lake, landingDir: ctx.landing });
+  timings.clear();
+  const t = performance.now();
+  const { silverSnapshot }: { silverSnapshot: number } = await ctx.env.run(gold.planGoldBatch);
+  await ctx.env.run(gold.refreshGold, { batchId: 'gold:0', batchSeq: 0, silverFromSnapshot: 0, silverToSnapshot: silverSnapshot, asOf: new Date().toISOString(), options: goldOptionsSchema.parse({ refreshIntervalSeconds: 0 }) });
+  const sizes = await withLake(ctx.lake, async (db) => (await db.runAndReadAll(
+    `SELECT table_name, estimated_size FROM duckdb_tables() WHERE database_name = 'netpulse' AND schema_name IN ('gold', 'silver') ORDER BY 1`)).getRows());
+  console.log(`gold refresh over all of silver: ${(performance.now() - t).toFixed(0)} ms; rows: ${sizes.map(([n, r]) => `${n} ${r}`).join(', ')}`);
+  printTimings();
 }
 
 /** Rounds of one small file through every layer, as the continuous pipeline runs them. */

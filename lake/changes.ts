@@ -29,6 +29,18 @@ async function columnsOf(db: DuckDBConnection, relation: string): Promise<string
 }
 
 /**
+ * Adds to `table` the columns `relation` has and `tableCopy` (a temp copy of it: no catalog
+ * round trip) lacks, as when a gold question's SQL gained a column after the table was made.
+ * Rows already there get NULL in them, so they differ from the new answer and are replaced.
+ */
+async function addNewColumns(db: DuckDBConnection, table: string, relation: string, tableCopy: string): Promise<boolean> {
+  const have = new Set(await columnsOf(db, tableCopy));
+  const added = (await db.runAndReadAll(`DESCRIBE SELECT * FROM ${relation}`)).getRows().filter(([name]) => !have.has(String(name)));
+  for (const [name, type] of added) await db.run(`ALTER TABLE ${table} ADD COLUMN ${sqlIdentifier(String(name))} ${type}`);
+  return added.length > 0;
+}
+
+/**
  * Makes `table`'s rows equal to `selectSql`'s (as sets), deleting only the rows that went and
  * inserting only the new ones, so the change feed holds the difference and an unchanged
  * answer writes nothing. The table is read once for the counts, then one MERGE writes the
@@ -38,6 +50,7 @@ export async function replaceRows(db: DuckDBConnection, table: string, selectSql
   const t = qualified(table);
   await db.run(`CREATE OR REPLACE TEMP TABLE replacement AS ${selectSql}`);
   await db.run(`CREATE OR REPLACE TEMP TABLE current_rows AS SELECT * FROM ${t}`);
+  if (await addNewColumns(db, t, 'replacement', 'current_rows')) await db.run(`CREATE OR REPLACE TEMP TABLE current_rows AS SELECT * FROM ${t}`);
   const same = (await columnsOf(db, 'replacement')).map((c) => `r.${sqlIdentifier(c)} IS NOT DISTINCT FROM t.${sqlIdentifier(c)}`).join(' AND ');
   const [[inserted, deleted]] = (await db.runAndReadAll(`SELECT
       (SELECT count(*) FROM replacement r WHERE NOT EXISTS (SELECT 1 FROM current_rows t WHERE ${same})),

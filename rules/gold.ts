@@ -8,6 +8,8 @@ export const goldOptionsSchema = z
     upgradeWindowMinutes: z.number().int().min(1).max(10_080).default(10),
     upgradeMinSamples: z.number().int().min(1).default(3),
     heavyClientFactor: z.number().min(1).default(3),
+    /** Heavy clients listed per server, heaviest first (heavy_on_server counts them all). */
+    heavyClientsPerServer: z.number().int().min(1).max(10_000).default(50),
     defaultServerCapacityMbps: z.number().int().min(1).default(5000),
     /** Per-server capacity overrides, e.g. {"srv-sp-01": 10000}. */
     serverCapacityMbps: z.record(z.string().min(1), z.number().int().min(1)).default({}),

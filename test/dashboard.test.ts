@@ -48,11 +48,12 @@ async function goldFigures(lake: LakeConfig) {
   const [bandwidth] = await sqlRows<{ mbps: string }>(`SELECT mbps_in_use AS mbps FROM gold.bandwidth_now WHERE dispositivo = 'Total'`, lake);
   const servers = await sqlRows<{ servidor: string; needs_upgrade: boolean }>('SELECT servidor, needs_upgrade FROM gold.server_load', lake);
   const heavy = await sqlRows('SELECT ip FROM gold.heavy_clients', lake);
+  const [{ n: heavyTotal }] = await sqlRows<{ n: string }>('SELECT coalesce(sum(heavy_on_server), 0) AS n FROM (SELECT DISTINCT servidor, heavy_on_server FROM gold.heavy_clients)', lake);
   const [{ v }] = await sqlRows<{ v: string }>(`SELECT max(snapshot_id) AS v FROM ${LAKE}.snapshots() WHERE commit_message LIKE 'REFRESH gold:%'`, lake);
   return {
     version: v, connected: number.format(Number(total.connected)), disconnected: number.format(Number(total.disconnected)),
     bandwidth: mbps(Number(bandwidth.mbps)), servers: servers.length, upgrades: servers.filter((s) => s.needs_upgrade).length,
-    heavy: Math.min(15, heavy.length), heavyCount: heavy.length > 15 ? `(top 15 of ${number.format(heavy.length)})` : `(${heavy.length})`,
+    heavy: Math.min(15, heavy.length), heavyCount: Number(heavyTotal) > 15 ? `(top 15 of ${number.format(Number(heavyTotal))})` : `(${heavyTotal})`,
   };
 }
 

@@ -2,8 +2,10 @@
 // hand below. Real Temporal dev server, real DuckDB lake file.
 import path from 'node:path';
 import { closeAllInstances } from '../lake/duckdb';
-import { closeLakes, LAKE } from '../lake/catalog';
-import { changeFeedSql, tableAtSql } from '../lake/changes';
+import { closeLakes, LAKE, withLake } from '../lake/catalog';
+import { changeFeedSql, replaceRows, tableAtSql } from '../lake/changes';
+import { goldSql } from '../activities/gold';
+import { goldOptionsSchema } from '../rules/gold';
 import { bronzeWorkflowId, type Source } from '../rules/bronze';
 import { silverEventSchema } from '../rules/silver';
 import { generatorWorkflow } from '../workflows/generator';
@@ -129,7 +131,7 @@ test('hand-built fixture: every gold figure, quarantine reasons, idempotent re-r
       ]);
       expect(g.heavy_clients).toEqual([{
         ip: '192.168.0.7', dispositivo: 'Celular', nome: 'Fabi', servidor: 'srv-b', velocidade_mbps: 1000,
-        server_median_mbps: 50, times_median: 20, throttle_to_mbps: 100,
+        server_median_mbps: 50, times_median: 20, throttle_to_mbps: 100, heavy_on_server: '1',
       }]);
 
       // Running again changes nothing: no new commit, the same figures.
@@ -234,6 +236,29 @@ test('generator population mode: stable clients, consistent connect/disconnect, 
     const expected = await sqlRows<{ servidor: string; devices_connected: string }>(
       `SELECT servidor, count(*) FILTER (WHERE status = 'Conectado') AS devices_connected FROM silver.device_state WHERE servidor IS NOT NULL GROUP BY 1 ORDER BY 1`, lake);
     expect(load).toEqual(expected);
+
+    // Heavy clients: each server's heaviest (fastest plan, then address) up to the limit, and how many it has.
+    // (Devices of the source system's mode have no server: they are '(none)'.)
+    const allHeavy = (factor: number) => `SELECT ip, dispositivo, servidor, velocidade_mbps, count(*) OVER (PARTITION BY servidor) AS heavy_on_server,
+        row_number() OVER (PARTITION BY servidor ORDER BY velocidade_mbps DESC, ip DESC, dispositivo DESC) AS rank_on_server
+      FROM (SELECT * REPLACE (coalesce(servidor, '(none)') AS servidor) FROM silver.device_state WHERE status = 'Conectado')
+      JOIN (SELECT coalesce(servidor, '(none)') AS servidor, median(velocidade_mbps) AS m FROM silver.device_state WHERE status = 'Conectado' GROUP BY 1) USING (servidor)
+      WHERE velocidade_mbps > ${factor} * m`;
+    const heavyOf = (sql: string) => sqlRows(`SELECT ip, dispositivo, servidor, velocidade_mbps, heavy_on_server FROM (${sql}) ORDER BY ALL`, lake);
+    expect(await heavyOf('SELECT * FROM gold.heavy_clients')).toEqual(await heavyOf(`${allHeavy(3)} QUALIFY rank_on_server <= 50`)); // the defaults
+    // Every population device ended disconnected: connect them (here only) so that every server,
+    // above its median (factor 1), has several heavy clients, two of each listed.
+    await withLake(lake, (db) => db.run(`UPDATE silver.device_state SET status = 'Conectado' WHERE servidor IS NOT NULL`));
+    const aboveMedian = await heavyOf(allHeavy(1));
+    expect(new Set(aboveMedian.filter((h) => Number(h.heavy_on_server) > 2).map((h) => h.servidor)).size).toBe(5);
+    const topTwo = goldSql('heavy_clients', '2026-05-01T09:00:00Z', goldOptionsSchema.parse({ heavyClientFactor: 1, heavyClientsPerServer: 2 }));
+    expect(await heavyOf(topTwo)).toEqual(await heavyOf(`${allHeavy(1)} QUALIFY rank_on_server <= 2`));
+    // A gold table made before its question gained a column gets it at the next refresh.
+    await withLake(lake, async (db) => {
+      await db.run('ALTER TABLE gold.heavy_clients DROP COLUMN heavy_on_server');
+      expect(await replaceRows(db, 'gold.heavy_clients', topTwo)).toMatchObject({ rowsInserted: expect.any(Number) });
+    });
+    expect(await heavyOf('SELECT * FROM gold.heavy_clients')).toEqual(await heavyOf(topTwo));
   } finally {
     await terminateAll(ids);
   }

@@ -82,9 +82,11 @@ function render(data) {
   }, { indexAxis: 'y', plugins: { legend: { display: false } } });
   fillTable('servers', servers, (s) => [s.servidor, fmt(s.devices_connected), mbps(s.mbps_in_use), mbps(s.capacity_mbps), pct(s.utilisation_pct), s.needs_upgrade ? 'yes' : ''],
     (s) => (s.needs_upgrade ? 'upgrade' : ''));
-  // The heaviest first; the table shows the top HEAVY_ROWS, the heading says how many there are.
+  // The heaviest first; the table shows the top HEAVY_ROWS, the heading says how many there are
+  // (gold lists each server's heaviest and counts them all in heavy_on_server).
   const heavy = [...(t.heavy_clients ?? [])].sort((a, b) => b.times_median - a.times_median || b.velocidade_mbps - a.velocidade_mbps);
-  $('heavy-count').textContent = heavy.length > HEAVY_ROWS ? `(top ${HEAVY_ROWS} of ${fmt(heavy.length)})` : `(${fmt(heavy.length)})`;
+  const heavyTotal = [...new Map(heavy.map((c) => [c.servidor, Number(c.heavy_on_server ?? 0)])).values()].reduce((a, b) => a + b, 0);
+  $('heavy-count').textContent = heavyTotal > HEAVY_ROWS ? `(top ${HEAVY_ROWS} of ${fmt(heavyTotal)})` : `(${fmt(heavyTotal)})`;
   fillTable('heavy-clients', heavy.slice(0, HEAVY_ROWS), (c) => [`${c.nome} (${c.ip})`, c.dispositivo, c.servidor, mbps(c.velocidade_mbps), `${c.times_median}×`, mbps(c.throttle_to_mbps)]);
   const commits = Object.fromEntries(data.owners.map((o) => [o.owner, o.committed_at]));
   fillTable('pipeline', data.pipeline, (o) => {

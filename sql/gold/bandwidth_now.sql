@@ -1,6 +1,11 @@
 -- Q3. Bandwidth in use now: the plan speed (Mbps) of every connected device, total and by device type.
-WITH kinds(dispositivo) AS (VALUES ('Computador'), ('Celular'), ('Total'))
-SELECT k.dispositivo, count(s.ip)::BIGINT AS connected_devices, coalesce(sum(s.velocidade_mbps), 0)::BIGINT AS mbps_in_use
-FROM kinds k
-LEFT JOIN silver.device_state s ON s.status = 'Conectado' AND k.dispositivo IN (s.dispositivo, 'Total')
-GROUP BY k.dispositivo
+-- One scan with ROLLUP, as in connections_now.
+WITH per_kind AS (
+  SELECT coalesce(dispositivo, 'Total') AS dispositivo, count(*) AS connected_devices, sum(velocidade_mbps) AS mbps_in_use
+  FROM silver.device_state
+  WHERE status = 'Conectado'
+  GROUP BY ROLLUP (dispositivo)
+)
+SELECT k.dispositivo, coalesce(p.connected_devices, 0)::BIGINT AS connected_devices, coalesce(p.mbps_in_use, 0)::BIGINT AS mbps_in_use
+FROM (VALUES ('Computador'), ('Celular'), ('Total')) k(dispositivo)
+LEFT JOIN per_kind p USING (dispositivo)

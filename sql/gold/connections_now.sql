@@ -1,10 +1,16 @@
 -- Q1. How many devices are connected and disconnected right now?
 -- Each device's latest status (silver.device_state), by device type and in total. Recomputed.
-WITH kinds(dispositivo) AS (VALUES ('Computador'), ('Celular'), ('Total'))
-SELECT k.dispositivo,
-       count(s.ip) FILTER (WHERE s.status = 'Conectado')::BIGINT AS connected,
-       count(s.ip) FILTER (WHERE s.status = 'Desconectado')::BIGINT AS disconnected,
-       count(s.ip)::BIGINT AS devices
-FROM kinds k
-LEFT JOIN silver.device_state s ON k.dispositivo IN (s.dispositivo, 'Total')
-GROUP BY k.dispositivo
+-- One scan: ROLLUP gives the per-type rows and the total ('Total'); the kinds keep a row at
+-- zero for a type with no device (a join on "type or Total" scanned the state three times).
+WITH per_kind AS (
+  SELECT coalesce(dispositivo, 'Total') AS dispositivo,
+         count(*) FILTER (WHERE status = 'Conectado') AS connected,
+         count(*) FILTER (WHERE status = 'Desconectado') AS disconnected,
+         count(*) AS devices
+  FROM silver.device_state
+  GROUP BY ROLLUP (dispositivo)
+)
+SELECT k.dispositivo, coalesce(p.connected, 0)::BIGINT AS connected, coalesce(p.disconnected, 0)::BIGINT AS disconnected,
+       coalesce(p.devices, 0)::BIGINT AS devices
+FROM (VALUES ('Computador'), ('Celular'), ('Total')) k(dispositivo)
+LEFT JOIN per_kind p USING (dispositivo)

@@ -4,7 +4,7 @@ import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { ApplicationFailure } from '@temporalio/common';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { tableColumns, withLake, type LakeConfig } from '../lake/catalog';
+import { addColumn, keepEvolvedTableOutOfCatalog, tableColumns, withLake, type LakeConfig } from '../lake/catalog';
 import { qualified } from '../lake/changes';
 import { commitBatch, fenceDetails, findCommitted, readFence, retryConcurrentCommit, snapshotOfFence, type BatchIdentity, type CommitInfo } from '../lake/commit';
 import { sqlFilePath, sqlIdentifier, sqlString } from '../lake/duckdb';
@@ -403,11 +403,12 @@ async function evolveSchema(db: DuckDBConnection, table: string, columns: Map<st
   for (const file of files) {
     for (const [name, type] of file.columns) {
       if (known.has(name.toLowerCase())) continue;
-      await db.run(`ALTER TABLE ${qualified(table)} ADD COLUMN ${sqlIdentifier(name)} ${type}`);
+      await addColumn(db, table, name, type);
       known.add(name.toLowerCase());
       added.push([name, type]);
     }
   }
+  if (added.length === 0 && schemaVersion > 1) await keepEvolvedTableOutOfCatalog(db, table);
   if (added.length > 0) {
     schemaVersion++;
     await db.run(`INSERT INTO lake.schema_versions VALUES ${added

@@ -1,12 +1,12 @@
 // Silver I/O: bronze change feeds → typed, validated, deduplicated events; quarantine with
 // the rule broken; device state upserted by key; data-quality counts. One transaction per batch.
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { keepOutOfCatalog, metadataTable, missingTables, tableColumns, withLake, type LakeConfig } from '../lake/catalog';
+import { addColumn, keepOutOfCatalog, metadataTable, missingTables, tableColumns, withLake, type LakeConfig } from '../lake/catalog';
 import { changeFeedSql, qualified, readableMark, upsertRows } from '../lake/changes';
 import { commitBatch, fenceDetails, readFence, snapshotOfFence } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import {
-  SILVER_RULES, silverOptionsSchema, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
+  deviceIdSql, SILVER_RULES, silverOptionsSchema, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
 } from '../rules/silver';
 import type { LakeDeps } from './bronze';
 import { batchLog, heartbeatEvery } from './context';
@@ -30,11 +30,11 @@ CREATE TABLE IF NOT EXISTS silver.dq_counts (
   _batch_id VARCHAR NOT NULL, check_name VARCHAR NOT NULL, rows BIGINT NOT NULL, checked_at TIMESTAMPTZ NOT NULL);
 CREATE TABLE IF NOT EXISTS silver.device_state (
   ip VARCHAR NOT NULL, dispositivo VARCHAR NOT NULL, nome VARCHAR, endereco VARCHAR, servidor VARCHAR,
-  velocidade_mbps INTEGER, status VARCHAR, last_event_at TIMESTAMP, last_event_key VARCHAR);
+  velocidade_mbps INTEGER, status VARCHAR, last_event_at TIMESTAMP, last_event_key VARCHAR, device_id UBIGINT);
 `;
 
 /** Bronze rows inserted in the input range, every field as text, plus lineage and where the row is. */
-async function stageInput(db: DuckDBConnection, input: SilverInput): Promise<void> {
+async function inputSql(db: DuckDBConnection, input: SilverInput): Promise<string> {
   const parts: string[] = [];
   for (const table of input.tables) {
     const present = new Set((await tableColumns(db, table)).keys());
@@ -48,15 +48,17 @@ async function stageInput(db: DuckDBConnection, input: SilverInput): Promise<voi
              ${sqlString(table)} AS source_table, b.snapshot_id AS bronze_snapshot, b.rowid AS bronze_rowid
       FROM (${changeFeedSql(table, input.fromSnapshot, input.toSnapshot)}) AS b WHERE b.change_type = 'insert'`);
   }
-  await db.run(`CREATE OR REPLACE TEMP TABLE silver_input AS ${parts.join(' UNION ALL ')}`);
+  return parts.join(' UNION ALL ');
 }
 
-function typedAndCheckedSql(options: SilverOptions): string {
+/** The input typed, with the rules each row breaks; read straight from the feed (no staging copy). */
+function typedAndCheckedSql(options: SilverOptions, input: string): string {
   const checks = SILVER_RULES.map((r) => `CASE WHEN ${r.violation(options)} THEN '${r.name}' END`).join(',\n        ');
   // The list of broken rules is built only for rows that break one (few): a list per row is costly.
   const anyBroken = SILVER_RULES.map((r) => `(${r.violation(options)})`).join(' OR ');
   return `
-    WITH typed AS (
+    WITH silver_input AS (${input}),
+    typed AS (
       SELECT nullif(trim(raw_nome), '') AS nome, nullif(trim(raw_endereco), '') AS endereco, trim(raw_ip) AS ip,
              TRY_CAST(raw_hora AS TIMESTAMP) AS hora_conexao,
              CASE lower(trim(raw_dispositivo)) WHEN 'computador' THEN 'Computador' WHEN 'celular' THEN 'Celular' END AS dispositivo,
@@ -97,12 +99,40 @@ async function dropSeenEvents(db: DuckDBConnection, hashedFrom: string): Promise
   await db.run('DROP TABLE seen_hashes');
 }
 
+/**
+ * device_updates: each device's latest new event (by event time, then event key) where it is
+ * later than what device state holds, with `known` = the device is there already. The join
+ * reads device state's integer id and event time only; the text key is read only when a new
+ * event has the very time of the stored one (rare), to break the tie as the batch's window does.
+ */
+async function stageDeviceUpdates(db: DuckDBConnection): Promise<void> {
+  await db.run(`
+    CREATE OR REPLACE TEMP TABLE device_updates AS
+    SELECT n.*, s.device_id IS NOT NULL AS known, s.last_event_at AS stored_at FROM (
+      SELECT ${deviceIdSql('ip', 'dispositivo')} AS device_id, * FROM (
+        SELECT ip, dispositivo, nome, endereco, servidor, velocidade_mbps, status,
+               hora_conexao AS last_event_at, event_key AS last_event_key
+        FROM new_events
+        QUALIFY row_number() OVER (PARTITION BY ip, dispositivo ORDER BY hora_conexao DESC, event_key DESC) = 1)) AS n
+    LEFT JOIN (SELECT device_id, last_event_at FROM ${SILVER_DEVICE_STATE}) s USING (device_id)
+    WHERE s.device_id IS NULL OR n.last_event_at >= s.last_event_at`);
+  const [[ties]] = (await db.runAndReadAll('SELECT count(*) FROM device_updates WHERE last_event_at = stored_at')).getRows();
+  if (Number(ties) > 0) {
+    await db.run(`DELETE FROM device_updates u USING ${SILVER_DEVICE_STATE} s
+      WHERE u.last_event_at = u.stored_at AND s.device_id = u.device_id AND u.last_event_key <= s.last_event_key`);
+  }
+  await db.run('ALTER TABLE device_updates DROP COLUMN stored_at');
+}
+
 /** Silver tables made by an older version get the columns added since (once per process). */
 const upgradedLakes = new Set<string>();
 async function upgradeSilver(db: DuckDBConnection, lake: LakeConfig): Promise<void> {
   const key = JSON.stringify(lake);
   if (upgradedLakes.has(key)) return;
-  if (!(await tableColumns(db, SILVER_EVENTS)).has('event_hash')) await db.run(`ALTER TABLE ${SILVER_EVENTS} ADD COLUMN event_hash UBIGINT`);
+  if (!(await tableColumns(db, SILVER_EVENTS)).has('event_hash')) await addColumn(db, SILVER_EVENTS, 'event_hash', 'UBIGINT');
+  if (!(await tableColumns(db, SILVER_DEVICE_STATE)).has('device_id')) await addColumn(db, SILVER_DEVICE_STATE, 'device_id', 'UBIGINT');
+  // Filled for every device at once (the same values whoever runs it, so safe to repeat).
+  await db.run(`UPDATE ${SILVER_DEVICE_STATE} SET device_id = ${deviceIdSql('ip', 'dispositivo')} WHERE device_id IS NULL`);
   upgradedLakes.add(key);
 }
 
@@ -166,9 +196,7 @@ export function silverActivities(deps: LakeDeps) {
         await db.run(`SET VARIABLE silver_watermark = ${previous?.maxEventTime
           ? `${sqlString(previous.maxEventTime)}::TIMESTAMP - INTERVAL ${Math.trunc(request.options.watermarkMinutes)} MINUTE`
           : `'-infinity'::TIMESTAMP`}`);
-        await stageInput(db, request.input);
-        await db.run(`CREATE OR REPLACE TEMP TABLE silver_checked AS ${typedAndCheckedSql(request.options)}`);
-        await db.run('DROP TABLE silver_input');
+        await db.run(`CREATE OR REPLACE TEMP TABLE silver_checked AS ${typedAndCheckedSql(request.options, await inputSql(db, request.input))}`);
         counts.rowsIn = Number((await db.runAndReadAll('SELECT count(*) FROM silver_checked')).getRows()[0][0]);
         // The raw row (as JSON) is fetched back from bronze only for the rows that failed.
         const failing = (await db.runAndReadAll(`SELECT DISTINCT source_table FROM silver_checked WHERE len(failed_rules) > 0`)).getRows().map((r) => String(r[0]));
@@ -201,17 +229,8 @@ export function silverActivities(deps: LakeDeps) {
           previous?.maxEventTime ? `${sqlString(previous.maxEventTime)}::TIMESTAMP` : 'NULL'})::VARCHAR FROM new_events`)).getRows();
         const maxEventTime = (newest as string | null) ?? undefined;
         counts.duplicates = counts.rowsIn - counts.quarantined - counts.events;
-        // Latest event per device among the new ones; older than the stored state: no change.
-        await db.run(`
-          CREATE OR REPLACE TEMP TABLE device_updates AS
-          SELECT n.*, s.ip IS NOT NULL AS known FROM (
-            SELECT ip, dispositivo, nome, endereco, servidor, velocidade_mbps, status,
-                   hora_conexao AS last_event_at, event_key AS last_event_key
-            FROM new_events
-            QUALIFY row_number() OVER (PARTITION BY ip, dispositivo ORDER BY hora_conexao DESC, event_key DESC) = 1) AS n
-          LEFT JOIN silver.device_state s USING (ip, dispositivo)
-          WHERE s.ip IS NULL OR (n.last_event_at, n.last_event_key) > (s.last_event_at, s.last_event_key)`);
-        const devices = await upsertRows(db, SILVER_DEVICE_STATE, ['ip', 'dispositivo'], 'device_updates', 'known');
+        await stageDeviceUpdates(db);
+        const devices = await upsertRows(db, SILVER_DEVICE_STATE, ['device_id'], 'device_updates', 'known');
         const checks = [
           ['rows_in', counts.rowsIn], ['passed', counts.rowsIn - counts.quarantined], ['quarantined', counts.quarantined],
           ['duplicates', counts.duplicates], ['events_out', counts.events],

@@ -329,3 +329,25 @@ export async function keepOutOfCatalog(db: DuckDBConnection, table: string): Pro
   const [schema, name] = table.split('.');
   await db.run(`CALL ${LAKE}.set_option('data_inlining_row_limit', 0, schema => ${sqlString(schema)}, table_name => ${sqlString(name)})`);
 }
+
+/**
+ * Adds a column to `table`, whose rows are from then on never inlined in the catalog (set before
+ * the ALTER, in the caller's transaction). DuckLake 1.4.4 misreads rows inlined after a column
+ * was added: once any later schema change happens anywhere in the lake, every process but the
+ * writer reads that column as NULL, and a flush of inlined data by such a process (maintenance)
+ * writes the NULLs to Parquet for good. Parquet files carry field ids and read right.
+ */
+export async function addColumn(db: DuckDBConnection, table: string, name: string, type: string): Promise<void> {
+  await keepOutOfCatalog(db, table);
+  await db.run(`ALTER TABLE ${table.split('.').map(sqlIdentifier).join('.')} ADD COLUMN ${sqlIdentifier(name)} ${type}`);
+}
+
+const evolvedOutOfCatalog = new WeakMap<DuckDBConnection, Set<string>>();
+/** For tables that gained columns before addColumn existed: the same setting, once per connection. */
+export async function keepEvolvedTableOutOfCatalog(db: DuckDBConnection, table: string): Promise<void> {
+  const done = evolvedOutOfCatalog.get(db) ?? new Set<string>();
+  evolvedOutOfCatalog.set(db, done);
+  if (done.has(table)) return;
+  await keepOutOfCatalog(db, table);
+  done.add(table);
+}

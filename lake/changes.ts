@@ -3,7 +3,7 @@
 // snapshot id); these helpers only name tables and snapshot ranges.
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ApplicationFailure } from '@temporalio/common';
-import { LAKE, oldestSnapshot } from './catalog';
+import { addColumn, LAKE, oldestSnapshot } from './catalog';
 import { sqlIdentifier, sqlString } from './duckdb';
 
 export function qualified(table: string): string {
@@ -36,7 +36,7 @@ async function columnsOf(db: DuckDBConnection, relation: string): Promise<string
 async function addNewColumns(db: DuckDBConnection, table: string, relation: string, tableCopy: string): Promise<boolean> {
   const have = new Set(await columnsOf(db, tableCopy));
   const added = (await db.runAndReadAll(`DESCRIBE SELECT * FROM ${relation}`)).getRows().filter(([name]) => !have.has(String(name)));
-  for (const [name, type] of added) await db.run(`ALTER TABLE ${table} ADD COLUMN ${sqlIdentifier(String(name))} ${type}`);
+  for (const [name, type] of added) await addColumn(db, table, String(name), String(type));
   return added.length > 0;
 }
 
@@ -50,7 +50,7 @@ export async function replaceRows(db: DuckDBConnection, table: string, selectSql
   const t = qualified(table);
   await db.run(`CREATE OR REPLACE TEMP TABLE replacement AS ${selectSql}`);
   await db.run(`CREATE OR REPLACE TEMP TABLE current_rows AS SELECT * FROM ${t}`);
-  if (await addNewColumns(db, t, 'replacement', 'current_rows')) await db.run(`CREATE OR REPLACE TEMP TABLE current_rows AS SELECT * FROM ${t}`);
+  if (await addNewColumns(db, table, 'replacement', 'current_rows')) await db.run(`CREATE OR REPLACE TEMP TABLE current_rows AS SELECT * FROM ${t}`);
   const same = (await columnsOf(db, 'replacement')).map((c) => `r.${sqlIdentifier(c)} IS NOT DISTINCT FROM t.${sqlIdentifier(c)}`).join(' AND ');
   const [[inserted, deleted]] = (await db.runAndReadAll(`SELECT
       (SELECT count(*) FROM replacement r WHERE NOT EXISTS (SELECT 1 FROM current_rows t WHERE ${same})),

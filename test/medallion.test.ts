@@ -7,11 +7,11 @@ import { changeFeedSql, replaceRows, tableAtSql } from '../lake/changes';
 import { goldSql } from '../activities/gold';
 import { goldOptionsSchema } from '../rules/gold';
 import { bronzeWorkflowId, type Source } from '../rules/bronze';
-import { silverEventSchema } from '../rules/silver';
+import { deviceIdSql, silverEventSchema } from '../rules/silver';
 import { generatorWorkflow } from '../workflows/generator';
 import { medallionPipeline } from '../workflows/pipeline';
 import {
-  closeTestClient, lakeEnv, landingFile, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker,
+  cli, closeTestClient, lakeEnv, landingFile, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker,
 } from './helpers';
 
 afterAll(async () => {
@@ -227,6 +227,11 @@ test('generator population mode: stable clients, consistent connect/disconnect, 
       SELECT Status_Conexao, lag(Status_Conexao) OVER (PARTITION BY Ip ORDER BY Hora_Conexao) AS previous
       FROM (${population_events})) WHERE Status_Conexao = previous OR (previous IS NULL AND Status_Conexao <> 'Conectado')`))
       .toEqual([{ broken: '0' }]);
+    // A process that did not write them (the CLI) reads every Servidor the four evolved bronze
+    // tables got: DuckLake 1.4.4 reads a column added to an inlined table as NULL there.
+    const servidorCounts = `SELECT ${sources.map((s) => `(SELECT count(Servidor) FROM bronze.${s.name})`).join(' + ')} AS n`;
+    const fresh = await cli(['query', servidorCounts, '--format', 'csv'], lakeEnv(lake));
+    expect(fresh).toMatchObject({ code: 0, stdout: `n\n${(await sqlRows<{ n: string }>(`SELECT count(*) AS n FROM (${population_events})`))[0].n}\n` });
     const servidorAdded = await sqlRows<{ schema_version: number }>(
       `SELECT DISTINCT schema_version FROM lake.schema_versions WHERE column_name = 'Servidor'`, lake);
     expect(servidorAdded).toEqual([{ schema_version: 2 }]);
@@ -264,7 +269,7 @@ test('generator population mode: stable clients, consistent connect/disconnect, 
   }
 });
 
-test('a lake whose silver events predate event_hash: redeliveries are found column by column until the watermark passes the old events, then by hash', async () => {
+test('a lake whose silver predates event_hash and device_id: redeliveries are found column by column until the watermark passes the old events, then by hash; device state gets its ids', async () => {
   const dir = tempDir('upgrade');
   const landing = path.join(dir, 'landing');
   const lake = testLake(dir);
@@ -285,8 +290,9 @@ test('a lake whose silver events predate event_hash: redeliveries are found colu
     await pass('upg-1');
     expect(await hashedFrom()).toBe('all');
     await stopProcess(worker, 'SIGTERM');
-    // As an older netpulse left the lake: no event_hash column, no hashedFrom in silver's fence.
+    // As an older netpulse left the lake: no event_hash nor device_id column, no hashedFrom in silver's fence.
     await sqlRows('ALTER TABLE silver.events DROP COLUMN event_hash', lake);
+    await sqlRows('ALTER TABLE silver.device_state DROP COLUMN device_id', lake);
     const [{ result }] = await sqlRows<{ result: string }>('SELECT result FROM lake.fence_silver', lake);
     const older = JSON.parse(result) as { details: Record<string, unknown> };
     delete older.details.hashedFrom;
@@ -300,11 +306,21 @@ test('a lake whose silver events predate event_hash: redeliveries are found colu
       { nome: 'Ana', unhashed: true }, { nome: 'Bia', unhashed: true }, { nome: 'Caio', unhashed: false },
     ]);
     // 12:30 moves the watermark to 12:00, past every unhashed event: from then on hashes find the redelivery.
-    await landingFile(landing, 'Computador/Conectado', 'later', [event('Dani', '10.0.0.4', '12:30')]);
+    await landingFile(landing, 'Computador/Conectado', 'later', [event('Dani', '10.0.0.4', '12:30'), event('Bia', '10.0.0.2', '12:31')]);
     await pass('upg-3');
     await landingFile(landing, 'Computador/Conectado', 'later-again', [event('Dani', '10.0.0.4', '12:30')]);
     expect((await pass('upg-4')).silver).toMatchObject({ rows: 0, details: expect.objectContaining({ duplicates: 1 }) });
-    expect(await sqlRows('SELECT count(*)::INTEGER AS n FROM silver.events', lake)).toEqual([{ n: 4 }]);
+    // Another event of Dani's at the very time of the stored one: the tie is broken by event key, as inside a batch.
+    await landingFile(landing, 'Computador/Desconectado', 'tie', [['Dani', '10.0.0.4', '2026-11-29 12:30:00', 'Computador', 100, 'Desconectado', 'srv-a']]);
+    expect((await pass('upg-5')).silver).toMatchObject({ rows: 1 });
+    expect(await sqlRows('SELECT count(*)::INTEGER AS n FROM silver.events', lake)).toEqual([{ n: 6 }]);
+    // Device state holds each device's latest event by (time, key), every device with its id.
+    const latest = `SELECT ip, dispositivo, status, hora_conexao AS last_event_at, event_key AS last_event_key FROM silver.events
+      QUALIFY row_number() OVER (PARTITION BY ip, dispositivo ORDER BY hora_conexao DESC, event_key DESC) = 1`;
+    const state = await sqlRows('SELECT ip, dispositivo, status, last_event_at, last_event_key FROM silver.device_state ORDER BY ALL', lake);
+    expect(state).toEqual(await sqlRows(`${latest} ORDER BY ALL`, lake));
+    expect(state.map((d) => d.last_event_at)).toEqual(['2026-11-29 11:50:00', '2026-11-29 12:31:00', '2026-11-29 11:52:00', '2026-11-29 12:30:00']);
+    expect(await sqlRows(`SELECT count(*)::INTEGER AS n FROM silver.device_state WHERE device_id IS DISTINCT FROM ${deviceIdSql('ip', 'dispositivo')}`, lake)).toEqual([{ n: 0 }]);
   } finally {
     await terminateAll(ids);
     await stopProcess(worker, 'SIGTERM');

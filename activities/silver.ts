@@ -6,7 +6,7 @@ import { changeFeedSql, qualified, readableMark, upsertRows } from '../lake/chan
 import { commitBatch, fenceDetails, readFence, snapshotOfFence } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import {
-  deviceIdSql, SILVER_RULES, silverOptionsSchema, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
+  SILVER_RULES, silverOptionsSchema, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
 } from '../rules/silver';
 import type { LakeDeps } from './bronze';
 import { batchLog, heartbeatEvery } from './context';
@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS silver.dq_counts (
   _batch_id VARCHAR NOT NULL, check_name VARCHAR NOT NULL, rows BIGINT NOT NULL, checked_at TIMESTAMPTZ NOT NULL);
 CREATE TABLE IF NOT EXISTS silver.device_state (
   ip VARCHAR NOT NULL, dispositivo VARCHAR NOT NULL, nome VARCHAR, endereco VARCHAR, servidor VARCHAR,
-  velocidade_mbps INTEGER, status VARCHAR, last_event_at TIMESTAMP, last_event_key VARCHAR, device_id UBIGINT);
+  velocidade_mbps INTEGER, status VARCHAR, last_event_at TIMESTAMP, last_event_key VARCHAR);
 `;
 
 /** Bronze rows inserted in the input range, every field as text, plus lineage and where the row is. */
@@ -99,40 +99,12 @@ async function dropSeenEvents(db: DuckDBConnection, hashedFrom: string): Promise
   await db.run('DROP TABLE seen_hashes');
 }
 
-/**
- * device_updates: each device's latest new event (by event time, then event key) where it is
- * later than what device state holds, with `known` = the device is there already. The join
- * reads device state's integer id and event time only; the text key is read only when a new
- * event has the very time of the stored one (rare), to break the tie as the batch's window does.
- */
-async function stageDeviceUpdates(db: DuckDBConnection): Promise<void> {
-  await db.run(`
-    CREATE OR REPLACE TEMP TABLE device_updates AS
-    SELECT n.*, s.device_id IS NOT NULL AS known, s.last_event_at AS stored_at FROM (
-      SELECT ${deviceIdSql('ip', 'dispositivo')} AS device_id, * FROM (
-        SELECT ip, dispositivo, nome, endereco, servidor, velocidade_mbps, status,
-               hora_conexao AS last_event_at, event_key AS last_event_key
-        FROM new_events
-        QUALIFY row_number() OVER (PARTITION BY ip, dispositivo ORDER BY hora_conexao DESC, event_key DESC) = 1)) AS n
-    LEFT JOIN (SELECT device_id, last_event_at FROM ${SILVER_DEVICE_STATE}) s USING (device_id)
-    WHERE s.device_id IS NULL OR n.last_event_at >= s.last_event_at`);
-  const [[ties]] = (await db.runAndReadAll('SELECT count(*) FROM device_updates WHERE last_event_at = stored_at')).getRows();
-  if (Number(ties) > 0) {
-    await db.run(`DELETE FROM device_updates u USING ${SILVER_DEVICE_STATE} s
-      WHERE u.last_event_at = u.stored_at AND s.device_id = u.device_id AND u.last_event_key <= s.last_event_key`);
-  }
-  await db.run('ALTER TABLE device_updates DROP COLUMN stored_at');
-}
-
 /** Silver tables made by an older version get the columns added since (once per process). */
 const upgradedLakes = new Set<string>();
 async function upgradeSilver(db: DuckDBConnection, lake: LakeConfig): Promise<void> {
   const key = JSON.stringify(lake);
   if (upgradedLakes.has(key)) return;
   if (!(await tableColumns(db, SILVER_EVENTS)).has('event_hash')) await addColumn(db, SILVER_EVENTS, 'event_hash', 'UBIGINT');
-  if (!(await tableColumns(db, SILVER_DEVICE_STATE)).has('device_id')) await addColumn(db, SILVER_DEVICE_STATE, 'device_id', 'UBIGINT');
-  // Filled for every device at once (the same values whoever runs it, so safe to repeat).
-  await db.run(`UPDATE ${SILVER_DEVICE_STATE} SET device_id = ${deviceIdSql('ip', 'dispositivo')} WHERE device_id IS NULL`);
   upgradedLakes.add(key);
 }
 
@@ -229,8 +201,17 @@ export function silverActivities(deps: LakeDeps) {
           previous?.maxEventTime ? `${sqlString(previous.maxEventTime)}::TIMESTAMP` : 'NULL'})::VARCHAR FROM new_events`)).getRows();
         const maxEventTime = (newest as string | null) ?? undefined;
         counts.duplicates = counts.rowsIn - counts.quarantined - counts.events;
-        await stageDeviceUpdates(db);
-        const devices = await upsertRows(db, SILVER_DEVICE_STATE, ['device_id'], 'device_updates', 'known');
+        // Latest event per device among the new ones; older than the stored state: no change.
+        await db.run(`
+          CREATE OR REPLACE TEMP TABLE device_updates AS
+          SELECT n.*, s.ip IS NOT NULL AS known FROM (
+            SELECT ip, dispositivo, nome, endereco, servidor, velocidade_mbps, status,
+                   hora_conexao AS last_event_at, event_key AS last_event_key
+            FROM new_events
+            QUALIFY row_number() OVER (PARTITION BY ip, dispositivo ORDER BY hora_conexao DESC, event_key DESC) = 1) AS n
+          LEFT JOIN silver.device_state s USING (ip, dispositivo)
+          WHERE s.ip IS NULL OR (n.last_event_at, n.last_event_key) > (s.last_event_at, s.last_event_key)`);
+        const devices = await upsertRows(db, SILVER_DEVICE_STATE, ['ip', 'dispositivo'], 'device_updates', 'known');
         const checks = [
           ['rows_in', counts.rowsIn], ['passed', counts.rowsIn - counts.quarantined], ['quarantined', counts.quarantined],
           ['duplicates', counts.duplicates], ['events_out', counts.events],

@@ -23,15 +23,6 @@ const OCTET = String.raw`(25[0-5]|2[0-4]\d|[01]?\d?\d)`;
 /** One regular expression, octets included: a per-row split into a list cost most of silver's checks. */
 export const PRIVATE_IPV4 = String.raw`^(10\.${OCTET}\.${OCTET}\.${OCTET}|172\.(1[6-9]|2\d|3[01])\.${OCTET}\.${OCTET}|192\.168\.${OCTET}\.${OCTET})$`;
 
-/**
- * A device's exact 64-bit id, for joins that then read one integer column of device state
- * instead of two text ones. Every ip silver accepts matches PRIVATE_IPV4 (octets of at most
- * three digits) and every device is one of two: each octet is coded as value × 4 + its leading
- * zeros (at most two) in 10 bits, so two accepted (ip, device) pairs never share an id.
- */
-export const deviceIdSql = (ip: string, device: string) =>
-  `(list_reduce(list_transform(string_split(${ip}, '.'), o -> o::UBIGINT * 4 + (length(o) - length(o::UBIGINT::VARCHAR))), (a, b) -> a * 1024 + b) * 2 + (${device} = 'Celular')::UBIGINT)`;
-
 export interface SilverRule {
   name: string;
   description: string;

@@ -7,7 +7,7 @@ import { changeFeedSql, replaceRows, tableAtSql } from '../lake/changes';
 import { goldSql } from '../activities/gold';
 import { goldOptionsSchema } from '../rules/gold';
 import { bronzeWorkflowId, type Source } from '../rules/bronze';
-import { deviceIdSql, silverEventSchema } from '../rules/silver';
+import { silverEventSchema } from '../rules/silver';
 import { generatorWorkflow } from '../workflows/generator';
 import { medallionPipeline } from '../workflows/pipeline';
 import {
@@ -269,7 +269,7 @@ test('generator population mode: stable clients, consistent connect/disconnect, 
   }
 });
 
-test('a lake whose silver predates event_hash and device_id: redeliveries are found column by column until the watermark passes the old events, then by hash; device state gets its ids', async () => {
+test('a lake whose silver events predate event_hash: redeliveries are found column by column until the watermark passes the old events, then by hash; device state follows the latest event, ties included', async () => {
   const dir = tempDir('upgrade');
   const landing = path.join(dir, 'landing');
   const lake = testLake(dir);
@@ -290,9 +290,8 @@ test('a lake whose silver predates event_hash and device_id: redeliveries are fo
     await pass('upg-1');
     expect(await hashedFrom()).toBe('all');
     await stopProcess(worker, 'SIGTERM');
-    // As an older netpulse left the lake: no event_hash nor device_id column, no hashedFrom in silver's fence.
+    // As an older netpulse left the lake: no event_hash column, no hashedFrom in silver's fence.
     await sqlRows('ALTER TABLE silver.events DROP COLUMN event_hash', lake);
-    await sqlRows('ALTER TABLE silver.device_state DROP COLUMN device_id', lake);
     const [{ result }] = await sqlRows<{ result: string }>('SELECT result FROM lake.fence_silver', lake);
     const older = JSON.parse(result) as { details: Record<string, unknown> };
     delete older.details.hashedFrom;
@@ -314,13 +313,12 @@ test('a lake whose silver predates event_hash and device_id: redeliveries are fo
     await landingFile(landing, 'Computador/Desconectado', 'tie', [['Dani', '10.0.0.4', '2026-11-29 12:30:00', 'Computador', 100, 'Desconectado', 'srv-a']]);
     expect((await pass('upg-5')).silver).toMatchObject({ rows: 1 });
     expect(await sqlRows('SELECT count(*)::INTEGER AS n FROM silver.events', lake)).toEqual([{ n: 6 }]);
-    // Device state holds each device's latest event by (time, key), every device with its id.
+    // Device state holds each device's latest event by (time, key).
     const latest = `SELECT ip, dispositivo, status, hora_conexao AS last_event_at, event_key AS last_event_key FROM silver.events
       QUALIFY row_number() OVER (PARTITION BY ip, dispositivo ORDER BY hora_conexao DESC, event_key DESC) = 1`;
     const state = await sqlRows('SELECT ip, dispositivo, status, last_event_at, last_event_key FROM silver.device_state ORDER BY ALL', lake);
     expect(state).toEqual(await sqlRows(`${latest} ORDER BY ALL`, lake));
     expect(state.map((d) => d.last_event_at)).toEqual(['2026-11-29 11:50:00', '2026-11-29 12:31:00', '2026-11-29 11:52:00', '2026-11-29 12:30:00']);
-    expect(await sqlRows(`SELECT count(*)::INTEGER AS n FROM silver.device_state WHERE device_id IS DISTINCT FROM ${deviceIdSql('ip', 'dispositivo')}`, lake)).toEqual([{ n: 0 }]);
   } finally {
     await terminateAll(ids);
     await stopProcess(worker, 'SIGTERM');

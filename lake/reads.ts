@@ -97,7 +97,8 @@ export async function readGoldReport(lake: LakeConfig, asOf: { asOfVersion?: num
       const source = tableAtSql(`gold.${name}`, version);
       // Per-minute counts grow forever: the report carries the last quarter hour.
       const recent = name === 'events_per_minute' ? `WHERE minute >= (SELECT max(minute) - INTERVAL 14 MINUTE FROM ${source})` : '';
-      tables[name] = await rows(db, `SELECT * FROM ${source} ${recent} ORDER BY ALL`);
+      const order = name === 'heavy_clients' ? 'times_median DESC, velocidade_mbps DESC, servidor, ip' : 'ALL'; // heaviest first
+      tables[name] = await rows(db, `SELECT * FROM ${source} ${recent} ORDER BY ${order}`);
     }
     const asOfValue = tables.devices_last_10_min?.[0]?.as_of;
     return { version, committedAt: String(commit.committed_at), asOf: asOfValue === undefined ? undefined : String(asOfValue), tables };

@@ -23,9 +23,13 @@ const SELF_REFERENCING: Record<string, string> = {
 /** A refresh instant (ISO, UTC) as a DuckDB TIMESTAMP literal. */
 const asOfLiteral = (asOf: string) => `TIMESTAMP ${sqlString(asOf.replace('T', ' ').replace('Z', ''))}`;
 
-/** The question's SQL with its :parameters bound as literals. */
-export function goldSql(name: string, asOf: string, options: GoldOptions): string {
+/**
+ * The question's SQL with its :parameters bound as literals; `:device_state` is silver's device
+ * state, or the refresh's copy of it (stageDevices).
+ */
+export function goldSql(name: string, asOf: string, options: GoldOptions, deviceState = SILVER_DEVICE_STATE): string {
   const params: Record<string, string> = {
+    device_state: deviceState,
     as_of: asOfLiteral(asOf),
     high_speed_mbps: String(options.highSpeedThresholdMbps),
     upgrade_pct: String(options.upgradeUtilisationPct),
@@ -42,7 +46,22 @@ export function goldSql(name: string, asOf: string, options: GoldOptions): strin
   });
 }
 
-async function stageInputs(db: DuckDBConnection, request: GoldRequest): Promise<void> {
+/** Up to this many devices, a refresh copies device state once instead of reading it seven times. */
+const STAGED_DEVICES_MAX = 200_000;
+
+/**
+ * The device state the refresh's questions read: a temp copy when it is small (each statement on
+ * a lake table costs catalog round trips and reads its file list), else the lake table itself.
+ * The copy is empty when the table is larger (or empty: then either answers the same).
+ */
+async function stageDevices(db: DuckDBConnection): Promise<string> {
+  await db.run(`CREATE OR REPLACE TEMP TABLE gold_devices AS
+    SELECT * FROM ${SILVER_DEVICE_STATE} WHERE (SELECT count(*) FROM ${SILVER_DEVICE_STATE}) <= ${STAGED_DEVICES_MAX}`);
+  const [[staged]] = (await db.runAndReadAll('SELECT count(*) FROM gold_devices')).getRows();
+  return Number(staged) > 0 ? 'gold_devices' : SILVER_DEVICE_STATE;
+}
+
+async function stageInputs(db: DuckDBConnection, request: GoldRequest, deviceState: string): Promise<void> {
   const from = await readableMark(db, request.silverFromSnapshot, 'gold');
   const feed = request.silverToSnapshot > from
     ? `SELECT hora_conexao, dispositivo, status FROM (${changeFeedSql(SILVER_EVENTS, from, request.silverToSnapshot)}) WHERE change_type = 'insert'`
@@ -54,7 +73,7 @@ async function stageInputs(db: DuckDBConnection, request: GoldRequest): Promise<
   const overrides = Object.entries(request.options.serverCapacityMbps);
   await db.run(`CREATE OR REPLACE TEMP TABLE server_capacity AS
     SELECT servidor, coalesce(o.capacity_mbps, ${request.options.defaultServerCapacityMbps})::BIGINT AS capacity_mbps
-    FROM (SELECT DISTINCT servidor FROM ${SILVER_DEVICE_STATE} WHERE servidor IS NOT NULL
+    FROM (SELECT DISTINCT servidor FROM ${deviceState} WHERE servidor IS NOT NULL
           ${overrides.length ? `UNION SELECT servidor FROM (VALUES ${overrides.map(([s]) => `(${sqlString(s)})`).join(', ')}) v(servidor)` : ''})
     LEFT JOIN (${overrides.length ? `VALUES ${overrides.map(([s, c]) => `(${sqlString(s)}, ${c})`).join(', ')}` : 'SELECT NULL::VARCHAR, NULL::BIGINT WHERE false'}) o(servidor, capacity_mbps) USING (servidor)`);
 }
@@ -91,7 +110,8 @@ export function goldActivities(deps: LakeDeps) {
     const request = { ...given, options: goldOptionsSchema.parse(given.options) };
     const stopHeartbeat = heartbeatEvery(5000, () => ({ phase: 'refreshing', tables: GOLD_TABLES.length }));
     return withLake(deps.lake, async (db) => {
-      await stageInputs(db, request);
+      const deviceState = await stageDevices(db);
+      await stageInputs(db, request, deviceState);
       await ensureGold(db, request);
       let rowsChanged = 0;
       const identity = { owner: GOLD_OWNER, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'REFRESH', log: batchLog('gold', 'gold') };
@@ -99,7 +119,7 @@ export function goldActivities(deps: LakeDeps) {
         const tables: Record<string, TableWrite> = {};
         for (const name of GOLD_TABLES) {
           const keys = INCREMENTAL_KEYS[name];
-          const sql = goldSql(name, request.asOf, request.options);
+          const sql = goldSql(name, request.asOf, request.options, deviceState);
           const written = keys ? await replaceKeys(db, `gold.${name}`, keys, sql) : await replaceRows(db, `gold.${name}`, sql);
           if (name === 'server_load_history') written.rowsDeleted += await expireLoadHistory(db, request);
           tables[`gold.${name}`] = written;
@@ -113,7 +133,7 @@ export function goldActivities(deps: LakeDeps) {
           details: { asOf: request.asOf, silverFromSnapshot: request.silverFromSnapshot, silverToSnapshot: request.silverToSnapshot, rowsChanged },
         };
       });
-      await db.run('DROP TABLE new_event_counts; DROP TABLE server_capacity');
+      await db.run('DROP TABLE new_event_counts; DROP TABLE server_capacity; DROP TABLE gold_devices');
       return {
         batchId: request.batchId, asOf: request.asOf, snapshot: commit.snapshot, alreadyCommitted: commit.alreadyCommitted,
         rowsChanged: Number((commit.details as { rowsChanged: number }).rowsChanged),

@@ -7,7 +7,7 @@ WITH per_kind AS (
          round(avg(velocidade_mbps), 2) AS avg_mbps,
          round(quantile_cont(velocidade_mbps, 0.5), 2) AS p50_mbps,
          round(quantile_cont(velocidade_mbps, 0.95), 2) AS p95_mbps
-  FROM silver.device_state
+  FROM :device_state
   WHERE status = 'Conectado'
   GROUP BY ROLLUP (dispositivo)
 )

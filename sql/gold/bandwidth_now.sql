@@ -2,7 +2,7 @@
 -- One scan with ROLLUP, as in connections_now.
 WITH per_kind AS (
   SELECT coalesce(dispositivo, 'Total') AS dispositivo, count(*) AS connected_devices, sum(velocidade_mbps) AS mbps_in_use
-  FROM silver.device_state
+  FROM :device_state
   WHERE status = 'Conectado'
   GROUP BY ROLLUP (dispositivo)
 )

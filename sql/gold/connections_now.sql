@@ -7,7 +7,7 @@ WITH per_kind AS (
          count(*) FILTER (WHERE status = 'Conectado') AS connected,
          count(*) FILTER (WHERE status = 'Desconectado') AS disconnected,
          count(*) AS devices
-  FROM silver.device_state
+  FROM :device_state
   GROUP BY ROLLUP (dispositivo)
 )
 SELECT k.dispositivo, coalesce(p.connected, 0)::BIGINT AS connected, coalesce(p.disconnected, 0)::BIGINT AS disconnected,

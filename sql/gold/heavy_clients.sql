@@ -6,12 +6,12 @@
 -- rewritten at every refresh and read by every dashboard.
 WITH medians AS (
   SELECT coalesce(servidor, '(none)') AS server, median(velocidade_mbps) AS server_median_mbps
-  FROM silver.device_state WHERE status = 'Conectado' GROUP BY ALL
+  FROM :device_state WHERE status = 'Conectado' GROUP BY ALL
 ), heaviest AS (
   SELECT m.server, m.server_median_mbps, count(*)::BIGINT AS heavy_on_server,
          max_by({'ip': d.ip, 'dispositivo': d.dispositivo, 'nome': d.nome, 'velocidade_mbps': d.velocidade_mbps},
                 {'mbps': d.velocidade_mbps, 'ip': d.ip, 'dispositivo': d.dispositivo}, :heavy_per_server) AS top
-  FROM silver.device_state d JOIN medians m ON coalesce(d.servidor, '(none)') = m.server
+  FROM :device_state d JOIN medians m ON coalesce(d.servidor, '(none)') = m.server
   WHERE d.status = 'Conectado' AND d.velocidade_mbps > :heavy_factor * m.server_median_mbps
   GROUP BY ALL
 ), listed AS (

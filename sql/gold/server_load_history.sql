@@ -7,5 +7,5 @@ SELECT :as_of AS as_of, c.servidor,
        c.capacity_mbps,
        round(100.0 * coalesce(sum(s.velocidade_mbps) FILTER (WHERE s.status = 'Conectado'), 0) / c.capacity_mbps, 2) AS utilisation_pct
 FROM server_capacity c
-LEFT JOIN silver.device_state s USING (servidor)
+LEFT JOIN :device_state s USING (servidor)
 GROUP BY c.servidor, c.capacity_mbps

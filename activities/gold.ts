@@ -47,18 +47,21 @@ export function goldSql(name: string, asOf: string, options: GoldOptions, device
 }
 
 /** Up to this many devices, a refresh copies device state once instead of reading it seven times. */
-const STAGED_DEVICES_MAX = 200_000;
+const stagedDevicesMax = () => Number(process.env.NETPULSE_GOLD_COPY_MAX_DEVICES ?? 200_000);
 
 /**
  * The device state the refresh's questions read: a temp copy when it is small (each statement on
  * a lake table costs catalog round trips and reads its file list), else the lake table itself.
- * The copy is empty when the table is larger (or empty: then either answers the same).
+ * One statement either way: the copy stops one row past the limit, so a large state costs a
+ * bounded read, not a scan.
  */
 async function stageDevices(db: DuckDBConnection): Promise<string> {
-  await db.run(`CREATE OR REPLACE TEMP TABLE gold_devices AS
-    SELECT * FROM ${SILVER_DEVICE_STATE} WHERE (SELECT count(*) FROM ${SILVER_DEVICE_STATE}) <= ${STAGED_DEVICES_MAX}`);
+  const max = stagedDevicesMax();
+  await db.run(`CREATE OR REPLACE TEMP TABLE gold_devices AS SELECT * FROM ${SILVER_DEVICE_STATE} LIMIT ${Math.trunc(max) + 1}`);
   const [[staged]] = (await db.runAndReadAll('SELECT count(*) FROM gold_devices')).getRows();
-  return Number(staged) > 0 ? 'gold_devices' : SILVER_DEVICE_STATE;
+  if (Number(staged) <= max) return 'gold_devices';
+  await db.run('DROP TABLE gold_devices');
+  return SILVER_DEVICE_STATE;
 }
 
 async function stageInputs(db: DuckDBConnection, request: GoldRequest, deviceState: string): Promise<void> {
@@ -133,7 +136,7 @@ export function goldActivities(deps: LakeDeps) {
           details: { asOf: request.asOf, silverFromSnapshot: request.silverFromSnapshot, silverToSnapshot: request.silverToSnapshot, rowsChanged },
         };
       });
-      await db.run('DROP TABLE new_event_counts; DROP TABLE server_capacity; DROP TABLE gold_devices');
+      await db.run('DROP TABLE new_event_counts; DROP TABLE server_capacity; DROP TABLE IF EXISTS gold_devices');
       return {
         batchId: request.batchId, asOf: request.asOf, snapshot: commit.snapshot, alreadyCommitted: commit.alreadyCommitted,
         rowsChanged: Number((commit.details as { rowsChanged: number }).rowsChanged),

@@ -32,12 +32,14 @@ async function columnsOf(db: DuckDBConnection, relation: string): Promise<string
  * Adds to `table` the columns `relation` has and `tableCopy` (a temp copy of it: no catalog
  * round trip) lacks, as when a gold question's SQL gained a column after the table was made.
  * Rows already there get NULL in them, so they differ from the new answer and are replaced.
+ * Returns `relation`'s columns and whether any was added.
  */
-async function addNewColumns(db: DuckDBConnection, table: string, relation: string, tableCopy: string): Promise<boolean> {
+async function addNewColumns(db: DuckDBConnection, table: string, relation: string, tableCopy: string) {
   const have = new Set(await columnsOf(db, tableCopy));
-  const added = (await db.runAndReadAll(`DESCRIBE SELECT * FROM ${relation}`)).getRows().filter(([name]) => !have.has(String(name)));
-  for (const [name, type] of added) await addColumn(db, table, String(name), String(type));
-  return added.length > 0;
+  const described = (await db.runAndReadAll(`DESCRIBE SELECT * FROM ${relation}`)).getRows().map(([name, type]) => [String(name), String(type)]);
+  const added = described.filter(([name]) => !have.has(name));
+  for (const [name, type] of added) await addColumn(db, table, name, type);
+  return { columns: described.map(([name]) => name), added: added.length > 0 };
 }
 
 /**
@@ -50,8 +52,9 @@ export async function replaceRows(db: DuckDBConnection, table: string, selectSql
   const t = qualified(table);
   await db.run(`CREATE OR REPLACE TEMP TABLE replacement AS ${selectSql}`);
   await db.run(`CREATE OR REPLACE TEMP TABLE current_rows AS SELECT * FROM ${t}`);
-  if (await addNewColumns(db, table, 'replacement', 'current_rows')) await db.run(`CREATE OR REPLACE TEMP TABLE current_rows AS SELECT * FROM ${t}`);
-  const same = (await columnsOf(db, 'replacement')).map((c) => `r.${sqlIdentifier(c)} IS NOT DISTINCT FROM t.${sqlIdentifier(c)}`).join(' AND ');
+  const { columns, added } = await addNewColumns(db, table, 'replacement', 'current_rows');
+  if (added) await db.run(`CREATE OR REPLACE TEMP TABLE current_rows AS SELECT * FROM ${t}`);
+  const same = columns.map((c) => `r.${sqlIdentifier(c)} IS NOT DISTINCT FROM t.${sqlIdentifier(c)}`).join(' AND ');
   const [[inserted, deleted]] = (await db.runAndReadAll(`SELECT
       (SELECT count(*) FROM replacement r WHERE NOT EXISTS (SELECT 1 FROM current_rows t WHERE ${same})),
       (SELECT count(*) FROM current_rows t WHERE NOT EXISTS (SELECT 1 FROM replacement r WHERE ${same}))`)).getRows();

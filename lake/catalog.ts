@@ -211,6 +211,8 @@ export function openLake(lake: LakeConfig, options: AttachOptions = {}): Promise
 }
 
 const lakeOfConnection = new WeakMap<DuckDBConnection, LakeConfig>();
+/** Per lake: evolved tables this process has kept out of the catalog (keepEvolvedTableOutOfCatalog). */
+const evolvedKeptOut = new Map<string, Set<string>>();
 
 /** Runs `work` on a fresh connection to the lake (catalog `netpulse` in use) and closes it. */
 export async function withLake<T>(lake: LakeConfig, work: (db: DuckDBConnection) => Promise<T>, options: AttachOptions = {}): Promise<T> {
@@ -221,6 +223,7 @@ export async function withLake<T>(lake: LakeConfig, work: (db: DuckDBConnection)
     return await work(connection);
   } catch (error) {
     if (/does not exist/i.test((error as Error).message)) knownTables.delete(lakeKey(lake, {}));
+    evolvedKeptOut.delete(lakeKey(lake, {}));
     throw error;
   } finally {
     connection.closeSync();
@@ -342,11 +345,17 @@ export async function addColumn(db: DuckDBConnection, table: string, name: strin
   await db.run(`ALTER TABLE ${table.split('.').map(sqlIdentifier).join('.')} ADD COLUMN ${sqlIdentifier(name)} ${type}`);
 }
 
-const evolvedOutOfCatalog = new WeakMap<DuckDBConnection, Set<string>>();
-/** For tables that gained columns before addColumn existed: the same setting, once per connection. */
+/**
+ * For tables that gained columns before addColumn existed: the same setting, once per process
+ * and lake (a connection lives for one activity). Forgotten when a statement on the lake fails,
+ * since the batch's transaction that set it may have rolled back.
+ */
 export async function keepEvolvedTableOutOfCatalog(db: DuckDBConnection, table: string): Promise<void> {
-  const done = evolvedOutOfCatalog.get(db) ?? new Set<string>();
-  evolvedOutOfCatalog.set(db, done);
+  const lake = lakeOfConnection.get(db);
+  if (!lake) throw new Error('keepEvolvedTableOutOfCatalog: not a lake connection (use withLake)');
+  const key = lakeKey(lake, {});
+  const done = evolvedKeptOut.get(key) ?? new Set<string>();
+  evolvedKeptOut.set(key, done);
   if (done.has(table)) return;
   await keepOutOfCatalog(db, table);
   done.add(table);

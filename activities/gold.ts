@@ -3,6 +3,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
 import { config } from '../config';
 import { keepOutOfCatalog, missingTables, withLake } from '../lake/catalog';
 import { changeFeedSql, readableMark, replaceKeys, replaceRows } from '../lake/changes';
@@ -47,7 +48,14 @@ export function goldSql(name: string, asOf: string, options: GoldOptions, device
 }
 
 /** Up to this many devices, a refresh copies device state once instead of reading it seven times. */
-const stagedDevicesMax = () => Number(process.env.NETPULSE_GOLD_COPY_MAX_DEVICES ?? 200_000);
+function stagedDevicesMax(): number {
+  const raw = process.env.NETPULSE_GOLD_COPY_MAX_DEVICES ?? '200000';
+  const max = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(max) || max < 0) {
+    throw ApplicationFailure.nonRetryable(`NETPULSE_GOLD_COPY_MAX_DEVICES: "${raw}" is not a whole number ≥ 0 (the worker's environment)`, 'InvalidConfiguration');
+  }
+  return max;
+}
 
 /**
  * The device state the refresh's questions read: a temp copy when it is small (each statement on

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { config } from '../config';
 import { keepOutOfCatalog, missingTables, withLake } from '../lake/catalog';
-import { changeFeedSql, readableMark, replaceKeys, replaceRows } from '../lake/changes';
+import { insertionsSql, readableMark, replaceKeys, replaceRows } from '../lake/changes';
 import { commitBatch, fenceDetails, readFence, snapshotOfFence, type TableWrite } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import { SPEEDS_MBPS } from '../rules/events';
@@ -48,7 +48,7 @@ export function goldSql(name: string, asOf: string, options: GoldOptions, device
 }
 
 /** Up to this many devices, a refresh copies device state once instead of reading it seven times. */
-function stagedDevicesMax(): number {
+export function stagedDevicesMax(): number {
   const raw = process.env.NETPULSE_GOLD_COPY_MAX_DEVICES ?? '200000';
   const max = Number(raw);
   if (raw.trim() === '' || !Number.isInteger(max) || max < 0) {
@@ -75,7 +75,7 @@ async function stageDevices(db: DuckDBConnection): Promise<string> {
 async function stageInputs(db: DuckDBConnection, request: GoldRequest, deviceState: string): Promise<void> {
   const from = await readableMark(db, request.silverFromSnapshot, 'gold');
   const feed = request.silverToSnapshot > from
-    ? `SELECT hora_conexao, dispositivo, status FROM (${changeFeedSql(SILVER_EVENTS, from, request.silverToSnapshot)}) WHERE change_type = 'insert'`
+    ? `SELECT hora_conexao, dispositivo, status FROM (${insertionsSql(SILVER_EVENTS, from, request.silverToSnapshot)})`
     : `SELECT hora_conexao, dispositivo, status FROM ${SILVER_EVENTS} WHERE false`;
   // Counted as read: the only incremental input is per-minute counts (staging the feed's rows
   // took 9 s of a 21 s refresh after 10M events).

@@ -311,16 +311,22 @@ test('a lake whose silver events predate event_hash: redeliveries are found colu
     await pass('upg-3');
     await landingFile(landing, 'Computador/Conectado', 'later-again', [event('Dani', '10.0.0.4', '12:30')]);
     expect((await pass('upg-4')).silver).toMatchObject({ rows: 0, details: expect.objectContaining({ duplicates: 1 }) });
-    // Another event of Dani's at the very time of the stored one: the tie is broken by event key, as inside a batch.
-    await landingFile(landing, 'Computador/Desconectado', 'tie', [['Dani', '10.0.0.4', '2026-11-29 12:30:00', 'Computador', 100, 'Desconectado', 'srv-a']]);
-    expect((await pass('upg-5')).silver).toMatchObject({ rows: 1 });
-    expect(await sqlRows('SELECT count(*)::INTEGER AS n FROM silver.events', lake)).toEqual([{ n: 6 }]);
+    // Events at the very time of the stored ones: the tie is broken by event key, as inside a batch.
+    // With these keys Dani's stored event keeps its place and Bia's new one takes it (both ways run).
+    await landingFile(landing, 'Computador/Desconectado', 'tie', [
+      ['Dani', '10.0.0.4', '2026-11-29 12:30:00', 'Computador', 100, 'Desconectado', 'srv-a'],
+      ['Bia', '10.0.0.2', '2026-11-29 12:31:00', 'Computador', 100, 'Desconectado', 'srv-a'],
+    ]);
+    expect((await pass('upg-5')).silver).toMatchObject({ rows: 2 });
+    expect(await sqlRows('SELECT count(*)::INTEGER AS n FROM silver.events', lake)).toEqual([{ n: 7 }]);
     // Device state holds each device's latest event by (time, key).
     const latest = `SELECT ip, dispositivo, status, hora_conexao AS last_event_at, event_key AS last_event_key FROM silver.events
       QUALIFY row_number() OVER (PARTITION BY ip, dispositivo ORDER BY hora_conexao DESC, event_key DESC) = 1`;
     const state = await sqlRows('SELECT ip, dispositivo, status, last_event_at, last_event_key FROM silver.device_state ORDER BY ALL', lake);
     expect(state).toEqual(await sqlRows(`${latest} ORDER BY ALL`, lake));
-    expect(state.map((d) => d.last_event_at)).toEqual(['2026-11-29 11:50:00', '2026-11-29 12:31:00', '2026-11-29 11:52:00', '2026-11-29 12:30:00']);
+    expect(state.map((d) => [d.last_event_at, d.status])).toEqual([
+      ['2026-11-29 11:50:00', 'Conectado'], ['2026-11-29 12:31:00', 'Desconectado'], ['2026-11-29 11:52:00', 'Conectado'], ['2026-11-29 12:30:00', 'Conectado'],
+    ]);
   } finally {
     await terminateAll(ids);
     await stopProcess(worker, 'SIGTERM');

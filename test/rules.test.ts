@@ -1,5 +1,6 @@
 // Silver's rules say the same in SQL (what silver runs) and in zod (what readers check).
 import { DuckDBInstance } from '@duckdb/node-api';
+import { stagedDevicesMax } from '../activities/gold';
 import { SILVER_RULES, silverEventSchema, silverOptionsSchema } from '../rules/silver';
 
 test('ip_private_ipv4: SQL and zod agree on private IPv4 addresses, octets 0-255', async () => {
@@ -22,5 +23,24 @@ test('ip_private_ipv4: SQL and zod agree on private IPv4 addresses, octets 0-255
   } finally {
     db.closeSync();
     instance.closeSync();
+  }
+});
+
+test('NETPULSE_GOLD_COPY_MAX_DEVICES: a whole number ≥ 0, else a refresh fails naming the variable', () => {
+  const saved = process.env.NETPULSE_GOLD_COPY_MAX_DEVICES;
+  try {
+    delete process.env.NETPULSE_GOLD_COPY_MAX_DEVICES;
+    expect(stagedDevicesMax()).toBe(200_000);
+    process.env.NETPULSE_GOLD_COPY_MAX_DEVICES = '0';
+    expect(stagedDevicesMax()).toBe(0);
+    for (const bad of ['', ' ', '1.5', '-1', '10k', '1e400']) {
+      process.env.NETPULSE_GOLD_COPY_MAX_DEVICES = bad;
+      expect(() => stagedDevicesMax()).toThrow(expect.objectContaining({
+        nonRetryable: true, message: expect.stringContaining(`NETPULSE_GOLD_COPY_MAX_DEVICES: "${bad}" is not a whole number`),
+      }));
+    }
+  } finally {
+    if (saved === undefined) delete process.env.NETPULSE_GOLD_COPY_MAX_DEVICES;
+    else process.env.NETPULSE_GOLD_COPY_MAX_DEVICES = saved;
   }
 });

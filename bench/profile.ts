@@ -3,7 +3,9 @@
 //
 //   node dist/bench/profile.js [--files 500] [--rows 500] [--sources 1] [--concurrency <sources>] [--silver-batches 0]
 //                              [--shuffle-hours 0] [--devices 0] [--ledger-rows 0] [--gold] [--micro 0] [--keep]
+//                              [--max-rows 250000] [--silver-max-rows 250000]
 //
+// --max-rows / --silver-max-rows: the bronze / silver batch's row budget.
 // --ledger-rows N: the ledger already holds N ingested files of each of the four sources (as after landing
 // retention archived them), so the first plan shows what listing + the ledger anti-join cost then.
 // --gold: after silver, one gold refresh over all of it, with its statements' times.

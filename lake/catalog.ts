@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { config } from '../config';
-import { sqlIdentifier, sqlString } from './duckdb';
+import { qualified, sqlIdentifier, sqlString } from './duckdb';
 
 export interface LakeConfig {
   /** libpq connection string of the PostgreSQL catalog database. */
@@ -300,7 +300,7 @@ export async function tableColumns(db: DuckDBConnection, table: string): Promise
   // DESCRIBE binds the one table (about 4 ms, 1 ms inside a transaction); information_schema
   // lists the whole lake's catalog (13 ms). Both give the same type names.
   try {
-    const rows = (await db.runAndReadAll(`DESCRIBE ${table.split('.').map(sqlIdentifier).join('.')}`)).getRows();
+    const rows = (await db.runAndReadAll(`DESCRIBE ${qualified(table)}`)).getRows();
     return new Map(rows.map((r) => [String(r[0]), String(r[1])]));
   } catch (error) {
     if (/does not exist/.test((error as Error).message)) return new Map();
@@ -348,7 +348,7 @@ export async function keepOutOfCatalog(db: DuckDBConnection, table: string): Pro
  */
 export async function addColumn(db: DuckDBConnection, table: string, name: string, type: string): Promise<void> {
   await keepOutOfCatalog(db, table);
-  await db.run(`ALTER TABLE ${table.split('.').map(sqlIdentifier).join('.')} ADD COLUMN ${sqlIdentifier(name)} ${type}`);
+  await db.run(`ALTER TABLE ${qualified(table)} ADD COLUMN ${sqlIdentifier(name)} ${type}`);
 }
 
 /**

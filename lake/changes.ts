@@ -4,11 +4,9 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ApplicationFailure } from '@temporalio/common';
 import { addColumn, LAKE, oldestSnapshot } from './catalog';
-import { sqlIdentifier, sqlString } from './duckdb';
+import { qualified, sqlIdentifier, sqlString } from './duckdb';
 
-export function qualified(table: string): string {
-  return table.split('.').map(sqlIdentifier).join('.');
-}
+export { qualified };
 
 /**
  * The changes of `table` in snapshots (from, to]: the table's columns plus snapshot_id, rowid
@@ -34,8 +32,13 @@ export function tableAtSql(table: string, version: number): string {
   return `${qualified(table)} AT (VERSION => ${Math.trunc(version)})`;
 }
 
+/** A relation's columns: [name, type] in order. */
+async function describe(db: DuckDBConnection, relation: string): Promise<[string, string][]> {
+  return (await db.runAndReadAll(`DESCRIBE SELECT * FROM ${relation}`)).getRows().map((r) => [String(r[0]), String(r[1])]);
+}
+
 async function columnsOf(db: DuckDBConnection, relation: string): Promise<string[]> {
-  return (await db.runAndReadAll(`DESCRIBE SELECT * FROM ${relation}`)).getRows().map((r) => String(r[0]));
+  return (await describe(db, relation)).map(([name]) => name);
 }
 
 /**
@@ -46,7 +49,7 @@ async function columnsOf(db: DuckDBConnection, relation: string): Promise<string
  */
 async function addNewColumns(db: DuckDBConnection, table: string, relation: string, tableCopy: string) {
   const have = new Set(await columnsOf(db, tableCopy));
-  const described = (await db.runAndReadAll(`DESCRIBE SELECT * FROM ${relation}`)).getRows().map(([name, type]) => [String(name), String(type)]);
+  const described = await describe(db, relation);
   const added = described.filter(([name]) => !have.has(name));
   for (const [name, type] of added) await addColumn(db, table, name, type);
   return { columns: described.map(([name]) => name), added: added.length > 0 };

@@ -49,6 +49,11 @@ export function sqlIdentifier(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
+/** `schema.table` with each part quoted. */
+export function qualified(table: string): string {
+  return table.split('.').map(sqlIdentifier).join('.');
+}
+
 /**
  * A file path for DuckDB's file readers (read_parquet, parquet_schema, …), taken literally: they
  * expand globs, so `a*.parquet` would also read `a1.parquet`. Each glob character becomes a

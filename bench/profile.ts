@@ -138,6 +138,7 @@ async function main() {
     const silver = silverActivities({ lake, landingDir: landing });
     let mark = 0;
     const seen = new Map<string, number>();
+    const silverStarted = performance.now();
     for (let seq = 0; seq < silverBatches; seq++) {
       const input: SilverInput | undefined = await env.run(silver.planSilverBatch, { bronzeSnapshot: mark, maxRows: arg('silver-max-rows', 250_000) });
       if (!input) break;
@@ -149,6 +150,7 @@ async function main() {
       console.log(`silver batch ${seq}: ${(performance.now() - t).toFixed(0)} ms, ${input.rows} bronze rows; ${slowest.join(' | ')}`);
       mark = input.toSnapshot;
     }
+    console.log(`silver: ${(performance.now() - silverStarted).toFixed(0)} ms`);
     printTimings();
   }
   if (process.argv.includes('--gold')) await goldRefresh({ lake, landing, env });

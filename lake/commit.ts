@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { keepOutOfCatalog, LAKE, metadataTable } from './catalog';
-import { sqlString } from './duckdb';
+import { inTransaction, sqlString } from './duckdb';
 
 /** What a batch wrote to one table. */
 export interface TableWrite {
@@ -241,10 +241,8 @@ export async function commitBatch(db: DuckDBConnection, batch: BatchIdentity, wr
 async function commitOnce(db: DuckDBConnection, batch: BatchIdentity, write: () => Promise<BatchWrite>): Promise<CommitInfo> {
   const started = Date.now();
   poisonFailpoint(batch.batchId);
-  await db.run('BEGIN TRANSACTION');
-  let written: BatchWrite;
-  try {
-    written = await write();
+  const committed = await inTransaction(db, async () => {
+    const written = await write();
     // Planners downstream read rows per commit from here, without scanning the tables.
     const rows = Object.values(written.tables).reduce((n, t) => n + (t.rowsInserted ?? 0) + (t.rowsUpdated ?? 0) + (t.rowsDeleted ?? 0), 0);
     const extraInfo = {
@@ -263,18 +261,15 @@ async function commitOnce(db: DuckDBConnection, batch: BatchIdentity, write: () 
     await db.run(`CALL ${LAKE}.set_commit_message('netpulse', ${sqlString(commitMessage(batch))},
       extra_info => ${sqlString(JSON.stringify(extraInfo))})`);
     await failpoint('before-commit', batch.batchId);
-    await db.run('COMMIT');
-  } catch (error) {
-    await db.run('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+    return written;
+  });
   failAfterCommit(batch.batchId);
   const [{ id }] = (await db.runAndReadAll(`SELECT id FROM ${LAKE}.last_committed_snapshot()`)).getRowObjectsJson() as { id: string }[];
   const [row] = (await db.runAndReadAll(`
     SELECT snapshot_id, snapshot_time::VARCHAR AS committed_at FROM ${metadataTable(db, 'ducklake_snapshot')} WHERE snapshot_id = ${Number(id)}`)).getRowObjectsJson() as
     { snapshot_id: string; committed_at: string }[];
   return {
-    ...written, batchId: batch.batchId, batchSeq: batch.batchSeq, alreadyCommitted: false,
+    ...committed, batchId: batch.batchId, batchSeq: batch.batchSeq, alreadyCommitted: false,
     snapshot: Number(row.snapshot_id), committedAt: row.committed_at,
   };
 }

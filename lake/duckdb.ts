@@ -34,6 +34,19 @@ export async function withConnection<T>(dbPath: string, work: (c: DuckDBConnecti
   }
 }
 
+/** Runs `work` in one transaction: committed when it returns, rolled back when it throws. */
+export async function inTransaction<T>(db: DuckDBConnection, work: () => Promise<T>): Promise<T> {
+  await db.run('BEGIN TRANSACTION');
+  try {
+    const result = await work();
+    await db.run('COMMIT');
+    return result;
+  } catch (error) {
+    await db.run('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
 /** Closes every instance this process opened (worker shutdown, test teardown). */
 export async function closeAllInstances(): Promise<void> {
   const all = [...instances.values()];

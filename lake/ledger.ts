@@ -2,7 +2,7 @@
 // once their producer has fixed them (Auto Loader has no such door; a data platform needs one).
 import { withLake, type LakeConfig } from './catalog';
 import { eventLogInsert } from './commit';
-import { sqlString } from './duckdb';
+import { inTransaction, sqlString } from './duckdb';
 
 export interface RequeueFilter {
   /** Only this bronze table (e.g. bronze.celular_conectado). */
@@ -22,19 +22,13 @@ export async function requeueQuarantined(lake: LakeConfig, filter: RequeueFilter
     ...(filter.table ? [`table_name = ${sqlString(filter.table)}`] : []),
     ...(filter.pathContains ? [`contains(path, ${sqlString(filter.pathContains)})`] : []),
   ].join(' AND ');
-  return withLake(lake, async (db) => {
-    await db.run('BEGIN TRANSACTION');
-    try {
+  return withLake(lake, (db) =>
+    inTransaction(db, async () => {
       const paths = (await db.runAndReadAll(`SELECT DISTINCT path FROM lake.file_ledger WHERE ${where} ORDER BY 1`)).getRows().map((r) => String(r[0]));
       if (paths.length > 0) {
         await db.run(`DELETE FROM lake.file_ledger WHERE ${where}`);
         await db.run(eventLogInsert({ kind: 'requeue', layer: 'bronze', source: filter.table ?? 'all', durationMs: 0, rowsIn: paths.length, details: { paths } }));
       }
-      await db.run('COMMIT');
       return paths;
-    } catch (error) {
-      await db.run('ROLLBACK').catch(() => undefined);
-      throw error;
-    }
-  });
+    }));
 }

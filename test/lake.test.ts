@@ -38,7 +38,7 @@ async function expectExactlyOnce(lake: LakeConfig, sources: Source[], rowsPerFil
   expect(dq.rows_in).toBe(bronzeRows);
   expect(dq.events_out + dq.duplicates + dq.quarantined).toBe(bronzeRows);
   expect(await one(lake, 'SELECT count(*) FROM silver.events')).toBe(dq.events_out);
-  expect(await one(lake, 'SELECT count(*) - count(DISTINCT event_key) FROM silver.events')).toBe(0);
+  expect(await one(lake, 'SELECT count(*) - count(DISTINCT (ip, dispositivo, hora_conexao, status)) FROM silver.events')).toBe(0);
   expect(await one(lake, `SELECT devices FROM gold.connections_now WHERE dispositivo = 'Total'`))
     .toBe(await one(lake, 'SELECT count(*) FROM silver.device_state'));
 }

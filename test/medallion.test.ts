@@ -1,5 +1,6 @@
 // Landing → bronze → silver → gold on a hand-built fixture whose answers are worked out by
 // hand below. Real Temporal dev server, real DuckDB lake file.
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { closeAllInstances } from '../lake/duckdb';
 import { closeLakes, LAKE, withLake } from '../lake/catalog';
@@ -292,8 +293,12 @@ test('a lake whose silver events predate event_hash: redeliveries are found colu
     await pass('upg-1');
     expect(await hashedFrom()).toBe('all');
     await stopProcess(worker, 'SIGTERM');
-    // As an older netpulse left the lake: no event_hash column, no hashedFrom in silver's fence.
+    // As an older netpulse left the lake: no event_hash column, no hashedFrom in silver's fence, and
+    // the text event key those versions wrote (rows kept out of the catalog, as addColumn does).
     await sqlRows('ALTER TABLE silver.events DROP COLUMN event_hash', lake);
+    await sqlRows(`CALL ${LAKE}.set_option('data_inlining_row_limit', 0, schema => 'silver', table_name => 'events')`, lake);
+    await sqlRows('ALTER TABLE silver.events ADD COLUMN event_key VARCHAR', lake);
+    await sqlRows('UPDATE silver.events SET event_key = hash(ip, dispositivo, hora_conexao, status)::VARCHAR', lake);
     const [{ result }] = await sqlRows<{ result: string }>('SELECT result FROM lake.fence_silver', lake);
     const older = JSON.parse(result) as { details: Record<string, unknown> };
     delete older.details.hashedFrom;
@@ -324,11 +329,49 @@ test('a lake whose silver events predate event_hash: redeliveries are found colu
       QUALIFY row_number() OVER (PARTITION BY ip, dispositivo ORDER BY hora_conexao DESC, event_key DESC) = 1`;
     const state = await sqlRows('SELECT ip, dispositivo, status, last_event_at, last_event_key FROM silver.device_state ORDER BY ALL', lake);
     expect(state).toEqual(await sqlRows(`${latest} ORDER BY ALL`, lake));
+    // The older lake's text key stays filled in for every event (new lakes have no such column).
+    expect(await sqlRows('SELECT count(*)::INTEGER AS n FROM silver.events WHERE event_key IS NULL', lake)).toEqual([{ n: 0 }]);
     expect(state.map((d) => [d.last_event_at, d.status])).toEqual([
       ['2026-11-29 11:50:00', 'Conectado'], ['2026-11-29 12:31:00', 'Desconectado'], ['2026-11-29 11:52:00', 'Conectado'], ['2026-11-29 12:30:00', 'Conectado'],
     ]);
   } finally {
     await terminateAll(ids);
     await stopProcess(worker, 'SIGTERM');
+  }
+});
+
+test('silver types event times and speeds that bronze holds as text the same way as typed ones, and quarantines the unparseable', async () => {
+  const dir = tempDir('text-columns');
+  const landing = path.join(dir, 'landing');
+  const lake = testLake(dir);
+  const { sources, ids, workflowIdPrefix } = testPipeline('txt');
+  const input = { sources, landingPath: landing, workflowIdPrefix, layers: ['bronze', 'silver'] as ('bronze' | 'silver')[] };
+  // Typed columns (TIMESTAMP, BIGINT) in one source; the same kind of events as text in another,
+  // as a producer writing strings would: bronze infers VARCHAR for that table.
+  await landingFile(landing, 'Computador/Conectado', 'typed', [['Ana', '10.0.0.1', '2026-11-29 10:00:00.25', 'Computador', 200, 'Conectado', 'srv-a']]);
+  mkdirSync(path.join(landing, 'Celular/Conectado'), { recursive: true });
+  await sqlRows(`COPY (SELECT * FROM (VALUES
+      ('Bia', 'Rua X, 1', '192.168.0.2', '2026-11-29 10:00:00.25', 'Celular', ' 200 ', 'Conectado', 'srv-a'),
+      ('Caio', 'Rua X, 1', '192.168.0.3', '2026-11-29 10:01:00', 'Celular', 'fast', 'Conectado', 'srv-a'),
+      ('Duda', 'Rua X, 1', '192.168.0.4', 'not a time', 'Celular', '50', 'Conectado', 'srv-a'))
+    AS t(Nome, Endereco, Ip, Hora_Conexao, Dispositivo_de_Acesso, Velocidade_de_Conexao, Status_Conexao, Servidor))
+    TO '${path.join(landing, 'Celular/Conectado', 'text.parquet')}' (FORMAT parquet)`);
+  try {
+    await withWorker(async ({ client, taskQueue }) => {
+      await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('txt'), args: [input] });
+    }, { deps: { lake, landingDir: landing } });
+    const typeOf = async (source: string) => (await sqlRows<{ t: string }>(
+      `SELECT data_type AS t FROM information_schema.columns WHERE table_schema = 'bronze' AND table_name = '${source}' AND column_name = 'Velocidade_de_Conexao'`, lake))[0].t;
+    expect([await typeOf(sources.find((s) => s.path === 'Computador/Conectado')!.name), await typeOf(sources.find((s) => s.path === 'Celular/Conectado')!.name)])
+      .toEqual(['BIGINT', 'VARCHAR']);
+    expect(await sqlRows('SELECT nome, hora_conexao::VARCHAR AS hora, velocidade_mbps FROM silver.events ORDER BY nome', lake)).toEqual([
+      { nome: 'Ana', hora: '2026-11-29 10:00:00.25', velocidade_mbps: 200 },
+      { nome: 'Bia', hora: '2026-11-29 10:00:00.25', velocidade_mbps: 200 },
+    ]);
+    expect(await sqlRows(`SELECT raw->>'Nome' AS nome, rule FROM silver.quarantine ORDER BY nome`, lake)).toEqual([
+      { nome: 'Caio', rule: 'speed_allowed' }, { nome: 'Duda', rule: 'timestamp_present' },
+    ]);
+  } finally {
+    await terminateAll(ids);
   }
 });

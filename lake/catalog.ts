@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { config } from '../config';
-import { qualified, sqlIdentifier, sqlString } from './duckdb';
+import { duckdbMemoryLimit, explainOutOfMemory, qualified, sqlIdentifier, sqlString } from './duckdb';
 
 export interface LakeConfig {
   /** libpq connection string of the PostgreSQL catalog database. */
@@ -139,7 +139,7 @@ async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Pro
   if (!/^s3:\/\/|^gs:\/\/|^https?:\/\//.test(lake.dataPath)) mkdirSync(lake.dataPath, { recursive: true });
   const instance = await DuckDBInstance.create(':memory:', {
     // Bounded memory: DuckDB spills past the limit instead of growing the worker.
-    memory_limit: process.env.NETPULSE_DUCKDB_MEMORY ?? '256MB',
+    memory_limit: duckdbMemoryLimit(),
     preserve_insertion_order: 'false',
     temp_directory: path.join(os.tmpdir(), `netpulse-duckdb-${process.pid}`),
     autoinstall_known_extensions: 'false',
@@ -224,7 +224,7 @@ export async function withLake<T>(lake: LakeConfig, work: (db: DuckDBConnection)
   } catch (error) {
     if (/does not exist/i.test((error as Error).message)) knownTables.delete(lakeKey(lake, {}));
     evolvedKeptOut.delete(lakeKey(lake, {}));
-    throw error;
+    throw explainOutOfMemory(error);
   } finally {
     connection.closeSync();
   }

@@ -4,6 +4,22 @@ import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 
 const instances = new Map<string, Promise<DuckDBInstance>>();
 
+/** DuckDB's memory limit per process; past it DuckDB spills to disk where it can, else fails. */
+export function duckdbMemoryLimit(): string {
+  return process.env.NETPULSE_DUCKDB_MEMORY ?? '256MB';
+}
+
+/**
+ * DuckDB's out-of-memory error, saying what to change (the original is its cause); any other
+ * error as it is. It stays retryable: other activities of the process share the limit.
+ */
+export function explainOutOfMemory(error: unknown): unknown {
+  const message = (error as { message?: unknown } | undefined)?.message;
+  if (typeof message !== 'string' || !/Out of Memory Error/.test(message)) return error;
+  return new Error(`${message.split('\n')[0]}. DuckDB may use ${duckdbMemoryLimit()} in this process (NETPULSE_DUCKDB_MEMORY): `
+    + 'give the layer fewer rows per batch (maxRowsPerBatch, 250000 by default) or raise the limit', { cause: error });
+}
+
 export function openInstance(dbPath = ':memory:'): Promise<DuckDBInstance> {
   let instance = instances.get(dbPath);
   if (!instance) {
@@ -11,7 +27,7 @@ export function openInstance(dbPath = ':memory:'): Promise<DuckDBInstance> {
       // Bounded memory: DuckDB spills to disk past the limit instead of growing the worker.
       // The process uses ~350 MB more than this (bench/profile.ts: 2M rows through bronze and
       // silver peaked at 606 MB RSS with 256MB, 811 MB with 512MB, at the same speed).
-      memory_limit: process.env.NETPULSE_DUCKDB_MEMORY ?? '256MB',
+      memory_limit: duckdbMemoryLimit(),
       preserve_insertion_order: 'false',
       // The default (16MB) checkpointed after nearly every silver batch, ~1 s each; in-place updates
       // wait in memory until a checkpoint, so too large a threshold can run out of memory (1GB did

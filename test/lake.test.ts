@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { writeSyntheticLanding } from '../bench/landing-maker';
-import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
+import { closeLakes, LAKE, withLake, type LakeConfig } from '../lake/catalog';
 import { tableAtSql } from '../lake/changes';
 import { closeAllInstances } from '../lake/duckdb';
 import type { Source } from '../rules/bronze';
@@ -237,4 +237,18 @@ test('maintenance merges small files and expires old snapshots, never one a down
   } finally {
     await terminateAll(ids);
   }
+});
+
+test('a statement past DuckDB\'s memory limit fails saying which setting to change; the lake stays usable', async () => {
+  const lake = testLake(tempDir('memory'));
+  process.env.NETPULSE_DUCKDB_MEMORY = '40MB'; // read when this lake's DuckDB instance starts
+  try {
+    // A list aggregate cannot spill to disk: 20M values need more than 40 MB.
+    const failure = withLake(lake, (db) => db.run('SELECT list(i) FROM range(20000000) r(i)'));
+    await expect(failure).rejects.toThrow(/^Out of Memory Error: .*DuckDB may use 40MB in this process \(NETPULSE_DUCKDB_MEMORY\): give the layer fewer rows per batch \(maxRowsPerBatch/);
+    await expect(failure).rejects.toHaveProperty('cause.message', expect.stringMatching(/^Out of Memory Error/));
+  } finally {
+    delete process.env.NETPULSE_DUCKDB_MEMORY;
+  }
+  expect(await withLake(lake, async (db) => (await db.runAndReadAll('SELECT 42 AS n')).getRows())).toEqual([[42]]);
 });

@@ -2,9 +2,9 @@
 // the rule broken; device state upserted by key; data-quality counts. One transaction per batch.
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { addColumn, keepOutOfCatalog, metadataTable, missingTables, tableColumns, withLake, type LakeConfig } from '../lake/catalog';
-import { insertionsSql, qualified, readableMark, upsertRows } from '../lake/changes';
+import { insertionsSql, readableMark, upsertRows } from '../lake/changes';
 import { commitBatch, fenceDetails, readFence, snapshotOfFence } from '../lake/commit';
-import { sqlString } from '../lake/duckdb';
+import { qualified, sqlString } from '../lake/duckdb';
 import {
   SILVER_RULES, silverOptionsSchema, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
 } from '../rules/silver';

@@ -6,15 +6,18 @@ import { ApplicationFailure } from '@temporalio/common';
 import { addColumn, LAKE, oldestSnapshot } from './catalog';
 import { qualified, sqlIdentifier, sqlString } from './duckdb';
 
-export { qualified };
-
 /**
  * The changes of `table` in snapshots (from, to]: the table's columns plus snapshot_id, rowid
  * and change_type. Versions are catalog-wide snapshot ids.
  */
 export function changeFeedSql(table: string, from: number, to: number): string {
+  return `SELECT * FROM ducklake_table_changes(${snapshotRangeArgs(table, from, to)})`;
+}
+
+/** The arguments of DuckLake's table-change functions for `table` in snapshots (from, to]. */
+function snapshotRangeArgs(table: string, from: number, to: number): string {
   const [schema, name] = table.split('.');
-  return `SELECT * FROM ducklake_table_changes(${sqlString(LAKE)}, ${sqlString(schema)}, ${sqlString(name)}, ${Math.trunc(from) + 1}, ${Math.trunc(to)})`;
+  return `${sqlString(LAKE)}, ${sqlString(schema)}, ${sqlString(name)}, ${Math.trunc(from) + 1}, ${Math.trunc(to)}`;
 }
 
 /**
@@ -23,8 +26,7 @@ export function changeFeedSql(table: string, from: number, to: number): string {
  * matching: per-minute counts of 1M new silver events took 50-60 ms instead of 180-250 ms.
  */
 export function insertionsSql(table: string, from: number, to: number): string {
-  const [schema, name] = table.split('.');
-  return `SELECT *, snapshot_id, rowid FROM ducklake_table_insertions(${sqlString(LAKE)}, ${sqlString(schema)}, ${sqlString(name)}, ${Math.trunc(from) + 1}, ${Math.trunc(to)})`;
+  return `SELECT *, snapshot_id, rowid FROM ducklake_table_insertions(${snapshotRangeArgs(table, from, to)})`;
 }
 
 /** `table` as it was at snapshot `version` (time travel; snapshots inside the retention). */

@@ -1,5 +1,6 @@
 // Runtime settings read from the environment, in one place, for the worker and the CLI.
 import { loadClientConnectConfig } from '@temporalio/envconfig';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -9,6 +10,17 @@ import path from 'node:path';
  */
 const temporal = loadClientConnectConfig();
 const { address: _address, ...temporalSecurity } = temporal.connectionOptions;
+
+/**
+ * scripts/catalog.sh's local cluster, as one of the lake's two roles. libpq (inside DuckDB's
+ * postgres extension) takes the password from the file catalog.sh made (passfile), so no password
+ * is ever in a connection string, an environment listing or a log.
+ */
+function localCatalog(role: 'writer' | 'reader'): string {
+  const passfile = path.join(config.dataDir, 'secrets', 'pgpass');
+  return `host=127.0.0.1 port=${process.env.NETPULSE_CATALOG_PORT ?? '5433'} dbname=netpulse user=netpulse_${role}`
+    + (existsSync(passfile) ? ` passfile=${passfile}` : '');
+}
 
 const root = path.resolve(__dirname, __dirname.endsWith(`${path.sep}dist`) ? '..' : '.');
 
@@ -29,9 +41,17 @@ export const config = {
     const roots = process.env.NETPULSE_LANDING_ROOTS?.split(path.delimiter).filter(Boolean);
     return roots?.length ? roots.map((r) => path.resolve(r)) : [this.dataDir, this.landingDir];
   },
-  /** The lake's PostgreSQL catalog (libpq string); default: scripts/catalog.sh's local cluster. */
+  /** The lake's PostgreSQL catalog as the writer role (libpq string); default: scripts/catalog.sh's local cluster. */
   get catalog(): string {
-    return process.env.NETPULSE_CATALOG ?? `host=127.0.0.1 port=${process.env.NETPULSE_CATALOG_PORT ?? '5433'} dbname=netpulse user=netpulse`;
+    return process.env.NETPULSE_CATALOG ?? localCatalog('writer');
+  },
+  /**
+   * The same catalog as the reader role (SELECT only), for every read-only attachment: the CLI's
+   * reads, the dashboard. With an external NETPULSE_CATALOG and no NETPULSE_CATALOG_READER,
+   * readers use NETPULSE_CATALOG's role.
+   */
+  get readerCatalog(): string {
+    return process.env.NETPULSE_CATALOG_READER ?? process.env.NETPULSE_CATALOG ?? localCatalog('reader');
   },
   /** PostgreSQL schema of the lake's metadata: several lakes can share one catalog database. */
   get catalogSchema(): string {
@@ -44,3 +64,4 @@ export const config = {
   },
   extensionDir: path.resolve(process.env.NETPULSE_DUCKDB_EXTENSIONS ?? path.join(root, '.tools', 'duckdb-extensions')),
 };
+

@@ -10,8 +10,10 @@ import { config } from '../config';
 import { duckdbMemoryLimit, explainOutOfMemory, qualified, sqlIdentifier, sqlString } from './duckdb';
 
 export interface LakeConfig {
-  /** libpq connection string of the PostgreSQL catalog database. */
+  /** libpq connection string of the PostgreSQL catalog database, as the writer role. */
   catalog: string;
+  /** The same as the reader role (SELECT only), used by read-only attachments; else `catalog`. */
+  readerCatalog?: string;
   /** PostgreSQL schema holding this lake's DuckLake metadata (several lakes can share a database). */
   catalogSchema: string;
   /** Where the Parquet data files go: a folder, or s3://bucket/prefix/ (httpfs). */
@@ -34,7 +36,7 @@ export const LAKE = 'netpulse';
 const INLINING_ROW_LIMIT = Number(process.env.NETPULSE_INLINING_ROW_LIMIT ?? 1000);
 
 export const lakeFromEnv = (): LakeConfig => ({
-  catalog: config.catalog, catalogSchema: config.catalogSchema, dataPath: config.dataPath,
+  catalog: config.catalog, readerCatalog: config.readerCatalog, catalogSchema: config.catalogSchema, dataPath: config.dataPath,
 });
 
 const BOOKKEEPING_DDL = `
@@ -107,6 +109,11 @@ async function loadExtensions(db: DuckDBConnection): Promise<void> {
   }
 }
 
+/** Read-only attachments log in as the reader role: the database's own privileges are the wall. */
+function catalogFor(lake: LakeConfig, options: AttachOptions): string {
+  return options.readOnly ? lake.readerCatalog ?? lake.catalog : lake.catalog;
+}
+
 function attachSql(lake: LakeConfig, options: AttachOptions): string {
   const dataPath = lake.dataPath.endsWith('/') ? lake.dataPath : `${lake.dataPath}/`;
   const settings = [
@@ -114,7 +121,7 @@ function attachSql(lake: LakeConfig, options: AttachOptions): string {
     `METADATA_SCHEMA ${sqlString(lake.catalogSchema)}`,
     ...(options.readOnly ? ['READ_ONLY'] : [`DATA_INLINING_ROW_LIMIT ${INLINING_ROW_LIMIT}`]),
   ];
-  return `ATTACH ${sqlString(`ducklake:postgres:${lake.catalog}`)} AS ${LAKE} (${settings.join(', ')})`;
+  return `ATTACH ${sqlString(`ducklake:postgres:${catalogFor(lake, options)}`)} AS ${LAKE} (${settings.join(', ')})`;
 }
 
 const instances = new Map<string, Promise<DuckDBInstance>>();
@@ -196,7 +203,7 @@ async function partitionLedger(db: DuckDBConnection, lake: LakeConfig): Promise<
 }
 
 function lakeKey(lake: LakeConfig, options: AttachOptions): string {
-  return JSON.stringify([lake.catalog, lake.catalogSchema, lake.dataPath, Boolean(options.readOnly), Boolean(options.sandbox)]);
+  return JSON.stringify([catalogFor(lake, options), lake.catalogSchema, lake.dataPath, Boolean(options.readOnly), Boolean(options.sandbox)]);
 }
 
 export function openLake(lake: LakeConfig, options: AttachOptions = {}): Promise<DuckDBInstance> {

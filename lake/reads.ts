@@ -7,6 +7,7 @@ import { metadataTable, missingTables, withLake, type LakeConfig } from './catal
 import { tableAtSql } from './changes';
 import { FENCE_PREFIX } from './commit';
 import { sqlIdentifier, sqlString } from './duckdb';
+import { refusalOf } from './read-guard';
 
 export interface QueryResult {
   columns: string[];
@@ -30,8 +31,9 @@ export class ReadError extends Error {}
 export const REPORTED_TABLES = GOLD_TABLES.filter((t) => t !== 'server_load_history');
 
 /**
- * One read-only SELECT in the reader sandbox (read-only attachment, no file access outside the
- * lake, configuration locked), at most `maxRows` rows, interrupted after `timeoutMs`.
+ * One read-only SELECT in the reader sandbox: the reader role's read-only attachment, only the
+ * functions a reader needs (read-guard.ts), no file access outside the lake, configuration locked;
+ * at most `maxRows` rows, interrupted after `timeoutMs`.
  */
 export async function sandboxedQuery(lake: LakeConfig, sql: string, maxRows: number, timeoutMs: number): Promise<QueryResult> {
   return withLake(lake, async (db) => {
@@ -43,11 +45,13 @@ export async function sandboxedQuery(lake: LakeConfig, sql: string, maxRows: num
       throw new ReadError((error as Error).message);
     }
     if (statements.count !== 1) throw new ReadError(`expected one SQL statement, got ${statements.count}`);
+    const refusal = refusalOf(await parseTree(db, sql));
+    if (refusal) throw new ReadError(refusal);
     const timer = setTimeout(() => db.interrupt(), timeoutMs);
     try {
       const prepared = await statements.prepare(0);
       if (prepared.statementType !== StatementType.SELECT) {
-        throw new ReadError('only SELECT statements are allowed: readers attach the lake read-only');
+        throw new ReadError(NOT_A_SELECT);
       }
       const reader = await prepared.runAndReadUntil(maxRows + 1);
       const rows = jsonRows(reader);
@@ -61,6 +65,17 @@ export async function sandboxedQuery(lake: LakeConfig, sql: string, maxRows: num
     }
   }, { readOnly: true, sandbox: true });
 }
+
+/** DuckDB's parse tree of one SELECT; anything else is refused (json_serialize_sql serializes only SELECTs). */
+async function parseTree(db: DuckDBConnection, sql: string): Promise<unknown> {
+  const serialize = await db.prepare('SELECT json_serialize_sql($1::VARCHAR)');
+  serialize.bindVarchar(1, sql);
+  const tree = JSON.parse(String((await serialize.runAndReadAll()).getRows()[0][0])) as { error?: boolean };
+  if (tree.error) throw new ReadError(NOT_A_SELECT);
+  return tree;
+}
+
+const NOT_A_SELECT = 'only SELECT statements are allowed: readers attach the lake read-only';
 
 /** Rows as JSON, with counts as numbers (DuckDB's JSON form gives BIGINTs as strings) where they fit exactly. */
 export function jsonRows(reader: { getRowObjectsJson(): unknown[]; getRowObjects(): unknown[] }): Record<string, unknown>[] {

@@ -1,10 +1,11 @@
-// Starts a throwaway PostgreSQL cluster (fresh temp dir, free port) as the lake's DuckLake catalog;
-// used by the test setup. Same settings as scripts/catalog.sh: loopback only, trust auth, user and
-// database netpulse.
+// Starts a throwaway PostgreSQL cluster (fresh temp dir, free port) as the lake's DuckLake catalog,
+// for the tests, benchmarks and history recorder: scripts/catalog.sh itself, so they run with the
+// same roles, passwords and logging as `up.sh` does (only fsync is off: nothing here outlives a run).
 import { spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { config } from '../config';
 import { freePort } from './dev-server';
 
 // initdb/pg_ctl from PATH, else the highest /usr/lib/postgresql/<version>/bin (Debian keeps them there).
@@ -19,48 +20,58 @@ export function postgresBinDir(): string {
     + 'install them (apt-get install postgresql) or set NETPULSE_CATALOG to an existing catalog');
 }
 
-export async function startDevCatalog(): Promise<{ connection: string; dir: string; stop: () => Promise<void> }> {
-  const bin = postgresBinDir();
-  const tool = (name: string) => (existsSync(path.join(bin, name)) ? path.join(bin, name) : name);
-  // PostgreSQL refuses to run as root: then the server tools run as the postgres user, from /.
-  const asRoot = process.getuid?.() === 0;
-  const run = (name: string, args: string[], client = false) => {
-    const [cmd, argv] = asRoot && !client ? ['runuser', ['-u', 'postgres', '--', tool(name), ...args]] : [tool(name), args];
-    const result = spawnSync(cmd, argv, { cwd: '/', encoding: 'utf8' });
-    if (result.status !== 0) {
-      throw new Error(`${name} ${args[0]} failed (${result.error?.message ?? `exit ${result.status}`}): ${result.stderr || result.stdout}`);
-    }
-  };
+export interface DevCatalog {
+  /** The writer role's libpq connection string (workers). */
+  connection: string;
+  /** The reader role's (CLI reads, dashboard). */
+  readerConnection: string;
+  /** The libpq password file with both roles' passwords (named in both connection strings). */
+  passfile: string;
+  /** The data folder catalog.sh was given: cluster in catalog/, passwords in secrets/. */
+  dir: string;
+  /** The environment that points a process at this catalog. */
+  env: Record<string, string>;
+  /** The cluster's log folder (bounded, no statements). */
+  logDir: string;
+  stop: () => Promise<void>;
+}
 
+/** Runs scripts/catalog.sh with a data folder and port of its own; throws with its output on failure. */
+export function catalogScript(command: string, dir: string, port: number, extraEnv: Record<string, string> = {}): string {
+  const env: NodeJS.ProcessEnv = { ...process.env, NETPULSE_DATA_DIR: dir, NETPULSE_CATALOG_PORT: String(port), NETPULSE_CATALOG_FSYNC: 'off', ...extraEnv };
+  delete env.NETPULSE_CATALOG;
+  delete env.NETPULSE_CATALOG_READER;
+  const result = spawnSync('bash', [path.join(config.projectRoot, 'scripts', 'catalog.sh'), command], { env, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`catalog.sh ${command} failed (exit ${result.status}): ${result.stderr || result.stdout}`);
+  return result.stdout;
+}
+
+/**
+ * A fresh catalog. Its connection strings are also set in this process's environment
+ * (NETPULSE_CATALOG, NETPULSE_CATALOG_READER), so every child process finds it.
+ */
+export async function startDevCatalog(): Promise<DevCatalog> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-catalog-'));
-  const log = path.join(dir, 'postgres.log');
-  const stopCluster = () => run('pg_ctl', ['stop', '-D', dir, '-m', 'immediate', '-w']);
+  // mkdtemp makes it private; the postgres user (when we are root) must reach the cluster inside.
+  chmodSync(dir, 0o711);
   try {
-    if (asRoot) {
-      const id = (flag: string) => Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim() || NaN);
-      const [uid, gid] = [id('-u'), id('-g')];
-      if (Number.isNaN(uid)) throw new Error("running as root and there is no 'postgres' user to run PostgreSQL as");
-      chownSync(dir, uid, gid);
-    }
-    run('initdb', ['-D', dir, '-A', 'trust', '-U', 'netpulse', '-E', 'UTF8', '--locale=C']);
-    // fsync off: a throwaway cluster gains nothing from durability, and tests commit often.
-    run('pg_ctl', ['start', '-D', dir, '-l', log, '-w', '-t', '60',
-      '-o', `-p ${port} -c listen_addresses=127.0.0.1 -k '${dir}' -c fsync=off`]);
-    run('createdb', ['-h', '127.0.0.1', '-p', String(port), '-U', 'netpulse', 'netpulse'], true);
+    catalogScript('start', dir, port);
   } catch (error) {
-    const tail = existsSync(log) ? `\n${readFileSync(log, 'utf8').split('\n').slice(-20).join('\n')}` : '';
-    try { stopCluster(); } catch { /* it never started */ }
+    try { catalogScript('stop', dir, port); } catch { /* it never started */ }
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`dev catalog (PostgreSQL) did not start: ${(error as Error).message}${tail}`);
+    throw new Error(`dev catalog (PostgreSQL) did not start: ${(error as Error).message}`);
   }
-
+  const passfile = path.join(dir, 'secrets', 'pgpass');
+  const url = (role: string) => `host=127.0.0.1 port=${port} dbname=netpulse user=netpulse_${role} passfile=${passfile}`;
+  const env = { NETPULSE_CATALOG: url('writer'), NETPULSE_CATALOG_READER: url('reader') };
+  Object.assign(process.env, env);
   const stop = async () => {
     try {
-      stopCluster();
+      catalogScript('stop', dir, port);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   };
-  return { connection: `host=127.0.0.1 port=${port} dbname=netpulse user=netpulse`, dir, stop };
+  return { connection: env.NETPULSE_CATALOG, readerConnection: env.NETPULSE_CATALOG_READER, passfile, dir, env, logDir: path.join(dir, 'catalog', 'log'), stop };
 }

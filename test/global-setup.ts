@@ -16,10 +16,9 @@ export default async function globalSetup(): Promise<void> {
     console.log(`\n[test] Temporal dev server at ${server.address}`);
   }
   if (!process.env.NETPULSE_CATALOG) {
-    const catalog = await startDevCatalog();
-    process.env.NETPULSE_CATALOG = catalog.connection;
+    const catalog = await startDevCatalog(); // sets NETPULSE_CATALOG, NETPULSE_CATALOG_READER
     (globalThis as { __netpulseCatalog?: unknown }).__netpulseCatalog = catalog;
-    console.log(`[test] lake catalog (PostgreSQL) at ${catalog.connection}`);
+    console.log(`[test] lake catalog (PostgreSQL) at ${catalog.connection} (reader ${catalog.readerConnection})`);
   }
   // Tests keep their landing zones in temporary folders.
   process.env.NETPULSE_LANDING_ROOTS ??= [os.tmpdir(), path.resolve(__dirname, '..', 'data')].join(path.delimiter);

@@ -67,12 +67,15 @@ export async function withWorker<T>(
 
 /** A lake of its own for a test: a metadata schema in the test catalog, data files in `dir`. */
 export function testLake(dir: string): LakeConfig {
-  return { catalog: process.env.NETPULSE_CATALOG!, catalogSchema: uniqueId('lake').replace(/-/g, '_'), dataPath: path.join(dir, 'lake') };
+  return { catalog: process.env.NETPULSE_CATALOG!, readerCatalog: process.env.NETPULSE_CATALOG_READER, catalogSchema: uniqueId('lake').replace(/-/g, '_'), dataPath: path.join(dir, 'lake') };
 }
 
 /** The environment that points a worker or CLI process at a test lake. */
 export function lakeEnv(lake: LakeConfig): Record<string, string> {
-  return { NETPULSE_CATALOG: lake.catalog, NETPULSE_CATALOG_SCHEMA: lake.catalogSchema, NETPULSE_DATA_PATH: lake.dataPath };
+  return {
+    NETPULSE_CATALOG: lake.catalog, ...(lake.readerCatalog ? { NETPULSE_CATALOG_READER: lake.readerCatalog } : {}),
+    NETPULSE_CATALOG_SCHEMA: lake.catalogSchema, NETPULSE_DATA_PATH: lake.dataPath,
+  };
 }
 
 /** Rows of a DuckDB query as plain JSON objects: on a lake, or in memory (reads parquet files). */

@@ -1,6 +1,7 @@
 // The dashboard in a real browser (Debian's chromium, driven by playwright-core) against a lake
 // the real pipeline filled, and its API against hostile query strings.
 import { chromium, type Browser } from 'playwright-core';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -16,11 +17,14 @@ const CHROMIUM = process.env.NETPULSE_CHROMIUM ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
 const SCREENSHOTS = path.join(__dirname, '..', 'test-output');
+const CLI = path.join(__dirname, '..', 'dist', 'client', 'cli.js');
+const processes: ChildProcess[] = [];
 
 afterAll(async () => {
   await closeTestClient();
   await closeLakes();
   await closeAllInstances();
+  for (const child of processes) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
 
 function fixture(tag: string) {
@@ -37,6 +41,23 @@ function get(base: string, rawPath: string): Promise<{ status: number; body: str
       response.on('data', (chunk) => (body += chunk));
       response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
     }).on('error', reject);
+  });
+}
+
+/** `netpulse dashboard` as a user starts it, on a free port, stopped with SIGTERM once it says where it listens. */
+function dashboardProcess(): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'dashboard', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    processes.push(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      if (stdout.includes('\n')) child.kill('SIGTERM');
+    });
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 
@@ -158,4 +179,8 @@ test('hostile query strings get a 400 and leave the lake unchanged', async () =>
     await app.close();
     await terminateAll(ids);
   }
+});
+
+test('netpulse dashboard starts and stops on SIGTERM without a word on stderr (no deprecation warnings)', async () => {
+  expect(await dashboardProcess()).toEqual({ code: 0, stdout: expect.stringMatching(/^dashboard: http:\/\/localhost:\d+\/ /), stderr: '' });
 });

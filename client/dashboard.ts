@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { config } from '../config';
 import { lakeFromEnv, type LakeConfig } from '../lake/catalog';
-import { readDashboard, ReadError } from '../lake/reads';
+import { NotFoundError, readDashboard, ReadError } from '../lake/reads';
 import { bronzeWorkflowId, DEFAULT_SOURCES, type Source } from '../rules/bronze';
 import { asOfFromQuery, dashboardQuerySchema } from '../rules/dashboard';
 import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID } from '../rules/layers';
@@ -84,6 +84,7 @@ export async function buildDashboard(options: DashboardOptions = {}): Promise<Fa
       return { ...data, pipeline: owners, secondsSinceGold: lastGoldAt === undefined ? null : Math.round((Date.now() - lastGoldAt) / 1000), webUi: config.uiUrl };
     } catch (error) {
       if (error instanceof ReadError) return reply.code(400).send({ error: error.message });
+      if (error instanceof NotFoundError) return reply.code(404).send({ error: error.message });
       return reply.code(503).send({ error: `cannot read the lake: ${(error as Error).message.split('\n')[0]}` });
     }
   });

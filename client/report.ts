@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { config } from '../config';
 import { lakeFromEnv } from '../lake/catalog';
-import { readGoldReport, ReadError, sandboxedQuery, type GoldReport, type QueryResult } from '../lake/reads';
+import { NotFoundError, readGoldReport, ReadError, sandboxedQuery, type GoldReport, type QueryResult } from '../lake/reads';
 import { CliError } from './connection';
 import { table } from './format';
 
@@ -18,12 +18,13 @@ export const QUESTIONS: Record<string, string> = {
   heavy_clients: 'Heavy clients (throttle candidates)',
 };
 
-/** Runs a read on the lake, attached read-only by this process; a read the user got wrong exits 2. */
+/** Runs a read on the lake, attached read-only by this process; a read the user got wrong exits 2, one with nothing to answer from 1. */
 export async function readLake<T>(read: () => Promise<T>): Promise<T> {
   try {
     return await read();
   } catch (error) {
     if (error instanceof ReadError) throw new CliError(error.message, 2);
+    if (error instanceof NotFoundError) throw new CliError(error.message, 1);
     if (/creating a new DuckLake is explicitly disabled/.test((error as Error).message)) {
       throw new CliError(`the lake (catalog schema ${config.catalogSchema}) does not exist yet: run a pass first (netpulse run, or bash scripts/up.sh)`);
     }

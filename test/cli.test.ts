@@ -52,7 +52,10 @@ test('run through the worker; report, query (sandboxed) and status read the lake
         { dispositivo: 'Total', connected: expect.any(Number), disconnected: expect.any(Number), devices: expect.any(Number) }); // counts as numbers, not strings
       const text = await cli(['report', '--as-of', String(parsed.version)], env);
       expect(text.stdout).toMatch(new RegExp(`^gold version ${parsed.version}, committed`));
-      expect(await cli(['report', '--as-of', '1'], env)).toMatchObject({ code: 2, stderr: expect.stringMatching(/no gold refresh at or before snapshot 1/) });
+      // A well-formed --as-of before the first gold refresh finds nothing (1), it is not bad input (2).
+      expect(await cli(['report', '--as-of', '1'], env)).toMatchObject({ code: 1, stderr: expect.stringMatching(/no gold refresh at or before snapshot 1/) });
+      expect(await cli(['report', '--as-of', '2000-01-01T00:00:00Z'], env))
+        .toMatchObject({ code: 1, stderr: expect.stringMatching(/no gold refresh at or before 2000-01-01T00:00:00\.000Z/) });
       expect(text.stdout).toMatch(/Server load and upgrade flags/);
 
       const csv = await cli(['query', 'SELECT count(*) AS n FROM bronze.celular_conectado', '--format', 'csv'], env);

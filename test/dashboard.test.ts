@@ -169,8 +169,13 @@ test('hostile query strings get a 400 and leave the lake unchanged', async () =>
       expect({ query, status: response.status }).toEqual({ query, status: 400 });
       expect(JSON.parse(response.body).error).toEqual(expect.any(String));
     }
-    // A well-formed as_of outside the lake is the reader's mistake, also a 400; paths are routes, not files.
-    expect((await get(base, '/api/dashboard?as_of=1')).status).toBe(400);
+    // A well-formed as_of before the first gold refresh is not bad input: there is nothing to show, a 404.
+    for (const asOf of ['1', '2000-01-01T00:00:00Z']) {
+      const response = await get(base, `/api/dashboard?as_of=${asOf}`);
+      expect({ asOf, status: response.status, error: JSON.parse(response.body).error })
+        .toEqual({ asOf, status: 404, error: expect.stringMatching(/^no gold refresh at or before/) });
+    }
+    // Paths are routes, not files.
     for (const url of ['/../package.json', '/app.js/../../package.json', '/%2e%2e/config.ts', '/vendor/../../README.md']) {
       expect({ url, status: (await get(base, url)).status }).toEqual({ url, status: 404 });
     }

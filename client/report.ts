@@ -45,6 +45,14 @@ export function formatReport(report: GoldReport): string {
   return [`gold version ${report.version}, committed ${report.committedAt} (as of ${report.asOf})`, ...sections].join('\n\n');
 }
 
+/**
+ * Only whitespace, semicolons and comments: DuckDB finds no statement there and says just "Error in
+ * native callback". Comments are cut first (each scan ends at its own end, so this stays linear).
+ */
+function noStatement(sql: string): boolean {
+  return /^[\s;]*$/.test(sql.replace(/--[^\n]*|\/\*[\s\S]*?(?:\*\/|$)/g, ''));
+}
+
 function csv(result: QueryResult): string {
   const cell = (v: unknown) => (v === null || v === undefined ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
   return [result.columns.join(','), ...result.rows.map((r) => result.columns.map((c) => cell(r[c])).join(','))].join('\n');
@@ -68,6 +76,7 @@ export function readCommands(): Command[] {
     .option('--max-rows <n>', 'at most this many rows', '10000')
     .option('--timeout <seconds>', 'interrupt the query after this long', '30')
     .action(async (sql: string, options) => {
+      if (noStatement(sql)) throw new CliError('empty query: give one SELECT statement', 2);
       if (!['table', 'csv', 'json'].includes(options.format)) throw new CliError(`--format: "${options.format}" is not table, csv or json`, 2);
       const maxRows = Number(options.maxRows);
       if (!Number.isInteger(maxRows) || maxRows < 1) throw new CliError('--max-rows: must be a positive whole number', 2);

@@ -20,6 +20,8 @@ test('bad CLI input: a clear message naming the field and exit code 2, before co
     [['run', '--max-files', '0'], /options\.maxFilesPerBatch/],
     [['report', '--as-of', 'last tuesday'], /--as-of: "last tuesday" is neither/],
     [['query', 'select 1', '--format', 'xml'], /--format: "xml"/],
+    [['query', ''], /empty query: give one SELECT statement/],
+    [['query', ' ;\n-- nothing but a comment\n/* and another */'], /empty query: give one SELECT statement/],
     [['no-such-command'], /unknown command/],
     [['schedule', 'create', 'every-zero', '--every', '0s'], /--every: "0s" is not a positive duration/],
     [['run', '--landing', '/no/such/landing'], /--landing: \/no\/such\/landing is not a folder/],

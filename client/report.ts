@@ -86,6 +86,8 @@ export function readCommands(): Command[] {
       if (options.format === 'json') console.log(JSON.stringify(result.rows, null, 2));
       else if (options.format === 'csv') console.log(csv(result));
       else console.log(`${table(result.rows)}\n(${result.rows.length} rows${result.truncated ? ', truncated' : ''}, ${result.elapsedMs} ms in DuckDB)`);
+      // On stderr, so that csv and json on stdout stay machine-readable.
+      if (result.truncated) console.error(`result truncated to its first ${maxRows} rows (--max-rows ${maxRows}): pass a larger --max-rows for more`);
     });
   return [report, query];
 }

@@ -61,7 +61,7 @@ test('run through the worker; report, query (sandboxed) and status read the lake
       expect(text.stdout).toMatch(/Server load and upgrade flags/);
 
       const csv = await cli(['query', 'SELECT count(*) AS n FROM bronze.celular_conectado', '--format', 'csv'], env);
-      expect(csv).toMatchObject({ code: 0, stdout: 'n\n50\n' });
+      expect(csv).toEqual({ code: 0, stdout: 'n\n50\n', stderr: '' });
       const write = await cli(['query', 'DELETE FROM silver.events'], env);
       expect(write.code).toBe(2);
       expect(write.stderr).toMatch(/only SELECT statements are allowed/);
@@ -74,8 +74,17 @@ test('run through the worker; report, query (sandboxed) and status read the lake
       }
       expect((await cli(['query', "ATTACH '/tmp/other.duckdb' AS other"], env)).code).toBe(2);
       expect((await cli(['query', 'SET enable_external_access = true'], env)).code).toBe(2);
-      const capped = await cli(['query', 'SELECT * FROM range(100)', '--max-rows', '7', '--format', 'json'], env);
-      expect(JSON.parse(capped.stdout)).toHaveLength(7);
+      // A cut result says so on stderr in every format; stdout stays the rows alone.
+      const capped = (format: string) => cli(['query', 'SELECT * FROM range(100)', '--max-rows', '7', '--format', format], env);
+      const [json, csvCapped, tableCapped] = [await capped('json'), await capped('csv'), await capped('table')];
+      expect([json, csvCapped, tableCapped].map((r) => ({ code: r.code, stderr: r.stderr })))
+        .toEqual(Array(3).fill({ code: 0, stderr: expect.stringMatching(/^result truncated to its first 7 rows \(--max-rows 7\)/) }));
+      expect(JSON.parse(json.stdout)).toHaveLength(7);
+      expect(csvCapped.stdout).toBe(`range\n${[...Array(7).keys()].join('\n')}\n`);
+      const byDefault = await cli(['query', 'SELECT * FROM range(10001)', '--format', 'json'], env);
+      expect({ rows: JSON.parse(byDefault.stdout).length, stderr: byDefault.stderr })
+        .toEqual({ rows: 10000, stderr: expect.stringMatching(/^result truncated to its first 10000 rows \(--max-rows 10000\)/) });
+      expect(await cli(['query', 'SELECT * FROM range(7)', '--max-rows', '7', '--format', 'json'], env)).toMatchObject({ code: 0, stderr: '' });
       // Output far larger than a pipe holds reaches a reader that is slow to start, whole.
       const piped = await cliIntoSlowReader(['query', "SELECT range AS n, repeat('x', 100) AS pad FROM range(5000)", '--format', 'json'], env, 1000);
       expect(piped.code).toBe(0);

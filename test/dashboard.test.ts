@@ -2,7 +2,7 @@
 // the real pipeline filled, and its API against hostile query strings.
 import { chromium, type Browser } from 'playwright-core';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { buildDashboard } from '../client/dashboard';
@@ -20,15 +20,19 @@ const SCREENSHOTS = path.join(__dirname, '..', 'test-output');
 const CLI = path.join(__dirname, '..', 'dist', 'client', 'cli.js');
 const processes: ChildProcess[] = [];
 
+const dirs: string[] = [];
+
 afterAll(async () => {
   await closeTestClient();
   await closeLakes();
   await closeAllInstances();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   for (const child of processes) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
 
 function fixture(tag: string) {
   const dir = tempDir(tag);
+  dirs.push(dir);
   return { dir, landing: path.join(dir, 'landing'), lake: testLake(dir), ...testPipeline(tag) };
 }
 

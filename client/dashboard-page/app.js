@@ -12,6 +12,13 @@ const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const byDevice = (rows, key) => Object.fromEntries((rows ?? []).map((r) => [r.dispositivo, r[key]]));
 const ago = (seconds) => (seconds === null ? 'no refresh yet' : seconds < 120 ? `${seconds} s ago` : `${Math.round(seconds / 60)} min ago`);
 const charts = {};
+// A server's marks, the stronger first: load above the threshold all through gold's window, and load
+// above 100 % in this snapshot (a peak the window does not flag yet).
+const SERVER_FLAGS = [
+  { column: 'needs_upgrade', className: 'upgrade', label: 'needs an upgrade', color: '#d93025' },
+  { column: 'over_capacity_now', className: 'over-capacity', label: 'over capacity now', color: '#e8710a' },
+];
+const flagsOf = (server) => SERVER_FLAGS.filter((flag) => server[flag.column]);
 
 function chart(id, type, data, options = {}) {
   if (charts[id]) {
@@ -78,10 +85,11 @@ function render(data) {
   const servers = [...(t.server_load ?? [])].sort((a, b) => b.utilisation_pct - a.utilisation_pct);
   chart('servers-chart', 'bar', {
     labels: servers.map((s) => s.servidor),
-    datasets: [{ label: 'utilisation %', data: servers.map((s) => s.utilisation_pct), backgroundColor: servers.map((s) => (s.needs_upgrade ? '#d93025' : '#5b8def')) }],
+    datasets: [{ label: 'utilisation %', data: servers.map((s) => s.utilisation_pct), backgroundColor: servers.map((s) => flagsOf(s)[0]?.color ?? '#5b8def') }],
   }, { indexAxis: 'y', plugins: { legend: { display: false } } });
-  fillTable('servers', servers, (s) => [s.servidor, fmt(s.devices_connected), mbps(s.mbps_in_use), mbps(s.capacity_mbps), pct(s.utilisation_pct), s.needs_upgrade ? 'yes' : ''],
-    (s) => (s.needs_upgrade ? 'upgrade' : ''));
+  fillTable('servers', servers,
+    (s) => [s.servidor, fmt(s.devices_connected), mbps(s.mbps_in_use), mbps(s.capacity_mbps), pct(s.utilisation_pct), flagsOf(s).map((f) => f.label).join(', ')],
+    (s) => flagsOf(s).map((f) => f.className).join(' '));
   // The heaviest first; the table shows the top HEAVY_ROWS, the heading says how many there are
   // (gold lists each server's heaviest and counts them all in heavy_on_server).
   const heavy = [...(t.heavy_clients ?? [])].sort((a, b) => b.times_median - a.times_median || b.velocidade_mbps - a.velocidade_mbps);

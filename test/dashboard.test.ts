@@ -191,7 +191,8 @@ test('hostile query strings get a 400 and leave the lake unchanged', async () =>
 });
 
 const T = '2026-06-01 10:';
-// Two servers, one at 111 % of its capacity after a single refresh (not sustained: no upgrade flag).
+// Two servers, one at 111 % of its capacity after a single refresh (not sustained: no upgrade flag),
+// and two event series with the same count every minute.
 const OVER_CAPACITY: Record<string, Row[]> = {
   'Computador/Conectado': [
     ['Ana', '10.0.0.1', `${T}01:00`, 'Computador', 500, 'Conectado', 'srv-over'],
@@ -203,7 +204,7 @@ const OVER_CAPACITY: Record<string, Row[]> = {
   ],
 };
 
-test('a server over capacity now is marked apart from one needing an upgrade', async () => {
+test('a server over capacity now is marked apart from one needing an upgrade; equal series stay apart on the chart', async () => {
   const { landing, lake, sources, workflowIdPrefix, ids } = fixture('overcap');
   const taskQueue = uniqueId('tq-overcap');
   for (const [folder, rows] of Object.entries(OVER_CAPACITY)) await landingFile(landing, folder, folder.replace('/', '-'), rows);
@@ -232,6 +233,31 @@ test('a server over capacity now is marked apart from one needing an upgrade', a
       { server: 'srv-over', className: 'over-capacity', flags: 'over capacity now' },
       { server: 'srv-calm', className: '', flags: '' },
     ]);
+
+    // The two equal series are both visible in the plot area (the one beneath is not covered),
+    // and each line has its own colour, dash pattern and point style, as Chart.js resolved them.
+    const lines = await page.evaluate(`(() => {
+      const chart = Chart.getChart('events-chart');
+      const ratio = chart.currentDevicePixelRatio;
+      const { left, top, right, bottom } = chart.chartArea;
+      const plot = chart.ctx.getImageData(left * ratio, top * ratio, (right - left) * ratio, (bottom - top) * ratio).data;
+      const probe = document.createElement('canvas').getContext('2d');
+      return chart.data.datasets.map((dataset, i) => {
+        const line = chart.getDatasetMeta(i).dataset.options;
+        probe.fillStyle = line.borderColor;
+        probe.fillRect(0, 0, 1, 1);
+        const [r, g, b] = probe.getImageData(0, 0, 1, 1).data;
+        let pixels = 0;
+        for (let p = 0; p < plot.length; p += 4) if (Math.abs(plot[p] - r) + Math.abs(plot[p + 1] - g) + Math.abs(plot[p + 2] - b) < 30) pixels++;
+        return { label: dataset.label, data: dataset.data, visible: pixels > 0,
+          color: line.borderColor, dash: JSON.stringify(line.borderDash), point: chart.getDatasetMeta(i).data[0].options.pointStyle };
+      });
+    })()`) as { label: string; data: number[]; visible: boolean; color: string; dash: string; point: string }[];
+    expect(lines.map((l) => [l.label, l.visible])).toEqual([['Celular Conectado', true], ['Computador Conectado', true]]);
+    expect(lines[0].data).toEqual(lines[1].data);
+    for (const style of ['color', 'dash', 'point'] as const) {
+      expect({ style, distinct: new Set(lines.map((l) => l[style])).size }).toEqual({ style, distinct: lines.length });
+    }
   } finally {
     await browser?.close();
     await app.close();

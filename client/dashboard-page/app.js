@@ -12,6 +12,20 @@ const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const byDevice = (rows, key) => Object.fromEntries((rows ?? []).map((r) => [r.dispositivo, r[key]]));
 const ago = (seconds) => (seconds === null ? 'no refresh yet' : seconds < 120 ? `${seconds} s ago` : `${Math.round(seconds / 60)} min ago`);
 const charts = {};
+// Lines with equal values lie on top of each other (Chart.js draws the first series on top): every
+// line is dashed, so the ones beneath show through its gaps, and has its own colour and point style.
+const SERIES_STYLES = [
+  { color: '#1a73e8', dash: [10, 5], point: 'circle' },
+  { color: '#d93025', dash: [3, 3], point: 'rect' },
+  { color: '#188038', dash: [14, 4, 3, 4], point: 'triangle' },
+  { color: '#9334e6', dash: [6, 6], point: 'rectRot' },
+  { color: '#e8710a', dash: [1, 4], point: 'crossRot' },
+  { color: '#5f6368', dash: [20, 5], point: 'star' },
+];
+const seriesStyle = (index) => {
+  const { color, dash, point } = SERIES_STYLES[index % SERIES_STYLES.length];
+  return { borderColor: color, backgroundColor: color, borderDash: dash, pointStyle: point, pointRadius: 3 };
+};
 // A server's marks, the stronger first: load above the threshold all through gold's window, and load
 // above 100 % in this snapshot (a peak the window does not flag yet).
 const SERVER_FLAGS = [
@@ -68,8 +82,8 @@ function render(data) {
   const series = [...new Set(data.eventsLastHour.map((r) => `${r.dispositivo} ${r.status}`))].sort();
   chart('events-chart', 'line', {
     labels: minutes.map((m) => m.slice(11, 16)),
-    datasets: series.map((name) => ({
-      label: name, pointRadius: 0, tension: 0.2,
+    datasets: series.map((name, i) => ({
+      label: name, tension: 0.2, ...seriesStyle(i),
       data: minutes.map((m) => Number(data.eventsLastHour.find((r) => r.minute === m && `${r.dispositivo} ${r.status}` === name)?.events ?? 0)),
     })),
   });

@@ -1,6 +1,6 @@
 // The dashboard in a real browser (Debian's chromium, driven by playwright-core) against a lake
 // the real pipeline filled, and its API against hostile query strings.
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -65,6 +65,16 @@ function dashboardProcess(): Promise<{ code: number | null; stdout: string; stde
   });
 }
 
+/** Everything wider than its box at a window size: the page itself, or a header, tile or panel whose content is clipped or scrolls. */
+async function sideways(page: Page, width: number, height: number): Promise<string[]> {
+  await page.setViewportSize({ width, height });
+  // Chart.js resizes its canvases on the next animation frame.
+  await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
+  return page.evaluate(`[document.documentElement, ...document.querySelectorAll('header, .tile, .panel')]
+    .filter((box) => box.scrollWidth > box.clientWidth)
+    .map((box) => \`${width}x${height}: \${box === document.documentElement ? 'page' : box.querySelector('h1, h2')?.textContent} is \${box.scrollWidth} px wide in \${box.clientWidth}\`)`);
+}
+
 const number = new Intl.NumberFormat('en-US');
 const mbps = (n: number) => (n >= 1000 ? `${new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 }).format(n / 1000)} Gbps` : `${number.format(n)} Mbps`);
 
@@ -123,6 +133,11 @@ test('the page shows what gold holds, refreshes itself when new files land, and 
       expect(links).toEqual(ids.map((id) => expect.stringContaining(`/workflows/${id}`)));
       mkdirSync(SCREENSHOTS, { recursive: true });
       await page.screenshot({ path: path.join(SCREENSHOTS, 'dashboard.png'), fullPage: true });
+      // Nothing sticks out sideways at common window widths, widest first (canvases must shrink too).
+      const overflow: string[] = [];
+      for (const [width, height] of [[1920, 1080], [1400, 900], [1366, 768], [1280, 800], [1024, 768]]) overflow.push(...await sideways(page, width, height));
+      expect(overflow).toEqual([]);
+      await page.setViewportSize({ width: 1440, height: 1000 });
 
       // New files land and the pipeline runs: the open page follows by itself.
       await generate(2, '2026-06-01T10:05:00Z');

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { config } from '../config';
 import { lakeFromEnv, type LakeConfig } from '../lake/catalog';
-import { readDashboard, ReadError } from '../lake/reads';
+import { NotFoundError, readDashboard, ReadError } from '../lake/reads';
 import { bronzeWorkflowId, DEFAULT_SOURCES, type Source } from '../rules/bronze';
 import { asOfFromQuery, dashboardQuerySchema } from '../rules/dashboard';
 import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID } from '../rules/layers';
@@ -70,7 +70,7 @@ async function ownerHealth(options: DashboardOptions): Promise<OwnerHealth[]> {
 
 export async function buildDashboard(options: DashboardOptions = {}): Promise<FastifyInstance> {
   const lake = options.lake ?? lakeFromEnv();
-  const app = Fastify({ logger: false, maxParamLength: 200 });
+  const app = Fastify({ logger: false, routerOptions: { maxParamLength: 200 } });
   for (const [route, asset] of Object.entries(ASSETS)) {
     const body = readFileSync(asset.file);
     app.get(route, async (_request, reply) => reply.type(asset.type).send(body));
@@ -84,6 +84,7 @@ export async function buildDashboard(options: DashboardOptions = {}): Promise<Fa
       return { ...data, pipeline: owners, secondsSinceGold: lastGoldAt === undefined ? null : Math.round((Date.now() - lastGoldAt) / 1000), webUi: config.uiUrl };
     } catch (error) {
       if (error instanceof ReadError) return reply.code(400).send({ error: error.message });
+      if (error instanceof NotFoundError) return reply.code(404).send({ error: error.message });
       return reply.code(503).send({ error: `cannot read the lake: ${(error as Error).message.split('\n')[0]}` });
     }
   });
@@ -100,9 +101,11 @@ export function dashboardCommand(): Command {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port: "${options.port}" is not a port number`, 2);
       let client: Promise<Client> | undefined;
       const app = await buildDashboard({ temporal: () => (client ??= connectClient()) });
+      // Listening for the stop signals before saying where to connect: one sent right after still closes cleanly.
+      const stopped = new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
       const address = await app.listen({ host: options.host, port });
       console.log(`dashboard: ${address.replace('127.0.0.1', 'localhost')}/  (Ctrl-C to stop)`);
-      await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+      await stopped;
       await app.close();
     });
 }

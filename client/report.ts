@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { config } from '../config';
 import { lakeFromEnv } from '../lake/catalog';
-import { readGoldReport, ReadError, sandboxedQuery, type GoldReport, type QueryResult } from '../lake/reads';
+import { NotFoundError, readGoldReport, ReadError, sandboxedQuery, type GoldReport, type QueryResult } from '../lake/reads';
 import { CliError } from './connection';
 import { table } from './format';
 
@@ -18,12 +18,13 @@ export const QUESTIONS: Record<string, string> = {
   heavy_clients: 'Heavy clients (throttle candidates)',
 };
 
-/** Runs a read on the lake, attached read-only by this process; a read the user got wrong exits 2. */
+/** Runs a read on the lake, attached read-only by this process; a read the user got wrong exits 2, one with nothing to answer from 1. */
 export async function readLake<T>(read: () => Promise<T>): Promise<T> {
   try {
     return await read();
   } catch (error) {
     if (error instanceof ReadError) throw new CliError(error.message, 2);
+    if (error instanceof NotFoundError) throw new CliError(error.message, 1);
     if (/creating a new DuckLake is explicitly disabled/.test((error as Error).message)) {
       throw new CliError(`the lake (catalog schema ${config.catalogSchema}) does not exist yet: run a pass first (netpulse run, or bash scripts/up.sh)`);
     }
@@ -42,6 +43,14 @@ export function formatReport(report: GoldReport): string {
   if (report.version === undefined) return 'gold is empty: run a pass first (netpulse run, or bash scripts/up.sh)';
   const sections = Object.entries(QUESTIONS).map(([name, title]) => `${title}\n${table(report.tables[name] ?? [])}`);
   return [`gold version ${report.version}, committed ${report.committedAt} (as of ${report.asOf})`, ...sections].join('\n\n');
+}
+
+/**
+ * Only whitespace, semicolons and comments: DuckDB finds no statement there and says just "Error in
+ * native callback". Comments are cut first (each scan ends at its own end, so this stays linear).
+ */
+function noStatement(sql: string): boolean {
+  return /^[\s;]*$/.test(sql.replace(/--[^\n]*|\/\*[\s\S]*?(?:\*\/|$)/g, ''));
 }
 
 function csv(result: QueryResult): string {
@@ -67,6 +76,7 @@ export function readCommands(): Command[] {
     .option('--max-rows <n>', 'at most this many rows', '10000')
     .option('--timeout <seconds>', 'interrupt the query after this long', '30')
     .action(async (sql: string, options) => {
+      if (noStatement(sql)) throw new CliError('empty query: give one SELECT statement', 2);
       if (!['table', 'csv', 'json'].includes(options.format)) throw new CliError(`--format: "${options.format}" is not table, csv or json`, 2);
       const maxRows = Number(options.maxRows);
       if (!Number.isInteger(maxRows) || maxRows < 1) throw new CliError('--max-rows: must be a positive whole number', 2);
@@ -76,6 +86,8 @@ export function readCommands(): Command[] {
       if (options.format === 'json') console.log(JSON.stringify(result.rows, null, 2));
       else if (options.format === 'csv') console.log(csv(result));
       else console.log(`${table(result.rows)}\n(${result.rows.length} rows${result.truncated ? ', truncated' : ''}, ${result.elapsedMs} ms in DuckDB)`);
+      // On stderr, so that csv and json on stdout stay machine-readable.
+      if (result.truncated) console.error(`result truncated to its first ${maxRows} rows (--max-rows ${maxRows}): pass a larger --max-rows for more`);
     });
   return [report, query];
 }

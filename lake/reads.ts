@@ -24,8 +24,11 @@ export interface GoldReport {
   tables: Record<string, Record<string, unknown>[]>;
 }
 
-/** A read the user asked for that cannot be answered: bad SQL, a write, an as-of outside the lake. */
+/** A read the user asked for that cannot be answered: bad SQL, a write, a query over the time limit. */
 export class ReadError extends Error {}
+
+/** A well-formed read with nothing to answer from (an as-of before the first gold refresh): not bad input. */
+export class NotFoundError extends Error {}
 
 /** The tables that answer a question (server_load_history is server_load's input). */
 export const REPORTED_TABLES = GOLD_TABLES.filter((t) => t !== 'server_load_history');
@@ -102,7 +105,7 @@ export async function readGoldReport(lake: LakeConfig, asOf: { asOfVersion?: num
       ORDER BY snapshot_id DESC LIMIT 1`);
     if (!commit) {
       if (asOf.asOfVersion !== undefined || asOf.asOfTime !== undefined) {
-        throw new ReadError(`no gold refresh at or before ${asOf.asOfVersion !== undefined ? `snapshot ${asOf.asOfVersion}` : asOf.asOfTime} (or it is past the snapshot retention)`);
+        throw new NotFoundError(`no gold refresh at or before ${asOf.asOfVersion !== undefined ? `snapshot ${asOf.asOfVersion}` : asOf.asOfTime} (or it is past the snapshot retention)`);
       }
       return { tables: {} };
     }

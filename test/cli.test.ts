@@ -1,14 +1,19 @@
 // The CLI as a user runs it: a real process, real exit codes, against the real dev server, a
 // worker, and the lake on the real PostgreSQL catalog (the CLI attaches it read-only itself).
+import { rmSync } from 'node:fs';
+import path from 'node:path';
 import { closeLakes } from '../lake/catalog';
 import { closeAllInstances } from '../lake/duckdb';
 import { DEFAULT_SOURCES, bronzeWorkflowId } from '../rules/bronze';
 import { cli, cliIntoSlowReader, cliLake, closeTestClient, terminateAll, withWorker } from './helpers';
 
+const dirs: string[] = [];
+
 afterAll(async () => {
   await closeTestClient();
   await closeLakes();
   await closeAllInstances();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 test('bad CLI input: a clear message naming the field and exit code 2, before contacting anything', async () => {
@@ -20,6 +25,8 @@ test('bad CLI input: a clear message naming the field and exit code 2, before co
     [['run', '--max-files', '0'], /options\.maxFilesPerBatch/],
     [['report', '--as-of', 'last tuesday'], /--as-of: "last tuesday" is neither/],
     [['query', 'select 1', '--format', 'xml'], /--format: "xml"/],
+    [['query', ''], /empty query: give one SELECT statement/],
+    [['query', ' ;\n-- nothing but a comment\n/* and another */'], /empty query: give one SELECT statement/],
     [['no-such-command'], /unknown command/],
     [['schedule', 'create', 'every-zero', '--every', '0s'], /--every: "0s" is not a positive duration/],
     [['run', '--landing', '/no/such/landing'], /--landing: \/no\/such\/landing is not a folder/],
@@ -37,6 +44,7 @@ test('bad CLI input: a clear message naming the field and exit code 2, before co
 
 test('run through the worker; report, query (sandboxed) and status read the lake directly', async () => {
   const { taskQueue, env, deps, landing } = await cliLake('cli', 8, 25);
+  dirs.push(path.dirname(landing));
   try {
     await withWorker(async () => {
       const run = await cli(['run'], env);
@@ -52,11 +60,14 @@ test('run through the worker; report, query (sandboxed) and status read the lake
         { dispositivo: 'Total', connected: expect.any(Number), disconnected: expect.any(Number), devices: expect.any(Number) }); // counts as numbers, not strings
       const text = await cli(['report', '--as-of', String(parsed.version)], env);
       expect(text.stdout).toMatch(new RegExp(`^gold version ${parsed.version}, committed`));
-      expect(await cli(['report', '--as-of', '1'], env)).toMatchObject({ code: 2, stderr: expect.stringMatching(/no gold refresh at or before snapshot 1/) });
+      // A well-formed --as-of before the first gold refresh finds nothing (1), it is not bad input (2).
+      expect(await cli(['report', '--as-of', '1'], env)).toMatchObject({ code: 1, stderr: expect.stringMatching(/no gold refresh at or before snapshot 1/) });
+      expect(await cli(['report', '--as-of', '2000-01-01T00:00:00Z'], env))
+        .toMatchObject({ code: 1, stderr: expect.stringMatching(/no gold refresh at or before 2000-01-01T00:00:00\.000Z/) });
       expect(text.stdout).toMatch(/Server load and upgrade flags/);
 
       const csv = await cli(['query', 'SELECT count(*) AS n FROM bronze.celular_conectado', '--format', 'csv'], env);
-      expect(csv).toMatchObject({ code: 0, stdout: 'n\n50\n' });
+      expect(csv).toEqual({ code: 0, stdout: 'n\n50\n', stderr: '' });
       const write = await cli(['query', 'DELETE FROM silver.events'], env);
       expect(write.code).toBe(2);
       expect(write.stderr).toMatch(/only SELECT statements are allowed/);
@@ -69,8 +80,17 @@ test('run through the worker; report, query (sandboxed) and status read the lake
       }
       expect((await cli(['query', "ATTACH '/tmp/other.duckdb' AS other"], env)).code).toBe(2);
       expect((await cli(['query', 'SET enable_external_access = true'], env)).code).toBe(2);
-      const capped = await cli(['query', 'SELECT * FROM range(100)', '--max-rows', '7', '--format', 'json'], env);
-      expect(JSON.parse(capped.stdout)).toHaveLength(7);
+      // A cut result says so on stderr in every format; stdout stays the rows alone.
+      const capped = (format: string) => cli(['query', 'SELECT * FROM range(100)', '--max-rows', '7', '--format', format], env);
+      const [json, csvCapped, tableCapped] = [await capped('json'), await capped('csv'), await capped('table')];
+      expect([json, csvCapped, tableCapped].map((r) => ({ code: r.code, stderr: r.stderr })))
+        .toEqual(Array(3).fill({ code: 0, stderr: expect.stringMatching(/^result truncated to its first 7 rows \(--max-rows 7\)/) }));
+      expect(JSON.parse(json.stdout)).toHaveLength(7);
+      expect(csvCapped.stdout).toBe(`range\n${[...Array(7).keys()].join('\n')}\n`);
+      const byDefault = await cli(['query', 'SELECT * FROM range(10001)', '--format', 'json'], env);
+      expect({ rows: JSON.parse(byDefault.stdout).length, stderr: byDefault.stderr })
+        .toEqual({ rows: 10000, stderr: expect.stringMatching(/^result truncated to its first 10000 rows \(--max-rows 10000\)/) });
+      expect(await cli(['query', 'SELECT * FROM range(7)', '--max-rows', '7', '--format', 'json'], env)).toMatchObject({ code: 0, stderr: '' });
       // Output far larger than a pipe holds reaches a reader that is slow to start, whole.
       const piped = await cliIntoSlowReader(['query', "SELECT range AS n, repeat('x', 100) AS pad FROM range(5000)", '--format', 'json'], env, 1000);
       expect(piped.code).toBe(0);

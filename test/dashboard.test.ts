@@ -1,7 +1,8 @@
 // The dashboard in a real browser (Debian's chromium, driven by playwright-core) against a lake
 // the real pipeline filled, and its API against hostile query strings.
-import { chromium, type Browser } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { buildDashboard } from '../client/dashboard';
@@ -9,22 +10,29 @@ import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
 import { closeAllInstances } from '../lake/duckdb';
 import { generatorWorkflow } from '../workflows/generator';
 import { medallionPipeline } from '../workflows/pipeline';
-import { closeTestClient, sqlRows, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker } from './helpers';
+import { closeTestClient, landingFile, type Row, sqlRows, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker } from './helpers';
 
 const CHROMIUM = process.env.NETPULSE_CHROMIUM ?? '/usr/bin/chromium';
 // Headless, and nothing that reaches for the network (the machine has none).
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
 const SCREENSHOTS = path.join(__dirname, '..', 'test-output');
+const CLI = path.join(__dirname, '..', 'dist', 'client', 'cli.js');
+const processes: ChildProcess[] = [];
+
+const dirs: string[] = [];
 
 afterAll(async () => {
   await closeTestClient();
   await closeLakes();
   await closeAllInstances();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  for (const child of processes) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
 
 function fixture(tag: string) {
   const dir = tempDir(tag);
+  dirs.push(dir);
   return { dir, landing: path.join(dir, 'landing'), lake: testLake(dir), ...testPipeline(tag) };
 }
 
@@ -38,6 +46,33 @@ function get(base: string, rawPath: string): Promise<{ status: number; body: str
       response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
     }).on('error', reject);
   });
+}
+
+/** `netpulse dashboard` as a user starts it, on a free port, stopped with SIGTERM once it says where it listens. */
+function dashboardProcess(): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'dashboard', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    processes.push(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      if (stdout.includes('\n')) child.kill('SIGTERM');
+    });
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Everything wider than its box at a window size: the page itself, or a header, tile or panel whose content is clipped or scrolls. */
+async function sideways(page: Page, width: number, height: number): Promise<string[]> {
+  await page.setViewportSize({ width, height });
+  // Chart.js resizes its canvases on the next animation frame.
+  await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
+  return page.evaluate(`[document.documentElement, ...document.querySelectorAll('header, .tile, .panel')]
+    .filter((box) => box.scrollWidth > box.clientWidth)
+    .map((box) => \`${width}x${height}: \${box === document.documentElement ? 'page' : box.querySelector('h1, h2')?.textContent} is \${box.scrollWidth} px wide in \${box.clientWidth}\`)`);
 }
 
 const number = new Intl.NumberFormat('en-US');
@@ -98,6 +133,11 @@ test('the page shows what gold holds, refreshes itself when new files land, and 
       expect(links).toEqual(ids.map((id) => expect.stringContaining(`/workflows/${id}`)));
       mkdirSync(SCREENSHOTS, { recursive: true });
       await page.screenshot({ path: path.join(SCREENSHOTS, 'dashboard.png'), fullPage: true });
+      // Nothing sticks out sideways at common window widths, widest first (canvases must shrink too).
+      const overflow: string[] = [];
+      for (const [width, height] of [[1920, 1080], [1400, 900], [1366, 768], [1280, 800], [1024, 768]]) overflow.push(...await sideways(page, width, height));
+      expect(overflow).toEqual([]);
+      await page.setViewportSize({ width: 1440, height: 1000 });
 
       // New files land and the pipeline runs: the open page follows by itself.
       await generate(2, '2026-06-01T10:05:00Z');
@@ -148,8 +188,13 @@ test('hostile query strings get a 400 and leave the lake unchanged', async () =>
       expect({ query, status: response.status }).toEqual({ query, status: 400 });
       expect(JSON.parse(response.body).error).toEqual(expect.any(String));
     }
-    // A well-formed as_of outside the lake is the reader's mistake, also a 400; paths are routes, not files.
-    expect((await get(base, '/api/dashboard?as_of=1')).status).toBe(400);
+    // A well-formed as_of before the first gold refresh is not bad input: there is nothing to show, a 404.
+    for (const asOf of ['1', '2000-01-01T00:00:00Z']) {
+      const response = await get(base, `/api/dashboard?as_of=${asOf}`);
+      expect({ asOf, status: response.status, error: JSON.parse(response.body).error })
+        .toEqual({ asOf, status: 404, error: expect.stringMatching(/^no gold refresh at or before/) });
+    }
+    // Paths are routes, not files.
     for (const url of ['/../package.json', '/app.js/../../package.json', '/%2e%2e/config.ts', '/vendor/../../README.md']) {
       expect({ url, status: (await get(base, url)).status }).toEqual({ url, status: 404 });
     }
@@ -158,4 +203,83 @@ test('hostile query strings get a 400 and leave the lake unchanged', async () =>
     await app.close();
     await terminateAll(ids);
   }
+});
+
+const T = '2026-06-01 10:';
+// Two servers, one at 111 % of its capacity after a single refresh (not sustained: no upgrade flag),
+// and two event series with the same count every minute.
+const OVER_CAPACITY: Record<string, Row[]> = {
+  'Computador/Conectado': [
+    ['Ana', '10.0.0.1', `${T}01:00`, 'Computador', 500, 'Conectado', 'srv-over'],
+    ['Caio', '10.0.0.3', `${T}02:00`, 'Computador', 100, 'Conectado', 'srv-calm'],
+  ],
+  'Celular/Conectado': [
+    ['Bia', '192.168.0.2', `${T}01:30`, 'Celular', 500, 'Conectado', 'srv-over'],
+    ['Duda', '192.168.0.4', `${T}02:30`, 'Celular', 100, 'Conectado', 'srv-calm'],
+  ],
+};
+
+test('a server over capacity now is marked apart from one needing an upgrade; equal series stay apart on the chart', async () => {
+  const { landing, lake, sources, workflowIdPrefix, ids } = fixture('overcap');
+  const taskQueue = uniqueId('tq-overcap');
+  for (const [folder, rows] of Object.entries(OVER_CAPACITY)) await landingFile(landing, folder, folder.replace('/', '-'), rows);
+  let browser: Browser | undefined;
+  const app = await buildDashboard({ lake, sources, workflowIdPrefix });
+  try {
+    await withWorker(async ({ client }) => {
+      await client.workflow.execute(medallionPipeline, {
+        taskQueue, workflowId: uniqueId('pipeline-overcap'),
+        args: [{ sources, landingPath: landing, workflowIdPrefix, gold: { options: { refreshIntervalSeconds: 0, serverCapacityMbps: { 'srv-over': 900, 'srv-calm': 2000 } } } }],
+      });
+    }, { taskQueue, deps: { lake, landingDir: landing } });
+    expect(await sqlRows('SELECT servidor, utilisation_pct, needs_upgrade, over_capacity_now FROM gold.server_load ORDER BY 1', lake)).toEqual([
+      { servidor: 'srv-calm', utilisation_pct: 10, needs_upgrade: false, over_capacity_now: false },
+      { servidor: 'srv-over', utilisation_pct: 111.11, needs_upgrade: false, over_capacity_now: true },
+    ]);
+
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(url);
+    await page.waitForFunction(`document.body.dataset.version !== undefined`);
+    const rows = await page.evaluate(`[...document.querySelectorAll('[data-testid="servers"] tbody tr')]
+      .map((tr) => ({ server: tr.cells[0].textContent, className: tr.className, flags: tr.cells[tr.cells.length - 1].textContent }))`);
+    expect(rows).toEqual([
+      { server: 'srv-over', className: 'over-capacity', flags: 'over capacity now' },
+      { server: 'srv-calm', className: '', flags: '' },
+    ]);
+
+    // The two equal series are both visible in the plot area (the one beneath is not covered),
+    // and each line has its own colour, dash pattern and point style, as Chart.js resolved them.
+    const lines = await page.evaluate(`(() => {
+      const chart = Chart.getChart('events-chart');
+      const ratio = chart.currentDevicePixelRatio;
+      const { left, top, right, bottom } = chart.chartArea;
+      const plot = chart.ctx.getImageData(left * ratio, top * ratio, (right - left) * ratio, (bottom - top) * ratio).data;
+      const probe = document.createElement('canvas').getContext('2d');
+      return chart.data.datasets.map((dataset, i) => {
+        const line = chart.getDatasetMeta(i).dataset.options;
+        probe.fillStyle = line.borderColor;
+        probe.fillRect(0, 0, 1, 1);
+        const [r, g, b] = probe.getImageData(0, 0, 1, 1).data;
+        let pixels = 0;
+        for (let p = 0; p < plot.length; p += 4) if (Math.abs(plot[p] - r) + Math.abs(plot[p + 1] - g) + Math.abs(plot[p + 2] - b) < 30) pixels++;
+        return { label: dataset.label, data: dataset.data, visible: pixels > 0,
+          color: line.borderColor, dash: JSON.stringify(line.borderDash), point: chart.getDatasetMeta(i).data[0].options.pointStyle };
+      });
+    })()`) as { label: string; data: number[]; visible: boolean; color: string; dash: string; point: string }[];
+    expect(lines.map((l) => [l.label, l.visible])).toEqual([['Celular Conectado', true], ['Computador Conectado', true]]);
+    expect(lines[0].data).toEqual(lines[1].data);
+    for (const style of ['color', 'dash', 'point'] as const) {
+      expect({ style, distinct: new Set(lines.map((l) => l[style])).size }).toEqual({ style, distinct: lines.length });
+    }
+  } finally {
+    await browser?.close();
+    await app.close();
+    await terminateAll(ids);
+  }
+});
+
+test('netpulse dashboard starts and stops on SIGTERM without a word on stderr (no deprecation warnings)', async () => {
+  expect(await dashboardProcess()).toEqual({ code: 0, stdout: expect.stringMatching(/^dashboard: http:\/\/localhost:\d+\/ /), stderr: '' });
 });

@@ -129,8 +129,8 @@ test('hand-built fixture: every gold figure, quarantine reasons, idempotent re-r
         { dispositivo: 'Total', connected_devices: '5', sum_mbps: '1585', avg_mbps: 317, p50_mbps: 50, p95_mbps: 900 },
       ]);
       expect(g.server_load).toEqual([
-        { servidor: 'srv-a', devices_connected: '2', mbps_in_use: '525', capacity_mbps: '600', utilisation_pct: 87.5, samples_in_window: '1', samples_above: '1', needs_upgrade: true },
-        { servidor: 'srv-b', devices_connected: '3', mbps_in_use: '1060', capacity_mbps: '2000', utilisation_pct: 53, samples_in_window: '1', samples_above: '0', needs_upgrade: false },
+        { servidor: 'srv-a', devices_connected: '2', mbps_in_use: '525', capacity_mbps: '600', utilisation_pct: 87.5, samples_in_window: '1', samples_above: '1', needs_upgrade: true, over_capacity_now: false },
+        { servidor: 'srv-b', devices_connected: '3', mbps_in_use: '1060', capacity_mbps: '2000', utilisation_pct: 53, samples_in_window: '1', samples_above: '0', needs_upgrade: false, over_capacity_now: false },
       ]);
       expect(g.heavy_clients).toEqual([{
         ip: '192.168.0.7', dispositivo: 'Celular', nome: 'Fabi', servidor: 'srv-b', velocidade_mbps: 1000,
@@ -171,7 +171,7 @@ test('hand-built fixture: every gold figure, quarantine reasons, idempotent re-r
       ]);
       expect(h.server_load).toEqual([
         g.server_load[0],
-        { servidor: 'srv-b', devices_connected: '2', mbps_in_use: '60', capacity_mbps: '2000', utilisation_pct: 3, samples_in_window: '1', samples_above: '0', needs_upgrade: false },
+        { servidor: 'srv-b', devices_connected: '2', mbps_in_use: '60', capacity_mbps: '2000', utilisation_pct: 3, samples_in_window: '1', samples_above: '0', needs_upgrade: false, over_capacity_now: false },
       ]);
       expect(h.heavy_clients).toEqual([]);
 

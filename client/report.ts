@@ -28,7 +28,7 @@ export async function readLake<T>(read: () => Promise<T>): Promise<T> {
     if (/creating a new DuckLake is explicitly disabled/.test((error as Error).message)) {
       throw new CliError(`the lake (catalog schema ${config.catalogSchema}) does not exist yet: run a pass first (netpulse run, or bash scripts/up.sh)`);
     }
-    throw new CliError(`cannot read the lake (catalog ${config.catalog.replace(/password=\S+/, 'password=***')}, schema ${config.catalogSchema}): ${(error as Error).message.split('\n')[0]}; is it up? bash scripts/catalog.sh start`);
+    throw new CliError(`cannot read the lake (catalog ${config.readerCatalog.replace(/password=\S+/, 'password=***')}, schema ${config.catalogSchema}): ${(error as Error).message.split('\n')[0]}; is it up? bash scripts/catalog.sh start`);
   }
 }
 

@@ -1,15 +1,9 @@
 // The CLI as a user runs it: a real process, real exit codes, against the real dev server, a
 // worker, and the lake on the real PostgreSQL catalog (the CLI attaches it read-only itself).
-import { closeLakes } from '../lake/catalog';
-import { closeAllInstances } from '../lake/duckdb';
 import { DEFAULT_SOURCES, bronzeWorkflowId } from '../rules/bronze';
-import { cli, cliIntoSlowReader, cliLake, closeTestClient, terminateAll, withWorker } from './helpers';
+import { cli, cliIntoSlowReader, cliLake, closeTestResources, terminateAll, withWorker } from './helpers';
 
-afterAll(async () => {
-  await closeTestClient();
-  await closeLakes();
-  await closeAllInstances();
-});
+afterAll(closeTestResources);
 
 test('bad CLI input: a clear message naming the field and exit code 2, before contacting anything', async () => {
   const env = { TEMPORAL_ADDRESS: '127.0.0.1:9' }; // nothing listens there: validation must come first

@@ -5,23 +5,17 @@ import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { buildDashboard } from '../client/dashboard';
-import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
-import { closeAllInstances } from '../lake/duckdb';
+import { LAKE, type LakeConfig } from '../lake/catalog';
 import { generatorWorkflow } from '../workflows/generator';
 import { medallionPipeline } from '../workflows/pipeline';
-import { closeTestClient, sqlRows, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker } from './helpers';
+import { closeTestResources, sqlRows, TEST_OUTPUT, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker } from './helpers';
 
 const CHROMIUM = process.env.NETPULSE_CHROMIUM ?? '/usr/bin/chromium';
 // Headless, and nothing that reaches for the network (the machine has none).
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
-const SCREENSHOTS = path.join(__dirname, '..', 'test-output');
 
-afterAll(async () => {
-  await closeTestClient();
-  await closeLakes();
-  await closeAllInstances();
-});
+afterAll(closeTestResources);
 
 function fixture(tag: string) {
   const dir = tempDir(tag);
@@ -96,8 +90,8 @@ test('the page shows what gold holds, refreshes itself when new files land, and 
       // Each owner workflow is linked to its page in the Temporal Web UI.
       const links = await page.locator('[data-testid="pipeline"] a').evaluateAll((as) => as.map((a) => (a as unknown as { href: string }).href));
       expect(links).toEqual(ids.map((id) => expect.stringContaining(`/workflows/${id}`)));
-      mkdirSync(SCREENSHOTS, { recursive: true });
-      await page.screenshot({ path: path.join(SCREENSHOTS, 'dashboard.png'), fullPage: true });
+      mkdirSync(TEST_OUTPUT, { recursive: true });
+      await page.screenshot({ path: path.join(TEST_OUTPUT, 'dashboard.png'), fullPage: true });
 
       // New files land and the pipeline runs: the open page follows by itself.
       await generate(2, '2026-06-01T10:05:00Z');

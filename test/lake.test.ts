@@ -5,23 +5,18 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { writeSyntheticLanding } from '../bench/landing-maker';
-import { closeLakes, LAKE, withLake, type LakeConfig } from '../lake/catalog';
+import { LAKE, withLake, type LakeConfig } from '../lake/catalog';
 import { tableAtSql } from '../lake/changes';
-import { closeAllInstances } from '../lake/duckdb';
 import type { Source } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
 import type { MaintenanceReport } from '../rules/maintenance';
 import { maintenanceWorkflow } from '../workflows/maintenance';
 import { medallionPipeline } from '../workflows/pipeline';
 import {
-  cli, closeTestClient, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker,
+  cli, closeTestResources, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker,
 } from './helpers';
 
-afterAll(async () => {
-  await closeTestClient();
-  await closeLakes();
-  await closeAllInstances();
-});
+afterAll(closeTestResources);
 
 const one = async (lake: LakeConfig, sql: string) => Number(Object.values((await sqlRows(sql, lake))[0])[0]);
 

@@ -5,8 +5,7 @@
 // PostgreSQL catalog. It writes docs/reliability.md from what it saw.
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
-import { closeAllInstances } from '../lake/duckdb';
+import { LAKE, type LakeConfig } from '../lake/catalog';
 import { changeFeedSql } from '../lake/changes';
 import { bronzeAvailableNow } from '../workflows/bronze';
 import { medallionPipeline } from '../workflows/pipeline';
@@ -15,7 +14,7 @@ import { bronzeWorkflowId, DEFAULT_SOURCES, type Source } from '../rules/bronze'
 import { writeSyntheticLanding } from '../bench/landing-maker';
 import { startDevServer } from '../scripts/dev-server';
 import {
-  cli, closeTestClient, landingFile, lakeEnv, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient,
+  cli, closeTestResources, landingFile, lakeEnv, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient,
   testLake, testPipeline, uniqueId, withWorker,
 } from './helpers';
 
@@ -150,9 +149,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (passed.size === registered.size) writeReport();
-  await closeTestClient();
-  await closeLakes();
-  await closeAllInstances();
+  await closeTestResources();
 });
 
 describe.each([

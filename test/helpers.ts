@@ -119,6 +119,16 @@ export function failFirstAttemptAfterWork(activityType: string): WorkerOptions['
   return { activity: [() => ({ inbound: new FailAfterWork() })] };
 }
 
+/** The first value of `probe` that is neither undefined nor false, polled every 50 ms. */
+export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 /** Terminates long-lived workflows a test started, so they do not outlive its worker. */
 export async function terminateAll(workflowIds: string[]): Promise<void> {
   const c = await testClient();

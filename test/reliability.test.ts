@@ -16,7 +16,7 @@ import { writeSyntheticLanding } from '../bench/landing-maker';
 import { startDevServer } from '../scripts/dev-server';
 import {
   cli, closeTestResources, landingFile, lakeEnv, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient,
-  testLake, testPipeline, TEST_OUTPUT, uniqueId, withWorker,
+  testLake, testPipeline, TEST_OUTPUT, uniqueId, waitFor, withWorker,
 } from './helpers';
 
 const AS_OF = '2026-11-29T12:00:00.000Z';
@@ -101,15 +101,6 @@ async function expectSameAsClean(name: string, lake: LakeConfig, sources: Source
   const fault = await fingerprint(lake, sources);
   reports.push({ name, checked, clean, fault });
   expect(fault).toEqual(clean);
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** The first process at the before-commit failpoint: its pid and batch. */

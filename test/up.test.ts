@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { freePort } from '../scripts/dev-server';
-import { closeTestResources, tempDir } from './helpers';
+import { closeTestResources, tempDir, waitFor } from './helpers';
 
 afterAll(closeTestResources);
 
@@ -29,13 +29,6 @@ function groupAlive(pgid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function waitFor(what: string, probe: () => boolean | Promise<boolean>, timeoutMs: number, context: () => string): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !(await probe());) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; output so far:\n${context()}`);
-    await new Promise((r) => setTimeout(r, 200));
   }
 }
 
@@ -61,9 +54,9 @@ test('up.sh piped into tee and stopped with Ctrl-C stops PostgreSQL, Temporal an
   const pgid = job.pid!;
   try {
     await waitFor('up.sh to say it is up', () => {
-      if (job.exitCode !== null) throw new Error(`up.sh exited with ${job.exitCode} before it was up:\n${output}`);
+      if (job.exitCode !== null || job.signalCode !== null) throw new Error(`up.sh exited (${job.exitCode ?? job.signalCode}) before it was up`);
       return output.includes('[up] answers:');
-    }, 120_000, () => output);
+    }, 120_000).catch((error: Error) => { throw new Error(`${error.message}; its output:\n${output}`); });
     expect(await listening(ports.TEMPORAL_PORT)).toBe(true);
     expect(await listening(ports.NETPULSE_CATALOG_PORT)).toBe(true);
 
@@ -72,8 +65,9 @@ test('up.sh piped into tee and stopped with Ctrl-C stops PostgreSQL, Temporal an
     const open: Record<string, boolean> = {};
     for (const [name, port] of Object.entries(ports)) open[name] = await listening(port);
     expect(open).toEqual({ TEMPORAL_PORT: false, TEMPORAL_UI_PORT: false, NETPULSE_CATALOG_PORT: false, NETPULSE_DASHBOARD_PORT: false });
-    await waitFor('every process of the job to exit', () => !groupAlive(pgid), 10_000, () => output);
+    await waitFor('every process of the job to exit', () => !groupAlive(pgid), 10_000);
 
+    expect(readFileSync(path.join(dir, 'tee.log'), 'utf8')).not.toContain('[up] stopping'); // tee was gone
     const log = readFileSync(path.join(data, 'logs', 'up.log'), 'utf8');
     const shutdown = log.slice(log.lastIndexOf('[up] stopping'));
     expect(shutdown).toMatch(/^\[up\] stopping the worker/);
@@ -81,7 +75,7 @@ test('up.sh piped into tee and stopped with Ctrl-C stops PostgreSQL, Temporal an
     expect(shutdown).toMatch(/\n\[server\] stopped\n/);
     expect(shutdown).toMatch(/\n\[up\] stopped\n$/);
   } finally {
-    // What a failed shutdown left (today's up.sh left PostgreSQL running): stopped here, so the folder can go.
+    // What a failed shutdown left (up.sh before this test left PostgreSQL running): stopped here, so the folder can go.
     if (groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
     for (const script of ['catalog.sh', 'server.sh']) spawnSync('bash', [path.join('scripts', script), 'stop'], { cwd: ROOT, env });
   }

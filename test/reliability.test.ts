@@ -6,7 +6,7 @@
 // NETPULSE_RELIABILITY_REPORT says: `npm run reliability-report` regenerates docs/reliability.md.
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { LAKE, type LakeConfig } from '../lake/catalog';
+import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
 import { changeFeedSql } from '../lake/changes';
 import { bronzeAvailableNow } from '../workflows/bronze';
 import { medallionPipeline } from '../workflows/pipeline';
@@ -142,6 +142,10 @@ beforeAll(async () => {
   expect(clean.silverEvents + clean.silverQuarantined + clean.duplicates).toBe(FILES * ROWS_PER_FILE);
   expect(clean.gold.server_load).toMatch(/^4 rows/);
 });
+
+// Each case has a lake of its own: closed after the case, so that their catalog connections do not
+// pile up (60 of PostgreSQL's 100 by the last case when they stayed open, past 100 in a full run).
+afterEach(closeLakes);
 
 afterAll(async () => {
   if (passed.size === registered.size) writeReport();

@@ -2,12 +2,10 @@
 // its own — workers read-write, the CLI, the dashboard and notebooks read-only — so no process
 // owns the lake. One DuckDB instance per lake per process: LOAD + ATTACH cost ~0.7 s, a new
 // connection on an attached instance ~20 ms.
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { config } from '../config';
-import { duckdbMemoryLimit, explainOutOfMemory, qualified, sqlIdentifier, sqlString } from './duckdb';
+import { closeInstance, createInstance, duckdbMemoryLimit, explainOutOfMemory, qualified, sqlIdentifier, sqlString } from './duckdb';
 
 export interface LakeConfig {
   /** libpq connection string of the PostgreSQL catalog database, as the writer role. */
@@ -144,11 +142,10 @@ async function attach(db: DuckDBConnection, lake: LakeConfig, options: AttachOpt
 
 async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Promise<DuckDBInstance> {
   if (!/^s3:\/\/|^gs:\/\/|^https?:\/\//.test(lake.dataPath)) mkdirSync(lake.dataPath, { recursive: true });
-  const instance = await DuckDBInstance.create(':memory:', {
-    // Bounded memory: DuckDB spills past the limit instead of growing the worker.
+  const instance = await createInstance(':memory:', {
+    // Bounded memory: DuckDB spills past the limit (into a folder of this instance's) instead of growing the worker.
     memory_limit: duckdbMemoryLimit(),
     preserve_insertion_order: 'false',
-    temp_directory: path.join(os.tmpdir(), `netpulse-duckdb-${process.pid}`),
     autoinstall_known_extensions: 'false',
     ...extensionSettings(),
   });
@@ -165,9 +162,12 @@ async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Pro
       await db.run('SET enable_external_access = false');
       await db.run('SET lock_configuration = true');
     }
-  } finally {
+  } catch (error) {
     db.closeSync();
+    closeInstance(instance); // openLake forgets it: nothing else would close it
+    throw error;
   }
+  db.closeSync();
   return instance;
 }
 
@@ -252,7 +252,10 @@ export function metadataTable(db: DuckDBConnection, name: string): string {
 export async function closeLakes(): Promise<void> {
   const all = [...instances.values()];
   instances.clear();
-  for (const instance of all) (await instance.catch(() => undefined))?.closeSync();
+  for (const instance of all) {
+    const opened = await instance.catch(() => undefined);
+    if (opened) closeInstance(opened);
+  }
 }
 
 /** The oldest snapshot the lake still keeps (maintenance expires older ones). */
@@ -268,7 +271,7 @@ export async function oldestSnapshot(db: DuckDBConnection): Promise<number> {
 export async function dropLake(lake: LakeConfig): Promise<void> {
   knownTables.delete(lakeKey(lake, {}));
   await closeLakes();
-  const instance = await DuckDBInstance.create(':memory:', { autoinstall_known_extensions: 'false', ...extensionSettings() });
+  const instance = await createInstance(':memory:', { autoinstall_known_extensions: 'false', ...extensionSettings() });
   const db = await instance.connect();
   try {
     await loadExtensions(db);
@@ -276,7 +279,7 @@ export async function dropLake(lake: LakeConfig): Promise<void> {
     await db.run(`CALL postgres_execute('catalog_db', ${sqlString(`DROP SCHEMA IF EXISTS "${lake.catalogSchema.replace(/"/g, '""')}" CASCADE`)})`);
   } finally {
     db.closeSync();
-    instance.closeSync();
+    closeInstance(instance);
   }
   if (!/^[a-z0-9]+:\/\//.test(lake.dataPath)) rmSync(lake.dataPath, { recursive: true, force: true });
 }

@@ -1,6 +1,9 @@
 // DuckDB access shared by every activity. One instance per database path per process:
 // DuckDB lets a single process own a database file, so the worker keeps it open.
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const instances = new Map<string, Promise<DuckDBInstance>>();
 
@@ -20,10 +23,44 @@ export function explainOutOfMemory(error: unknown): unknown {
     + 'give the layer fewer rows per batch (maxRowsPerBatch, 250000 by default) or raise the limit', { cause: error });
 }
 
+/** Each open instance's spill folder. */
+const spillFolders = new Map<DuckDBInstance, string>();
+let instancesCreated = 0;
+const removeSpillFolders = () => spillFolders.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * A DuckDB instance that spills past its memory limit into a folder of its own,
+ * netpulse-duckdb-<pid>-<n> in the system temp folder (else an in-memory database spills into .tmp
+ * in the working directory). Two instances must not share one: their spill files have the same
+ * names (two spilling at once crashed the process) and the first to close deletes the folder under
+ * the other. DuckDB makes the folder on the first spill and deletes it when the instance closes;
+ * closeInstance, and the process's exit, delete what is left (a process that exits without closing
+ * its instances, as the CLI does).
+ */
+export async function createInstance(dbPath: string, options: Record<string, string> = {}): Promise<DuckDBInstance> {
+  const spill = path.join(os.tmpdir(), `netpulse-duckdb-${process.pid}-${++instancesCreated}`);
+  const instance = await DuckDBInstance.create(dbPath, { ...options, temp_directory: spill });
+  if (spillFolders.size === 0) process.on('exit', removeSpillFolders);
+  spillFolders.set(instance, spill);
+  return instance;
+}
+
+/** Closes an instance made by createInstance and deletes its spill folder. */
+export function closeInstance(instance: DuckDBInstance): void {
+  try {
+    instance.closeSync();
+  } finally {
+    const spill = spillFolders.get(instance);
+    if (spill) rmSync(spill, { recursive: true, force: true });
+    spillFolders.delete(instance);
+    if (spillFolders.size === 0) process.off('exit', removeSpillFolders);
+  }
+}
+
 export function openInstance(dbPath = ':memory:'): Promise<DuckDBInstance> {
   let instance = instances.get(dbPath);
   if (!instance) {
-    instance = DuckDBInstance.create(dbPath, {
+    instance = createInstance(dbPath, {
       // Bounded memory: DuckDB spills to disk past the limit instead of growing the worker.
       // The process uses ~350 MB more than this (bench/profile.ts: 2M rows through bronze and
       // silver peaked at 606 MB RSS with 256MB, 811 MB with 512MB, at the same speed).
@@ -67,7 +104,7 @@ export async function inTransaction<T>(db: DuckDBConnection, work: () => Promise
 export async function closeAllInstances(): Promise<void> {
   const all = [...instances.values()];
   instances.clear();
-  for (const instance of all) (await instance).closeSync();
+  for (const instance of all) closeInstance(await instance);
 }
 
 export function sqlString(value: string): string {

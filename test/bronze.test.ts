@@ -5,23 +5,19 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { bronzeActivities } from '../activities/bronze';
 import { silverActivities } from '../activities/silver';
 import { writeSyntheticLanding } from '../bench/landing-maker';
-import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
+import { LAKE, type LakeConfig } from '../lake/catalog';
 import { changeFeedSql } from '../lake/changes';
-import { closeAllInstances, withConnection } from '../lake/duckdb';
+import { withConnection } from '../lake/duckdb';
 import { bronzeTable as bronzeTableName, bronzeWorkflowId, type IngestResult, type PlanResult } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
 import type { PassSummary } from '../rules/pass';
 import { bronzeAvailableNow, bronzeStatusQuery, runPassUpdate } from '../workflows/bronze';
 import { generatorWorkflow } from '../workflows/generator';
 import {
-  cli, closeTestClient, failFirstAttemptAfterWork, lakeEnv, startWorkerProcess, stopProcess, testSources, sqlRows, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker,
+  cli, closeTestResources, failFirstAttemptAfterWork, lakeEnv, startWorkerProcess, stopProcess, testSources, sqlRows, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker,
 } from './helpers';
 
-afterAll(async () => {
-  await closeTestClient();
-  await closeLakes();
-  await closeAllInstances();
-});
+afterAll(closeTestResources);
 
 function setup(tag: string) {
   const dir = tempDir(tag);

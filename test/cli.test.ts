@@ -1,20 +1,9 @@
 // The CLI as a user runs it: a real process, real exit codes, against the real dev server, a
 // worker, and the lake on the real PostgreSQL catalog (the CLI attaches it read-only itself).
-import { rmSync } from 'node:fs';
-import path from 'node:path';
-import { closeLakes } from '../lake/catalog';
-import { closeAllInstances } from '../lake/duckdb';
 import { DEFAULT_SOURCES, bronzeWorkflowId } from '../rules/bronze';
-import { cli, cliIntoSlowReader, cliLake, closeTestClient, terminateAll, withWorker } from './helpers';
+import { cli, cliIntoSlowReader, cliLake, closeTestResources, terminateAll, withWorker } from './helpers';
 
-const dirs: string[] = [];
-
-afterAll(async () => {
-  await closeTestClient();
-  await closeLakes();
-  await closeAllInstances();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(closeTestResources);
 
 test('bad CLI input: a clear message naming the field and exit code 2, before contacting anything', async () => {
   const env = { TEMPORAL_ADDRESS: '127.0.0.1:9' }; // nothing listens there: validation must come first
@@ -44,7 +33,6 @@ test('bad CLI input: a clear message naming the field and exit code 2, before co
 
 test('run through the worker; report, query (sandboxed) and status read the lake directly', async () => {
   const { taskQueue, env, deps, landing } = await cliLake('cli', 8, 25);
-  dirs.push(path.dirname(landing));
   try {
     await withWorker(async () => {
       const run = await cli(['run'], env);

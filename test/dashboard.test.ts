@@ -2,37 +2,29 @@
 // the real pipeline filled, and its API against hostile query strings.
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { buildDashboard } from '../client/dashboard';
-import { closeLakes, LAKE, type LakeConfig } from '../lake/catalog';
-import { closeAllInstances } from '../lake/duckdb';
+import { LAKE, type LakeConfig } from '../lake/catalog';
 import { generatorWorkflow } from '../workflows/generator';
 import { medallionPipeline } from '../workflows/pipeline';
-import { closeTestClient, landingFile, type Row, sqlRows, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker } from './helpers';
+import { closeTestResources, landingFile, type Row, sqlRows, TEST_OUTPUT, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker } from './helpers';
 
 const CHROMIUM = process.env.NETPULSE_CHROMIUM ?? '/usr/bin/chromium';
 // Headless, and nothing that reaches for the network (the machine has none).
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
-const SCREENSHOTS = path.join(__dirname, '..', 'test-output');
 const CLI = path.join(__dirname, '..', 'dist', 'client', 'cli.js');
 const processes: ChildProcess[] = [];
 
-const dirs: string[] = [];
-
 afterAll(async () => {
-  await closeTestClient();
-  await closeLakes();
-  await closeAllInstances();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   for (const child of processes) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await closeTestResources();
 });
 
 function fixture(tag: string) {
   const dir = tempDir(tag);
-  dirs.push(dir);
   return { dir, landing: path.join(dir, 'landing'), lake: testLake(dir), ...testPipeline(tag) };
 }
 
@@ -131,8 +123,8 @@ test('the page shows what gold holds, refreshes itself when new files land, and 
       // Each owner workflow is linked to its page in the Temporal Web UI.
       const links = await page.locator('[data-testid="pipeline"] a').evaluateAll((as) => as.map((a) => (a as unknown as { href: string }).href));
       expect(links).toEqual(ids.map((id) => expect.stringContaining(`/workflows/${id}`)));
-      mkdirSync(SCREENSHOTS, { recursive: true });
-      await page.screenshot({ path: path.join(SCREENSHOTS, 'dashboard.png'), fullPage: true });
+      mkdirSync(TEST_OUTPUT, { recursive: true });
+      await page.screenshot({ path: path.join(TEST_OUTPUT, 'dashboard.png'), fullPage: true });
       // Nothing sticks out sideways at common window widths, widest first (canvases must shrink too).
       const overflow: string[] = [];
       for (const [width, height] of [[1920, 1080], [1400, 900], [1366, 768], [1280, 800], [1024, 768]]) overflow.push(...await sideways(page, width, height));

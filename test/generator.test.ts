@@ -3,18 +3,12 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { closeLakes } from '../lake/catalog';
-import { closeAllInstances } from '../lake/duckdb';
 import { DEFAULT_SCENARIOS, type GeneratorInput } from '../rules/generator';
 import { SPEEDS_MBPS } from '../rules/events';
 import { generatorProgressQuery, generatorWorkflow } from '../workflows/generator';
-import { closeTestClient, failFirstAttemptAfterWork, testClient, sqlRows, tempDir, uniqueId, withWorker } from './helpers';
+import { closeTestResources, failFirstAttemptAfterWork, testClient, sqlRows, tempDir, uniqueId, withWorker } from './helpers';
 
-afterAll(async () => {
-  await closeTestClient();
-  await closeLakes();
-  await closeAllInstances();
-});
+afterAll(closeTestResources);
 
 const START = '2026-01-01T12:00:00.000Z';
 

@@ -1,14 +1,22 @@
 // Jest global setup: a real Temporal dev server (unless TEMPORAL_ADDRESS is given), a throwaway
 // PostgreSQL lake catalog (unless NETPULSE_CATALOG is given) and one workflow bundle shared by
-// every test file, so each file does not re-run webpack.
+// every test file, so each file does not re-run webpack. Everything the run puts in the system
+// temp folder goes in a folder of the run's own (TMPDIR), which global teardown checks and removes.
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startDevCatalog } from '../scripts/dev-catalog';
 import { startDevServer } from '../scripts/dev-server';
 
 export default async function globalSetup(): Promise<void> {
+  // First, so that this process, the test files and every process they start (workers, the CLI,
+  // Temporal, PostgreSQL's tools) make their temp files in it. Traversable: PostgreSQL runs as the
+  // postgres user when we are root, and the catalog's cluster is in here.
+  const runDir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-run-'));
+  chmodSync(runDir, 0o711);
+  process.env.NETPULSE_TEST_RUN_DIR = runDir;
+  process.env.TMPDIR = runDir;
   if (!process.env.TEMPORAL_ADDRESS) {
     const server = await startDevServer();
     process.env.TEMPORAL_ADDRESS = server.address;

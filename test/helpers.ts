@@ -5,19 +5,39 @@ import { DefaultLogger, NativeConnection, Runtime, type WorkerOptions } from '@t
 import { Context } from '@temporalio/activity';
 import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, Next } from '@temporalio/worker';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createNetpulseWorker } from '../worker';
 import type { WorkerDeps } from '../activities';
-import { withLake, type LakeConfig } from '../lake/catalog';
-import { sqlString, withConnection } from '../lake/duckdb';
+import { closeLakes, withLake, type LakeConfig } from '../lake/catalog';
+import { closeAllInstances, sqlString, withConnection } from '../lake/duckdb';
 import { writeSyntheticLanding } from '../bench/landing-maker';
 import { bronzeWorkflowId, type Source } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
 
+/** Where tests write what a person may want to look at after a run (gitignored). */
+export const TEST_OUTPUT = path.join(__dirname, '..', 'test-output');
+
+const tempDirs: string[] = [];
+
+/** A fresh folder in the system temp folder, deleted by closeTestResources after the test file. */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `netpulse-${prefix}-`));
+  const dir = mkdtempSync(path.join(os.tmpdir(), `netpulse-${prefix}-`));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/**
+ * A test file's afterAll: closes the client and every DuckDB instance, then deletes the file's
+ * temp folders (its worker processes, servers and clusters are stopped by then; as root, rm also
+ * deletes what the postgres user owns). global-teardown.ts fails the run if anything is left.
+ */
+export async function closeTestResources(): Promise<void> {
+  await closeTestClient();
+  await closeLakes();
+  await closeAllInstances();
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 export function uniqueId(prefix: string): string {
@@ -100,6 +120,16 @@ export function failFirstAttemptAfterWork(activityType: string): WorkerOptions['
     }
   }
   return { activity: [() => ({ inbound: new FailAfterWork() })] };
+}
+
+/** The first value of `probe` that is neither undefined nor false, polled every 50 ms. */
+export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** Terminates long-lived workflows a test started, so they do not outlive its worker. */

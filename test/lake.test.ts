@@ -3,25 +3,21 @@
 // other processes while the pipeline writes, and maintenance.
 import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { writeSyntheticLanding } from '../bench/landing-maker';
-import { closeLakes, LAKE, withLake, type LakeConfig } from '../lake/catalog';
+import { LAKE, withLake, type LakeConfig } from '../lake/catalog';
 import { tableAtSql } from '../lake/changes';
-import { closeAllInstances } from '../lake/duckdb';
 import type { Source } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
 import type { MaintenanceReport } from '../rules/maintenance';
 import { maintenanceWorkflow } from '../workflows/maintenance';
 import { medallionPipeline } from '../workflows/pipeline';
 import {
-  cli, closeTestClient, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker,
+  cli, closeTestResources, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker,
 } from './helpers';
 
-afterAll(async () => {
-  await closeTestClient();
-  await closeLakes();
-  await closeAllInstances();
-});
+afterAll(closeTestResources);
 
 const one = async (lake: LakeConfig, sql: string) => Number(Object.values((await sqlRows(sql, lake))[0])[0]);
 
@@ -288,4 +284,37 @@ test('a statement past DuckDB\'s memory limit fails saying which setting to chan
     delete process.env.NETPULSE_DUCKDB_MEMORY;
   }
   expect(await withLake(lake, async (db) => (await db.runAndReadAll('SELECT 42 AS n')).getRows())).toEqual([[42]]);
+});
+
+test('each DuckDB instance spills into a folder of its own, deleted when the lake closes or the process exits without closing it', async () => {
+  const lake = testLake(tempDir('spill'));
+  const tmp = tempDir('spill-tmp'); // the processes' TMPDIR
+  // Two instances of one lake in one process (read-write and read-only, as the dashboard has two),
+  // each sorting more than its memory limit holds, one at a time and then both at once. When they
+  // shared one spill folder, both spilling at once crashed the process (SIGSEGV).
+  const script = (close: boolean) => `
+    const fs = require('node:fs'), os = require('node:os');
+    const { closeLakes, lakeFromEnv, withLake } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'lake', 'catalog.js'))});
+    const sort = 'SELECT sum(hash(s) % 1000003 * (rn % 1009))::VARCHAR FROM (SELECT s, row_number() OVER (ORDER BY s) AS rn FROM (SELECT md5(i::VARCHAR) AS s FROM range(2000000) r(i)))';
+    const spill = (readOnly) => withLake(lakeFromEnv(), async (db) => {
+      await db.run('SET threads = 1');
+      return (await db.runAndReadAll(sort)).getRows()[0][0];
+    }, { readOnly });
+    (async () => {
+      const alone = [await spill(false), await spill(true)];
+      const together = await Promise.all([spill(false), spill(true)]);
+      const open = fs.readdirSync(os.tmpdir()).sort();
+      if (${close}) await closeLakes();
+      console.log(JSON.stringify({ alone, together, open, pid: process.pid }));
+      process.exit(0);
+    })().catch((e) => { console.error(e); process.exit(1); });`;
+  const run = async (close: boolean) => JSON.parse((await promisify(execFile)(process.execPath, ['-e', script(close)], {
+    env: { ...process.env, ...lakeEnv(lake), TMPDIR: tmp, NETPULSE_DUCKDB_MEMORY: '60MB' },
+  })).stdout) as { alone: string[]; together: string[]; open: string[]; pid: number };
+  for (const close of [true, false]) {
+    const { alone, together, open, pid } = await run(close);
+    expect(together).toEqual(alone);
+    expect(open).toEqual([`netpulse-duckdb-${pid}-1`, `netpulse-duckdb-${pid}-2`]);
+    expect(readdirSync(tmp)).toEqual([]);
+  }
 });

@@ -2,8 +2,7 @@
 // hand below. Real Temporal dev server, real DuckDB lake file.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { closeAllInstances } from '../lake/duckdb';
-import { closeLakes, LAKE, withLake } from '../lake/catalog';
+import { LAKE, withLake } from '../lake/catalog';
 import { changeFeedSql, replaceRows, tableAtSql } from '../lake/changes';
 import { goldSql } from '../activities/gold';
 import { goldOptionsSchema } from '../rules/gold';
@@ -12,14 +11,10 @@ import { silverEventSchema } from '../rules/silver';
 import { generatorWorkflow } from '../workflows/generator';
 import { medallionPipeline } from '../workflows/pipeline';
 import {
-  cli, closeTestClient, lakeEnv, landingFile, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker,
+  cli, closeTestResources, lakeEnv, landingFile, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker,
 } from './helpers';
 
-afterAll(async () => {
-  await closeTestClient();
-  await closeLakes();
-  await closeAllInstances();
-});
+afterAll(closeTestResources);
 
 
 const D = '2026-03-01 10:';

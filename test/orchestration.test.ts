@@ -3,21 +3,15 @@
 import { mkdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { writeSyntheticLanding } from '../bench/landing-maker';
-import { closeLakes } from '../lake/catalog';
-import { closeAllInstances } from '../lake/duckdb';
 import { bronzeWorkflowId, DEFAULT_SOURCES, type Source } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
 import {
   medallionPipeline, pauseSignal, pipelineStatusQuery, resumeSignal, setIntervalUpdate, triggerPassSignal,
 } from '../workflows/pipeline';
 import { watchLanding } from '../client/watch';
-import { cli, cliLake, closeTestClient, sqlRows, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker } from './helpers';
+import { cli, cliLake, closeTestResources, sqlRows, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker } from './helpers';
 
-afterAll(async () => {
-  await closeTestClient();
-  await closeLakes();
-  await closeAllInstances();
-});
+afterAll(closeTestResources);
 
 async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

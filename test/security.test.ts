@@ -3,25 +3,20 @@
 // log in only with their passwords; no customer data reaches the catalog's log; a catalog made by
 // an earlier version (trust, a superuser for everything) gets all of this on its next start.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { closeLakes, LAKE, withLake } from '../lake/catalog';
-import { closeAllInstances, sqlString } from '../lake/duckdb';
+import { sqlString } from '../lake/duckdb';
 import { freePort } from '../scripts/dev-server';
 import { catalogScript, postgresBinDir } from '../scripts/dev-catalog';
 import { bronzeWorkflowId, DEFAULT_SOURCES } from '../rules/bronze';
 import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID } from '../rules/layers';
-import { cli, cliLake, closeTestClient, stopProcess, terminateAll, withWorker } from './helpers';
+import { cli, cliLake, closeTestResources, stopProcess, tempDir, terminateAll, withWorker } from './helpers';
 
 // `netpulse run` starts the default owner workflows; each test's run has a worker of its own.
 afterEach(() => terminateAll([...DEFAULT_SOURCES.map((s) => bronzeWorkflowId(s)), SILVER_WORKFLOW_ID, GOLD_WORKFLOW_ID]));
 
-afterAll(async () => {
-  await closeTestClient();
-  await closeLakes();
-  await closeAllInstances();
-});
+afterAll(closeTestResources);
 
 /** psql (a client nobody here wrote) with one statement; `connection` names its password file, or none. */
 function psql(connection: string, sql: string, extraEnv: Record<string, string> = {}): Promise<{ code: number; out: string }> {
@@ -145,7 +140,7 @@ test("the dashboard's process reads the lake as the reader role only", async () 
 });
 
 test('a catalog made by the earlier trust-auth version gets the roles, passwords and quiet logs on its next start, and its lake reads the same', async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-oldcatalog-'));
+  const dir = tempDir('oldcatalog');
   chmodSync(dir, 0o711);
   const port = await freePort();
   const bin = postgresBinDir();
@@ -199,6 +194,5 @@ test('a catalog made by the earlier trust-auth version gets the roles, passwords
     }
   } finally {
     try { catalogScript('stop', dir, port); } catch { /* never started */ }
-    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,0 +1,84 @@
+// scripts/up.sh as a developer runs it, `bash scripts/up.sh | tee up.log`, stopped with Ctrl-C:
+// the SIGINT goes to the whole job, so tee is gone before up.sh writes its first shutdown line.
+// Everything up.sh started must still stop, and the shutdown must be in data/logs/up.log. It runs
+// in a data folder and on ports of its own, beside the test run's own Temporal and catalog.
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { freePort } from '../scripts/dev-server';
+import { closeTestResources, tempDir, waitFor } from './helpers';
+
+afterAll(closeTestResources);
+
+const ROOT = path.join(__dirname, '..');
+
+/** Whether something accepts connections on 127.0.0.1:port. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Whether any process of the process group is still alive. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('up.sh piped into tee and stopped with Ctrl-C stops PostgreSQL, Temporal and every process it started, and logs its shutdown', async () => {
+  const dir = tempDir('up');
+  chmodSync(dir, 0o711); // the postgres user (we are root in CI) reaches the cluster in data/catalog
+  const data = path.join(dir, 'data');
+  const ports = {
+    TEMPORAL_PORT: await freePort(), TEMPORAL_UI_PORT: await freePort(), NETPULSE_CATALOG_PORT: await freePort(), NETPULSE_DASHBOARD_PORT: await freePort(),
+  };
+  // Nothing of the test run's own Temporal, catalog or landing roots: up.sh's defaults, in `data`.
+  const inherited = Object.entries(process.env).filter(([name]) => !/^(NETPULSE|TEMPORAL)_/.test(name));
+  const env = {
+    ...Object.fromEntries(inherited), ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
+    NETPULSE_DATA_DIR: data, NETPULSE_SKIP_SETUP: '1',
+  };
+  // A job of its own (a process group, as a shell makes for a pipeline), which Ctrl-C signals whole.
+  const job = spawn('bash', ['-c', 'bash scripts/up.sh | tee "$1"', 'up', path.join(dir, 'tee.log')],
+    { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  job.stdout!.on('data', (chunk: Buffer) => (output += chunk));
+  job.stderr!.on('data', (chunk: Buffer) => (output += chunk));
+  const exited = new Promise<void>((resolve) => job.once('exit', () => resolve()));
+  const pgid = job.pid!;
+  try {
+    await waitFor('up.sh to say it is up', () => {
+      if (job.exitCode !== null || job.signalCode !== null) throw new Error(`up.sh exited (${job.exitCode ?? job.signalCode}) before it was up`);
+      return output.includes('[up] answers:');
+    }, 120_000).catch((error: Error) => { throw new Error(`${error.message}; its output:\n${output}`); });
+    expect(await listening(ports.TEMPORAL_PORT)).toBe(true);
+    expect(await listening(ports.NETPULSE_CATALOG_PORT)).toBe(true);
+    expect(existsSync(path.join(data, 'catalog', 'PG_VERSION'))).toBe(true);
+
+    process.kill(-pgid, 'SIGINT'); // Ctrl-C: up.sh, tee, the worker, everything in the job
+    await exited; // the job's shell returns once up.sh and tee have
+    const open: Record<string, boolean> = {};
+    for (const [name, port] of Object.entries(ports)) open[name] = await listening(port);
+    expect(open).toEqual({ TEMPORAL_PORT: false, TEMPORAL_UI_PORT: false, NETPULSE_CATALOG_PORT: false, NETPULSE_DASHBOARD_PORT: false });
+    await waitFor('every process of the job to exit', () => !groupAlive(pgid), 10_000);
+
+    expect(readFileSync(path.join(dir, 'tee.log'), 'utf8')).not.toContain('[up] stopping'); // tee was gone
+    const log = readFileSync(path.join(data, 'logs', 'up.log'), 'utf8');
+    const shutdown = log.slice(log.lastIndexOf('[up] stopping'));
+    expect(shutdown).toMatch(/^\[up\] stopping the worker/);
+    expect(shutdown).toMatch(/\n\[catalog\] .*\n/);
+    expect(shutdown).toMatch(/\n\[server\] stopped\n/);
+    expect(shutdown).toMatch(/\n\[up\] stopped\n$/);
+  } finally {
+    // What a failed shutdown left (up.sh before this test left PostgreSQL running): stopped here, so the folder can go.
+    if (groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
+    for (const script of ['catalog.sh', 'server.sh']) spawnSync('bash', [path.join('scripts', script), 'stop'], { cwd: ROOT, env });
+  }
+}, 240_000);

@@ -3,7 +3,7 @@
 // log in only with their passwords; no customer data reaches the catalog's log; a catalog made by
 // an earlier version (trust, a superuser for everything) gets all of this on its next start.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { closeLakes, LAKE, withLake } from '../lake/catalog';
 import { sqlString } from '../lake/duckdb';
@@ -194,5 +194,36 @@ test('a catalog made by the earlier trust-auth version gets the roles, passwords
     }
   } finally {
     try { catalogScript('stop', dir, port); } catch { /* never started */ }
+  }
+});
+
+test('a data folder the server user cannot reach gets its cluster in a folder that user owns; no folder above it is opened', async () => {
+  const root = process.getuid?.() === 0;
+  const dir = tempDir('private'); // mode 0700, as a home folder is
+  const data = path.join(dir, 'data');
+  const port = await freePort();
+  let cluster = path.join(data, 'catalog');
+  try {
+    const started = catalogScript('start', data, port);
+    if (root) {
+      // PostgreSQL runs as postgres, which cannot pass the private folder: its cluster lives where it can.
+      const moved = /is not reachable by the postgres user .*: the cluster lives in (\S+), owned by postgres/.exec(started);
+      expect(moved).not.toBeNull();
+      cluster = moved![1];
+      const home = spawnSync('getent', ['passwd', 'postgres'], { encoding: 'utf8' }).stdout.split(':')[5];
+      expect(cluster.startsWith(`${home}/netpulse-catalogs/`)).toBe(true);
+      expect(statSync(cluster).uid).toBe(Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout));
+    }
+    expect(existsSync(path.join(cluster, 'PG_VERSION'))).toBe(true);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    const passfile = path.join(data, 'secrets', 'pgpass');
+    expect(statSync(passfile).mode & 0o777).toBe(0o600);
+    expect((await psql(`host=127.0.0.1 port=${port} dbname=netpulse user=netpulse_reader passfile=${passfile}`, 'SELECT current_user')).out.trim()).toBe('netpulse_reader');
+  } finally {
+    try { catalogScript('stop', data, port); } catch { /* never started */ }
+    if (root && cluster !== path.join(data, 'catalog')) {
+      rmSync(cluster, { recursive: true, force: true });
+      if (readdirSync(path.dirname(cluster)).length === 0) rmSync(path.dirname(cluster), { recursive: true });
+    }
   }
 });

@@ -119,9 +119,22 @@ function attachSql(lake: LakeConfig, options: AttachOptions): string {
 
 const instances = new Map<string, Promise<DuckDBInstance>>();
 
+/** A libpq connection string fit for messages and logs: its password hidden. */
+export function redactCatalog(catalog: string): string {
+  return catalog.replace(/password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/g, 'password=***');
+}
+
+/** The lake's PostgreSQL catalog did not answer (down, wrong address, refused the login). */
+export class CatalogUnreachableError extends Error {}
+
+/** A read-only attach found no lake in the catalog schema: no worker has created it yet. */
+export class LakeNotCreatedError extends Error {}
+
 /**
  * Attaches the lake. Two processes attaching a new lake at once both try to create its
  * metadata tables and one fails ("already exists"); attached again, it finds the lake.
+ * DuckDB's own attach errors quote the connection string, password included: the two we can
+ * name come back without it.
  */
 async function attach(db: DuckDBConnection, lake: LakeConfig, options: AttachOptions): Promise<void> {
   for (let attempt = 1; ; attempt++) {
@@ -129,7 +142,13 @@ async function attach(db: DuckDBConnection, lake: LakeConfig, options: AttachOpt
       await db.run(attachSql(lake, options));
       return;
     } catch (error) {
-      if (attempt >= 5 || !/already exists|duplicate key/.test((error as Error).message)) throw error;
+      const message = (error as Error).message;
+      const refused = /Unable to connect to Postgres at "[^"]*": ([^\n]*)/.exec(message);
+      if (refused) throw new CatalogUnreachableError(`cannot reach the lake's catalog at ${redactCatalog(lake.catalog)} (${refused[1]})`);
+      if (/creating a new DuckLake is explicitly disabled/.test(message)) {
+        throw new LakeNotCreatedError(`the lake (catalog schema ${lake.catalogSchema}) does not exist yet: run a pass first (netpulse run, or bash scripts/up.sh)`);
+      }
+      if (attempt >= 5 || !/already exists|duplicate key/.test(message)) throw error;
       await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
     }
   }

@@ -1,9 +1,10 @@
 // The CLI as a user runs it: a real process, real exit codes, against the real dev server, a
 // worker, and the lake on the real PostgreSQL catalog (the CLI attaches it read-only itself).
-import { closeLakes } from '../lake/catalog';
+import { rmSync } from 'node:fs';
+import { closeLakes, dropLake, withLake } from '../lake/catalog';
 import { closeAllInstances } from '../lake/duckdb';
 import { DEFAULT_SOURCES, bronzeWorkflowId } from '../rules/bronze';
-import { cli, cliIntoSlowReader, cliLake, closeTestClient, terminateAll, withWorker } from './helpers';
+import { cli, cliIntoSlowReader, cliLake, closeTestClient, lakeEnv, tempDir, terminateAll, testLake, withWorker } from './helpers';
 
 afterAll(async () => {
   await closeTestClient();
@@ -84,6 +85,22 @@ test('run through the worker; report, query (sandboxed) and status read the lake
       expect(status.stdout).toMatch(/silver\s+0\s+silver:0\s+\S+ \S+/); // last commit per owner: silver's batch 0
       expect(status.stdout).toMatch(/Event log \(latest\)/);
       expect(status.stdout).toMatch(/pass\s+pipeline/);
+      expect(status.stdout).toMatch(/bronze\s+0\s+0\nsilver\s+0\s+0/); // quarantine of both layers
+
+      // Temporal away: the lake's part still shows, Temporal is named with its address, exit 1.
+      const noTemporal = await cli(['status'], { ...env, TEMPORAL_ADDRESS: '127.0.0.1:9' });
+      expect(noTemporal.code).toBe(1);
+      expect(noTemporal.stdout).toMatch(/^Checkpoints\ncannot reach Temporal at 127\.0\.0\.1:9 .*: checkpoint workflows not queried$/m);
+      expect(noTemporal.stdout).toMatch(/silver\s+0\s+silver:0\s+\S+ \S+/);
+      expect(noTemporal.stdout).toMatch(/pass\s+pipeline/);
+      expect(noTemporal.stderr).toMatch(/^error: cannot reach Temporal at 127\.0\.0\.1:9/m);
+      // The catalog away: not "(no rows)" and exit 0, but the catalog named (password hidden) and exit 1.
+      const noCatalog = await cli(['status'], { ...env, NETPULSE_CATALOG: 'host=127.0.0.1 port=9 dbname=netpulse user=netpulse password=s3cret-pw' });
+      expect(noCatalog.code).toBe(1);
+      expect(noCatalog.stdout).toMatch(/bronze-celular-conectado\s+2\s+0\s+50\s+\d+\s+1\s+0/);
+      expect(noCatalog.stdout).toMatch(/^Lake\ncannot reach the lake's catalog at host=127\.0\.0\.1 port=9 dbname=netpulse user=netpulse password=\*\*\* \(.*refused.*\): commits, quarantine and event log not read$/m);
+      expect(noCatalog.stdout).not.toMatch(/\(no rows\)/);
+      expect(noCatalog.stdout + noCatalog.stderr).not.toMatch(/s3cret-pw/);
 
       // reset asks first; with --yes it stops the checkpoint workflows and empties the lake,
       // and the next run rebuilds everything from the kept landing files.
@@ -103,5 +120,20 @@ test('run through the worker; report, query (sandboxed) and status read the lake
     }, { taskQueue, deps });
   } finally {
     await terminateAll([...DEFAULT_SOURCES.map((s) => bronzeWorkflowId(s)), 'silver', 'gold']);
+  }
+});
+
+test('status before silver\'s first batch: the quarantine tables there are, and no lake error', async () => {
+  const dir = tempDir('status-new');
+  const lake = testLake(dir);
+  try {
+    await withLake(lake, async () => undefined); // the bookkeeping tables, as a worker makes them
+    // Temporal away, so the only error is Temporal's: a missing silver.quarantine is none.
+    const status = await cli(['status'], { TEMPORAL_ADDRESS: '127.0.0.1:9', ...lakeEnv(lake) });
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(/^Quarantine\nlayer\s+quarantined\s+tables\n-+\s+-+\s+-+\nbronze\s+0\s+0\n\nEvent log/m);
+    expect(status.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^error: cannot reach Temporal at 127\.0\.0\.1:9/)]);
+  } finally {
+    await dropLake(lake).finally(() => rmSync(dir, { recursive: true, force: true }));
   }
 });

@@ -4,7 +4,7 @@ import { rmSync } from 'node:fs';
 import { closeLakes, dropLake, withLake } from '../lake/catalog';
 import { closeAllInstances } from '../lake/duckdb';
 import { DEFAULT_SOURCES, bronzeWorkflowId } from '../rules/bronze';
-import { cli, cliIntoSlowReader, cliLake, closeTestClient, lakeEnv, tempDir, terminateAll, testLake, withWorker } from './helpers';
+import { cli, cliIntoSlowReader, cliLake, closeTestClient, lakeEnv, tempDir, terminateAll, testLake, uniqueId, withWorker } from './helpers';
 
 afterAll(async () => {
   await closeTestClient();
@@ -23,6 +23,8 @@ test('bad CLI input: a clear message naming the field and exit code 2, before co
     [['query', 'select 1', '--format', 'xml'], /--format: "xml"/],
     [['no-such-command'], /unknown command/],
     [['schedule', 'create', 'every-zero', '--every', '0s'], /--every: "0s" is not a positive duration/],
+    [['schedule', 'create', 'too-often', '--every', '1s'], /--every 1s: scheduled passes need at least 5s between them .*; give at least --every 5s/],
+    [['schedule', 'create', 'too-often', '--every', '4999ms'], /give at least --every 5s/],
     [['run', '--landing', '/no/such/landing'], /--landing: \/no\/such\/landing is not a folder/],
     [['dashboard', '--port', 'http'], /--port: "http" is not a port number/],
   ];
@@ -120,6 +122,32 @@ test('run through the worker; report, query (sandboxed) and status read the lake
     }, { taskQueue, deps });
   } finally {
     await terminateAll([...DEFAULT_SOURCES.map((s) => bronzeWorkflowId(s)), 'silver', 'gold']);
+  }
+});
+
+test('schedule create --every refuses an interval shorter than the lake\'s recent passes (p95 from the event log), and accepts one as long', async () => {
+  const dir = tempDir('schedule');
+  const lake = testLake(dir);
+  const env = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, ...lakeEnv(lake) };
+  const id = uniqueId('every');
+  try {
+    // No lake yet: nothing measured, the floor alone decides.
+    expect(await cli(['schedule', 'create', id, '--every', '5s', '--paused'], env)).toMatchObject({ code: 0, stdout: `schedule ${id} created (paused)\n` });
+    expect((await cli(['schedule', 'delete', id], env)).code).toBe(0);
+    // The last 20 passes: 18 of 4 s and 2 of 12 s (p95 12 s); 5 older ones of 10 minutes no longer count.
+    await withLake(lake, (db) => db.run(`INSERT INTO lake.event_log (logged_at, kind, layer, source, duration_ms)
+      SELECT now() - to_minutes(i), 'pass', 'pipeline', 'test', CASE WHEN i < 2 THEN 12000 WHEN i < 20 THEN 4000 ELSE 600000 END FROM range(25) t(i)`));
+    const refused = await cli(['schedule', 'create', id, '--every', '11s'], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--every 11s: a pass on this lake takes 12\.0 s \(p95 of the last 20 passes in lake\.event_log\), and a pass due while one runs is skipped; give at least --every 12s/);
+    expect(await cli(['schedule', 'create', id, '--every', '12s', '--paused'], env)).toMatchObject({ code: 0, stdout: `schedule ${id} created (paused)\n` });
+    // The catalog away: the interval cannot be checked, and the command says why.
+    const noCatalog = await cli(['schedule', 'create', `${id}-2`, '--every', '1m'], { ...env, NETPULSE_CATALOG: 'host=127.0.0.1 port=9 dbname=netpulse user=netpulse' });
+    expect(noCatalog.code).toBe(1);
+    expect(noCatalog.stderr).toMatch(/cannot reach the lake's catalog at host=127\.0\.0\.1 port=9/);
+  } finally {
+    await cli(['schedule', 'delete', id], env);
+    await dropLake(lake).finally(() => rmSync(dir, { recursive: true, force: true }));
   }
 });
 

@@ -190,6 +190,7 @@ async function createBookkeeping(db: DuckDBConnection, lake: LakeConfig): Promis
     try {
       await db.run(BOOKKEEPING_DDL);
       await partitionLedger(db, lake);
+      await writeParquetV2(db);
       return;
     } catch (error) {
       if (attempt >= 5) throw error;
@@ -212,6 +213,20 @@ async function partitionLedger(db: DuckDBConnection, lake: LakeConfig): Promise<
   await db.run('ALTER TABLE lake.file_ledger SET PARTITIONED BY (table_name)');
   // Small row groups: a path range then reads a few thousand rows, not the source's whole file.
   await db.run(`CALL ${LAKE}.set_option('parquet_row_group_size', 8192, schema => 'lake', table_name => 'file_ledger')`);
+}
+
+/**
+ * The lake writes Parquet format version 2. Files that maintenance writes carry DuckLake's row-id
+ * and snapshot-id columns (a merge of files whose row ids are not contiguous, e.g. any with a
+ * flushed file, writes a row id for every row): version 1 stores those BIGINTs plainly, version 2
+ * delta-encodes them. Three bronze batches of 1,500 rows and a flushed micro-batch of 120: with
+ * version 1, 147.9 KiB merged into 152.8 KiB; with version 2, 133.6 KiB merged into 120.6 KiB.
+ * Processes attached before the option was set write version 1 until they attach again.
+ */
+async function writeParquetV2(db: DuckDBConnection): Promise<void> {
+  const [[version]] = (await db.runAndReadAll(`SELECT any_value(value) FROM ducklake_options(${sqlString(LAKE)})
+    WHERE option_name = 'parquet_version' AND scope = 'GLOBAL'`)).getRows();
+  if (String(version).toUpperCase() !== 'V2') await db.run(`CALL ${LAKE}.set_option('parquet_version', 2)`);
 }
 
 function lakeKey(lake: LakeConfig, options: AttachOptions): string {

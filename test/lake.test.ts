@@ -169,16 +169,19 @@ test('readers in other processes (the CLI) read gold and silver while the contin
 const parquetFiles = (dir: string): number =>
   readdirSync(dir, { recursive: true }).filter((f) => String(f).endsWith('.parquet')).length;
 
-test('maintenance merges small files and expires old snapshots, never one a downstream checkpoint still reads; time travel inside the retention answers', async () => {
-  const dir = tempDir('maintenance');
+/** A lake with one bronze source (Celular/Conectado), a file a bronze batch, gold refreshed every pass. */
+function oneSourceLake(tag: string) {
+  const dir = tempDir(tag);
   const landing = path.join(dir, 'landing');
-  const lake = testLake(dir);
-  const { sources, workflowIdPrefix, ids } = testPipeline('mnt');
-  const scenario = [DEFAULT_SCENARIOS[1]];
+  const { sources, workflowIdPrefix, ids } = testPipeline(tag.slice(0, 3));
   const [source] = sources.filter((s) => s.path === 'Celular/Conectado');
-  const taskQueue = uniqueId('tq-mnt');
-  // 1,500 rows a batch: above the inlining limit, so each bronze batch writes a Parquet file.
   const input = { sources: [source], landingPath: landing, workflowIdPrefix, options: { maxFilesPerBatch: 1 }, gold: { options: { refreshIntervalSeconds: 0 } } };
+  return { dir, landing, lake: testLake(dir), source, ids, input, scenario: [DEFAULT_SCENARIOS[1]], taskQueue: uniqueId(`tq-${tag}`) };
+}
+
+test('maintenance merges small files and expires old snapshots, never one a downstream checkpoint still reads; time travel inside the retention answers', async () => {
+  // 1,500 rows a batch: above the inlining limit, so each bronze batch writes a Parquet file.
+  const { dir, landing, lake, source, ids, input, scenario, taskQueue } = oneSourceLake('maintenance');
   try {
     await withWorker(async ({ client }) => {
       const pass = () => client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('pipeline-mnt'), args: [input] });
@@ -240,14 +243,7 @@ test('maintenance merges small files and expires old snapshots, never one a down
 });
 
 test('maintenance says per table what it flushed out of the catalog and what it merged; merging direct batches with flushed rows writes less than it replaces', async () => {
-  const dir = tempDir('compaction');
-  const landing = path.join(dir, 'landing');
-  const lake = testLake(dir);
-  const { sources, workflowIdPrefix, ids } = testPipeline('cmp');
-  const scenario = [DEFAULT_SCENARIOS[1]];
-  const [source] = sources.filter((s) => s.path === 'Celular/Conectado');
-  const taskQueue = uniqueId('tq-cmp');
-  const input = { sources: [source], landingPath: landing, workflowIdPrefix, options: { maxFilesPerBatch: 1 }, gold: { options: { refreshIntervalSeconds: 0 } } };
+  const { dir, landing, lake, source, ids, input, scenario, taskQueue } = oneSourceLake('compaction');
   const meta = `__ducklake_metadata_${LAKE}.${lake.catalogSchema}`;
   const liveFiles = async () => Object.fromEntries((await sqlRows<{ name: string; files: string; bytes: string }>(`
     SELECT s.schema_name || '.' || t.table_name AS name, count(d.data_file_id) AS files, coalesce(sum(d.file_size_bytes), 0) AS bytes

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createActivities, defaultDeps, type WorkerDeps } from './activities';
 import { config } from './config';
-import { closeLakes } from './lake/catalog';
+import { closeLakes, redactCatalog } from './lake/catalog';
 import { closeAllInstances } from './lake/duckdb';
 
 export type NetpulseWorkerOptions = Partial<Omit<WorkerOptions, 'connection'>> & {
@@ -47,7 +47,7 @@ export async function runWorker(): Promise<void> {
   });
   const worker = await createNetpulseWorker();
   Runtime.instance().logger.info('netpulse worker started', {
-    taskQueue: config.taskQueue, address: config.temporalAddress, catalog: config.catalog.replace(/password=\S+/, 'password=***'), catalogSchema: config.catalogSchema, data: config.dataPath, landing: config.landingDir,
+    taskQueue: config.taskQueue, address: config.temporalAddress, catalog: redactCatalog(config.catalog), catalogSchema: config.catalogSchema, data: config.dataPath, landing: config.landingDir,
   });
   // Worker.run() handles SIGINT/SIGTERM: stops polling, waits for running activities, then resolves.
   await worker.run();

@@ -9,7 +9,7 @@ import { config } from '../config';
 import { LAKE, metadataTable, withLake } from '../lake/catalog';
 import { eventLogInsert, fenceDetails, readFence, snapshotOfFence } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
-import { maintenanceInputSchema, type LakeFiles, type MaintenanceInput, type MaintenanceReport } from '../rules/maintenance';
+import { maintenanceInputSchema, type LakeFiles, type MaintenanceInput, type MaintenanceReport, type TableCompaction } from '../rules/maintenance';
 import type { SilverInput } from '../rules/silver';
 import type { LakeDeps } from './bronze';
 import { batchLog, heartbeatEvery } from './context';
@@ -68,6 +68,73 @@ async function compactableTables(db: DuckDBConnection, floors: Floors): Promise<
   return { compact, deferred };
 }
 
+/**
+ * Records the lake's live data files and returns the snapshot read just before. A file another
+ * writer commits later begins after that snapshot; a file a flush or merge writes begins at the
+ * oldest snapshot of its rows, so the two are never mistaken for each other.
+ */
+async function recordLiveFiles(db: DuckDBConnection, into: string): Promise<number> {
+  const [[snapshot]] = (await db.runAndReadAll(`SELECT id FROM ${LAKE}.current_snapshot()`)).getRows();
+  await db.run(`CREATE OR REPLACE TEMP TABLE ${into} AS SELECT table_id, data_file_id, record_count, file_size_bytes, begin_snapshot
+    FROM ${metadataTable(db, 'ducklake_data_file')} WHERE end_snapshot IS NULL`);
+  return Number(snapshot);
+}
+
+/**
+ * Flushes each table's inlined rows to Parquet and merges its small files, and says per table
+ * what that did: the files and bytes before and after, the rows the flush moved out of the
+ * catalog, and the files the merge replaced with what it wrote instead.
+ */
+async function compactTables(db: DuckDBConnection, compact: [string, string][]): Promise<TableCompaction[]> {
+  if (compact.length === 0) return [];
+  await db.run(`CREATE OR REPLACE TEMP TABLE compacted AS
+    SELECT t.table_id, s.schema_name || '.' || t.table_name AS name
+    FROM ${metadataTable(db, 'ducklake_table')} t JOIN ${metadataTable(db, 'ducklake_schema')} s USING (schema_id)
+    WHERE t.end_snapshot IS NULL AND s.end_snapshot IS NULL
+      AND s.schema_name || '.' || t.table_name IN (${compact.map(([schema, name]) => sqlString(`${schema}.${name}`)).join(', ')})`);
+  const beforeFlush = await recordLiveFiles(db, 'files_before');
+  for (const [schema, name] of compact) {
+    await db.run(`CALL ducklake_flush_inlined_data(${sqlString(LAKE)}, schema_name => ${sqlString(schema)}, table_name => ${sqlString(name)})`);
+  }
+  const beforeMerge = await recordLiveFiles(db, 'files_flushed');
+  for (const [schema, name] of compact) {
+    await db.run(`CALL ducklake_merge_adjacent_files(${sqlString(LAKE)}, ${sqlString(name)}, schema => ${sqlString(schema)})`);
+  }
+  await recordLiveFiles(db, 'files_merged');
+  const rows = (await db.runAndReadAll(`
+    WITH per_step AS (
+      SELECT table_id, 'before' AS step, count(*) AS files, sum(file_size_bytes) AS bytes, 0 AS rows FROM files_before GROUP BY ALL
+      UNION ALL SELECT table_id, 'flushed', count(*), sum(file_size_bytes), sum(record_count) FROM files_flushed
+        WHERE data_file_id NOT IN (SELECT data_file_id FROM files_before) AND begin_snapshot <= ${beforeFlush} GROUP BY ALL
+      UNION ALL SELECT table_id, 'replaced', count(*), sum(file_size_bytes), 0 FROM files_flushed
+        WHERE data_file_id NOT IN (SELECT data_file_id FROM files_merged) GROUP BY ALL
+      UNION ALL SELECT table_id, 'written', count(*), sum(file_size_bytes), 0 FROM files_merged
+        WHERE data_file_id NOT IN (SELECT data_file_id FROM files_flushed) AND begin_snapshot <= ${beforeMerge} GROUP BY ALL),
+    with_deletes AS (
+      SELECT m.table_id, count(DISTINCT m.data_file_id) AS deleted_files FROM files_merged m
+      JOIN ${metadataTable(db, 'ducklake_delete_file')} d ON d.data_file_id = m.data_file_id AND d.end_snapshot IS NULL GROUP BY ALL)
+    SELECT c.name,
+      ${['before', 'flushed', 'replaced', 'written'].map((step) => `
+      coalesce(sum(files) FILTER (WHERE step = '${step}'), 0)::BIGINT AS ${step}_files,
+      coalesce(sum(bytes) FILTER (WHERE step = '${step}'), 0)::BIGINT AS ${step}_bytes`).join(',')},
+      coalesce(sum(rows) FILTER (WHERE step = 'flushed'), 0)::BIGINT AS flushed_rows,
+      coalesce(any_value(w.deleted_files), 0)::BIGINT AS with_deletes
+    FROM compacted c LEFT JOIN per_step p USING (table_id) LEFT JOIN with_deletes w USING (table_id)
+    GROUP BY c.name ORDER BY c.name`)).getRowObjectsJson() as Record<string, string>[];
+  await db.run('DROP TABLE compacted; DROP TABLE files_before; DROP TABLE files_flushed; DROP TABLE files_merged');
+  return rows.map((r) => {
+    const n = (key: string) => Number(r[key]);
+    return {
+      table: r.name,
+      files: { before: n('before_files'), after: n('before_files') + n('flushed_files') - n('replaced_files') + n('written_files') },
+      bytes: { before: n('before_bytes'), after: n('before_bytes') + n('flushed_bytes') - n('replaced_bytes') + n('written_bytes') },
+      flushed: { rows: n('flushed_rows'), files: n('flushed_files'), bytes: n('flushed_bytes') },
+      merged: { files: n('replaced_files'), bytes: n('replaced_bytes'), intoFiles: n('written_files'), intoBytes: n('written_bytes') },
+      filesWithDeletes: n('with_deletes'),
+    };
+  });
+}
+
 export function maintenanceActivities(deps: LakeDeps) {
   async function maintainLake(input: MaintenanceInput): Promise<MaintenanceReport> {
     const cfg = maintenanceInputSchema.parse(input);
@@ -80,10 +147,7 @@ export function maintenanceActivities(deps: LakeDeps) {
         phase = 'flushing inlined rows and merging small files';
         const floors = await readFloors(db);
         const { compact, deferred } = await compactableTables(db, floors);
-        for (const [schema, name] of compact) {
-          await db.run(`CALL ducklake_flush_inlined_data(${sqlString(LAKE)}, schema_name => ${sqlString(schema)}, table_name => ${sqlString(name)})`);
-          await db.run(`CALL ducklake_merge_adjacent_files(${sqlString(LAKE)}, ${sqlString(name)}, schema => ${sqlString(schema)})`);
-        }
+        const tables = await compactTables(db, compact);
         phase = 'expiring snapshots';
         // Silver reads bronze changes from its mark + 1 on, gold silver's: those snapshots stay.
         const floor = Math.min(floors.silverMark, floors.goldMark) + 1;
@@ -99,7 +163,7 @@ export function maintenanceActivities(deps: LakeDeps) {
         phase = 'landing retention';
         const landingFiles = await retainLanding(db, cfg.landing, cfg.landingRetentionHours, cfg.archivePath ?? path.join(config.dataDir, 'archive'));
         const result: MaintenanceReport = {
-          before, after, floorSnapshot: floor, snapshotsExpired: expirable.length, tablesCompacted: compact.length, tablesDeferred: deferred,
+          before, after, floorSnapshot: floor, snapshotsExpired: expirable.length, tables, tablesDeferred: deferred,
           landingFiles, elapsedMs: Date.now() - started,
         };
         const { workflowId, runId } = batchLog('maintenance', LAKE);

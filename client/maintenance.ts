@@ -3,11 +3,11 @@
 import { Command } from 'commander';
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import { config } from '../config';
-import { maintenanceInputSchema, MAINTENANCE_SCHEDULE_ID, type MaintenanceInput, type MaintenanceReport } from '../rules/maintenance';
+import { maintenanceInputSchema, MAINTENANCE_SCHEDULE_ID, type MaintenanceInput, type MaintenanceReport, type TableCompaction } from '../rules/maintenance';
 import { describeIssues } from '../rules/validate';
 import { maintenanceWorkflow } from '../workflows/maintenance';
 import { CliError, connectClient } from './connection';
-import { table } from './format';
+import { size, table } from './format';
 
 function maintenanceInput(options: Record<string, string | undefined>): MaintenanceInput {
   const input: Record<string, unknown> = {};
@@ -24,14 +24,26 @@ const withOptions = (command: Command) => command
   .option('--landing <mode>', 'landing files after the retention: keep, archive or delete (keep)')
   .option('--landing-retention-hours <h>', 'how long after ingestion (24)');
 
+/** What happened to each table, the flush (data moving out of the catalog) apart from the merge. */
 export function formatMaintenance(report: MaintenanceReport): string {
-  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+  const lakeRow = (when: string, f: MaintenanceReport['before']) => ({ when, live_files: f.liveFiles, live: size(f.liveBytes), all_files: f.allFiles, all: size(f.allBytes), snapshots: f.snapshots });
+  const files = (n: number) => `${n} file${n === 1 ? '' : 's'}`;
+  const sum = (pick: (t: TableCompaction) => number) => report.tables.reduce((n, t) => n + pick(t), 0);
+  // Tables where something happened, or whose files stayed apart (and why): the rest in one line.
+  const shown = report.tables.filter((t) => t.flushed.rows > 0 || t.merged.files > 0 || t.files.after > 1);
+  const grew = report.tables.filter((t) => t.merged.intoBytes > t.merged.bytes);
   return [
-    table([
-      { when: 'before', live_files: report.before.liveFiles, live_mib: mib(report.before.liveBytes), all_files: report.before.allFiles, all_mib: mib(report.before.allBytes), snapshots: report.before.snapshots },
-      { when: 'after', live_files: report.after.liveFiles, live_mib: mib(report.after.liveBytes), all_files: report.after.allFiles, all_mib: mib(report.after.allBytes), snapshots: report.after.snapshots },
-    ]),
-    `tables compacted: ${report.tablesCompacted}${report.tablesDeferred.length ? `; not yet (their downstream layer has not read them): ${report.tablesDeferred.join(', ')}` : ''}`,
+    table([lakeRow('before', report.before), lakeRow('after', report.after)]),
+    shown.length === 0 ? 'no table had rows to flush or files to merge' : table(shown.map((t) => ({
+      table: t.table, files: `${t.files.before} → ${t.files.after}`, bytes: `${size(t.bytes.before)} → ${size(t.bytes.after)}`,
+      flushed_from_catalog: t.flushed.rows ? `${t.flushed.rows} rows into ${files(t.flushed.files)}, ${size(t.flushed.bytes)}` : '',
+      merged: t.merged.files ? `${files(t.merged.files)}, ${size(t.merged.bytes)} → ${files(t.merged.intoFiles)}, ${size(t.merged.intoBytes)}` : '',
+      with_deletes: t.filesWithDeletes || '',
+    }))),
+    `flushed ${sum((t) => t.flushed.rows)} rows out of the catalog into ${files(sum((t) => t.flushed.files))} (${size(sum((t) => t.flushed.bytes))}): data moved to Parquet, not growth`,
+    `merged ${files(sum((t) => t.merged.files))} (${size(sum((t) => t.merged.bytes))}) into ${files(sum((t) => t.merged.intoFiles))} (${size(sum((t) => t.merged.intoBytes))}); files with deleted rows are never merged`,
+    ...(grew.length ? [`merges that wrote more than they replaced: ${grew.map((t) => `${t.table} ${size(t.merged.bytes)} → ${size(t.merged.intoBytes)}`).join(', ')}`] : []),
+    `${report.tables.length - shown.length} other tables: nothing to flush or merge${report.tablesDeferred.length ? `; not yet (their downstream layer has not read them): ${report.tablesDeferred.join(', ')}` : ''}`,
     `snapshots expired: ${report.snapshotsExpired} (kept from snapshot ${report.floorSnapshot}, which a downstream checkpoint still reads)`,
     `landing files: ${report.landingFiles.archived} archived, ${report.landingFiles.deleted} deleted`,
     `took ${(report.elapsedMs / 1000).toFixed(1)} s`,

@@ -2,7 +2,7 @@
 // answers) and `query` (any single SELECT, sandboxed).
 import { Command } from 'commander';
 import { config } from '../config';
-import { lakeFromEnv } from '../lake/catalog';
+import { CatalogUnreachableError, LakeNotCreatedError, lakeFromEnv, redactCatalog } from '../lake/catalog';
 import { NotFoundError, readGoldReport, ReadError, sandboxedQuery, type GoldReport, type QueryResult } from '../lake/reads';
 import { CliError } from './connection';
 import { table } from './format';
@@ -25,10 +25,9 @@ export async function readLake<T>(read: () => Promise<T>): Promise<T> {
   } catch (error) {
     if (error instanceof ReadError) throw new CliError(error.message, 2);
     if (error instanceof NotFoundError) throw new CliError(error.message, 1);
-    if (/creating a new DuckLake is explicitly disabled/.test((error as Error).message)) {
-      throw new CliError(`the lake (catalog schema ${config.catalogSchema}) does not exist yet: run a pass first (netpulse run, or bash scripts/up.sh)`);
-    }
-    throw new CliError(`cannot read the lake (catalog ${config.readerCatalog.replace(/password=\S+/, 'password=***')}, schema ${config.catalogSchema}): ${(error as Error).message.split('\n')[0]}; is it up? bash scripts/catalog.sh start`);
+    if (error instanceof LakeNotCreatedError) throw new CliError(error.message);
+    if (error instanceof CatalogUnreachableError) throw new CliError(`${error.message}; is it up? bash scripts/catalog.sh start`);
+    throw new CliError(`cannot read the lake (catalog ${redactCatalog(config.readerCatalog)}, schema ${config.catalogSchema}): ${redactCatalog((error as Error).message.split('\n')[0])}`);
   }
 }
 

@@ -2,19 +2,57 @@
 import { Command } from 'commander';
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleSpec } from '@temporalio/client';
 import { config } from '../config';
+import { LakeNotCreatedError, lakeFromEnv } from '../lake/catalog';
+import { readRows } from '../lake/reads';
 import { medallionPipeline } from '../workflows/pipeline';
 import { CliError, connectClient } from './connection';
 import { table } from './format';
 import { pipelineInput } from './pipeline';
+import { readLake } from './report';
 
-const DURATION = /^\d+(ms|s|m|h|d)$/;
+const DURATION = /^(\d+)(ms|s|m|h|d)$/;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A pass plans, commits and logs every layer: passes scheduled closer than this only pile up as skips. */
+export const MIN_PASS_INTERVAL_MS = 5000;
+/** How many recent passes the interval is measured against. */
+const RECENT_PASSES = 20;
+
+function durationMs(every: string): number {
+  const match = DURATION.exec(every);
+  if (!match || Number(match[1]) === 0) throw new CliError(`--every: "${every}" is not a positive duration such as 30s, 5m, 1h`, 2);
+  return Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
+}
+
+/** p95 of the recent passes' durations from the lake's event log; undefined before the first pass. */
+async function measuredPassMs(): Promise<number | undefined> {
+  const [row] = await readLake(() => readRows(lakeFromEnv(), `
+    SELECT quantile_cont(duration_ms, 0.95) AS p95_ms FROM (
+      SELECT duration_ms FROM lake.event_log WHERE kind = 'pass' AND duration_ms IS NOT NULL ORDER BY logged_at DESC LIMIT ${RECENT_PASSES})`)
+    .catch((error: unknown) => {
+      if (error instanceof LakeNotCreatedError) return []; // no lake yet, so no pass to measure
+      throw error;
+    }));
+  return row === undefined || row.p95_ms === null ? undefined : Number(row.p95_ms);
+}
+
+/** Refuses an interval shorter than the floor, or than the lake's passes take (p95 of the recent ones). */
+async function checkInterval(every: string): Promise<void> {
+  const ms = durationMs(every);
+  const atLeast = (minMs: number) => `give at least --every ${Math.ceil(minMs / 1000)}s`;
+  if (ms < MIN_PASS_INTERVAL_MS) {
+    throw new CliError(`--every ${every}: scheduled passes need at least ${MIN_PASS_INTERVAL_MS / 1000}s between them (each plans, commits and logs every layer); ${atLeast(MIN_PASS_INTERVAL_MS)}`, 2);
+  }
+  const p95 = await measuredPassMs();
+  if (p95 !== undefined && ms < p95) {
+    throw new CliError(`--every ${every}: a pass on this lake takes ${(p95 / 1000).toFixed(1)} s (p95 of the last ${RECENT_PASSES} passes in lake.event_log), and a pass due while one runs is skipped; ${atLeast(p95)}`, 2);
+  }
+}
 
 function spec(options: { every?: string; cron?: string }): ScheduleSpec {
   if (!!options.every === !!options.cron) throw new CliError('give exactly one of --every <duration> (e.g. 30s, 5m) or --cron "<expr>"', 2);
   if (options.every) {
-    if (!DURATION.test(options.every) || Number.parseInt(options.every, 10) === 0) {
-      throw new CliError(`--every: "${options.every}" is not a positive duration such as 30s, 5m, 1h`, 2);
-    }
+    durationMs(options.every);
     return { intervals: [{ every: options.every as `${number}s` }] };
   }
   if (options.cron!.trim().split(/\s+/).length !== 5) throw new CliError(`--cron: "${options.cron}" needs 5 fields (minute hour day month weekday)`, 2);
@@ -51,6 +89,7 @@ export function scheduleCommands(): Command {
     .action(async (id: string, options) => {
       const input = pipelineInput(options, false);
       const scheduleSpec = spec(options);
+      if (options.every) await checkInterval(options.every);
       const client = await connectClient();
       await client.schedule.create({
         scheduleId: id,

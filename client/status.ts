@@ -1,22 +1,31 @@
 // `status`: every checkpoint workflow, lag, the last commits, quarantine counts per layer and
-// the latest event-log rows, in one screen.
+// the latest event-log rows, in one screen. The checkpoints come from Temporal, the rest from
+// the lake: with one of them unreachable the other is still shown, the unreachable one is
+// named with its address, and the command exits 1.
 import { Command } from 'commander';
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { bronzeWorkflowId, DEFAULT_SOURCES } from '../rules/bronze';
 import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID } from '../rules/layers';
 import { bronzeStatusQuery, type BronzeSourceStatus } from '../workflows/bronze';
 import { goldStatusQuery, silverStatusQuery } from '../workflows/layers';
 import type { Parked } from '../workflows/checkpoint-owner';
-import { lakeFromEnv } from '../lake/catalog';
-import { readLatestCommits, readOwners, readRows } from '../lake/reads';
-import { connectClient } from './connection';
+import { CatalogUnreachableError, LakeNotCreatedError, lakeFromEnv, type LakeConfig } from '../lake/catalog';
+import { readLatestCommits, readOwners, readQuarantineCounts, readRows } from '../lake/reads';
+import { CliError, connectClient } from './connection';
 import { table } from './format';
 
-async function queryOrNull<T>(client: Client, workflowId: string, query: { name: string }): Promise<T | null> {
+type Queried<T> = { state: T } | { missing: true } | { failed: string };
+
+/** A checkpoint workflow's state; a workflow never started is not an error, any other failure is shown. */
+async function queryWorkflow<T>(client: Client, workflowId: string, query: { name: string }): Promise<Queried<T>> {
   try {
-    return (await client.workflow.getHandle(workflowId).query(query as never)) as T;
-  } catch {
-    return null;
+    return { state: (await client.workflow.getHandle(workflowId).query(query as never)) as T };
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return { missing: true };
+    // The server's reason is the innermost cause, e.g. no worker polling the workflow's task queue.
+    let reason = error as Error;
+    while (reason.cause instanceof Error) reason = reason.cause;
+    return { failed: `query failed: ${reason.message.split('\n')[0].replace(/^\d+ [A-Z_]+: /, '')}` };
   }
 }
 
@@ -25,46 +34,70 @@ function parkedText(parked?: Parked): string {
   return parked ? `${parked.batchId ?? 'pass'} since ${parked.since}: ${parked.reason}` : '';
 }
 
-export const STATUS_SQL = {
-  quarantine: `SELECT 'bronze' AS layer, count(*) AS quarantined, count(DISTINCT table_name) AS tables FROM bronze.quarantine
-               UNION ALL SELECT 'silver', count(*), count(DISTINCT source_table) FROM silver.quarantine`,
-  events: `SELECT logged_at::VARCHAR AS logged_at, kind, layer, source, batch_id, rows_in, rows_out, rows_quarantined, duration_ms
-           FROM lake.event_log ORDER BY logged_at DESC LIMIT 8`,
-};
+export const STATUS_EVENTS_SQL = `SELECT logged_at::VARCHAR AS logged_at, kind, layer, source, batch_id, rows_in, rows_out, rows_quarantined, duration_ms
+  FROM lake.event_log ORDER BY logged_at DESC LIMIT 8`;
+
+/** Every checkpoint workflow at once: with no worker, each query waits for the server to give up. */
+async function readCheckpoints(client: Client) {
+  const bronzeRows = Promise.all(DEFAULT_SOURCES.map(async (source) => {
+    const workflow = bronzeWorkflowId(source);
+    const q = await queryWorkflow<BronzeSourceStatus>(client, workflow, bronzeStatusQuery);
+    if (!('state' in q)) return { workflow, files: 'missing' in q ? 'not started' : q.failed };
+    const s = q.state;
+    return { workflow, files: s.filesIngested, quarantined: s.filesQuarantined, rows: s.rowsIngested, version: s.version, schema: s.schemaVersion, lag_files: s.lagFiles ?? 0, passes: s.passes, parked: parkedText(s.parked) };
+  }));
+  const layer = async (workflow: string, query: { name: string }, row: (s: Record<string, unknown>) => Record<string, unknown>) => {
+    const q = await queryWorkflow<Record<string, unknown>>(client, workflow, query);
+    return 'state' in q ? { workflow, ...row(q.state) } : 'failed' in q ? { workflow, state: q.failed } : undefined;
+  };
+  const silver = layer(SILVER_WORKFLOW_ID, silverStatusQuery, (s) => ({ version: s.eventsVersion, bronze_read_to: s.bronzeSnapshot, rows_in: s.rowsIn, events: s.eventsOut, quarantined: s.quarantined, duplicates: s.duplicates, passes: s.passes, parked: parkedText(s.parked as Parked) }));
+  const gold = layer(GOLD_WORKFLOW_ID, goldStatusQuery, (s) => ({ version: s.goldSnapshot, silver_read_to: s.silverSnapshot, refreshes: s.refreshes, last_as_of: s.lastAsOf, passes: s.passes, parked: parkedText(s.parked as Parked) }));
+  return { bronze: await bronzeRows, silver: await silver, gold: await gold };
+}
+
+async function readLakeSections(lake: LakeConfig) {
+  return {
+    owners: await readOwners(lake),
+    commits: await readLatestCommits(lake),
+    quarantine: await readQuarantineCounts(lake),
+    events: await readRows(lake, STATUS_EVENTS_SQL),
+  };
+}
 
 export function statusCommand(): Command {
   return new Command('status')
     .description('checkpoints and lag per layer, last commits, quarantine counts, recent event log')
     .option('--json', 'JSON output')
     .action(async (options) => {
-      const client = await connectClient();
-      const bronze = await Promise.all(DEFAULT_SOURCES.map(async (source) => {
-        const s = await queryOrNull<BronzeSourceStatus>(client, bronzeWorkflowId(source), bronzeStatusQuery);
-        return s
-          ? { workflow: bronzeWorkflowId(source), files: s.filesIngested, quarantined: s.filesQuarantined, rows: s.rowsIngested, version: s.version, schema: s.schemaVersion, lag_files: s.lagFiles ?? 0, passes: s.passes, parked: parkedText(s.parked) }
-          : { workflow: bronzeWorkflowId(source), files: 'not started' };
-      }));
-      const silver = await queryOrNull<Record<string, unknown>>(client, SILVER_WORKFLOW_ID, silverStatusQuery);
-      const gold = await queryOrNull<Record<string, unknown>>(client, GOLD_WORKFLOW_ID, goldStatusQuery);
-      const lake: Record<string, Record<string, unknown>[]> = {};
-      for (const [name, sql] of Object.entries(STATUS_SQL)) {
-        // silver.quarantine does not exist before silver's first batch: an empty section, not an error
-        lake[name] = await readRows(lakeFromEnv(), sql).catch(() => []);
+      // connectClient fails only with a CliError saying Temporal cannot be reached, and where.
+      const temporal = await connectClient().then((client) => ({ client }), (error: unknown) => {
+        if (error instanceof CliError) return { unreachable: error.message };
+        throw error;
+      });
+      const checkpoints = 'client' in temporal ? await readCheckpoints(temporal.client) : undefined;
+      const lake = await readLakeSections(lakeFromEnv()).catch((error: unknown) => {
+        if (error instanceof CatalogUnreachableError) return { unreachable: error.message };
+        if (error instanceof LakeNotCreatedError) return { notCreated: error.message };
+        throw error;
+      });
+      const temporalProblem = 'unreachable' in temporal ? temporal.unreachable : undefined;
+      const lakeProblem = 'unreachable' in lake ? lake.unreachable : 'notCreated' in lake ? lake.notCreated : undefined;
+      if (temporalProblem || 'unreachable' in lake) process.exitCode = 1;
+
+      if (options.json) {
+        console.log(JSON.stringify({ ...checkpoints, ...(temporalProblem && { temporal: temporalProblem }), ...('owners' in lake ? lake : { lake: lakeProblem }) }, null, 2));
+        return;
       }
-      lake.owners = await readOwners(lakeFromEnv()).catch(() => []);
-      lake.commits = await readLatestCommits(lakeFromEnv()).catch(() => []);
-      if (options.json) return console.log(JSON.stringify({ bronze, silver, gold, ...lake }, null, 2));
-      const layerRows = [
-        silver && { workflow: SILVER_WORKFLOW_ID, version: silver.eventsVersion, bronze_read_to: silver.bronzeSnapshot, rows_in: silver.rowsIn, events: silver.eventsOut, quarantined: silver.quarantined, duplicates: silver.duplicates, passes: silver.passes, parked: parkedText(silver.parked as Parked) },
-        gold && { workflow: GOLD_WORKFLOW_ID, version: gold.goldSnapshot, silver_read_to: gold.silverSnapshot, refreshes: gold.refreshes, last_as_of: gold.lastAsOf, passes: gold.passes, parked: parkedText(gold.parked as Parked) },
-      ].filter(Boolean) as Record<string, unknown>[];
-      console.log([
-        `Bronze checkpoints\n${table(bronze)}`,
-        `Silver and gold checkpoints\n${layerRows.length ? layerRows.map((r) => table([r])).join('\n\n') : '(not started)'}`,
-        `Last commit per owner\n${table(lake.owners)}`,
-        `Latest snapshots\n${table(lake.commits)}`,
-        `Quarantine\n${table(lake.quarantine)}`,
-        `Event log (latest)\n${table(lake.events)}`,
-      ].join('\n\n'));
+      const layers = [checkpoints?.silver, checkpoints?.gold].filter((r) => r !== undefined);
+      const fromTemporal = checkpoints
+        ? [`Bronze checkpoints\n${table(checkpoints.bronze)}`,
+          `Silver and gold checkpoints\n${layers.length ? layers.map((r) => table([r])).join('\n\n') : '(not started)'}`]
+        : [`Checkpoints\n${temporalProblem}: checkpoint workflows not queried`];
+      const fromLake = 'owners' in lake
+        ? [`Last commit per owner\n${table(lake.owners)}`, `Latest snapshots\n${table(lake.commits)}`,
+          `Quarantine\n${table(lake.quarantine)}`, `Event log (latest)\n${table(lake.events)}`]
+        : [`Lake\n${lakeProblem}: commits, quarantine and event log not read`];
+      console.log([...fromTemporal, ...fromLake].join('\n\n'));
+      for (const problem of [temporalProblem, 'unreachable' in lake && lake.unreachable]) if (problem) console.error(`error: ${problem}`);
     });
 }

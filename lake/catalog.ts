@@ -124,9 +124,22 @@ function attachSql(lake: LakeConfig, options: AttachOptions): string {
 
 const instances = new Map<string, Promise<DuckDBInstance>>();
 
+/** A libpq connection string fit for messages and logs: its password hidden. */
+export function redactCatalog(catalog: string): string {
+  return catalog.replace(/password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/g, 'password=***');
+}
+
+/** The lake's PostgreSQL catalog did not answer (down, wrong address, refused the login). */
+export class CatalogUnreachableError extends Error {}
+
+/** A read-only attach found no lake in the catalog schema: no worker has created it yet. */
+export class LakeNotCreatedError extends Error {}
+
 /**
  * Attaches the lake. Two processes attaching a new lake at once both try to create its
  * metadata tables and one fails ("already exists"); attached again, it finds the lake.
+ * DuckDB's own attach errors quote the connection string, password included: the two we can
+ * name come back without it.
  */
 async function attach(db: DuckDBConnection, lake: LakeConfig, options: AttachOptions): Promise<void> {
   for (let attempt = 1; ; attempt++) {
@@ -134,7 +147,13 @@ async function attach(db: DuckDBConnection, lake: LakeConfig, options: AttachOpt
       await db.run(attachSql(lake, options));
       return;
     } catch (error) {
-      if (attempt >= 5 || !/already exists|duplicate key/.test((error as Error).message)) throw error;
+      const message = (error as Error).message;
+      const refused = /Unable to connect to Postgres at "[^"]*": ([^\n]*)/.exec(message);
+      if (refused) throw new CatalogUnreachableError(`cannot reach the lake's catalog at ${redactCatalog(lake.catalog)} (${refused[1]})`);
+      if (/creating a new DuckLake is explicitly disabled/.test(message)) {
+        throw new LakeNotCreatedError(`the lake (catalog schema ${lake.catalogSchema}) does not exist yet: run a pass first (netpulse run, or bash scripts/up.sh)`);
+      }
+      if (attempt >= 5 || !/already exists|duplicate key/.test(message)) throw error;
       await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
     }
   }
@@ -178,6 +197,7 @@ async function createBookkeeping(db: DuckDBConnection, lake: LakeConfig): Promis
     try {
       await db.run(BOOKKEEPING_DDL);
       await partitionLedger(db, lake);
+      await writeParquetV2(db);
       return;
     } catch (error) {
       if (attempt >= 5) throw error;
@@ -200,6 +220,20 @@ async function partitionLedger(db: DuckDBConnection, lake: LakeConfig): Promise<
   await db.run('ALTER TABLE lake.file_ledger SET PARTITIONED BY (table_name)');
   // Small row groups: a path range then reads a few thousand rows, not the source's whole file.
   await db.run(`CALL ${LAKE}.set_option('parquet_row_group_size', 8192, schema => 'lake', table_name => 'file_ledger')`);
+}
+
+/**
+ * The lake writes Parquet format version 2. Files that maintenance writes carry DuckLake's row-id
+ * and snapshot-id columns (a merge of files whose row ids are not contiguous, e.g. any with a
+ * flushed file, writes a row id for every row): version 1 stores those BIGINTs plainly, version 2
+ * delta-encodes them. Three bronze batches of 1,500 rows and a flushed micro-batch of 120: with
+ * version 1, 147.9 KiB merged into 152.8 KiB; with version 2, 133.6 KiB merged into 120.6 KiB.
+ * Processes attached before the option was set write version 1 until they attach again.
+ */
+async function writeParquetV2(db: DuckDBConnection): Promise<void> {
+  const [[version]] = (await db.runAndReadAll(`SELECT any_value(value) FROM ducklake_options(${sqlString(LAKE)})
+    WHERE option_name = 'parquet_version' AND scope = 'GLOBAL'`)).getRows();
+  if (String(version).toUpperCase() !== 'V2') await db.run(`CALL ${LAKE}.set_option('parquet_version', 2)`);
 }
 
 function lakeKey(lake: LakeConfig, options: AttachOptions): string {

@@ -138,6 +138,22 @@ export async function readOwners(lake: LakeConfig): Promise<Record<string, unkno
   }, { readOnly: true });
 }
 
+/**
+ * Quarantine counts per layer: landing files (bronze) and rows (silver). silver.quarantine
+ * exists from silver's first batch on; before that silver has no row here.
+ */
+export async function readQuarantineCounts(lake: LakeConfig): Promise<Record<string, unknown>[]> {
+  const layers = [
+    { table: 'bronze.quarantine', sql: `SELECT 'bronze' AS layer, count(*) AS quarantined, count(DISTINCT table_name) AS tables FROM bronze.quarantine` },
+    { table: 'silver.quarantine', sql: `SELECT 'silver' AS layer, count(*) AS quarantined, count(DISTINCT source_table) AS tables FROM silver.quarantine` },
+  ];
+  return withLake(lake, async (db) => {
+    const missing = await missingTables(db, layers.map((l) => l.table));
+    const present = layers.filter((l) => !missing.includes(l.table));
+    return present.length ? rows(db, `SELECT * FROM (${present.map((l) => l.sql).join(' UNION ALL ')}) ORDER BY layer`) : [];
+  }, { readOnly: true });
+}
+
 /** The latest batch commits (snapshots with a commit message), newest first. */
 export async function readLatestCommits(lake: LakeConfig, limit = 8): Promise<Record<string, unknown>[]> {
   return withLake(lake, (db) => rows(db, `

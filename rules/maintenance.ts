@@ -27,13 +27,30 @@ export interface LakeFiles {
   snapshots: number;
 }
 
+/**
+ * What maintenance did to one table's live data files. Files other writers commit while it runs
+ * are not counted: they begin after the snapshot each step started from.
+ */
+export interface TableCompaction {
+  table: string;
+  files: { before: number; after: number };
+  bytes: { before: number; after: number };
+  /** Rows moved out of the catalog (inlined) into Parquet, and the files that took them: data moving, not growth. */
+  flushed: { rows: number; files: number; bytes: number };
+  /** The files the merge replaced, and the files it wrote instead. */
+  merged: { files: number; bytes: number; intoFiles: number; intoBytes: number };
+  /** Live files with deleted rows after maintenance: DuckLake's merge leaves them as they are. */
+  filesWithDeletes: number;
+}
+
 export interface MaintenanceReport {
   before: LakeFiles;
   after: LakeFiles;
   /** The oldest snapshot a downstream checkpoint still reads from; never expired. */
   floorSnapshot: number;
   snapshotsExpired: number;
-  tablesCompacted: number;
+  /** Every table whose files maintenance flushed and merged, whether or not there was anything to do. */
+  tables: TableCompaction[];
   /** Tables not compacted this time: their downstream reader has not read all of them yet. */
   tablesDeferred: string[];
   landingFiles: { archived: number; deleted: number; missing: number };

@@ -1,7 +1,9 @@
 // The CLI as a user runs it: a real process, real exit codes, against the real dev server, a
 // worker, and the lake on the real PostgreSQL catalog (the CLI attaches it read-only itself).
+import { rmSync } from 'node:fs';
+import { dropLake, withLake } from '../lake/catalog';
 import { DEFAULT_SOURCES, bronzeWorkflowId } from '../rules/bronze';
-import { cli, cliIntoSlowReader, cliLake, closeTestResources, terminateAll, withWorker } from './helpers';
+import { cli, cliIntoSlowReader, cliLake, closeTestResources, lakeEnv, tempDir, terminateAll, testLake, uniqueId, withWorker } from './helpers';
 
 afterAll(closeTestResources);
 
@@ -18,6 +20,8 @@ test('bad CLI input: a clear message naming the field and exit code 2, before co
     [['query', ' ;\n-- nothing but a comment\n/* and another */'], /empty query: give one SELECT statement/],
     [['no-such-command'], /unknown command/],
     [['schedule', 'create', 'every-zero', '--every', '0s'], /--every: "0s" is not a positive duration/],
+    [['schedule', 'create', 'too-often', '--every', '1s'], /--every 1s: scheduled passes need at least 5s between them .*; give at least --every 5s/],
+    [['schedule', 'create', 'too-often', '--every', '4999ms'], /give at least --every 5s/],
     [['run', '--landing', '/no/such/landing'], /--landing: \/no\/such\/landing is not a folder/],
     [['dashboard', '--port', 'http'], /--port: "http" is not a port number/],
   ];
@@ -92,6 +96,22 @@ test('run through the worker; report, query (sandboxed) and status read the lake
       expect(status.stdout).toMatch(/silver\s+0\s+silver:0\s+\S+ \S+/); // last commit per owner: silver's batch 0
       expect(status.stdout).toMatch(/Event log \(latest\)/);
       expect(status.stdout).toMatch(/pass\s+pipeline/);
+      expect(status.stdout).toMatch(/bronze\s+0\s+0\nsilver\s+0\s+0/); // quarantine of both layers
+
+      // Temporal away: the lake's part still shows, Temporal is named with its address, exit 1.
+      const noTemporal = await cli(['status'], { ...env, TEMPORAL_ADDRESS: '127.0.0.1:9' });
+      expect(noTemporal.code).toBe(1);
+      expect(noTemporal.stdout).toMatch(/^Checkpoints\ncannot reach Temporal at 127\.0\.0\.1:9 .*: checkpoint workflows not queried$/m);
+      expect(noTemporal.stdout).toMatch(/silver\s+0\s+silver:0\s+\S+ \S+/);
+      expect(noTemporal.stdout).toMatch(/pass\s+pipeline/);
+      expect(noTemporal.stderr).toMatch(/^error: cannot reach Temporal at 127\.0\.0\.1:9/m);
+      // The catalog away: not "(no rows)" and exit 0, but the catalog named (password hidden) and exit 1.
+      const noCatalog = await cli(['status'], { ...env, NETPULSE_CATALOG: 'host=127.0.0.1 port=9 dbname=netpulse user=netpulse password=s3cret-pw' });
+      expect(noCatalog.code).toBe(1);
+      expect(noCatalog.stdout).toMatch(/bronze-celular-conectado\s+2\s+0\s+50\s+\d+\s+1\s+0/);
+      expect(noCatalog.stdout).toMatch(/^Lake\ncannot reach the lake's catalog at host=127\.0\.0\.1 port=9 dbname=netpulse user=netpulse password=\*\*\* \(.*refused.*\): commits, quarantine and event log not read$/m);
+      expect(noCatalog.stdout).not.toMatch(/\(no rows\)/);
+      expect(noCatalog.stdout + noCatalog.stderr).not.toMatch(/s3cret-pw/);
 
       // reset asks first; with --yes it stops the checkpoint workflows and empties the lake,
       // and the next run rebuilds everything from the kept landing files.
@@ -111,5 +131,46 @@ test('run through the worker; report, query (sandboxed) and status read the lake
     }, { taskQueue, deps });
   } finally {
     await terminateAll([...DEFAULT_SOURCES.map((s) => bronzeWorkflowId(s)), 'silver', 'gold']);
+  }
+});
+
+test('schedule create --every refuses an interval shorter than the lake\'s recent passes (p95 from the event log), and accepts one as long', async () => {
+  const dir = tempDir('schedule');
+  const lake = testLake(dir);
+  const env = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, ...lakeEnv(lake) };
+  const id = uniqueId('every');
+  try {
+    // No lake yet: nothing measured, the floor alone decides.
+    expect(await cli(['schedule', 'create', id, '--every', '5s', '--paused'], env)).toMatchObject({ code: 0, stdout: `schedule ${id} created (paused)\n` });
+    expect((await cli(['schedule', 'delete', id], env)).code).toBe(0);
+    // The last 20 passes: 18 of 4 s and 2 of 12 s (p95 12 s); 5 older ones of 10 minutes no longer count.
+    await withLake(lake, (db) => db.run(`INSERT INTO lake.event_log (logged_at, kind, layer, source, duration_ms)
+      SELECT now() - to_minutes(i), 'pass', 'pipeline', 'test', CASE WHEN i < 2 THEN 12000 WHEN i < 20 THEN 4000 ELSE 600000 END FROM range(25) t(i)`));
+    const refused = await cli(['schedule', 'create', id, '--every', '11s'], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--every 11s: a pass on this lake takes 12\.0 s \(p95 of the last 20 passes in lake\.event_log\), and a pass due while one runs is skipped; give at least --every 12s/);
+    expect(await cli(['schedule', 'create', id, '--every', '12s', '--paused'], env)).toMatchObject({ code: 0, stdout: `schedule ${id} created (paused)\n` });
+    // The catalog away: the interval cannot be checked, and the command says why.
+    const noCatalog = await cli(['schedule', 'create', `${id}-2`, '--every', '1m'], { ...env, NETPULSE_CATALOG: 'host=127.0.0.1 port=9 dbname=netpulse user=netpulse' });
+    expect(noCatalog.code).toBe(1);
+    expect(noCatalog.stderr).toMatch(/cannot reach the lake's catalog at host=127\.0\.0\.1 port=9/);
+  } finally {
+    await cli(['schedule', 'delete', id], env);
+    await dropLake(lake).finally(() => rmSync(dir, { recursive: true, force: true }));
+  }
+});
+
+test('status before silver\'s first batch: the quarantine tables there are, and no lake error', async () => {
+  const dir = tempDir('status-new');
+  const lake = testLake(dir);
+  try {
+    await withLake(lake, async () => undefined); // the bookkeeping tables, as a worker makes them
+    // Temporal away, so the only error is Temporal's: a missing silver.quarantine is none.
+    const status = await cli(['status'], { TEMPORAL_ADDRESS: '127.0.0.1:9', ...lakeEnv(lake) });
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(/^Quarantine\nlayer\s+quarantined\s+tables\n-+\s+-+\s+-+\nbronze\s+0\s+0\n\nEvent log/m);
+    expect(status.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^error: cannot reach Temporal at 127\.0\.0\.1:9/)]);
+  } finally {
+    await dropLake(lake).finally(() => rmSync(dir, { recursive: true, force: true }));
   }
 });

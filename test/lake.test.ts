@@ -2,11 +2,11 @@
 // worker killed inside its write transaction, two attempts of one batch racing, readers in
 // other processes while the pipeline writes, and maintenance.
 import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { writeSyntheticLanding } from '../bench/landing-maker';
-import { LAKE, withLake, type LakeConfig } from '../lake/catalog';
+import { dropLake, LAKE, withLake, type LakeConfig } from '../lake/catalog';
 import { tableAtSql } from '../lake/changes';
 import type { Source } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
@@ -202,16 +202,19 @@ test('readers in other processes (the CLI, and the README\'s snippet in the Duck
 const parquetFiles = (dir: string): number =>
   readdirSync(dir, { recursive: true }).filter((f) => String(f).endsWith('.parquet')).length;
 
-test('maintenance merges small files and expires old snapshots, never one a downstream checkpoint still reads; time travel inside the retention answers', async () => {
-  const dir = tempDir('maintenance');
+/** A lake with one bronze source (Celular/Conectado), a file a bronze batch, gold refreshed every pass. */
+function oneSourceLake(tag: string) {
+  const dir = tempDir(tag);
   const landing = path.join(dir, 'landing');
-  const lake = testLake(dir);
-  const { sources, workflowIdPrefix, ids } = testPipeline('mnt');
-  const scenario = [DEFAULT_SCENARIOS[1]];
+  const { sources, workflowIdPrefix, ids } = testPipeline(tag.slice(0, 3));
   const [source] = sources.filter((s) => s.path === 'Celular/Conectado');
-  const taskQueue = uniqueId('tq-mnt');
-  // 1,500 rows a batch: above the inlining limit, so each bronze batch writes a Parquet file.
   const input = { sources: [source], landingPath: landing, workflowIdPrefix, options: { maxFilesPerBatch: 1 }, gold: { options: { refreshIntervalSeconds: 0 } } };
+  return { dir, landing, lake: testLake(dir), source, ids, input, scenario: [DEFAULT_SCENARIOS[1]], taskQueue: uniqueId(`tq-${tag}`) };
+}
+
+test('maintenance merges small files and expires old snapshots, never one a downstream checkpoint still reads; time travel inside the retention answers', async () => {
+  // 1,500 rows a batch: above the inlining limit, so each bronze batch writes a Parquet file.
+  const { dir, landing, lake, source, ids, input, scenario, taskQueue } = oneSourceLake('maintenance');
   try {
     await withWorker(async ({ client }) => {
       const pass = () => client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('pipeline-mnt'), args: [input] });
@@ -269,6 +272,63 @@ test('maintenance merges small files and expires old snapshots, never one a down
     }, { taskQueue, deps: { lake, landingDir: landing } });
   } finally {
     await terminateAll(ids);
+  }
+});
+
+test('maintenance says per table what it flushed out of the catalog and what it merged; merging direct batches with flushed rows writes less than it replaces', async () => {
+  const { dir, landing, lake, source, ids, input, scenario, taskQueue } = oneSourceLake('compaction');
+  const meta = `__ducklake_metadata_${LAKE}.${lake.catalogSchema}`;
+  const liveFiles = async () => Object.fromEntries((await sqlRows<{ name: string; files: string; bytes: string }>(`
+    SELECT s.schema_name || '.' || t.table_name AS name, count(d.data_file_id) AS files, coalesce(sum(d.file_size_bytes), 0) AS bytes
+    FROM ${meta}.ducklake_table t JOIN ${meta}.ducklake_schema s USING (schema_id)
+    LEFT JOIN ${meta}.ducklake_data_file d ON d.table_id = t.table_id AND d.end_snapshot IS NULL
+    WHERE t.end_snapshot IS NULL AND s.end_snapshot IS NULL GROUP BY ALL`, lake)).map((r) => [r.name, { files: Number(r.files), bytes: Number(r.bytes) }]));
+  try {
+    await withWorker(async ({ client }) => {
+      const pass = () => client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('pipeline-cmp'), args: [input] });
+      // Three batches of 1,500 rows go straight to Parquet; a micro-batch of 120 rows stays in the
+      // catalog until maintenance flushes it. Merging those files with the flushed one makes
+      // DuckLake write a row id for every row (their row ids are not contiguous).
+      await writeSyntheticLanding({ root: landing, files: 1, rowsPerFile: 1500, scenarios: scenario, prefix: 'a' });
+      await pass(); // creates every table: its files stay under the schema version they were written in
+      await writeSyntheticLanding({ root: landing, files: 3, rowsPerFile: 1500, scenarios: scenario, prefix: 'b', seed: 2 });
+      await pass();
+      await writeSyntheticLanding({ root: landing, files: 2, rowsPerFile: 60, scenarios: scenario, prefix: 'c', seed: 3 });
+      await pass();
+      const before = await liveFiles();
+
+      const run = await cli(['maintenance', 'run'], { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, ...lakeEnv(lake) });
+      expect(run.code).toBe(0);
+      const bronzeTable = `bronze.${source.name}`;
+      expect(run.stdout).toMatch(new RegExp(`${bronzeTable}\\s+4 → 2\\s+\\S+ KiB → \\S+ KiB\\s+120 rows into 1 file, \\S+ KiB\\s+4 files, \\S+ KiB → 1 file, \\S+ KiB`));
+      expect(run.stdout).toMatch(/^flushed \d+ rows out of the catalog into \d+ files \(.*\): data moved to Parquet, not growth$/m);
+      expect(run.stdout).toMatch(/^\d+ other tables: nothing to flush or merge$/m);
+      expect(run.stdout).not.toMatch(/tables compacted/);
+      const [logged] = await sqlRows<{ details: string }>(`SELECT details FROM lake.event_log WHERE kind = 'maintenance'`, lake);
+      const report = JSON.parse(logged.details) as MaintenanceReport;
+      const after = await liveFiles();
+
+      const byTable = Object.fromEntries(report.tables.map((t) => [t.table, t]));
+      expect(byTable[bronzeTable]).toMatchObject({ files: { before: 4, after: 2 }, flushed: { rows: 120, files: 1 }, merged: { files: 4, intoFiles: 1 } });
+      expect(byTable['silver.events']).toMatchObject({ flushed: { rows: 120, files: 1 } });
+      expect(byTable['lake.fence_silver']).toMatchObject({ flushed: { rows: 0, files: 0, bytes: 0 }, merged: { files: 0, intoFiles: 0 } });
+      for (const t of report.tables) {
+        // What the report says each table had and has is what the catalog says.
+        expect({ table: t.table, files: t.files.before, bytes: t.bytes.before }).toEqual({ table: t.table, ...before[t.table] });
+        expect({ table: t.table, files: t.files.after, bytes: t.bytes.after }).toEqual({ table: t.table, ...after[t.table] });
+      }
+      // Each merged file gains a row id per row (DuckLake 1.4.4): Parquet v1 stored them plainly
+      // and these merges grew by 3-8%; delta-encoded (v2) they shrink.
+      for (const name of [bronzeTable, 'silver.events']) expect(byTable[name].merged.intoBytes).toBeLessThan(byTable[name].merged.bytes);
+      // The lake's live bytes grew by what the flush moved out of the catalog, less what the merges saved.
+      const sum = (pick: (t: MaintenanceReport['tables'][number]) => number) => report.tables.reduce((n, t) => n + pick(t), 0);
+      expect(report.after.liveBytes - report.before.liveBytes).toBe(sum((t) => t.flushed.bytes) + sum((t) => t.merged.intoBytes - t.merged.bytes));
+      expect(sum((t) => t.merged.intoBytes - t.merged.bytes)).toBeLessThan(0);
+      expect(sum((t) => t.flushed.bytes)).toBeGreaterThan(0);
+    }, { taskQueue, deps: { lake, landingDir: landing } });
+  } finally {
+    await terminateAll(ids);
+    await dropLake(lake).finally(() => rmSync(dir, { recursive: true, force: true }));
   }
 });
 

@@ -7,6 +7,9 @@ import { cli, cliIntoSlowReader, cliLake, closeTestResources, lakeEnv, tempDir, 
 
 afterAll(closeTestResources);
 
+/** A catalog nobody listens at, for the writer and the reader alike (readers log in as the reader role). */
+const closedCatalog = (connection: string) => ({ NETPULSE_CATALOG: connection, NETPULSE_CATALOG_READER: connection });
+
 test('bad CLI input: a clear message naming the field and exit code 2, before contacting anything', async () => {
   const env = { TEMPORAL_ADDRESS: '127.0.0.1:9' }; // nothing listens there: validation must come first
   const cases: [string[], RegExp][] = [
@@ -106,7 +109,7 @@ test('run through the worker; report, query (sandboxed) and status read the lake
       expect(noTemporal.stdout).toMatch(/pass\s+pipeline/);
       expect(noTemporal.stderr).toMatch(/^error: cannot reach Temporal at 127\.0\.0\.1:9/m);
       // The catalog away: not "(no rows)" and exit 0, but the catalog named (password hidden) and exit 1.
-      const noCatalog = await cli(['status'], { ...env, NETPULSE_CATALOG: 'host=127.0.0.1 port=9 dbname=netpulse user=netpulse password=s3cret-pw' });
+      const noCatalog = await cli(['status'], { ...env, ...closedCatalog('host=127.0.0.1 port=9 dbname=netpulse user=netpulse password=s3cret-pw') });
       expect(noCatalog.code).toBe(1);
       expect(noCatalog.stdout).toMatch(/bronze-celular-conectado\s+2\s+0\s+50\s+\d+\s+1\s+0/);
       expect(noCatalog.stdout).toMatch(/^Lake\ncannot reach the lake's catalog at host=127\.0\.0\.1 port=9 dbname=netpulse user=netpulse password=\*\*\* \(.*refused.*\): commits, quarantine and event log not read$/m);
@@ -151,7 +154,7 @@ test('schedule create --every refuses an interval shorter than the lake\'s recen
     expect(refused.stderr).toMatch(/--every 11s: a pass on this lake takes 12\.0 s \(p95 of the last 20 passes in lake\.event_log\), and a pass due while one runs is skipped; give at least --every 12s/);
     expect(await cli(['schedule', 'create', id, '--every', '12s', '--paused'], env)).toMatchObject({ code: 0, stdout: `schedule ${id} created (paused)\n` });
     // The catalog away: the interval cannot be checked, and the command says why.
-    const noCatalog = await cli(['schedule', 'create', `${id}-2`, '--every', '1m'], { ...env, NETPULSE_CATALOG: 'host=127.0.0.1 port=9 dbname=netpulse user=netpulse' });
+    const noCatalog = await cli(['schedule', 'create', `${id}-2`, '--every', '1m'], { ...env, ...closedCatalog('host=127.0.0.1 port=9 dbname=netpulse user=netpulse') });
     expect(noCatalog.code).toBe(1);
     expect(noCatalog.stderr).toMatch(/cannot reach the lake's catalog at host=127\.0\.0\.1 port=9/);
   } finally {

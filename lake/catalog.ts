@@ -149,7 +149,7 @@ async function attach(db: DuckDBConnection, lake: LakeConfig, options: AttachOpt
     } catch (error) {
       const message = (error as Error).message;
       const refused = /Unable to connect to Postgres at "[^"]*": ([^\n]*)/.exec(message);
-      if (refused) throw new CatalogUnreachableError(`cannot reach the lake's catalog at ${redactCatalog(lake.catalog)} (${refused[1]})`);
+      if (refused) throw new CatalogUnreachableError(`cannot reach the lake's catalog at ${redactCatalog(catalogFor(lake, options))} (${refused[1]})`);
       if (/creating a new DuckLake is explicitly disabled/.test(message)) {
         throw new LakeNotCreatedError(`the lake (catalog schema ${lake.catalogSchema}) does not exist yet: run a pass first (netpulse run, or bash scripts/up.sh)`);
       }

@@ -14,7 +14,7 @@ import type { MaintenanceReport } from '../rules/maintenance';
 import { maintenanceWorkflow } from '../workflows/maintenance';
 import { medallionPipeline } from '../workflows/pipeline';
 import {
-  cli, closeTestResources, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker,
+  cli, closeTestResources, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, waitFor, withWorker,
 } from './helpers';
 
 afterAll(closeTestResources);
@@ -181,6 +181,16 @@ test('readers in other processes (the CLI, and the README\'s snippet in the Duck
       }
       await continuous.cancel();
       await client.workflow.getHandle(continuous.workflowId).result().catch(() => undefined);
+      // The owners may still finish a pass the pipeline had asked for: wait until no snapshot comes for 2 s.
+      const latestSnapshot = async () => (await cli(['query', `SELECT max(snapshot_id) AS v FROM ducklake_snapshots('${LAKE}')`, '--format', 'csv'], env)).stdout;
+      let last = await latestSnapshot();
+      await waitFor('the lake to be quiet', async () => {
+        await new Promise((r) => setTimeout(r, 2000));
+        const now = await latestSnapshot();
+        const quiet = now === last;
+        last = now;
+        return quiet;
+      }, 60_000);
       // Once the lake is quiet, the snippet and the CLI read the same answers.
       const [query, report, snippet] = await Promise.all([
         cli(['query', 'SELECT count(*) AS events FROM silver.events', '--format', 'json'], env), cli(['report', '--json'], env), readmeReaderSnippet(lake)]);

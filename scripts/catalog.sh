@@ -137,6 +137,7 @@ SERVER_SETTINGS=(-p "$PORT" -c listen_addresses=127.0.0.1 -k "'$CLUSTER'" -c pas
   -c logging_collector=on -c log_directory=log -c log_filename=catalog-%H.log -c log_rotation_age=60
   -c log_rotation_size=0 -c log_truncate_on_rotation=on -c log_error_verbosity=terse
   -c log_min_error_statement=panic -c "log_line_prefix='%m [%p] %u@%d '"
+  -c "max_connections=${NETPULSE_CATALOG_MAX_CONNECTIONS:-100}"
   -c "fsync=${NETPULSE_CATALOG_FSYNC:-on}")   # off only for throwaway test clusters
 
 start_server() {

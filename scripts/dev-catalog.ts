@@ -1,6 +1,8 @@
 // Starts a throwaway PostgreSQL cluster (fresh temp dir, free port) as the lake's DuckLake catalog,
 // for the tests, benchmarks and history recorder: scripts/catalog.sh itself, so they run with the
-// same roles, passwords and logging as `up.sh` does (only fsync is off: nothing here outlives a run).
+// same roles, passwords and logging as `up.sh` does. Only fsync is off (nothing here outlives a
+// run), and it takes 300 connections: a test file's processes each hold a few (DuckDB's postgres
+// extension pools them), and the lake's roles, unlike the superuser, get none of the reserved ones.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -38,7 +40,7 @@ export interface DevCatalog {
 
 /** Runs scripts/catalog.sh with a data folder and port of its own; throws with its output on failure. */
 export function catalogScript(command: string, dir: string, port: number, extraEnv: Record<string, string> = {}): string {
-  const env: NodeJS.ProcessEnv = { ...process.env, NETPULSE_DATA_DIR: dir, NETPULSE_CATALOG_PORT: String(port), NETPULSE_CATALOG_FSYNC: 'off', ...extraEnv };
+  const env: NodeJS.ProcessEnv = { ...process.env, NETPULSE_DATA_DIR: dir, NETPULSE_CATALOG_PORT: String(port), NETPULSE_CATALOG_FSYNC: 'off', NETPULSE_CATALOG_MAX_CONNECTIONS: '300', ...extraEnv };
   delete env.NETPULSE_CATALOG;
   delete env.NETPULSE_CATALOG_READER;
   const result = spawnSync('bash', [path.join(config.projectRoot, 'scripts', 'catalog.sh'), command], { env, encoding: 'utf8' });

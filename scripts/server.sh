@@ -31,8 +31,10 @@ case "${1:-}" in
     [ -x "$TEMPORAL" ] || { echo "[server] ERROR: $TEMPORAL missing; run scripts/setup.sh" >&2; exit 1; }
     if running; then echo "[server] already running (pid $(cat "$PID_FILE"))"; wait_healthy; exit; fi
     mkdir -p "$DATA_DIR/logs"
-    # Custom search attributes make runs findable in the Web UI by layer and source.
-    nohup "$TEMPORAL" server start-dev \
+    # Custom search attributes make runs findable in the Web UI by layer and source. A session of
+    # its own: Ctrl-C on up.sh must not reach the server before the worker has drained (the worker's
+    # last results went nowhere), `server.sh stop` stops it.
+    setsid nohup "$TEMPORAL" server start-dev \
       --db-filename "$DB_FILE" --namespace default --ip 127.0.0.1 \
       --port "$PORT" --ui-port "$UI_PORT" --log-level warn --ui-disable-news-fetch \
       --search-attribute NetpulseLayer=Keyword --search-attribute NetpulseSource=Keyword --search-attribute NetpulseParked=Bool \

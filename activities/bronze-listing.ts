@@ -28,6 +28,17 @@ export async function statAll(paths: string[]): Promise<(LandingFileInfo | undef
   return infos;
 }
 
+/** Files of a new source's schema sample, besides its first batch's: the table is inferred from up to this many. */
+const SAMPLE_FILES = 100;
+
+/** The source folder's oldest files (by modification time, then path) besides `batch`, up to the sample's size. */
+export async function sampleFiles(dir: string, batch: LandingFileInfo[]): Promise<LandingFileInfo[]> {
+  const taken = new Set(batch.map((f) => f.path));
+  return (await listFiles(dir)).filter((f) => !taken.has(f.path) && f.size > 0)
+    .sort((a, b) => a.mtimeMs - b.mtimeMs || (a.path < b.path ? -1 : 1))
+    .slice(0, Math.max(0, SAMPLE_FILES - batch.length));
+}
+
 export async function listFiles(dir: string): Promise<LandingFileInfo[]> {
   let entries;
   try {

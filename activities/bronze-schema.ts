@@ -7,18 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { addColumn, keepEvolvedTableOutOfCatalog, tableColumns } from '../lake/catalog';
 import { retryConcurrentCommit } from '../lake/commit';
 import { qualified, sqlFilePath, sqlIdentifier, sqlString } from '../lake/duckdb';
-import type { LandingFileInfo } from '../rules/bronze';
-
-/** Lineage columns on every bronze row (names as in the source system, plus batch and version). */
-const LINEAGE_COLUMNS: [string, string][] = [
-  ['rastreamento_source', 'VARCHAR'],
-  ['source', 'VARCHAR'],
-  ['data_arquivo_ingestao', 'TIMESTAMP'],
-  ['status', 'BOOLEAN'],
-  ['_rescued_data', 'JSON'],
-  ['_batch_id', 'VARCHAR'],
-];
-const RESERVED = new Set(LINEAGE_COLUMNS.map(([name]) => name.toLowerCase()));
+import { isLineageColumn, LINEAGE_COLUMNS, type LandingFileInfo, type SchemaHints } from '../rules/bronze';
 
 /** Type changes that lose nothing: the value is cast instead of rescued. */
 const LOSSLESS_WIDENING: Record<string, string[]> = {
@@ -123,6 +112,14 @@ export async function fileSchemas(db: DuckDBConnection, files: LandingFileInfo[]
   return { readable, bad };
 }
 
+/**
+ * The columns of a schema sample's files. They are not the batch's: one that cannot be read now
+ * leaves the sample out (the batch's own files still decide), never fails the batch.
+ */
+export async function sampleSchemas(db: DuckDBConnection, files: LandingFileInfo[]): Promise<ReadableFile[]> {
+  return (await fileSchemas(db, files, 0, () => undefined).catch(() => ({ readable: [] }))).readable;
+}
+
 export async function findUnscannable(db: DuckDBConnection, files: ReadableFile[], graceSeconds: number): Promise<BadFile[]> {
   const bad: BadFile[] = [];
   for (const file of files) {
@@ -137,69 +134,112 @@ export async function findUnscannable(db: DuckDBConnection, files: ReadableFile[
 }
 
 /**
- * Creates a source's table from its first file, in a transaction of its own before the batch's:
- * DuckLake 1.4.4 can fail a commit that races another owner's CREATE TABLE, and a failed batch
- * transaction is costly to write again. An empty table left by a batch that then fails is harmless.
+ * The table's columns for these files, in the order the files first have them: a declared type
+ * (schema hint) where there is one, else the type most of the files agree on. A tie goes to
+ * VARCHAR when it is one of the tied types (text holds any value without loss), else to the type
+ * of the earliest file. One odd file never decides a type its neighbours disagree with.
  */
-export async function ensureTable(db: DuckDBConnection, table: string, files: ReadableFile[]): Promise<Map<string, string>> {
+export function inferColumns(files: ReadableFile[], hints: SchemaHints): Column[] {
+  const declared = new Map(Object.entries(hints).map(([name, type]) => [name.toLowerCase(), type]));
+  const seen = new Map<string, { name: string; votes: Map<string, number> }>();
+  for (const file of files) {
+    for (const [name, type] of file.columns) {
+      if (isLineageColumn(name)) continue;
+      const column = seen.get(name.toLowerCase()) ?? seen.set(name.toLowerCase(), { name, votes: new Map() }).get(name.toLowerCase())!;
+      column.votes.set(type, (column.votes.get(type) ?? 0) + 1);
+    }
+  }
+  return [...seen.entries()].map(([lower, { name, votes }]) => {
+    const most = Math.max(...votes.values());
+    const tied = [...votes.keys()].filter((type) => votes.get(type) === most); // in order of first appearance
+    return [name, declared.get(lower) ?? (tied.includes('VARCHAR') ? 'VARCHAR' : tied[0])];
+  });
+}
+
+/**
+ * Creates a source's table, in a transaction of its own before the batch's (DuckLake 1.4.4 can
+ * fail a commit that races another owner's CREATE TABLE, and a failed batch transaction is costly
+ * to write again): its columns are inferred from a sample of the source's files (`sample`, the
+ * batch's first) and its declared types. An empty table left by a batch that then fails is harmless.
+ */
+export async function ensureTable(
+  db: DuckDBConnection, table: string, files: ReadableFile[], hints: SchemaHints, sample: () => Promise<ReadableFile[]>,
+): Promise<Map<string, string>> {
   const columns = await tableColumns(db, table);
   if (files.length === 0 || columns.size > 0) return columns;
-  const first = files[0].columns.filter(([name]) => !RESERVED.has(name.toLowerCase()));
+  const inferred = inferColumns([...files, ...(await sample())], hints);
   await retryConcurrentCommit(() => db.run(`CREATE TABLE IF NOT EXISTS ${qualified(table)} (${
-    [...first, ...LINEAGE_COLUMNS].map(([n, t]) => `${sqlIdentifier(n)} ${t}`).join(', ')})`));
+    [...inferred, ...LINEAGE_COLUMNS].map(([n, t]) => `${sqlIdentifier(n)} ${t}`).join(', ')})`));
   return tableColumns(db, table);
 }
 
 /**
- * Adds the columns new files bring to the table (whose `columns` the caller read) and records
- * them (the table's first columns at schema version 1); returns the new ones.
+ * Adds the columns new files bring to the table (whose `columns` the caller read), typed as
+ * inferColumns says over this batch's files, and lineage columns the table lacks (made by an
+ * earlier version), and records them (the table's first columns at schema version 1); returns
+ * the new ones.
  */
-export async function evolveSchema(db: DuckDBConnection, table: string, columns: Map<string, string>, files: ReadableFile[], batchId: string) {
+export async function evolveSchema(
+  db: DuckDBConnection, table: string, columns: Map<string, string>, files: ReadableFile[], hints: SchemaHints, batchId: string,
+) {
   const [{ v }] = (await db.runAndReadAll(
     `SELECT coalesce(max(schema_version), 0) AS v FROM lake.schema_versions WHERE table_name = ${sqlString(table)}`,
   )).getRowObjectsJson() as { v: number }[];
   let schemaVersion = Number(v);
-  const added: Column[] = schemaVersion === 0 ? [...columns].filter(([name]) => !RESERVED.has(name.toLowerCase())) : [];
+  const initial: Column[] = schemaVersion === 0 ? [...columns].filter(([name]) => !isLineageColumn(name)) : [];
   const known = new Set([...columns.keys()].map((c) => c.toLowerCase()));
-  for (const file of files) {
-    for (const [name, type] of file.columns) {
-      if (known.has(name.toLowerCase())) continue;
-      await addColumn(db, table, name, type);
-      known.add(name.toLowerCase());
-      added.push([name, type]);
-    }
-  }
-  if (added.length === 0 && schemaVersion > 1) await keepEvolvedTableOutOfCatalog(db, table);
-  if (added.length > 0) {
+  // Lineage columns added since the table was made (_row_index), then the files' new columns.
+  const added = [...LINEAGE_COLUMNS, ...inferColumns(files, hints)].filter(([name]) => !known.has(name.toLowerCase())) as Column[];
+  for (const [name, type] of added) await addColumn(db, table, name, type);
+  const recorded = [...initial, ...added];
+  if (recorded.length === 0 && schemaVersion > 1) await keepEvolvedTableOutOfCatalog(db, table);
+  if (recorded.length > 0) {
     schemaVersion++;
-    await db.run(`INSERT INTO lake.schema_versions VALUES ${added
+    await db.run(`INSERT INTO lake.schema_versions VALUES ${recorded
       .map(([n, t]) => `(${sqlString(table)}, ${schemaVersion}, ${sqlString(batchId)}, ${sqlString(n)}, ${sqlString(t)}, now())`)
       .join(', ')}`);
   }
-  return { columns: added.length > 0 ? await tableColumns(db, table) : columns, added, schemaVersion };
+  return { columns: added.length > 0 ? await tableColumns(db, table) : columns, added: recorded, schemaVersion };
 }
 
-/** The SELECT list that maps one group of same-schema files onto the table's data columns. */
+/** A scalar type name as DuckDB's DESCRIBE writes it (nested types are never cast value by value). */
+const SCALAR_TYPE = /^[A-Z][A-Z0-9_ ]*(\(\d+(,\s*\d+)?\))?$/;
+
+/**
+ * The SELECT list that maps one group of same-schema files onto the table's data columns. A column
+ * whose file type differs from the table's is cast value by value where the value survives the
+ * round trip (the text '100' into BIGINT, the number 100 into VARCHAR); a value that does not fit
+ * (the text 'rápido' into BIGINT, the number 100.5 into BIGINT) is NULL in the column and kept in
+ * _rescued_data under the column's name, like Auto Loader's rescued data column: never dropped,
+ * and the row's other values, and other rows, are typed as usual. A file's columns named like a
+ * lineage column are always rescued.
+ */
 export function projection(tableColumns: Map<string, string>, fileColumns: Column[], fileName: string): { select: string[]; rescued: string } {
   const fileTypes = new Map(fileColumns.map(([n, t]) => [n.toLowerCase(), { name: n, type: t }]));
   const select: string[] = [];
-  const rescued: string[] = [];
+  const misfits: { test: string; json: string }[] = [];
   for (const [name, type] of tableColumns) {
-    if (RESERVED.has(name.toLowerCase())) continue;
+    if (isLineageColumn(name)) continue;
     const found = fileTypes.get(name.toLowerCase());
     const target = sqlIdentifier(name);
-    if (!found) select.push(`NULL::${type} AS ${target}`);
-    else if (found.type === type) select.push(`${sqlIdentifier(found.name)} AS ${target}`);
-    else if (LOSSLESS_WIDENING[type]?.includes(found.type)) select.push(`CAST(${sqlIdentifier(found.name)} AS ${type}) AS ${target}`);
-    else {
-      // Like Auto Loader's rescued data column: the value is kept, as JSON, never dropped.
+    if (!found) {
       select.push(`NULL::${type} AS ${target}`);
-      rescued.push(`${sqlString(found.name)}, ${sqlIdentifier(found.name)}`);
+      continue;
+    }
+    const value = sqlIdentifier(found.name);
+    if (found.type === type) select.push(`${value} AS ${target}`);
+    else if (LOSSLESS_WIDENING[type]?.includes(found.type)) select.push(`CAST(${value} AS ${type}) AS ${target}`);
+    else {
+      const cast = `TRY_CAST(${value} AS ${type})`;
+      const fits = SCALAR_TYPE.test(found.type) && SCALAR_TYPE.test(type) ? `coalesce(TRY_CAST(${cast} AS ${found.type}) = ${value}, false)` : 'false';
+      select.push(`CASE WHEN ${fits} THEN ${cast} END AS ${target}`);
+      misfits.push({ test: `(${value} IS NOT NULL AND NOT ${fits})`, json: `json_object(${sqlString(name)}, ${value})` });
     }
   }
-  for (const [lower, { name }] of fileTypes) {
-    if (RESERVED.has(lower)) rescued.push(`${sqlString(name)}, ${sqlIdentifier(name)}`);
-  }
-  const rescuedSql = rescued.length ? `json_object(${rescued.join(', ')}, '_file_path', ${fileName})` : 'NULL::JSON';
-  return { select, rescued: rescuedSql };
+  const lineageNamed = [...fileTypes.values()].filter(({ name }) => isLineageColumn(name))
+    .map(({ name }) => `json_object(${sqlString(name)}, ${sqlIdentifier(name)})`);
+  if (misfits.length === 0 && lineageNamed.length === 0) return { select, rescued: 'NULL::JSON' };
+  const parts = [...lineageNamed, ...misfits.map((m) => `CASE WHEN ${m.test} THEN ${m.json} ELSE '{}'::JSON END`), `json_object('_file_path', ${fileName})`];
+  const anyRescued = lineageNamed.length > 0 ? 'true' : misfits.map((m) => m.test).join(' OR ');
+  return { select, rescued: `CASE WHEN ${anyRescued} THEN json_merge_patch(${parts.join(', ')}) END` };
 }

@@ -9,12 +9,12 @@ import { qualified, sqlFilePath, sqlString } from '../lake/duckdb';
 import { assertLandingPath } from '../lake/landing';
 import { config } from '../config';
 import { batchLog, heartbeatEvery, isRetry } from './context';
-import { listFiles, sourceDir, statAll, waitingFiles, withinRowBudget } from './bronze-listing';
+import { listFiles, sampleFiles, sourceDir, statAll, waitingFiles, withinRowBudget } from './bronze-listing';
 import {
-  ensureTable, evolveSchema, fileSchemas, findUnscannable, missingOrEmpty, projection, type BadFile, type Column, type ReadableFile,
+  ensureTable, evolveSchema, fileSchemas, findUnscannable, missingOrEmpty, projection, sampleSchemas, type BadFile, type Column, type ReadableFile,
 } from './bronze-schema';
 import {
-  bronzeTable, type BronzeCheckpoint, type IngestRequest, type IngestResult, type LandingFileInfo,
+  bronzeTable, declaredTypes, type BronzeCheckpoint, type IngestRequest, type IngestResult, type LandingFileInfo,
   type PlanRequest, type PlanResult, type Source,
 } from '../rules/bronze';
 
@@ -89,7 +89,10 @@ export function bronzeActivities(deps: LakeDeps) {
         const readable = schemas.readable;
         checked = request.files.length;
         phase = 'writing';
-        const columns = await ensureTable(db, bronzeTable(request.source), readable);
+        const hints = declaredTypes(request.source);
+        // A new table's columns are inferred from the batch's files and the source's next ones (a sample, as Auto Loader does).
+        const sample = async () => sampleSchemas(db, await sampleFiles(sourceDir(request.source, request.plan?.landingPath ?? deps.landingDir), request.files));
+        const columns = await ensureTable(db, bronzeTable(request.source), readable, hints, sample);
         try {
           return await writeBatch(db, request, columns, readable, bad, planned);
         } catch (error) {
@@ -158,7 +161,7 @@ async function writeBatch(
     let rows = 0;
     let evolution = { added: [] as Column[], schemaVersion: 0, columns: new Map<string, string>() };
     if (readable.length > 0) {
-      evolution = await evolveSchema(db, table, columns, readable, request.batchId);
+      evolution = await evolveSchema(db, table, columns, readable, declaredTypes(request.source), request.batchId);
       const groups = new Map<string, ReadableFile[]>();
       for (const file of readable) {
         const key = JSON.stringify(file.columns);
@@ -177,7 +180,8 @@ async function writeBatch(
                  make_timestamp([${files.map((f) => f.mtimeMs).join(', ')}][file_index::BIGINT + 1] * 1000) AS data_arquivo_ingestao,
                  true AS status,
                  ${rescued} AS _rescued_data,
-                 ${sqlString(request.batchId)} AS _batch_id
+                 ${sqlString(request.batchId)} AS _batch_id,
+                 file_row_number AS _row_index
           FROM read_parquet([${files.map((f) => sqlFilePath(f.path)).join(', ')}])`);
         rows += result.rowsChanged;
       }

@@ -2,12 +2,13 @@
 // the rule broken; device state upserted by key; data-quality counts. One transaction per batch.
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { addColumn, keepOutOfCatalog, metadataTable, missingTables, tableColumns, withLake, type LakeConfig } from '../lake/catalog';
-import { insertionsSql, readableMark, upsertRows } from '../lake/changes';
+import { readableMark, upsertRows } from '../lake/changes';
 import { commitBatch, fenceDetails, readFence, snapshotOfFence } from '../lake/commit';
 import { qualified, sqlString } from '../lake/duckdb';
 import {
-  SILVER_RULES, silverOptionsSchema, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
+  SILVER_RULES, silverOptionsSchema, type RequeueFilter, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
 } from '../rules/silver';
+import { checkedInputSql, requeueWhereSql } from './silver-input';
 import type { LakeDeps } from './bronze';
 import { batchLog, heartbeatEvery } from './context';
 
@@ -32,53 +33,6 @@ CREATE TABLE IF NOT EXISTS silver.device_state (
   ip VARCHAR NOT NULL, dispositivo VARCHAR NOT NULL, nome VARCHAR, endereco VARCHAR, servidor VARCHAR,
   velocidade_mbps INTEGER, status VARCHAR, last_event_at TIMESTAMP, last_event_key VARCHAR);
 `;
-
-const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'HUGEINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'UHUGEINT']);
-
-/**
- * Bronze rows inserted in the input range, plus lineage and where the row is. Fields are read as
- * text, to be typed by silver's rules whatever type schema inference gave them; the event time
- * and speed are taken as they are when bronze already has silver's type (the same values as
- * through text, without formatting and parsing 250k values each: ~60 ms a batch).
- */
-async function inputSql(db: DuckDBConnection, input: SilverInput): Promise<string> {
-  const parts: string[] = [];
-  for (const table of input.tables) {
-    const types = await tableColumns(db, table);
-    const text = (column: string) => (types.has(column) ? `CAST(b."${column}" AS VARCHAR)` : 'NULL::VARCHAR');
-    const hora = types.get('Hora_Conexao') === 'TIMESTAMP' ? 'b."Hora_Conexao"' : `TRY_CAST(${text('Hora_Conexao')} AS TIMESTAMP)`;
-    const velocidade = INTEGER_TYPES.has(types.get('Velocidade_de_Conexao') ?? '')
-      ? 'TRY_CAST(b."Velocidade_de_Conexao" AS INTEGER)' : `TRY_CAST(trim(${text('Velocidade_de_Conexao')}) AS INTEGER)`;
-    parts.push(`
-      SELECT ${text('Nome')} AS raw_nome, ${text('Endereco')} AS raw_endereco, ${text('Ip')} AS raw_ip,
-             ${hora} AS hora_conexao, ${text('Dispositivo_de_Acesso')} AS raw_dispositivo,
-             ${velocidade} AS velocidade_mbps, ${text('Status_Conexao')} AS raw_status,
-             ${text('Servidor')} AS raw_servidor, b._rescued_data::VARCHAR AS rescued_data,
-             b.data_arquivo_ingestao AS file_mtime, b.rastreamento_source AS source_file,
-             ${sqlString(table)} AS source_table, b.snapshot_id AS bronze_snapshot, b.rowid AS bronze_rowid
-      FROM (${insertionsSql(table, input.fromSnapshot, input.toSnapshot)}) AS b`);
-  }
-  return parts.join(' UNION ALL ');
-}
-
-/** The input typed, with the rules each row breaks; read straight from the feed (no staging copy). */
-function typedAndCheckedSql(options: SilverOptions, input: string): string {
-  const checks = SILVER_RULES.map((r) => `CASE WHEN ${r.violation(options)} THEN '${r.name}' END`).join(',\n        ');
-  // The list of broken rules is built only for rows that break one (few): a list per row is costly.
-  const anyBroken = SILVER_RULES.map((r) => `(${r.violation(options)})`).join(' OR ');
-  return `
-    WITH silver_input AS (${input}),
-    typed AS (
-      SELECT nullif(trim(raw_nome), '') AS nome, nullif(trim(raw_endereco), '') AS endereco, trim(raw_ip) AS ip,
-             CASE lower(trim(raw_dispositivo)) WHEN 'computador' THEN 'Computador' WHEN 'celular' THEN 'Celular' END AS dispositivo,
-             CASE lower(trim(raw_status)) WHEN 'conectado' THEN 'Conectado' WHEN 'desconectado' THEN 'Desconectado' END AS status,
-             nullif(trim(raw_servidor), '') AS servidor,
-             * EXCLUDE (raw_nome, raw_endereco, raw_ip, raw_dispositivo, raw_status, raw_servidor)
-      FROM silver_input)
-    SELECT *, CASE WHEN ${anyBroken} THEN list_filter([
-        ${checks}], x -> x IS NOT NULL) ELSE []::VARCHAR[] END AS failed_rules
-    FROM typed`;
-}
 
 /**
  * Marks, in dropped_events, the passing rows that are events silver already has inside the
@@ -105,6 +59,47 @@ async function dropSeenEvents(db: DuckDBConnection, hashedFrom: string): Promise
   const [[found]] = (await db.runAndReadAll('SELECT count(*) FROM seen_hashes')).getRows();
   if (Number(found) > 0) await drop('n.event_hash IN (SELECT event_hash FROM seen_hashes) AND');
   await db.run('DROP TABLE seen_hashes');
+}
+
+/**
+ * Takes the quarantine rows the filters select out of silver.quarantine into the temp table
+ * `requeued`, in the batch's transaction: they are read again with the batch, so each is an event,
+ * a duplicate or quarantined again, once. Returns how many.
+ */
+async function takeRequeued(db: DuckDBConnection, filters: RequeueFilter[]): Promise<number> {
+  if (filters.length === 0) return 0;
+  // Rows are deleted from here on: kept out of the catalog, as every table with deletes (see keepOutOfCatalog).
+  await keepOutOfCatalog(db, SILVER_QUARANTINE);
+  await db.run(`CREATE OR REPLACE TEMP TABLE requeued AS SELECT rowid AS quarantine_row, * FROM ${SILVER_QUARANTINE} WHERE ${requeueWhereSql(filters)}`);
+  const [[taken]] = (await db.runAndReadAll('SELECT count(*) FROM requeued')).getRows();
+  if (Number(taken) > 0) await db.run(`DELETE FROM ${SILVER_QUARANTINE} WHERE rowid IN (SELECT quarantine_row FROM requeued)`);
+  return Number(taken);
+}
+
+/**
+ * Quarantines the checked rows that broke a rule, with the first rule, all of them and the raw
+ * row as JSON: fetched back from bronze (only for these few rows), or as kept for a requeued row.
+ */
+async function quarantineFailing(db: DuckDBConnection, tables: string[], batchId: string): Promise<number> {
+  const failing = new Set((await db.runAndReadAll(`SELECT DISTINCT source_table FROM silver_checked WHERE len(failed_rules) > 0`)).getRows().map((r) => String(r[0])));
+  if (failing.size === 0) return 0;
+  const row = (raw: string) => `c.failed_rules[1], c.failed_rules, ${raw}, c.source_table, c.source_file, c.bronze_snapshot, ${sqlString(batchId)}`;
+  let quarantined = (await db.run(`INSERT INTO ${SILVER_QUARANTINE} SELECT ${row('c.requeued_raw')} FROM silver_checked c
+    WHERE c.requeued_raw IS NOT NULL AND len(c.failed_rules) > 0`)).rowsChanged;
+  for (const table of tables.filter((t) => failing.has(t))) {
+    quarantined += (await db.run(`
+      INSERT INTO ${SILVER_QUARANTINE} SELECT ${row('to_json(b)::VARCHAR')}
+      FROM silver_checked c JOIN ${qualified(table)} b ON b.rowid = c.bronze_rowid
+      WHERE c.source_table = ${sqlString(table)} AND c.requeued_raw IS NULL AND len(c.failed_rules) > 0`)).rowsChanged;
+  }
+  return quarantined;
+}
+
+/** Silver's tables, made by its first batch. */
+export async function ensureSilverTables(db: DuckDBConnection): Promise<void> {
+  if ((await missingTables(db, [SILVER_EVENTS, SILVER_QUARANTINE, SILVER_DEVICE_STATE, SILVER_DQ])).length === 0) return;
+  await db.run(SILVER_DDL);
+  await keepOutOfCatalog(db, SILVER_DEVICE_STATE);
 }
 
 /** Silver tables made by an older version get the columns added since (once per process). */
@@ -163,10 +158,7 @@ export function silverActivities(deps: LakeDeps) {
     const request = { ...given, options: silverOptionsSchema.parse(given.options) };
     const stopHeartbeat = heartbeatEvery(5000, () => ({ phase: 'writing', tables: request.input.tables.length }));
     return withLake(deps.lake, async (db) => {
-      if ((await missingTables(db, [SILVER_EVENTS, SILVER_QUARANTINE, SILVER_DEVICE_STATE, SILVER_DQ])).length > 0) {
-        await db.run(SILVER_DDL);
-        await keepOutOfCatalog(db, SILVER_DEVICE_STATE);
-      }
+      await ensureSilverTables(db);
       await upgradeSilver(db, deps.lake);
       const identity = { owner: SILVER_OWNER, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE', log: batchLog('silver', SILVER_EVENTS) };
       const commit = await commitBatch(db, identity, async (fence) => {
@@ -176,46 +168,43 @@ export function silverActivities(deps: LakeDeps) {
         await db.run(`SET VARIABLE silver_watermark = ${previous?.maxEventTime
           ? `${sqlString(previous.maxEventTime)}::TIMESTAMP - INTERVAL ${Math.trunc(request.options.watermarkMinutes)} MINUTE`
           : `'-infinity'::TIMESTAMP`}`);
-        await db.run(`CREATE OR REPLACE TEMP TABLE silver_checked AS ${typedAndCheckedSql(request.options, await inputSql(db, request.input))}`);
-        counts.rowsIn = Number((await db.runAndReadAll('SELECT count(*) FROM silver_checked')).getRows()[0][0]);
-        // The raw row (as JSON) is fetched back from bronze only for the rows that failed.
-        const failing = (await db.runAndReadAll(`SELECT DISTINCT source_table FROM silver_checked WHERE len(failed_rules) > 0`)).getRows().map((r) => String(r[0]));
-        for (const table of request.input.tables.filter((t) => failing.includes(t))) {
-          counts.quarantined += (await db.run(`
-            INSERT INTO silver.quarantine
-            SELECT c.failed_rules[1], c.failed_rules, to_json(b)::VARCHAR, c.source_table, c.source_file, c.bronze_snapshot, ${sqlString(request.batchId)}
-            FROM silver_checked c JOIN ${qualified(table)} b ON b.rowid = c.bronze_rowid
-            WHERE c.source_table = ${sqlString(table)} AND len(c.failed_rules) > 0`)).rowsChanged;
-        }
+        const requeued = await takeRequeued(db, request.input.requeue ?? []);
+        await db.run(`CREATE OR REPLACE TEMP TABLE silver_checked AS ${await checkedInputSql(db, request.input, request.options, (request.input.requeue ?? []).length > 0)}`);
+        // Requeued rows were counted in rowsIn when they first came; they count again as what they are now.
+        const [[read]] = (await db.runAndReadAll('SELECT count(*) FROM silver_checked')).getRows();
+        counts.rowsIn = Number(read) - requeued;
+        counts.quarantined = await quarantineFailing(db, request.input.tables, request.batchId);
         // Events of lakes made by older versions also carry the hash as text (a NOT NULL column), which
         // new lakes leave out: it was a third of the bytes written per event.
         const textEventKey = (await tableColumns(db, SILVER_EVENTS)).has('event_key');
         // Redelivered events (same device, time and status) are kept once, across batches: first
         // delivery wins. New events are the passing rows minus those marked dropped: a view, since
         // copying the batch cost ~170 ms of a ~1.8 s batch. Inside the batch only rows sharing a
-        // hash can be the same event, so the window that picks the first runs over those few rows.
+        // hash can be the same event, so the window that picks the first runs over those few rows:
+        // the earliest bronze commit, file and row in the file (bronze's _row_index; the bronze row id
+        // for rows ingested before it existed), a total order: the same landing keeps the same rows.
         await db.run(`
           CREATE OR REPLACE TEMP TABLE dropped_events (checked_row BIGINT);
           CREATE OR REPLACE TEMP VIEW passing_events AS
           SELECT rowid AS checked_row, hash(ip, dispositivo, hora_conexao, status) AS event_hash,
             ip, dispositivo, status, hora_conexao, velocidade_mbps, nome, endereco, servidor,
-            source_table, source_file, bronze_snapshot
+            source_table, source_file, bronze_snapshot, file_row, bronze_rowid
           FROM silver_checked WHERE len(failed_rules) = 0;
           CREATE OR REPLACE TEMP VIEW new_events AS
-          SELECT event_hash,${textEventKey ? ' event_hash::VARCHAR AS event_key,' : ''} * EXCLUDE (checked_row, event_hash), ${sqlString(request.batchId)} AS _batch_id
+          SELECT event_hash,${textEventKey ? ' event_hash::VARCHAR AS event_key,' : ''} * EXCLUDE (checked_row, event_hash, file_row, bronze_rowid), ${sqlString(request.batchId)} AS _batch_id
           FROM passing_events ANTI JOIN dropped_events USING (checked_row)`);
         await db.run(`
           INSERT INTO dropped_events
           SELECT checked_row FROM passing_events
           WHERE event_hash IN (SELECT event_hash FROM passing_events GROUP BY event_hash HAVING count(*) > 1)
-          QUALIFY row_number() OVER (PARTITION BY ip, dispositivo, hora_conexao, status ORDER BY bronze_snapshot, source_file) > 1`);
+          QUALIFY row_number() OVER (PARTITION BY ip, dispositivo, hora_conexao, status ORDER BY bronze_snapshot, source_file, file_row, bronze_rowid) > 1`);
         const hashedFrom = previous ? previous.hashedFrom ?? (await newestEventTime(db, previous.maxEventTime)) : 'all';
         await dropSeenEvents(db, hashedFrom);
         counts.events = (await db.run('INSERT INTO silver.events BY NAME SELECT * FROM new_events')).rowsChanged;
         const [[newest]] = (await db.runAndReadAll(`SELECT greatest(max(hora_conexao), ${
           previous?.maxEventTime ? `${sqlString(previous.maxEventTime)}::TIMESTAMP` : 'NULL'})::VARCHAR FROM new_events`)).getRows();
         const maxEventTime = (newest as string | null) ?? undefined;
-        counts.duplicates = counts.rowsIn - counts.quarantined - counts.events;
+        counts.duplicates = counts.rowsIn + requeued - counts.quarantined - counts.events;
         // Latest event per device among the new ones; older than the stored state: no change.
         // Each keeps the rowid of the state row it replaces, so the update needs no second join.
         await db.run(`
@@ -229,8 +218,8 @@ export function silverActivities(deps: LakeDeps) {
           WHERE s.ip IS NULL OR (n.last_event_at, n.last_event_key) > (s.last_event_at, s.last_event_key)`);
         const devices = await upsertRows(db, SILVER_DEVICE_STATE, 'device_updates', 'state_row');
         const checks = [
-          ['rows_in', counts.rowsIn], ['passed', counts.rowsIn - counts.quarantined], ['quarantined', counts.quarantined],
-          ['duplicates', counts.duplicates], ['events_out', counts.events],
+          ['rows_in', counts.rowsIn], ['passed', counts.rowsIn + requeued - counts.quarantined], ['quarantined', counts.quarantined],
+          ['duplicates', counts.duplicates], ['events_out', counts.events], ...(requeued > 0 ? [['requeued', requeued]] : []),
         ] as [string, number][];
         const dqRows = (await db.run(`
           INSERT INTO silver.dq_counts
@@ -240,31 +229,31 @@ export function silverActivities(deps: LakeDeps) {
             SELECT 'rule:' || r.rule, count(c.rule) FROM (VALUES ${SILVER_RULES.map((r) => `(${sqlString(r.name)})`).join(', ')}) r(rule)
             LEFT JOIN (SELECT unnest(failed_rules) AS rule FROM silver_checked) c USING (rule) GROUP BY r.rule
           ) AS d(check_name, rows)`)).rowsChanged;
-        await db.run('DROP VIEW new_events; DROP VIEW passing_events; DROP TABLE dropped_events; DROP TABLE silver_checked; DROP TABLE device_updates');
+        await db.run('DROP VIEW new_events; DROP VIEW passing_events; DROP TABLE dropped_events; DROP TABLE silver_checked; DROP TABLE device_updates; DROP TABLE IF EXISTS requeued');
         // The fence row carries silver's checkpoint: its input range, running totals and the watermark's base.
         const totals = previous?.totals ?? { rowsIn: 0, eventsOut: 0, quarantined: 0, duplicates: 0 };
         return {
           tables: {
             [SILVER_EVENTS]: { rowsInserted: counts.events },
-            [SILVER_QUARANTINE]: { rowsInserted: counts.quarantined },
+            [SILVER_QUARANTINE]: { rowsInserted: counts.quarantined, rowsDeleted: requeued },
             [SILVER_DEVICE_STATE]: devices,
             [SILVER_DQ]: { rowsInserted: dqRows },
           },
           event: { rowsIn: counts.rowsIn, rowsOut: counts.events, quarantined: counts.quarantined },
           extraInfo: { fromSnapshot: request.input.fromSnapshot, toSnapshot: request.input.toSnapshot },
           details: {
-            ...counts, devicesChanged: devices.rowsInserted + devices.rowsUpdated, input: request.input, maxEventTime, hashedFrom,
+            ...counts, requeued, devicesChanged: devices.rowsInserted + devices.rowsUpdated, input: request.input, maxEventTime, hashedFrom,
             totals: {
               rowsIn: totals.rowsIn + counts.rowsIn, eventsOut: totals.eventsOut + counts.events,
-              quarantined: totals.quarantined + counts.quarantined, duplicates: totals.duplicates + counts.duplicates,
+              quarantined: totals.quarantined + counts.quarantined - requeued, duplicates: totals.duplicates + counts.duplicates,
             } satisfies SilverTotals,
           },
         };
       });
-      const d = commit.details as { rowsIn: number; events: number; quarantined: number; duplicates: number; devicesChanged: number };
+      const d = commit.details as { rowsIn: number; events: number; quarantined: number; duplicates: number; devicesChanged: number; requeued?: number };
       return {
         batchId: request.batchId, rowsIn: d.rowsIn, events: d.events, quarantined: d.quarantined, duplicates: d.duplicates,
-        devicesChanged: d.devicesChanged, snapshot: commit.snapshot, alreadyCommitted: commit.alreadyCommitted,
+        devicesChanged: d.devicesChanged, snapshot: commit.snapshot, alreadyCommitted: commit.alreadyCommitted, requeued: d.requeued ?? 0,
       };
     }).finally(stopHeartbeat);
   }

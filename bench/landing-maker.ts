@@ -28,11 +28,18 @@ export interface SyntheticLanding {
    * for nearly every row: device state then stays the population's size.
    */
   devices?: number;
+  /**
+   * Every event this many times in its file (rowsPerFile in all), each copy with another plan speed
+   * and server: a source that resends an event with changed attributes. Which copy silver keeps
+   * is decided by its order, which must not depend on the run.
+   */
+  copies?: number;
 }
 
 export async function writeSyntheticLanding(spec: SyntheticLanding): Promise<string[]> {
   const scenarios = spec.scenarios ?? DEFAULT_SCENARIOS;
   const seed = spec.seed ?? 1;
+  const copies = Math.max(1, Math.trunc(spec.copies ?? 1));
   const written: string[] = [];
   await withConnection(':memory:', async (db) => {
     for (let i = 0; i < spec.files; i++) {
@@ -51,10 +58,13 @@ export async function writeSyntheticLanding(spec: SyntheticLanding): Promise<str
               ? `((h >> 12) % ${Math.trunc(spec.shuffleHours * 3_600_000)})::BIGINT`
               : `${i} * 10000 + (h % 10000)::BIGINT`}) AS Hora_Conexao,
             ${sqlString(device)} AS Dispositivo_de_Acesso,
-            ${`[${SPEEDS_MBPS.join(', ')}]`}[(1 + (h >> 32) % ${SPEEDS_MBPS.length})::BIGINT]::BIGINT AS Velocidade_de_Conexao,
+            ${`[${SPEEDS_MBPS.join(', ')}]`}[(1 + ((h >> 32) + copy) % ${SPEEDS_MBPS.length})::BIGINT]::BIGINT AS Velocidade_de_Conexao,
             ${sqlString(status)} AS Status_Conexao
-            ${spec.servers ? `, 'srv-' || lpad(((h >> 40) % ${Math.trunc(spec.servers)})::VARCHAR, 2, '0') AS Servidor` : ''}
-          FROM (SELECT hash(${seed}, ${i}, range) AS h${spec.devices ? `, hash(h % ${Math.trunc(spec.devices)}) AS d` : ''} FROM range(${spec.rowsPerFile}))
+            ${spec.servers ? `, 'srv-' || lpad((((h >> 40) + copy) % ${Math.trunc(spec.servers)})::VARCHAR, 2, '0') AS Servidor` : ''}
+          FROM (SELECT range AS n, hash(${seed}, ${i}, range) AS h${spec.devices ? `, hash(h % ${Math.trunc(spec.devices)}) AS d` : ''}
+                FROM range(${Math.ceil(spec.rowsPerFile / copies)}))${copies > 1
+            ? `, range(${copies}) AS copies(copy) ORDER BY copy, n LIMIT ${spec.rowsPerFile}` // the copies far apart in the file
+            : ', (SELECT 0 AS copy)'}
         ) TO ${sqlString(file)} (FORMAT parquet)`);
       written.push(file);
     }

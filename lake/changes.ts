@@ -34,8 +34,8 @@ export function tableAtSql(table: string, version: number): string {
   return `${qualified(table)} AT (VERSION => ${Math.trunc(version)})`;
 }
 
-/** A relation's columns: [name, type] in order. */
-async function describe(db: DuckDBConnection, relation: string): Promise<[string, string][]> {
+/** A relation's columns: [name, type] in order (a table, or a query in parentheses). */
+export async function describe(db: DuckDBConnection, relation: string): Promise<[string, string][]> {
   return (await db.runAndReadAll(`DESCRIBE SELECT * FROM ${relation}`)).getRows().map((r) => [String(r[0]), String(r[1])]);
 }
 

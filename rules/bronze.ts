@@ -1,6 +1,42 @@
 // Bronze sources (configuration, not code), ingestion options and the checkpoint shape.
 import { z } from 'zod';
+import { LANDING_COLUMNS } from './events';
 import { DEFAULT_SCENARIOS } from './generator';
+
+/**
+ * DuckDB types a schema hint may declare: a closed list, since the type is written into the
+ * table's DDL.
+ */
+const HINT_TYPES = /^(VARCHAR|BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|FLOAT|DOUBLE|DATE|TIME|TIMESTAMP|TIMESTAMPTZ|UUID|DECIMAL\(\d{1,2},\d{1,2}\))$/;
+
+/** Lineage columns on every bronze row (names as in the source system, plus batch and rescue). */
+export const LINEAGE_COLUMNS: readonly (readonly [name: string, type: string])[] = [
+  ['rastreamento_source', 'VARCHAR'],
+  ['source', 'VARCHAR'],
+  ['data_arquivo_ingestao', 'TIMESTAMP'],
+  ['status', 'BOOLEAN'],
+  ['_rescued_data', 'JSON'],
+  ['_batch_id', 'VARCHAR'],
+  /** The row's position in its landing file, from 0 (Databricks' _metadata.row_index): with the file, a total order of rows. */
+  ['_row_index', 'BIGINT'],
+];
+export const isLineageColumn = (name: string) => LINEAGE_COLUMNS.some(([n]) => n === name.toLowerCase());
+
+/**
+ * Declared column types of a source, like Auto Loader's cloudFiles.schemaHints: a table that a
+ * source creates takes these types for these columns whatever its first files hold, and a value
+ * that does not fit goes to _rescued_data, never its neighbours. Columns not hinted take the type
+ * most of the sampled files agree on.
+ */
+export const schemaHintsSchema = z.record(
+  z.string().min(1).max(255).regex(/^[^\x00-\x1f"]+$/, 'a column name without control characters or double quotes')
+    .refine((name) => !isLineageColumn(name), 'a lineage column\'s name: bronze writes that column itself'),
+  z.string().transform((t) => t.replace(/\s+/g, '').toUpperCase()).refine((t) => HINT_TYPES.test(t), 'a DuckDB type: VARCHAR, BOOLEAN, an integer, FLOAT, DOUBLE, DECIMAL(p, s), DATE, TIME, TIMESTAMP, TIMESTAMPTZ or UUID'),
+);
+export type SchemaHints = z.output<typeof schemaHintsSchema>;
+
+/** The source system's record (the generator's columns, Servidor in population mode): every source's hints unless it declares its own. */
+export const SOURCE_SYSTEM_TYPES: SchemaHints = Object.fromEntries([...LANDING_COLUMNS, ['Servidor', 'VARCHAR']]);
 
 export const sourceSchema = z
   .object({
@@ -10,15 +46,24 @@ export const sourceSchema = z
     label: z.string().min(1),
     /** Folder, relative to the landing root or absolute (inside the landing roots either way). */
     path: z.string().min(1).refine((p) => !p.split(/[\\/]/).includes('..'), 'must not contain ".." (folders stay inside the landing root)'),
+    /** Declared column types ({} for none: inference alone); the source system's by default. */
+    schemaHints: schemaHintsSchema.default(SOURCE_SYSTEM_TYPES),
   })
   .strict();
-export type Source = z.infer<typeof sourceSchema>;
+/** A source as configured (schemaHints may be left out: the source system's types then). */
+export type Source = z.input<typeof sourceSchema>;
+
+/** The column types a source declares (its schemaHints, else the source system's). */
+export function declaredTypes(source: Source): SchemaHints {
+  return source.schemaHints ?? SOURCE_SYSTEM_TYPES;
+}
 
 /** One source per generator scenario, as the source system had bronze.celular_conectado etc. */
-export const DEFAULT_SOURCES: Source[] = DEFAULT_SCENARIOS.map((s) => ({
+export const DEFAULT_SOURCES: z.output<typeof sourceSchema>[] = DEFAULT_SCENARIOS.map((s) => ({
   name: `${s.device}_${s.status}`.toLowerCase(),
   label: `${s.device} ${s.status}`,
   path: `${s.device}/${s.status}`,
+  schemaHints: SOURCE_SYSTEM_TYPES,
 }));
 
 export const ingestOptionsSchema = z

@@ -49,7 +49,6 @@ export const SILVER_RULES: SilverRule[] = [
     name: 'timestamp_not_future', description: 'Hora_Conexao is not after its file was written, beyond the tolerance',
     violation: (o) => `hora_conexao > file_mtime + INTERVAL ${Math.trunc(o.futureToleranceMinutes * 60)} SECOND`,
   },
-  { name: 'no_rescued_data', description: 'bronze rescued no value of the row (no type conflict)', violation: () => `rescued_data IS NOT NULL` },
   {
     name: 'late_event', description: 'Hora_Conexao is inside the watermark: not older than the newest accepted event minus watermarkMinutes',
     violation: () => `hora_conexao < getvariable('silver_watermark')`,
@@ -68,6 +67,22 @@ export const silverEventSchema = z.object({
 });
 export type SilverEvent = z.infer<typeof silverEventSchema>;
 
+/**
+ * Quarantined rows to put back through silver's rules (after a rule or a bronze table was fixed):
+ * the rows every given field matches; all of them when none is given.
+ */
+export const requeueFilterSchema = z
+  .object({
+    /** The first rule the row broke, as in silver.quarantine.rule. */
+    rule: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'a rule name (lowercase letters, digits and _)').optional(),
+    /** The bronze table the row came from, e.g. bronze.celular_conectado. */
+    sourceTable: z.string().regex(/^bronze\.[a-z][a-z0-9_]{0,62}$/, 'a bronze table such as bronze.celular_conectado').optional(),
+    /** Text the row's landing file path contains. */
+    pathContains: z.string().min(1).max(1024).optional(),
+  })
+  .strict();
+export type RequeueFilter = z.infer<typeof requeueFilterSchema>;
+
 /** A silver batch's input: the bronze tables' changes in snapshots (fromSnapshot, toSnapshot]. */
 export interface SilverInput {
   fromSnapshot: number;
@@ -77,6 +92,8 @@ export interface SilverInput {
   rows: number;
   /** Every bronze commit waiting at planning time is in the range: the pass needs no further plan. */
   drained?: boolean;
+  /** Quarantined rows to read again in this batch (they leave the quarantine in its transaction). */
+  requeue?: RequeueFilter[];
 }
 
 export interface SilverTotals {
@@ -88,6 +105,8 @@ export interface SilverTotals {
 
 export interface SilverCheckpoint extends SilverTotals {
   nextBatchSeq: number;
+  /** Requeue requests not yet served by a batch (carried through continue-as-new). */
+  requeue?: RequeueFilter[];
   /** The last bronze snapshot silver has read. */
   bronzeSnapshot: number;
   /** The snapshot of silver's last commit. */
@@ -105,4 +124,6 @@ export interface SilverResult {
   /** The snapshot the batch committed as (every silver table's version). */
   snapshot: number;
   alreadyCommitted: boolean;
+  /** Quarantined rows the batch read again (counted in events, quarantined and duplicates, not in rowsIn). */
+  requeued?: number;
 }

@@ -93,7 +93,7 @@ test('hand-built fixture: every gold figure, quarantine reasons, idempotent re-r
         { nome: 'Edu', rule: 'speed_allowed' }, { nome: 'Mo', rule: 'status_enum' }, { nome: 'Ivo', rule: 'timestamp_not_future' },
       ]);
       const dq = Object.fromEntries((await sqlRows<{ check_name: string; rows: string }>('SELECT check_name, rows FROM silver.dq_counts', lake)).map((r) => [r.check_name, Number(r.rows)]));
-      expect(dq).toMatchObject({ rows_in: 19, passed: 13, quarantined: 6, duplicates: 2, events_out: 11, 'rule:ip_private_ipv4': 1, 'rule:no_rescued_data': 0 });
+      expect(dq).toMatchObject({ rows_in: 19, passed: 13, quarantined: 6, duplicates: 2, events_out: 11, 'rule:ip_private_ipv4': 1 });
       const events = await sqlRows<Record<string, unknown>>('SELECT nome, ip, dispositivo, status, velocidade_mbps, hora_conexao::VARCHAR AS hora_conexao, servidor FROM silver.events', lake);
       expect(events).toHaveLength(11);
       for (const e of events) expect(silverEventSchema.safeParse(e).success).toBe(true);
@@ -335,36 +335,59 @@ test('a lake whose silver events predate event_hash: redeliveries are found colu
   }
 });
 
-test('silver types event times and speeds that bronze holds as text the same way as typed ones, and quarantines the unparseable', async () => {
+test('silver types text values the same way whatever type bronze gave their column: typed, text, or rescued from a declared type', async () => {
   const dir = tempDir('text-columns');
   const landing = path.join(dir, 'landing');
   const lake = testLake(dir);
   const { sources, ids, workflowIdPrefix } = testPipeline('txt');
+  // Celular/Conectado declares no types: bronze infers VARCHAR from its text file. Celular/Desconectado
+  // keeps the source system's declared types: the same kind of text file goes into TIMESTAMP and
+  // BIGINT columns, and what does not fit them is rescued.
+  const undeclared = sources.find((s) => s.path === 'Celular/Conectado')!;
+  undeclared.schemaHints = {};
   const input = { sources, landingPath: landing, workflowIdPrefix, layers: ['bronze', 'silver'] as ('bronze' | 'silver')[] };
-  // Typed columns (TIMESTAMP, BIGINT) in one source; the same kind of events as text in another,
-  // as a producer writing strings would: bronze infers VARCHAR for that table.
   await landingFile(landing, 'Computador/Conectado', 'typed', [['Ana', '10.0.0.1', '2026-11-29 10:00:00.25', 'Computador', 200, 'Conectado', 'srv-a']]);
-  mkdirSync(path.join(landing, 'Celular/Conectado'), { recursive: true });
-  await sqlRows(`COPY (SELECT * FROM (VALUES
-      ('Bia', 'Rua X, 1', '192.168.0.2', '2026-11-29 10:00:00.25', 'Celular', ' 200 ', 'Conectado', 'srv-a'),
-      ('Caio', 'Rua X, 1', '192.168.0.3', '2026-11-29 10:01:00', 'Celular', 'fast', 'Conectado', 'srv-a'),
-      ('Duda', 'Rua X, 1', '192.168.0.4', 'not a time', 'Celular', '50', 'Conectado', 'srv-a'))
-    AS t(Nome, Endereco, Ip, Hora_Conexao, Dispositivo_de_Acesso, Velocidade_de_Conexao, Status_Conexao, Servidor))
-    TO '${path.join(landing, 'Celular/Conectado', 'text.parquet')}' (FORMAT parquet)`);
+  const textFile = async (folder: string, status: string, ip: (n: number) => string) => {
+    mkdirSync(path.join(landing, folder), { recursive: true });
+    await sqlRows(`COPY (SELECT * FROM (VALUES
+        ('Bia', 'Rua X, 1', '${ip(2)}', '2026-11-29 10:00:00.25', 'Celular', ' 200 ', '${status}', 'srv-a'),
+        ('Caio', 'Rua X, 1', '${ip(3)}', '2026-11-29 10:01:00', 'Celular', 'fast', '${status}', 'srv-a'),
+        ('Duda', 'Rua X, 1', '${ip(4)}', 'not a time', 'Celular', '50', '${status}', 'srv-a'),
+        ('Eva', 'Rua X, 1', '${ip(5)}', '2026-11-29 10:02:00', 'Celular', '99.9', '${status}', 'srv-a'),
+        ('Fabi', 'Rua X, 1', '${ip(6)}', '2026-11-29T10:03:00', 'Celular', '100', '${status}', 'srv-a'))
+      AS t(Nome, Endereco, Ip, Hora_Conexao, Dispositivo_de_Acesso, Velocidade_de_Conexao, Status_Conexao, Servidor))
+      TO '${path.join(landing, folder, 'text.parquet')}' (FORMAT parquet)`);
+  };
+  await textFile('Celular/Conectado', 'Conectado', (n) => `192.168.0.${n}`);
+  await textFile('Celular/Desconectado', 'Desconectado', (n) => `192.168.1.${n}`);
   try {
     await withWorker(async ({ client, taskQueue }) => {
       await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('txt'), args: [input] });
     }, { deps: { lake, landingDir: landing } });
-    const typeOf = async (source: string) => (await sqlRows<{ t: string }>(
-      `SELECT data_type AS t FROM information_schema.columns WHERE table_schema = 'bronze' AND table_name = '${source}' AND column_name = 'Velocidade_de_Conexao'`, lake))[0].t;
-    expect([await typeOf(sources.find((s) => s.path === 'Computador/Conectado')!.name), await typeOf(sources.find((s) => s.path === 'Celular/Conectado')!.name)])
-      .toEqual(['BIGINT', 'VARCHAR']);
-    expect(await sqlRows('SELECT nome, hora_conexao::VARCHAR AS hora, velocidade_mbps FROM silver.events ORDER BY nome', lake)).toEqual([
-      { nome: 'Ana', hora: '2026-11-29 10:00:00.25', velocidade_mbps: 200 },
-      { nome: 'Bia', hora: '2026-11-29 10:00:00.25', velocidade_mbps: 200 },
+    const typesOf = async (folder: string) => (await sqlRows<{ t: string }>(`SELECT data_type AS t FROM information_schema.columns
+      WHERE table_schema = 'bronze' AND table_name = '${sources.find((s) => s.path === folder)!.name}'
+        AND column_name IN ('Hora_Conexao', 'Velocidade_de_Conexao') ORDER BY column_name`, lake)).map((r) => r.t);
+    expect(await typesOf('Computador/Conectado')).toEqual(['TIMESTAMP', 'BIGINT']);
+    expect(await typesOf('Celular/Conectado')).toEqual(['VARCHAR', 'VARCHAR']);
+    expect(await typesOf('Celular/Desconectado')).toEqual(['TIMESTAMP', 'BIGINT']);
+    // Declared types: the values that survive the round trip are typed, the others rescued, row by row.
+    const declared = sources.find((s) => s.path === 'Celular/Desconectado')!.name;
+    expect(await sqlRows(`SELECT Nome AS nome, Velocidade_de_Conexao AS speed, Hora_Conexao::VARCHAR AS hora, _rescued_data->>'Velocidade_de_Conexao' AS speed_rescued,
+        _rescued_data->>'Hora_Conexao' AS hora_rescued FROM bronze.${declared} ORDER BY Nome`, lake)).toEqual([
+      { nome: 'Bia', speed: null, hora: '2026-11-29 10:00:00.25', speed_rescued: ' 200 ', hora_rescued: null },
+      { nome: 'Caio', speed: null, hora: '2026-11-29 10:01:00', speed_rescued: 'fast', hora_rescued: null },
+      { nome: 'Duda', speed: '50', hora: null, speed_rescued: null, hora_rescued: 'not a time' },
+      { nome: 'Eva', speed: null, hora: '2026-11-29 10:02:00', speed_rescued: '99.9', hora_rescued: null },
+      { nome: 'Fabi', speed: '100', hora: null, speed_rescued: null, hora_rescued: '2026-11-29T10:03:00' },
     ]);
-    expect(await sqlRows(`SELECT raw->>'Nome' AS nome, rule FROM silver.quarantine ORDER BY nome`, lake)).toEqual([
-      { nome: 'Caio', rule: 'speed_allowed' }, { nome: 'Duda', rule: 'timestamp_present' },
+    // Silver's answer per row is the same for the three sources: ' 200 ' is 200, '99.9' is not a plan speed.
+    expect(await sqlRows('SELECT nome, status, hora_conexao::VARCHAR AS hora, velocidade_mbps FROM silver.events ORDER BY nome, status', lake)).toEqual([
+      { nome: 'Ana', status: 'Conectado', hora: '2026-11-29 10:00:00.25', velocidade_mbps: 200 },
+      ...['Conectado', 'Desconectado'].map((status) => ({ nome: 'Bia', status, hora: '2026-11-29 10:00:00.25', velocidade_mbps: 200 })),
+      ...['Conectado', 'Desconectado'].map((status) => ({ nome: 'Fabi', status, hora: '2026-11-29 10:03:00', velocidade_mbps: 100 })),
+    ]);
+    expect(await sqlRows(`SELECT raw->>'Nome' AS nome, rule, count(*)::INTEGER AS n FROM silver.quarantine GROUP BY ALL ORDER BY nome`, lake)).toEqual([
+      { nome: 'Caio', rule: 'speed_allowed', n: 2 }, { nome: 'Duda', rule: 'timestamp_present', n: 2 }, { nome: 'Eva', rule: 'speed_allowed', n: 2 },
     ]);
   } finally {
     await terminateAll(ids);

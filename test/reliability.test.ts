@@ -13,6 +13,7 @@ import { medallionPipeline } from '../workflows/pipeline';
 import type { PipelineInput } from '../rules/pipeline';
 import { bronzeWorkflowId, DEFAULT_SOURCES, type Source } from '../rules/bronze';
 import { writeSyntheticLanding } from '../bench/landing-maker';
+import { DEFAULT_SCENARIOS } from '../rules/generator';
 import { startDevServer } from '../scripts/dev-server';
 import {
   cli, closeTestResources, landingFile, lakeEnv, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient,
@@ -293,6 +294,35 @@ faultCase('a poison batch is parked after its retries while the other sources, s
     await terminateAll(ids);
     await stopProcess(worker, 'SIGTERM');
   }
+});
+
+faultCase('the same landing twice gives the same answers: an event sent twice in one file keeps the same copy in every run', async () => {
+  const own = path.join(tempDir('twice'), 'landing');
+  // Every event twice in one file, the copies on other plans and servers and in other row groups (DuckDB reads
+  // those in parallel): which copy silver keeps decides device state and gold.
+  await writeSyntheticLanding({ root: own, files: 1, rowsPerFile: 260_000, copies: 2, servers: 4, devices: 5000, shuffleHours: 2, seed: 11, scenarios: [DEFAULT_SCENARIOS[0]] });
+  const runs: Fingerprint[] = [];
+  const events: string[] = [];
+  for (const run of ['first', 'second', 'third']) {
+    const { lake, sources, ids, input, taskQueue } = scenario(`twice-${run}`, { landingPath: own, options: { maxFilesPerBatch: 4 }, silver: { maxRowsPerBatch: 250_000 } });
+    try {
+      await withWorker(({ client }) => client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId(`twice-${run}`), args: [input] }),
+        { taskQueue, deps: { lake, landingDir: own } });
+    } finally {
+      await terminateAll(ids);
+    }
+    runs.push(await fingerprint(lake, sources.slice(0, 1))); // the one source with files
+    const [{ h }] = await sqlRows<{ h: string }>(`SELECT md5(string_agg(e::VARCHAR, '|' ORDER BY e::VARCHAR)) AS h
+      FROM (SELECT ip, dispositivo, status, hora_conexao, velocidade_mbps, nome, servidor FROM silver.events) e`, lake);
+    events.push(h);
+  }
+  expect(runs[0].duplicates).toBeGreaterThanOrEqual(130_000);
+  expect(events.slice(1)).toEqual([events[0], events[0]]);
+  expect(runs.slice(1)).toEqual([runs[0], runs[0]]);
+  note('the same landing twice', [
+    `a file of 260,000 rows, every event twice with another plan speed and server, the copies 130,000 rows apart: three runs into three lakes kept the same copies`,
+    `silver events (as a set), device state and every gold table equal: ${Object.entries(runs[0].gold).filter(([t]) => t === 'server_load' || t === 'bandwidth_now').map(([t, v]) => `${t} ${v}`).join(', ')}`,
+  ]);
 });
 
 faultCase('a long pass continues as new between batches: no owner run holds more than batchesPerRun batches, no file list is in history', async () => {

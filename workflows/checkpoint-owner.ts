@@ -159,14 +159,17 @@ export class CheckpointOwner<P = unknown> {
       wf.upsertSearchAttributes([{ key: PARKED_ATTRIBUTE, value: null }]);
       this.requests.push({ requestId: `retry-parked-${wf.uuid4()}` });
     });
-    wf.setHandler(runPassUpdate, async () => {
-      const requestId = `update-${wf.uuid4()}`;
-      this.requests.push({ requestId });
-      await wf.condition(() => this.finished.has(requestId));
-      const summary = this.finished.get(requestId)!;
-      this.finished.delete(requestId);
-      return summary;
-    });
+    wf.setHandler(runPassUpdate, () => this.passAndWait());
+  }
+
+  /** Asks for a pass and waits for its summary (an update's handler). */
+  async passAndWait(): Promise<PassSummary> {
+    const requestId = `update-${wf.uuid4()}`;
+    this.requests.push({ requestId });
+    await wf.condition(() => this.finished.has(requestId));
+    const summary = this.finished.get(requestId)!;
+    this.finished.delete(requestId);
+    return summary;
   }
 
   async serve(): Promise<never> {

@@ -5,12 +5,14 @@ import type { Activities } from '../activities';
 import type { PassSummary } from '../rules/pass';
 import type { GoldCheckpoint } from '../rules/gold';
 import { goldInputSchema, silverInputSchema, type GoldWorkflowInput, type SilverWorkflowInput } from '../rules/layers';
-import type { SilverCheckpoint, SilverInput } from '../rules/silver';
+import { requeueFilterSchema, type RequeueFilter, type SilverCheckpoint, type SilverInput } from '../rules/silver';
 import { parseOrFail } from '../rules/validate';
 import { activityRetry, CheckpointOwner, ownerConfigKey, planningActivities, startSummary, type OwnerCarry, type Parked } from './checkpoint-owner';
 
 interface OwnerStatus { passRunning: boolean; lastPass?: PassSummary; parked?: Parked }
 export const silverStatusQuery = wf.defineQuery<SilverCheckpoint & OwnerStatus & { pending?: SilverInput }>('checkpoint');
+/** Puts quarantined rows back through silver's rules in its next batch; answers with that pass's summary. */
+export const requeueQuarantineUpdate = wf.defineUpdate<PassSummary, [RequeueFilter]>('requeueQuarantine');
 export const goldStatusQuery = wf.defineQuery<GoldCheckpoint & OwnerStatus>('checkpoint');
 
 
@@ -30,7 +32,7 @@ interface Carried<C, P> extends OwnerCarry<P> {
 }
 
 /** Silver's counts so far in a pass that continued as new. */
-type SilverPassProgress = Record<'rowsIn' | 'duplicates' | 'devicesChanged', number>;
+type SilverPassProgress = Record<'rowsIn' | 'duplicates' | 'devicesChanged', number> & { requeued?: number };
 
 export async function silverWorkflow(input: SilverWorkflowInput & Carried<SilverCheckpoint, SilverPassProgress> = {}): Promise<void> {
   const { checkpoint: carried, queued, parked, inPass, lastPass, ...userInput } = input;
@@ -49,7 +51,12 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
       const progress = resumed ?? { rowsIn: 0, duplicates: 0, devicesChanged: 0 };
       for (;;) {
         summary.details = { ...progress };
-        const input = await planSilverBatch({ bronzeSnapshot: checkpoint.bronzeSnapshot, maxRows: cfg.maxRowsPerBatch });
+        const requeue = checkpoint.requeue ?? [];
+        const planned = await planSilverBatch({ bronzeSnapshot: checkpoint.bronzeSnapshot, maxRows: cfg.maxRowsPerBatch });
+        // Requeued quarantine rows go with the next batch; with no bronze commits waiting, in one of their own.
+        const input: SilverInput | undefined = requeue.length === 0 ? planned : {
+          ...(planned ?? { fromSnapshot: checkpoint.bronzeSnapshot, toSnapshot: checkpoint.bronzeSnapshot, tables: [], rows: 0, drained: true }), requeue,
+        };
         if (!input) break;
         const batchSeq = checkpoint.nextBatchSeq;
         pending = input; // the plan is in state before the batch runs
@@ -60,8 +67,9 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
         checkpoint.eventsVersion = result.snapshot;
         checkpoint.rowsIn += result.rowsIn;
         checkpoint.eventsOut += result.events;
-        checkpoint.quarantined += result.quarantined;
+        checkpoint.quarantined += result.quarantined - (result.requeued ?? 0);
         checkpoint.duplicates += result.duplicates;
+        if (requeue.length > 0) checkpoint.requeue = checkpoint.requeue!.slice(requeue.length);
         pending = undefined;
         batchesThisRun++;
         summary.batches++;
@@ -71,6 +79,7 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
         progress.rowsIn += result.rowsIn;
         progress.duplicates += result.duplicates;
         progress.devicesChanged += result.devicesChanged;
+        if (result.requeued) progress.requeued = (progress.requeued ?? 0) + result.requeued;
         summary.details = { ...progress };
         // availableNow: what was waiting when the pass planned is in; later commits go to the next pass.
         if (input.drained && wf.patched(SILVER_DRAINED_PATCH)) break;
@@ -83,6 +92,10 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
     logParked: (p) => logParked({ layer: 'silver', source: 'silver', parked: p }),
   });
   wf.setHandler(silverStatusQuery, () => ({ ...checkpoint, passRunning: owner.passRunning, pending, lastPass: owner.lastPass, parked: owner.parked }));
+  wf.setHandler(requeueQuarantineUpdate, (filter) => {
+    checkpoint.requeue = [...(checkpoint.requeue ?? []), requeueFilterSchema.parse(filter)];
+    return owner.passAndWait();
+  }, { validator: (filter) => void parseOrFail(requeueFilterSchema, filter, 'requeue') });
   await owner.serve();
 }
 

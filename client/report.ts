@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { config } from '../config';
 import { CatalogUnreachableError, LakeNotCreatedError, lakeFromEnv, redactCatalog } from '../lake/catalog';
+import { OutOfMemoryError } from '../lake/duckdb';
 import { NotFoundError, readGoldReport, ReadError, sandboxedQuery, type GoldReport, type QueryResult } from '../lake/reads';
 import { CliError } from './connection';
 import { table } from './format';
@@ -27,6 +28,7 @@ export async function readLake<T>(read: () => Promise<T>): Promise<T> {
     if (error instanceof NotFoundError) throw new CliError(error.message, 1);
     if (error instanceof LakeNotCreatedError) throw new CliError(error.message);
     if (error instanceof CatalogUnreachableError) throw new CliError(`${error.message}; is it up? bash scripts/catalog.sh start`);
+    if (error instanceof OutOfMemoryError) throw new CliError(error.message);
     throw new CliError(`cannot read the lake (catalog ${redactCatalog(config.readerCatalog)}, schema ${config.catalogSchema}): ${redactCatalog((error as Error).message.split('\n')[0])}`);
   }
 }

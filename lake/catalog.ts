@@ -254,10 +254,44 @@ export function openLake(lake: LakeConfig, options: AttachOptions = {}): Promise
 const lakeOfConnection = new WeakMap<DuckDBConnection, LakeConfig>();
 /** Per lake: evolved tables this process has kept out of the catalog (keepEvolvedTableOutOfCatalog). */
 const evolvedKeptOut = new Map<string, Set<string>>();
+/** Connections open on each instance, and instances retired after a lost catalog connection (closed once idle). */
+const connectionsOpen = new Map<DuckDBInstance, number>();
+const retired = new Set<DuckDBInstance>();
 
-/** Runs `work` on a fresh connection to the lake (catalog `netpulse` in use) and closes it. */
+/** What a reader changes when a read runs out of memory. */
+const READ_REMEDY = 'ask for less (fewer rows or columns, an aggregate instead of the rows, a narrower time range)';
+
+/**
+ * libpq's words for a catalog connection that is gone or cannot be made: the PostgreSQL server
+ * restarted (its pooled connections are stale), stopped, or cannot be reached.
+ */
+const CATALOG_CONNECTION_LOST = /server closed the connection unexpectedly|terminating connection due to administrator command|no connection to the server|could not receive data from server|could not send data to server|SSL SYSCALL error|connection to server at .* failed|could not connect to server|Connection refused|the database system is (starting up|shutting down|in recovery mode)/;
+/** A statement that failed with no reason at all: libpq's connection broke under it (a COMMIT killed by the server's restart). */
+const CATALOG_STATEMENT_CUT = /Failed to execute query "[^"]*":\s*$/;
+
+/** The catalog connection behind `error` is lost, said without its password; else undefined. */
+function lostCatalog(error: unknown, lake: LakeConfig, options: AttachOptions): CatalogUnreachableError | undefined {
+  if (error instanceof CatalogUnreachableError) return error;
+  const message = (error as { message?: unknown } | undefined)?.message;
+  if (typeof message !== 'string') return undefined;
+  const lost = CATALOG_CONNECTION_LOST.exec(message);
+  if (!lost && !CATALOG_STATEMENT_CUT.test(message)) return undefined;
+  const reason = lost ? lost[0] : 'the connection broke under a statement';
+  return new CatalogUnreachableError(`cannot reach the lake's catalog at ${redactCatalog(catalogFor(lake, options))} (${reason})`, { cause: error });
+}
+
+/**
+ * Runs `work` on a fresh connection to the lake (catalog `netpulse` in use) and closes it. When the
+ * catalog connection is lost (PostgreSQL restarted or stopped), the process's attachment is dropped
+ * and the next call attaches anew: DuckDB's postgres extension keeps a pool of catalog connections,
+ * and after a restart each pooled one failed its next statement, one activity attempt each (gold
+ * lost 6 attempts in a row). The error comes back as CatalogUnreachableError, naming the catalog.
+ */
 export async function withLake<T>(lake: LakeConfig, work: (db: DuckDBConnection) => Promise<T>, options: AttachOptions = {}): Promise<T> {
-  const connection = await (await openLake(lake, options)).connect();
+  const opened = openLake(lake, options);
+  const instance = await opened;
+  const connection = await instance.connect();
+  connectionsOpen.set(instance, (connectionsOpen.get(instance) ?? 0) + 1);
   lakeOfConnection.set(connection, lake);
   try {
     await connection.run(`USE ${LAKE}`);
@@ -265,9 +299,21 @@ export async function withLake<T>(lake: LakeConfig, work: (db: DuckDBConnection)
   } catch (error) {
     if (/does not exist/i.test((error as Error).message)) knownTables.delete(lakeKey(lake, {}));
     evolvedKeptOut.delete(lakeKey(lake, {}));
-    throw explainOutOfMemory(error);
+    const lost = lostCatalog(error, lake, options);
+    if (lost) {
+      if (instances.get(lakeKey(lake, options)) === opened) instances.delete(lakeKey(lake, options));
+      retired.add(instance);
+      throw lost;
+    }
+    throw explainOutOfMemory(error, options.readOnly ? READ_REMEDY : undefined);
   } finally {
     connection.closeSync();
+    const open = (connectionsOpen.get(instance) ?? 1) - 1;
+    if (open > 0) connectionsOpen.set(instance, open);
+    else {
+      connectionsOpen.delete(instance);
+      if (retired.delete(instance)) closeInstance(instance);
+    }
   }
 }
 

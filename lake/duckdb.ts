@@ -12,15 +12,23 @@ export function duckdbMemoryLimit(): string {
   return process.env.NETPULSE_DUCKDB_MEMORY ?? '256MB';
 }
 
+/** A statement needed more memory than NETPULSE_DUCKDB_MEMORY allows; the message says what to change. */
+export class OutOfMemoryError extends Error {}
+
+export const isOutOfMemory = (error: unknown) => /Out of Memory Error/.test(String((error as { message?: unknown } | undefined)?.message));
+
+/** What a writer changes when a batch runs out of memory. */
+export const BATCH_REMEDY = 'give the layer fewer rows per batch (maxRowsPerBatch, 250000 by default)';
+
 /**
- * DuckDB's out-of-memory error, saying what to change (the original is its cause); any other
- * error as it is. It stays retryable: other activities of the process share the limit.
+ * DuckDB's out-of-memory error, saying what to change (`remedy`, or raise the limit; the original
+ * is its cause); any other error as it is. A batch's stays retryable: other activities of the
+ * process share the limit.
  */
-export function explainOutOfMemory(error: unknown): unknown {
-  const message = (error as { message?: unknown } | undefined)?.message;
-  if (typeof message !== 'string' || !/Out of Memory Error/.test(message)) return error;
-  return new Error(`${message.split('\n')[0]}. DuckDB may use ${duckdbMemoryLimit()} in this process (NETPULSE_DUCKDB_MEMORY): `
-    + 'give the layer fewer rows per batch (maxRowsPerBatch, 250000 by default) or raise the limit', { cause: error });
+export function explainOutOfMemory(error: unknown, remedy = BATCH_REMEDY): unknown {
+  if (!isOutOfMemory(error)) return error;
+  return new OutOfMemoryError(`${(error as Error).message.split('\n')[0]}. DuckDB may use ${duckdbMemoryLimit()} in this process `
+    + `(NETPULSE_DUCKDB_MEMORY): ${remedy} or raise the limit`, { cause: error });
 }
 
 /** Each open instance's spill folder. */

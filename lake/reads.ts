@@ -6,7 +6,7 @@ import { GOLD_TABLES } from '../rules/gold';
 import { metadataTable, missingTables, withLake, type LakeConfig } from './catalog';
 import { tableAtSql } from './changes';
 import { FENCE_PREFIX } from './commit';
-import { sqlIdentifier, sqlString } from './duckdb';
+import { isOutOfMemory, sqlIdentifier, sqlString } from './duckdb';
 import { refusalOf } from './read-guard';
 
 export interface QueryResult {
@@ -60,7 +60,7 @@ export async function sandboxedQuery(lake: LakeConfig, sql: string, maxRows: num
       const rows = jsonRows(reader);
       return { columns: reader.columnNames(), rows: rows.slice(0, maxRows), truncated: rows.length > maxRows, elapsedMs: Date.now() - started };
     } catch (error) {
-      if (error instanceof ReadError) throw error;
+      if (error instanceof ReadError || isOutOfMemory(error)) throw error; // out of memory: withLake says what to change
       const interrupted = Date.now() - started >= timeoutMs;
       throw new ReadError(interrupted ? `query interrupted after ${timeoutMs} ms (the time limit)` : (error as Error).message.split('\n')[0]);
     } finally {

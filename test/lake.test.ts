@@ -354,6 +354,11 @@ test('a statement past DuckDB\'s memory limit fails saying which setting to chan
     delete process.env.NETPULSE_DUCKDB_MEMORY;
   }
   expect(await withLake(lake, async (db) => (await db.runAndReadAll('SELECT 42 AS n')).getRows())).toEqual([[42]]);
+  // A reader's query past the limit is told to ask for less, not to change batches, and the catalog is not blamed.
+  const query = await cli(['query', 'SELECT list(i) FROM range(20000000) r(i)'], { ...lakeEnv(lake), NETPULSE_DUCKDB_MEMORY: '40MB' });
+  expect(query.code).toBe(1);
+  expect(query.stderr).toMatch(/^error: Out of Memory Error: .*DuckDB may use 40MB in this process \(NETPULSE_DUCKDB_MEMORY\): ask for less \(fewer rows or columns, an aggregate instead of the rows, a narrower time range\) or raise the limit/);
+  expect(query.stderr).not.toMatch(/catalog|maxRowsPerBatch/);
 });
 
 test('each DuckDB instance spills into a folder of its own, deleted when the lake closes or the process exits without closing it', async () => {

@@ -82,3 +82,26 @@ test('up.sh piped into tee and stopped with Ctrl-C stops PostgreSQL, Temporal an
     for (const script of ['catalog.sh', 'server.sh']) spawnSync('bash', [path.join('scripts', script), 'stop'], { cwd: ROOT, env });
   }
 }, 240_000);
+
+test('server.sh start refuses a port another process holds, and never calls someone else\'s Temporal its own', async () => {
+  const data = path.join(tempDir('server-port'), 'data');
+  const start = (env: Record<string, string>) => spawnSync('bash', [path.join(ROOT, 'scripts', 'server.sh'), 'start'],
+    { env: { ...process.env, NETPULSE_DATA_DIR: data, ...env }, encoding: 'utf8', timeout: 90_000 });
+  // The test run's own Temporal answers on its port: before, its health check made start report "healthy" while its own server died.
+  const theirs = process.env.TEMPORAL_ADDRESS!.split(':').pop()!;
+  const taken = start({ TEMPORAL_PORT: theirs, TEMPORAL_UI_PORT: String(await freePort()) });
+  expect({ status: taken.status, stdout: taken.stdout }).toEqual({ status: 1, stdout: '' });
+  expect(taken.stderr).toMatch(new RegExp(`port ${theirs} on 127\\.0\\.0\\.1 is already in use by users:\\(\\("temporal",pid=\\d+.*not using that one`));
+  // A plain listener on the Web UI's port: refused the same way, and nothing was left running.
+  const blocker = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => blocker.once('listening', resolve));
+  const uiPort = (blocker.address() as net.AddressInfo).port;
+  try {
+    const ui = start({ TEMPORAL_PORT: String(await freePort()), TEMPORAL_UI_PORT: String(uiPort) });
+    expect(ui.status).toBe(1);
+    expect(ui.stderr).toMatch(new RegExp(`port ${uiPort} on 127\\.0\\.0\\.1 is already in use`));
+  } finally {
+    blocker.close();
+  }
+  expect(existsSync(path.join(data, 'temporal.pid'))).toBe(false);
+});

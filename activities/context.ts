@@ -9,10 +9,12 @@ export function batchLog(layer: string, source: string): NonNullable<BatchIdenti
 
 /**
  * True on a retry: only then can an earlier attempt of the same batch have committed it (the
- * first attempt skips looking, one catalog read fewer per batch).
+ * first attempt skips looking, one catalog read fewer per batch). The owner workflow retries its
+ * activities itself and says which attempt this is (`attempt`); runs from before that let the
+ * server retry them.
  */
-export function isRetry(): boolean {
-  return Context.current().info.attempt > 1;
+export function isRetry(attempt?: number): boolean {
+  return (attempt ?? 1) > 1 || Context.current().info.attempt > 1;
 }
 
 /**

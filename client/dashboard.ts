@@ -7,15 +7,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { config } from '../config';
-import { lakeFromEnv, type LakeConfig } from '../lake/catalog';
+import { CatalogUnreachableError, lakeFromEnv, type LakeConfig } from '../lake/catalog';
 import { NotFoundError, readDashboard, ReadError } from '../lake/reads';
-import { bronzeWorkflowId, DEFAULT_SOURCES, type Source } from '../rules/bronze';
+import type { Source } from '../rules/bronze';
 import { asOfFromQuery, dashboardQuerySchema } from '../rules/dashboard';
-import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID } from '../rules/layers';
 import { describeIssues } from '../rules/validate';
-import { bronzeStatusQuery } from '../workflows/bronze';
-import { goldStatusQuery, silverStatusQuery } from '../workflows/layers';
 import { CliError, connectClient } from './connection';
+import { lagCell, ownerIds, queryOwner, retryingCell } from './owner-state';
 
 const PAGE_DIR = path.join(config.projectRoot, 'client', 'dashboard-page');
 const ASSETS: Record<string, { file: string; type: string }> = {
@@ -35,15 +33,10 @@ export interface DashboardOptions {
   temporal?: () => Promise<Client>;
 }
 
-interface OwnerHealth { workflowId: string; layer: string; url: string; lagFiles?: number; lastPassAt?: string; running?: boolean; error?: string }
+interface OwnerHealth { workflowId: string; layer: string; url: string; lagFiles?: number | string; lastPassAt?: string; running?: boolean; retrying?: string; error?: string }
 
 async function ownerHealth(options: DashboardOptions): Promise<OwnerHealth[]> {
-  const prefix = options.workflowIdPrefix ?? '';
-  const owners = [
-    ...(options.sources ?? DEFAULT_SOURCES).map((s) => ({ workflowId: bronzeWorkflowId(s, prefix), layer: 'bronze', query: bronzeStatusQuery })),
-    { workflowId: `${prefix}${SILVER_WORKFLOW_ID}`, layer: 'silver', query: silverStatusQuery },
-    { workflowId: `${prefix}${GOLD_WORKFLOW_ID}`, layer: 'gold', query: goldStatusQuery },
-  ];
+  const owners = ownerIds(options.sources, options.workflowIdPrefix ?? '');
   const url = (id: string) => `${config.uiUrl}/namespaces/${config.namespace}/workflows/${encodeURIComponent(id)}`;
   let client: Client | undefined;
   try {
@@ -54,17 +47,14 @@ async function ownerHealth(options: DashboardOptions): Promise<OwnerHealth[]> {
   return Promise.all(owners.map(async (o) => {
     const health: OwnerHealth = { workflowId: o.workflowId, layer: o.layer, url: url(o.workflowId) };
     if (!client) return { ...health, error: 'no Temporal connection' };
-    try {
-      const state = (await client.workflow.getHandle(o.workflowId).query(o.query as never)) as {
-        lagFiles?: number; passRunning?: boolean; lastPass?: { finishedAt: string }; parked?: { batchId?: string; reason: string };
-      };
-      return {
-        ...health, lagFiles: state.lagFiles, running: state.passRunning, lastPassAt: state.lastPass?.finishedAt,
-        ...(state.parked && { error: `parked ${state.parked.batchId ?? ''}: ${state.parked.reason} (netpulse owners retry-parked)` }),
-      };
-    } catch {
-      return { ...health, error: 'not started' };
-    }
+    const q = await queryOwner(client.workflow, o.workflowId);
+    if (!('state' in q)) return { ...health, error: 'missing' in q ? 'not started' : q.failed };
+    const state = q.state;
+    return {
+      ...health, lagFiles: lagCell(state), running: state.passRunning, lastPassAt: state.lastPass?.finishedAt,
+      ...(state.retrying && { retrying: retryingCell(state.retrying) }),
+      ...(state.parked && { error: `parked ${state.parked.batchId ?? ''}: ${state.parked.reason} (netpulse owners retry-parked)` }),
+    };
   }));
 }
 
@@ -78,14 +68,18 @@ export async function buildDashboard(options: DashboardOptions = {}): Promise<Fa
   app.get('/api/dashboard', async (request, reply) => {
     const query = dashboardQuerySchema.safeParse(request.query);
     if (!query.success) return reply.code(400).send({ error: `bad query: ${describeIssues(query.error)}` });
+    // The owners are asked whatever the lake says: when the lake cannot be read, their health is what the page still shows.
+    const owners = ownerHealth(options);
     try {
-      const [data, owners] = await Promise.all([readDashboard(lake, asOfFromQuery(query.data)), ownerHealth(options)]);
+      const data = await readDashboard(lake, asOfFromQuery(query.data));
       const lastGoldAt = data.report.committedAt ? Date.parse(data.report.committedAt.replace(' ', 'T').replace(/\+00$/, 'Z')) : undefined;
-      return { ...data, pipeline: owners, secondsSinceGold: lastGoldAt === undefined ? null : Math.round((Date.now() - lastGoldAt) / 1000), webUi: config.uiUrl };
+      return { ...data, pipeline: await owners, secondsSinceGold: lastGoldAt === undefined ? null : Math.round((Date.now() - lastGoldAt) / 1000), webUi: config.uiUrl };
     } catch (error) {
       if (error instanceof ReadError) return reply.code(400).send({ error: error.message });
       if (error instanceof NotFoundError) return reply.code(404).send({ error: error.message });
-      return reply.code(503).send({ error: `cannot read the lake: ${(error as Error).message.split('\n')[0]}` });
+      // A catalog outage says so, with the address (its password hidden), not libpq's last words.
+      const message = error instanceof CatalogUnreachableError ? error.message : `cannot read the lake: ${(error as Error).message.split('\n')[0]}`;
+      return reply.code(503).send({ error: message, pipeline: await owners });
     }
   });
   return app;

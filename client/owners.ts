@@ -3,16 +3,10 @@
 import { Command } from 'commander';
 import type { Client } from '@temporalio/client';
 import { config } from '../config';
-import type { PassSummary } from '../rules/pass';
 import { retryParkedSignal } from '../workflows/checkpoint-owner';
 import { CliError, connectClient } from './connection';
 import { table } from './format';
-
-interface OwnerState {
-  passRunning: boolean;
-  lastPass?: PassSummary;
-  parked?: { batchId?: string; reason: string; since: string };
-}
+import { parkedCell, queryOwner, retryingCell, type OwnerState } from './owner-state';
 
 const OWNERS_QUERY = `ExecutionStatus = "Running" AND NetpulseLayer IN ("bronze", "silver", "gold")`;
 
@@ -25,23 +19,25 @@ async function runningOwners(client: Client, only: string[]): Promise<string[]> 
 }
 
 async function ownerState(client: Client, workflowId: string): Promise<OwnerState | undefined> {
-  return client.workflow.getHandle(workflowId).query<OwnerState>('checkpoint').catch(() => undefined);
+  const q = await queryOwner(client.workflow, workflowId);
+  return 'state' in q ? q.state : undefined;
 }
 
 export function ownersCommand(): Command {
   const owners = new Command('owners').description('checkpoint owner workflows: list, retry parked batches, stop');
   owners
     .command('list', { isDefault: true })
-    .description('each owner: pass running, last pass, parked batch and why')
+    .description('each owner: pass running, an activity it is retrying (attempt, since when, last error), last pass, parked batch and why')
     .option('--json', 'JSON output')
     .action(async (options) => {
       const client = await connectClient();
       const rows = await Promise.all((await runningOwners(client, [])).map(async (workflowId) => {
-        const s = await ownerState(client, workflowId);
-        return {
-          workflow: workflowId, pass_running: s?.passRunning ?? '?', last_pass: s?.lastPass?.finishedAt ?? '-',
-          parked: s?.parked ? `${s.parked.batchId ?? ''} since ${s.parked.since}: ${s.parked.reason}` : '',
-        };
+        const q = await queryOwner(client.workflow, workflowId);
+        if (!('state' in q)) return { workflow: workflowId, pass_running: '?', retrying: '', last_pass: '-', parked: 'failed' in q ? q.failed : '' };
+        const s = q.state;
+        return options.json
+          ? { workflow: workflowId, pass_running: s.passRunning, retrying: s.retrying ?? null, last_pass: s.lastPass?.finishedAt ?? null, parked: s.parked ?? null }
+          : { workflow: workflowId, pass_running: s.passRunning, retrying: retryingCell(s.retrying), last_pass: s.lastPass?.finishedAt ?? '-', parked: parkedCell(s.parked) };
       }));
       console.log(options.json ? JSON.stringify(rows, null, 2) : table(rows));
     });

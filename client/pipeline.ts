@@ -2,12 +2,11 @@
 import { Command } from 'commander';
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { WorkflowIdConflictPolicy } from '@temporalio/client';
+import { WorkflowIdConflictPolicy, type Client, type Connection, type WorkflowClient } from '@temporalio/client';
 import { config } from '../config';
 import { landingPathProblem } from '../lake/landing';
 import { bronzeWorkflowId, DEFAULT_SOURCES } from '../rules/bronze';
 import type { PassSummary } from '../rules/pass';
-import { bronzeStatusQuery } from '../workflows/bronze';
 import { pipelineInputSchema, type PipelineInput } from '../rules/pipeline';
 import { describeIssues } from '../rules/validate';
 import {
@@ -15,6 +14,7 @@ import {
 } from '../workflows/pipeline';
 import { CliError, connectClient, resultThroughRestarts } from './connection';
 import { table } from './format';
+import { ownerIds, queryOwner, retryingCell } from './owner-state';
 
 export const CONTINUOUS_PIPELINE_ID = 'pipeline-continuous';
 
@@ -51,13 +51,46 @@ function passTable(pass: { bronze: PassSummary[]; silver?: PassSummary; gold?: P
   })));
 }
 
-/** Progress of a running pass on stderr: bronze files taken so far and still waiting. */
-async function showProgress(client: Awaited<ReturnType<typeof connectClient>>, started: number): Promise<void> {
-  const states = await Promise.all(DEFAULT_SOURCES.map((source) =>
-    client.workflow.getHandle(bronzeWorkflowId(source)).query(bronzeStatusQuery).catch(() => undefined)));
-  const waiting = states.reduce((n, s) => n + (s?.lagFiles ?? 0), 0);
-  const running = states.filter((s) => s?.passRunning).length;
-  console.error(`  … ${((Date.now() - started) / 1000).toFixed(0)} s: ${running} bronze sources ingesting, ${waiting} files waiting after their last batch`);
+/** Each default owner's activity it is retrying now, as lines for a terminal (none when all go well). */
+async function retryingLines(workflows: WorkflowClient): Promise<string[]> {
+  const states = await Promise.all(ownerIds().map(async ({ workflowId }) => ({ workflowId, q: await queryOwner(workflows, workflowId) })));
+  return states.flatMap(({ workflowId, q }) => ('state' in q && q.state.retrying ? [`RETRYING ${workflowId}: ${retryingCell(q.state.retrying)}`] : []));
+}
+
+/** How long a progress line waits for Temporal before saying it does not answer. */
+const PROGRESS_DEADLINE_MS = 3000;
+
+/**
+ * Progress of a running pass on stderr: bronze files taken so far and still waiting, and any owner
+ * retrying a failing activity. The server's health is asked first, with a deadline: while Temporal
+ * is away its client retries a call for minutes, and `run` printed nothing at all.
+ */
+function progressReporter(client: Client, started: number): () => Promise<void> {
+  let busy = false;
+  return async () => {
+    if (busy) return; // the previous line is still waiting: one at a time, in order
+    busy = true;
+    const seconds = () => ((Date.now() - started) / 1000).toFixed(0);
+    try {
+      const connection = client.connection as Connection; // connectClient's
+      await connection.withDeadline(Date.now() + PROGRESS_DEADLINE_MS, () => connection.healthService.check({}));
+    } catch (error) {
+      console.error(`  … ${seconds()} s: Temporal is unreachable at ${config.temporalAddress} (${(error as Error).message.split('\n')[0]}); `
+        + 'waiting for it to come back (the pass goes on once it is back)');
+      busy = false;
+      return;
+    }
+    try {
+      const states = await Promise.all(DEFAULT_SOURCES.map((source) => queryOwner(client.workflow, bronzeWorkflowId(source))));
+      const answered = states.flatMap((q) => ('state' in q ? [q.state] : []));
+      const waiting = answered.reduce((n, s) => n + (s.lagFiles ?? 0), 0);
+      const running = answered.filter((s) => s.passRunning).length;
+      console.error([`  … ${seconds()} s: ${running} bronze sources ingesting, ${waiting} files waiting after their last batch`,
+        ...(await retryingLines(client.workflow)).map((line) => `    ${line}`)].join('\n'));
+    } finally {
+      busy = false;
+    }
+  };
 }
 
 export function pipelineCommands(): Command[] {
@@ -75,7 +108,8 @@ export function pipelineCommands(): Command[] {
         args: [input], searchAttributes: { NetpulseLayer: ['pipeline'] }, staticSummary: 'one availableNow pass (CLI run)',
       });
       if (!options.json) console.error(`pass running as workflow ${handle.workflowId} …`);
-      const progress = options.json ? undefined : setInterval(() => void showProgress(client, started), 2000);
+      const report = progressReporter(client, started);
+      const progress = options.json ? undefined : setInterval(() => void report(), 2000);
       const pass = (await resultThroughRestarts(() => handle.result()).finally(() => clearInterval(progress)))!;
       if (options.json) console.log(JSON.stringify(pass, null, 2));
       else console.log(`${passTable(pass)}\n\npass finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -112,15 +146,19 @@ export function pipelineCommands(): Command[] {
     .option('--brief', 'one line')
     .option('--json', 'JSON output')
     .action(async (options) => {
-      const status = await (await pipelineHandle()).query(pipelineStatusQuery);
-      if (options.json) return console.log(JSON.stringify(status, null, 2));
+      const handle = await pipelineHandle();
+      const status = await handle.query(pipelineStatusQuery);
+      const retrying = await retryingLines(handle.client);
+      if (options.json) return console.log(JSON.stringify({ ...status, retrying }, null, 2));
       const t = status.totals;
       const lag = Object.values(status.bronzeLagFiles).reduce((a, b) => a + b, 0);
       const state = status.paused ? 'paused' : status.running ? 'running a pass' : 'waiting';
       const line = `[pipeline] ${state}; ${t.passes} passes, ${t.bronzeFiles} files / ${t.bronzeRows} rows into bronze, `
         + `${t.silverEvents} silver events, ${t.bronzeQuarantined + t.silverQuarantined} quarantined, ${t.goldRefreshes} gold refreshes; `
         + `last pass ${status.lastPassSeconds?.toFixed(2) ?? '-'} s; ${lag} files waiting`
-        + Object.entries(status.stuck ?? {}).map(([owner, why]) => `\n  STUCK ${owner}: ${why}`).join('');
+        + (status.running && retrying.length > 0 ? ' after the last pass (the running one is retrying)' : '')
+        + Object.entries(status.stuck ?? {}).map(([owner, why]) => `\n  STUCK ${owner}: ${why}`).join('')
+        + retrying.map((line) => `\n  ${line}`).join('');
       console.log(options.brief ? line : `${line}\ninterval ${status.intervalSeconds} s, next pass ${status.nextPassAt ?? (status.paused ? 'when resumed' : '-')}`);
     });
   const control = (name: string, description: string, act: (h: Awaited<ReturnType<typeof pipelineHandle>>) => Promise<unknown>, done: string) =>

@@ -3,36 +3,15 @@
 // the lake: with one of them unreachable the other is still shown, the unreachable one is
 // named with its address, and the command exits 1.
 import { Command } from 'commander';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { bronzeWorkflowId, DEFAULT_SOURCES } from '../rules/bronze';
 import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID } from '../rules/layers';
-import { bronzeStatusQuery, type BronzeSourceStatus } from '../workflows/bronze';
-import { goldStatusQuery, silverStatusQuery } from '../workflows/layers';
-import type { Parked } from '../workflows/checkpoint-owner';
+import type { BronzeSourceStatus } from '../workflows/bronze';
 import { CatalogUnreachableError, LakeNotCreatedError, lakeFromEnv, type LakeConfig } from '../lake/catalog';
 import { readLatestCommits, readOwners, readQuarantineCounts, readRows } from '../lake/reads';
 import { CliError, connectClient } from './connection';
 import { table } from './format';
-
-type Queried<T> = { state: T } | { missing: true } | { failed: string };
-
-/** A checkpoint workflow's state; a workflow never started is not an error, any other failure is shown. */
-async function queryWorkflow<T>(client: Client, workflowId: string, query: { name: string }): Promise<Queried<T>> {
-  try {
-    return { state: (await client.workflow.getHandle(workflowId).query(query as never)) as T };
-  } catch (error) {
-    if (error instanceof WorkflowNotFoundError) return { missing: true };
-    // The server's reason is the innermost cause, e.g. no worker polling the workflow's task queue.
-    let reason = error as Error;
-    while (reason.cause instanceof Error) reason = reason.cause;
-    return { failed: `query failed: ${reason.message.split('\n')[0].replace(/^\d+ [A-Z_]+: /, '')}` };
-  }
-}
-
-/** A parked batch in one cell: which, since when, why (retry with `netpulse owners retry-parked`). */
-function parkedText(parked?: Parked): string {
-  return parked ? `${parked.batchId ?? 'pass'} since ${parked.since}: ${parked.reason}` : '';
-}
+import { lagCell, parkedCell, queryOwner, retryingCell, type OwnerState } from './owner-state';
 
 export const STATUS_EVENTS_SQL = `SELECT logged_at::VARCHAR AS logged_at, kind, layer, source, batch_id, rows_in, rows_out, rows_quarantined, duration_ms
   FROM lake.event_log ORDER BY logged_at DESC LIMIT 8`;
@@ -41,17 +20,21 @@ export const STATUS_EVENTS_SQL = `SELECT logged_at::VARCHAR AS logged_at, kind, 
 async function readCheckpoints(client: Client) {
   const bronzeRows = Promise.all(DEFAULT_SOURCES.map(async (source) => {
     const workflow = bronzeWorkflowId(source);
-    const q = await queryWorkflow<BronzeSourceStatus>(client, workflow, bronzeStatusQuery);
+    const q = await queryOwner<BronzeSourceStatus>(client.workflow, workflow);
     if (!('state' in q)) return { workflow, files: 'missing' in q ? 'not started' : q.failed };
     const s = q.state;
-    return { workflow, files: s.filesIngested, quarantined: s.filesQuarantined, rows: s.rowsIngested, version: s.version, schema: s.schemaVersion, lag_files: s.lagFiles ?? 0, passes: s.passes, parked: parkedText(s.parked) };
+    return {
+      workflow, files: s.filesIngested, quarantined: s.filesQuarantined, rows: s.rowsIngested, version: s.version, schema: s.schemaVersion,
+      lag_files: lagCell(s), passes: s.passes, retrying: retryingCell(s.retrying), parked: parkedCell(s.parked),
+    };
   }));
-  const layer = async (workflow: string, query: { name: string }, row: (s: Record<string, unknown>) => Record<string, unknown>) => {
-    const q = await queryWorkflow<Record<string, unknown>>(client, workflow, query);
-    return 'state' in q ? { workflow, ...row(q.state) } : 'failed' in q ? { workflow, state: q.failed } : undefined;
+  const layer = async (workflow: string, row: (s: Record<string, unknown>) => Record<string, unknown>) => {
+    const q = await queryOwner<OwnerState & Record<string, unknown>>(client.workflow, workflow);
+    return 'state' in q ? { workflow, ...row(q.state), retrying: retryingCell(q.state.retrying), parked: parkedCell(q.state.parked) }
+      : 'failed' in q ? { workflow, state: q.failed } : undefined;
   };
-  const silver = layer(SILVER_WORKFLOW_ID, silverStatusQuery, (s) => ({ version: s.eventsVersion, bronze_read_to: s.bronzeSnapshot, rows_in: s.rowsIn, events: s.eventsOut, quarantined: s.quarantined, duplicates: s.duplicates, passes: s.passes, parked: parkedText(s.parked as Parked) }));
-  const gold = layer(GOLD_WORKFLOW_ID, goldStatusQuery, (s) => ({ version: s.goldSnapshot, silver_read_to: s.silverSnapshot, refreshes: s.refreshes, last_as_of: s.lastAsOf, passes: s.passes, parked: parkedText(s.parked as Parked) }));
+  const silver = layer(SILVER_WORKFLOW_ID, (s) => ({ version: s.eventsVersion, bronze_read_to: s.bronzeSnapshot, rows_in: s.rowsIn, events: s.eventsOut, quarantined: s.quarantined, duplicates: s.duplicates, passes: s.passes }));
+  const gold = layer(GOLD_WORKFLOW_ID, (s) => ({ version: s.goldSnapshot, silver_read_to: s.silverSnapshot, refreshes: s.refreshes, last_as_of: s.lastAsOf, passes: s.passes }));
   return { bronze: await bronzeRows, silver: await silver, gold: await gold };
 }
 

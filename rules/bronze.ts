@@ -167,6 +167,8 @@ export interface IngestRequest {
   files?: LandingFileInfo[];
   /** Histories from before in-batch planning: plan the next batch once this one is committed. */
   next?: PlanRequest;
+  /** The attempt, from the second on (the owner workflow retries the batch itself). */
+  attempt?: number;
 }
 
 export interface IngestResult {

@@ -47,7 +47,7 @@ async function startDevServerOnce(options: { port?: number; dbFile?: string }): 
     ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--http-port', String(httpPort),
       '--metrics-port', String(metricsPort), '--log-level', 'error', '--namespace', 'default',
       '--search-attribute', 'NetpulseLayer=Keyword', '--search-attribute', 'NetpulseSource=Keyword',
-      '--search-attribute', 'NetpulseParked=Bool', ...(options.dbFile ? ['--db-filename', options.dbFile] : [])],
+      '--search-attribute', 'NetpulseParked=Bool', '--search-attribute', 'NetpulseRetrying=Bool', ...(options.dbFile ? ['--db-filename', options.dbFile] : [])],
     { stdio: ['ignore', 'ignore', 'inherit'], detached: false },
   );
   const address = `127.0.0.1:${port}`;

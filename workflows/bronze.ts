@@ -12,7 +12,7 @@ import {
 import type { PassSummary } from '../rules/pass';
 import { parseOrFail } from '../rules/validate';
 import {
-  activityRetry, askOwners, awaitPasses, CheckpointOwner, LOCAL_PLANNING_PATCH, ownerConfigKey, planningActivities, startSummary, type OwnerCarry, type Parked,
+  activityRetry, askOwners, awaitPasses, CheckpointOwner, LOCAL_PLANNING_PATCH, ownerConfigKey, planningActivities, startSummary, type OwnerCarry, type Parked, type Retrying,
 } from './checkpoint-owner';
 
 export { passDoneSignal, requestPassSignal, retryParkedSignal, runPassUpdate, type PassRequest } from './checkpoint-owner';
@@ -31,6 +31,7 @@ export interface BronzeSourceStatus extends BronzeCheckpoint {
   queuedRequests: number;
   lastPass?: PassSummary;
   parked?: Parked;
+  retrying?: Retrying;
   /** The options and landing zone the owner runs with (a request with others is refused). */
   landingPath?: string;
   options: IngestOptions;
@@ -72,7 +73,7 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
   let pending: PendingBatch | undefined;
   let batchesThisRun = 0;
   const owner: CheckpointOwner<BronzePassProgress> = new CheckpointOwner({
-    queued, parked, inPass, lastPass,
+    queued, parked, inPass, lastPass, maxAttempts: options.maxAttempts,
     runOnStart: cfg.runOnStart && !carried,
     configKey: ownerConfigKey(bronzeOwnerConfig(cfg)),
     // (requests from before v68ba2ac wrote a missing landing path as null)
@@ -92,7 +93,7 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
   });
   wf.setHandler(bronzeStatusQuery, () => ({
     ...checkpoint, source: source.name, table, passRunning: owner.passRunning, pending, queuedRequests: owner.requests.length, lastPass: owner.lastPass,
-    parked: owner.parked, landingPath: cfg.landingPath, options,
+    parked: owner.parked, retrying: owner.retrying, landingPath: cfg.landingPath, options,
   }));
 
   const planRequest = (cutoffMs?: number): PlanRequest => ({
@@ -121,11 +122,12 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
     for (;;) {
       const batchSeq = checkpoint.nextBatchSeq;
       pending = { batchId: `${table}:${batchSeq}`, batchSeq, since: new Date(Date.now()).toISOString() };
-      owner.currentBatch = pending.batchId;
-      const result = await ingestBronzeBatch.executeWithOptions(
-        { ...ingestOptions, summary: `${pending.batchId}: up to ${options.maxFilesPerBatch} files` },
-        [{ source, batchId: pending.batchId, batchSeq, plan: planRequest(progress.cutoffMs) }],
-      );
+      const batchId = pending.batchId;
+      owner.currentBatch = batchId;
+      const result = await owner.run({ step: 'ingestBronzeBatch', batchId }, (attempt, retry) => ingestBronzeBatch.executeWithOptions(
+        { ...ingestOptions, ...retry, summary: `${batchId}: up to ${options.maxFilesPerBatch} files` },
+        [{ source, batchId, batchSeq, plan: planRequest(progress.cutoffMs), ...(attempt > 1 && { attempt }) }],
+      ));
       pending = undefined;
       progress.cutoffMs ??= result.cutoffMs;
       progress.activityMs += result.elapsedMs ?? 0;
@@ -144,7 +146,7 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
   async function runPassWithPlans(summary: PassSummary): Promise<void> {
     let activityMs = 0;
     const planHere = async (cutoffMs?: number): Promise<PlanResult> => {
-      const planned = await planBronzeBatch(planRequest(cutoffMs));
+      const planned = await owner.run({ step: 'planBronzeBatch' }, (_attempt, retry) => planBronzeBatch.executeWithOptions(retry, [planRequest(cutoffMs)]));
       activityMs += planned.elapsedMs ?? 0;
       return planned;
     };
@@ -158,10 +160,12 @@ export async function bronzeSourceWorkflow(input: BronzeSourceRunInput): Promise
       const batchSeq = checkpoint.nextBatchSeq;
       pending = { batchId: `${table}:${batchSeq}`, batchSeq, since: new Date(Date.now()).toISOString() };
       const drained = plan.files.length >= plan.waiting;
-      const result = await ingestBronzeBatch.executeWithOptions(
-        { ...ingestOptions, summary: `${pending.batchId}: ${plan.files.length} files, ${(plan.files.reduce((sum, f) => sum + f.size, 0) / 1e6).toFixed(1)} MB` },
-        [{ source, batchId: pending.batchId, batchSeq, files: plan.files, ...(!drained && { next: planRequest(cutoffMs) }) }],
-      );
+      const { batchId } = pending;
+      const files = plan.files;
+      const result = await owner.run({ step: 'ingestBronzeBatch', batchId }, (attempt, retry) => ingestBronzeBatch.executeWithOptions(
+        { ...ingestOptions, ...retry, summary: `${batchId}: ${files.length} files, ${(files.reduce((sum, f) => sum + f.size, 0) / 1e6).toFixed(1)} MB` },
+        [{ source, batchId, batchSeq, files, ...(!drained && { next: planRequest(cutoffMs) }), ...(attempt > 1 && { attempt }) }],
+      ));
       batchDone(summary, result, batchSeq);
       activityMs += result.elapsedMs ?? 0;
       checkpoint.lagFiles = plan.waiting - plan.files.length;

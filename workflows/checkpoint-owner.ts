@@ -17,6 +17,8 @@ export function activityRetry(maximumAttempts: number = DEFAULT_MAX_ATTEMPTS): w
     nonRetryableErrorTypes: ['InvalidInput', 'CheckpointAheadOfLake', 'CheckpointBehindLake', 'BatchBehindLake'],
   };
 }
+/** The pause before attempt `attempt + 1`: activityRetry's backoff (1 s, 2 s, 4 s … 1 min). */
+const backoffMs = (attempt: number) => Math.min(1000 * 2 ** (attempt - 1), 60_000);
 /** About four minutes of retries (1, 2, 4 … 60 s) before a batch is parked. */
 export const DEFAULT_MAX_ATTEMPTS = 10;
 const planningOptions = (maximumAttempts?: number): wf.ActivityOptions => ({ startToCloseTimeout: '5 minutes', retry: activityRetry(maximumAttempts) });
@@ -117,9 +119,48 @@ export interface OwnerCarry<P> {
 export const retryParkedSignal = wf.defineSignal('retryParked');
 /** Web UI / visibility: `NetpulseParked = true` lists every owner with a parked batch. */
 export const PARKED_ATTRIBUTE = defineSearchAttributeKey('NetpulseParked', SearchAttributeType.BOOL);
+/** Web UI / visibility: `NetpulseRetrying = true` lists every owner whose activity is failing and being retried now. */
+export const RETRYING_ATTRIBUTE = defineSearchAttributeKey('NetpulseRetrying', SearchAttributeType.BOOL);
+
+/** An owner's activity that failed and is being retried: which, the attempt that runs next, the last error, since when. */
+export interface Retrying {
+  step: string;
+  batchId?: string;
+  /** The attempt that runs next (2 after the first failure). */
+  attempt: number;
+  maxAttempts: number;
+  lastError: string;
+  errorType?: string;
+  /** When the first attempt of this step failed. */
+  since: string;
+  lastFailedAt: string;
+  nextAttemptAt: string;
+}
+
+/** Owners started before this retry their activities in the workflow (visible); older runs replay Temporal's retries. */
+export const OWNER_RETRIES_PATCH = 'owner-retries-activities';
+/** One attempt per activity call: the owner retries (see CheckpointOwner.run). */
+const ONE_ATTEMPT = { retry: { maximumAttempts: 1 } };
+const NON_RETRYABLE = ['InvalidInput', 'CheckpointAheadOfLake', 'CheckpointBehindLake', 'BatchBehindLake'];
+
+/** Whether a failed attempt is worth another: not bad input, a disagreeing checkpoint or a cancellation. */
+function retryable(error: unknown): boolean {
+  if (wf.isCancellation(error)) return false;
+  const cause = error instanceof ActivityFailure && error.cause ? error.cause : error;
+  if (cause instanceof ApplicationFailure) return !cause.nonRetryable && !NON_RETRYABLE.includes(cause.type ?? '');
+  return true; // timeouts (a worker gone), server errors
+}
+
+/** The failure's own message (an activity failure wraps it). */
+function failureOf(error: unknown): { message: string; type?: string } {
+  const cause = error instanceof ActivityFailure && error.cause ? error.cause : (error as Error);
+  return { message: cause.message, type: cause instanceof ApplicationFailure ? (cause.type ?? undefined) : cause.name };
+}
 
 export interface OwnerLoop<P> extends OwnerCarry<P> {
   runOnStart: boolean;
+  /** Attempts of a failing activity before its batch is parked. */
+  maxAttempts: number;
   /** ownerConfigKey of the configuration this owner runs with. */
   configKey: string;
   /**
@@ -144,6 +185,8 @@ export class CheckpointOwner<P = unknown> {
   lastPass?: PassSummary;
   /** The batch the pass is running now, named when it gets parked. */
   currentBatch?: string;
+  /** Set while an activity of the pass fails and is retried. */
+  retrying?: Retrying;
   private serving: PassRequest[] = [];
   private readonly finished = new Map<string, PassSummary>();
 
@@ -170,6 +213,47 @@ export class CheckpointOwner<P = unknown> {
     const summary = this.finished.get(requestId)!;
     this.finished.delete(requestId);
     return summary;
+  }
+
+  /**
+   * Runs one activity call of a pass (`call` gets the attempt's number and the options to schedule
+   * it with). A failed attempt is retried here, with activityRetry's backoff and up to maxAttempts,
+   * rather than by the server: so the owner knows, while it retries, which attempt runs next, the
+   * last error and since when, and shows it (its query, the Web UI's current details and the
+   * NetpulseRetrying search attribute), planning activities (local, invisible to the server) too.
+   * What still fails after the attempts parks the batch (attempt()). Runs started before this
+   * replay the server's retries.
+   */
+  async run<R>(what: { step: string; batchId?: string }, call: (attempt: number, options: typeof ONE_ATTEMPT | Record<string, never>) => Promise<R>): Promise<R> {
+    if (!wf.patched(OWNER_RETRIES_PATCH)) return call(1, {});
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await call(attempt, ONE_ATTEMPT);
+        if (this.retrying) this.showRetrying(undefined);
+        return result;
+      } catch (error) {
+        if (!retryable(error) || attempt >= this.loop.maxAttempts) {
+          if (this.retrying) this.showRetrying(undefined);
+          throw error;
+        }
+        const failure = failureOf(error);
+        const now = Date.now();
+        const sameStep = this.retrying?.step === what.step && this.retrying.batchId === what.batchId;
+        this.showRetrying({
+          ...what, attempt: attempt + 1, maxAttempts: this.loop.maxAttempts, lastError: failure.message, errorType: failure.type,
+          since: sameStep ? this.retrying!.since : new Date(now).toISOString(), lastFailedAt: new Date(now).toISOString(),
+          nextAttemptAt: new Date(now + backoffMs(attempt)).toISOString(),
+        });
+        wf.log.info('activity failed; retrying', { step: what.step, batchId: what.batchId, attempt, error: failure.message });
+        await wf.sleep(backoffMs(attempt));
+      }
+    }
+  }
+
+  private showRetrying(retrying: Retrying | undefined): void {
+    this.retrying = retrying;
+    wf.upsertSearchAttributes([{ key: RETRYING_ATTRIBUTE, value: retrying ? true : null }]);
+    wf.setCurrentDetails(retrying ? retryingText(retrying) : '');
   }
 
   async serve(): Promise<never> {
@@ -272,6 +356,12 @@ export class CheckpointOwner<P = unknown> {
       }
     }
   }
+}
+
+/** A retrying activity in one line: for the Web UI's current details, the CLI and the dashboard. */
+export function retryingText(r: Retrying): string {
+  return `retrying ${r.step}${r.batchId ? ` ${r.batchId}` : ''}: attempt ${r.attempt} of ${r.maxAttempts} at ${r.nextAttemptAt}, `
+    + `failing since ${r.since}; last error (${r.lastFailedAt}): ${r.lastError}`;
 }
 
 /**

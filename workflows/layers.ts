@@ -7,9 +7,9 @@ import type { GoldCheckpoint } from '../rules/gold';
 import { goldInputSchema, silverInputSchema, type GoldWorkflowInput, type SilverWorkflowInput } from '../rules/layers';
 import { requeueFilterSchema, type RequeueFilter, type SilverCheckpoint, type SilverInput } from '../rules/silver';
 import { parseOrFail } from '../rules/validate';
-import { activityRetry, CheckpointOwner, ownerConfigKey, planningActivities, startSummary, type OwnerCarry, type Parked } from './checkpoint-owner';
+import { activityRetry, CheckpointOwner, ownerConfigKey, planningActivities, startSummary, type OwnerCarry, type Parked, type Retrying } from './checkpoint-owner';
 
-interface OwnerStatus { passRunning: boolean; lastPass?: PassSummary; parked?: Parked }
+interface OwnerStatus { passRunning: boolean; lastPass?: PassSummary; parked?: Parked; retrying?: Retrying }
 export const silverStatusQuery = wf.defineQuery<SilverCheckpoint & OwnerStatus & { pending?: SilverInput }>('checkpoint');
 /** Puts quarantined rows back through silver's rules in its next batch; answers with that pass's summary. */
 export const requeueQuarantineUpdate = wf.defineUpdate<PassSummary, [RequeueFilter]>('requeueQuarantine');
@@ -44,7 +44,7 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
   let batchesThisRun = 0;
 
   const owner: CheckpointOwner<SilverPassProgress> = new CheckpointOwner({
-    queued, parked, inPass, lastPass, runOnStart: false, configKey: ownerConfigKey(cfg),
+    queued, parked, inPass, lastPass, runOnStart: false, configKey: ownerConfigKey(cfg), maxAttempts: cfg.maxAttempts,
     canonicalConfig: (requested) => ownerConfigKey(parseOrFail(silverInputSchema, requested, 'requested silver')),
     newSummary: () => startSummary('silver', 'silver', checkpoint.eventsVersion),
     runPass: async (summary, resumed) => {
@@ -52,7 +52,8 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
       for (;;) {
         summary.details = { ...progress };
         const requeue = checkpoint.requeue ?? [];
-        const planned = await planSilverBatch({ bronzeSnapshot: checkpoint.bronzeSnapshot, maxRows: cfg.maxRowsPerBatch });
+        const planned = await owner.run({ step: 'planSilverBatch' }, (_attempt, retry) => planSilverBatch.executeWithOptions(retry,
+          [{ bronzeSnapshot: checkpoint.bronzeSnapshot, maxRows: cfg.maxRowsPerBatch }]));
         // Requeued quarantine rows go with the next batch; with no bronze commits waiting, in one of their own.
         const input: SilverInput | undefined = requeue.length === 0 ? planned : {
           ...(planned ?? { fromSnapshot: checkpoint.bronzeSnapshot, toSnapshot: checkpoint.bronzeSnapshot, tables: [], rows: 0, drained: true }), requeue,
@@ -60,8 +61,10 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
         if (!input) break;
         const batchSeq = checkpoint.nextBatchSeq;
         pending = input; // the plan is in state before the batch runs
-        owner.currentBatch = `silver:${batchSeq}`;
-        const result = await runSilverBatch({ batchId: owner.currentBatch, batchSeq, input, options: cfg.options });
+        const batchId = `silver:${batchSeq}`;
+        owner.currentBatch = batchId;
+        const result = await owner.run({ step: 'runSilverBatch', batchId }, (_attempt, retry) => runSilverBatch.executeWithOptions(retry,
+          [{ batchId, batchSeq, input, options: cfg.options }]));
         checkpoint.bronzeSnapshot = input.toSnapshot;
         checkpoint.nextBatchSeq = batchSeq + 1;
         checkpoint.eventsVersion = result.snapshot;
@@ -91,7 +94,9 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
     continueAsNew: (carry) => wf.continueAsNew<typeof silverWorkflow>({ ...userInput, checkpoint, ...carry }),
     logParked: (p) => logParked({ layer: 'silver', source: 'silver', parked: p }),
   });
-  wf.setHandler(silverStatusQuery, () => ({ ...checkpoint, passRunning: owner.passRunning, pending, lastPass: owner.lastPass, parked: owner.parked }));
+  wf.setHandler(silverStatusQuery, () => ({
+    ...checkpoint, passRunning: owner.passRunning, pending, lastPass: owner.lastPass, parked: owner.parked, retrying: owner.retrying,
+  }));
   wf.setHandler(requeueQuarantineUpdate, (filter) => {
     checkpoint.requeue = [...(checkpoint.requeue ?? []), requeueFilterSchema.parse(filter)];
     return owner.passAndWait();
@@ -108,22 +113,22 @@ export async function goldWorkflow(input: GoldWorkflowInput & Carried<GoldCheckp
   let batchesThisRun = 0;
 
   const owner: CheckpointOwner<never> = new CheckpointOwner({
-    queued, parked, lastPass, runOnStart: false, configKey: ownerConfigKey(cfg),
+    queued, parked, lastPass, runOnStart: false, configKey: ownerConfigKey(cfg), maxAttempts: cfg.maxAttempts,
     canonicalConfig: (requested) => ownerConfigKey(parseOrFail(goldInputSchema, requested, 'requested gold')),
     newSummary: () => startSummary('gold', 'gold', checkpoint.goldSnapshot),
     runPass: async (summary) => {
-      const latest = await planGoldBatch();
+      const latest = await owner.run({ step: 'planGoldBatch' }, (_attempt, retry) => planGoldBatch.executeWithOptions(retry, []));
       const asOf = cfg.asOf ? new Date(cfg.asOf).toISOString() : now();
       const silverMoved = latest.silverSnapshot > checkpoint.silverSnapshot;
       const stale = !checkpoint.lastAsOf
         || (Date.parse(asOf) - Date.parse(checkpoint.lastAsOf)) / 1000 >= cfg.options.refreshIntervalSeconds && asOf !== checkpoint.lastAsOf;
       if (silverMoved || (stale && latest.silverSnapshot > 0)) {
         const batchSeq = checkpoint.nextBatchSeq;
-        owner.currentBatch = `gold:${batchSeq}`;
-        const result = await refreshGold({
-          batchId: owner.currentBatch, batchSeq, silverFromSnapshot: checkpoint.silverSnapshot, silverToSnapshot: latest.silverSnapshot,
-          asOf, options: cfg.options,
-        });
+        const batchId = `gold:${batchSeq}`;
+        owner.currentBatch = batchId;
+        const result = await owner.run({ step: 'refreshGold', batchId }, (_attempt, retry) => refreshGold.executeWithOptions(retry, [{
+          batchId, batchSeq, silverFromSnapshot: checkpoint.silverSnapshot, silverToSnapshot: latest.silverSnapshot, asOf, options: cfg.options,
+        }]));
         Object.assign(checkpoint, {
           nextBatchSeq: batchSeq + 1, silverSnapshot: latest.silverSnapshot, goldSnapshot: result.snapshot,
           lastAsOf: asOf, refreshes: checkpoint.refreshes + 1,
@@ -137,6 +142,6 @@ export async function goldWorkflow(input: GoldWorkflowInput & Carried<GoldCheckp
     continueAsNew: (carry) => wf.continueAsNew<typeof goldWorkflow>({ ...userInput, checkpoint, ...carry }),
     logParked: (p) => logParked({ layer: 'gold', source: 'gold', parked: p }),
   });
-  wf.setHandler(goldStatusQuery, () => ({ ...checkpoint, passRunning: owner.passRunning, lastPass: owner.lastPass, parked: owner.parked }));
+  wf.setHandler(goldStatusQuery, () => ({ ...checkpoint, passRunning: owner.passRunning, lastPass: owner.lastPass, parked: owner.parked, retrying: owner.retrying }));
   await owner.serve();
 }

@@ -110,17 +110,22 @@ function render(data) {
   const heavyTotal = [...new Map(heavy.map((c) => [c.servidor, Number(c.heavy_on_server ?? 0)])).values()].reduce((a, b) => a + b, 0);
   $('heavy-count').textContent = heavyTotal > HEAVY_ROWS ? `(top ${HEAVY_ROWS} of ${fmt(heavyTotal)})` : `(${fmt(heavyTotal)})`;
   fillTable('heavy-clients', heavy.slice(0, HEAVY_ROWS), (c) => [`${c.nome} (${c.ip})`, c.dispositivo, c.servidor, mbps(c.velocidade_mbps), `${c.times_median}×`, mbps(c.throttle_to_mbps)]);
-  const commits = Object.fromEntries(data.owners.map((o) => [o.owner, o.committed_at]));
-  fillTable('pipeline', data.pipeline, (o) => {
+  renderPipeline(data.pipeline, Object.fromEntries(data.owners.map((o) => [o.owner, o.committed_at])));
+  const rules = data.quarantine.silverByRule.map((r) => `${r.rule} ${fmt(r.rows)}`).join(', ');
+  $('quarantine').textContent = `Quarantine: ${fmt(data.quarantine.bronzeFiles)} landing files; silver rows by rule: ${rules || 'none'}`;
+}
+
+/** Pipeline health: each owner, what it waits for or why it is stuck or retrying (also when the lake cannot be read). */
+function renderPipeline(pipeline, commits) {
+  fillTable('pipeline', pipeline, (o) => {
     const link = document.createElement('a');
     link.href = o.url;
     link.textContent = o.workflowId;
     link.target = '_blank';
     const owner = o.layer === 'bronze' ? `bronze.${o.workflowId.replace(/^bronze-/, '').replace(/-/g, '_')}` : o.layer;
-    return [link, o.layer, o.error ?? fmt(o.lagFiles ?? 0), o.lastPassAt ? o.lastPassAt.slice(11, 19) : '–', (commits[owner] ?? '–').slice(11, 19)];
-  });
-  const rules = data.quarantine.silverByRule.map((r) => `${r.rule} ${fmt(r.rows)}`).join(', ');
-  $('quarantine').textContent = `Quarantine: ${fmt(data.quarantine.bronzeFiles)} landing files; silver rows by rule: ${rules || 'none'}`;
+    const waiting = typeof o.lagFiles === 'number' ? fmt(o.lagFiles) : o.lagFiles ?? '0';
+    return [link, o.layer, o.error ?? o.retrying ?? waiting, o.lastPassAt ? o.lastPassAt.slice(11, 19) : '–', (commits[owner] ?? '–').slice(11, 19)];
+  }, (o) => (o.error ? 'stuck' : o.retrying ? 'retrying' : ''));
 }
 
 async function refresh() {
@@ -128,7 +133,10 @@ async function refresh() {
   try {
     const response = await fetch(`/api/dashboard${location.search}`);
     const body = await response.json();
-    if (!response.ok) throw new Error(body.error ?? response.statusText);
+    if (!response.ok) {
+      if (body.pipeline) renderPipeline(body.pipeline, {});
+      throw new Error(body.error ?? response.statusText);
+    }
     render(body);
     status.textContent = `updated ${new Date().toLocaleTimeString('en-GB')}`;
     status.className = '';

@@ -1,7 +1,7 @@
 // Bronze listing and planning: which landing files of a source wait, oldest first, within a
 // batch's bounds (files, bytes, rows from the Parquet footers).
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { statSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { sqlFilePath, sqlString } from '../lake/duckdb';
@@ -12,17 +12,22 @@ export function sourceDir(source: Source, landingRoot: string): string {
   return path.isAbsolute(source.path) ? source.path : path.join(landingRoot, source.path);
 }
 
+/** A path as listed: a symbolic link is never followed (it may lead out of the landing zone), only named. */
+export interface ListedFile extends LandingFileInfo {
+  symlink?: boolean;
+}
+
 /**
- * Size and mtime of each path (undefined when it is gone). Synchronous stat costs a tenth of
- * the promise API per file; chunks yield so heartbeats keep going on a huge folder.
+ * Size and mtime of each path, of a symbolic link itself (undefined when it is gone). Synchronous
+ * stat costs a tenth of the promise API per file; chunks yield so heartbeats keep going on a huge folder.
  */
-export async function statAll(paths: string[]): Promise<(LandingFileInfo | undefined)[]> {
-  const infos: (LandingFileInfo | undefined)[] = [];
+export async function statAll(paths: string[]): Promise<(ListedFile | undefined)[]> {
+  const infos: (ListedFile | undefined)[] = [];
   for (let i = 0; i < paths.length; i += 2000) {
     if (i > 0) await new Promise((resolve) => setImmediate(resolve));
     for (const file of paths.slice(i, i + 2000)) {
-      const s = statSync(file, { throwIfNoEntry: false });
-      infos.push(s && { path: file, size: s.size, mtimeMs: Math.floor(s.mtimeMs) });
+      const s = lstatSync(file, { throwIfNoEntry: false });
+      infos.push(s && { path: file, size: s.size, mtimeMs: Math.floor(s.mtimeMs), ...(s.isSymbolicLink() && { symlink: true }) });
     }
   }
   return infos;
@@ -34,12 +39,13 @@ const SAMPLE_FILES = 100;
 /** The source folder's oldest files (by modification time, then path) besides `batch`, up to the sample's size. */
 export async function sampleFiles(dir: string, batch: LandingFileInfo[]): Promise<LandingFileInfo[]> {
   const taken = new Set(batch.map((f) => f.path));
-  return (await listFiles(dir)).filter((f) => !taken.has(f.path) && f.size > 0)
+  return (await listFiles(dir)).filter((f) => !taken.has(f.path) && f.size > 0 && !f.symlink)
     .sort((a, b) => a.mtimeMs - b.mtimeMs || (a.path < b.path ? -1 : 1))
     .slice(0, Math.max(0, SAMPLE_FILES - batch.length));
 }
 
-export async function listFiles(dir: string): Promise<LandingFileInfo[]> {
+/** A source folder's files, symbolic links included (taken to be quarantined, never followed). */
+export async function listFiles(dir: string): Promise<ListedFile[]> {
   let entries;
   try {
     entries = await readdir(dir, { recursive: true, withFileTypes: true });
@@ -48,10 +54,10 @@ export async function listFiles(dir: string): Promise<LandingFileInfo[]> {
     throw error;
   }
   const names = entries
-    .filter((e) => e.isFile() && !isTempLandingName(e.name))
+    .filter((e) => (e.isFile() || e.isSymbolicLink()) && !isTempLandingName(e.name))
     .map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
   const infos = await statAll(names);
-  return infos.filter((i): i is LandingFileInfo => i !== undefined);
+  return infos.filter((i): i is ListedFile => i !== undefined);
 }
 
 /**
@@ -64,13 +70,14 @@ async function ledgerPathRange(db: DuckDBConnection): Promise<string> {
   return low === null ? 'false' : `f.path BETWEEN ${sqlString(String(low))} AND ${sqlString(String(high))}`;
 }
 
-async function appendListing(db: DuckDBConnection, files: LandingFileInfo[]): Promise<void> {
-  await db.run('CREATE OR REPLACE TEMP TABLE listing (path VARCHAR, size_bytes BIGINT, mtime_ms BIGINT)');
+async function appendListing(db: DuckDBConnection, files: ListedFile[]): Promise<void> {
+  await db.run('CREATE OR REPLACE TEMP TABLE listing (path VARCHAR, size_bytes BIGINT, mtime_ms BIGINT, symlink BOOLEAN)');
   const appender = await db.createAppender('listing');
   for (const f of files) {
     appender.appendVarchar(f.path);
     appender.appendBigInt(BigInt(f.size));
     appender.appendBigInt(BigInt(f.mtimeMs));
+    appender.appendBoolean(Boolean(f.symlink));
     appender.endRow();
   }
   appender.closeSync();
@@ -104,12 +111,12 @@ async function footerRowCounts(db: DuckDBConnection, files: LandingFileInfo[]): 
  * Footers are read in doubling chunks, so a backlog of big files costs a few footers per batch,
  * not every planned file's. Unreadable footers are left for the ingest activity to quarantine.
  */
-export async function withinRowBudget(db: DuckDBConnection, files: LandingFileInfo[], maxRows: number): Promise<LandingFileInfo[]> {
+export async function withinRowBudget(db: DuckDBConnection, files: ListedFile[], maxRows: number): Promise<LandingFileInfo[]> {
   let total = 0;
   const kept: LandingFileInfo[] = [];
   for (let start = 0, size = 256; start < files.length; start += size, size *= 2) {
     const chunk = files.slice(start, start + size);
-    const readable = chunk.filter((f) => f.size > 0);
+    const readable = chunk.filter((f) => f.size > 0 && !f.symlink);
     const counts = await footerRowCounts(db, readable);
     for (const file of chunk) {
       total += counts.get(file.path) ?? 0;
@@ -125,8 +132,8 @@ export async function withinRowBudget(db: DuckDBConnection, files: LandingFileIn
  * first, as many as fit in the batch's file and byte bounds; and how many wait in all.
  */
 export async function waitingFiles(
-  db: DuckDBConnection, request: PlanRequest, listed: LandingFileInfo[], cutoff: number, listedAtMs: number,
-): Promise<{ files: LandingFileInfo[]; waiting: number }> {
+  db: DuckDBConnection, request: PlanRequest, listed: ListedFile[], cutoff: number, listedAtMs: number,
+): Promise<{ files: ListedFile[]; waiting: number }> {
   await appendListing(db, listed);
   const rows = (await db.runAndReadAll(`
     WITH waiting AS (
@@ -142,10 +149,10 @@ export async function waitingFiles(
              sum(size_bytes) OVER (ORDER BY mtime_ms, path ROWS UNBOUNDED PRECEDING) AS bytes_so_far
       FROM waiting
     )
-    SELECT path, size_bytes, mtime_ms, waiting FROM ordered
+    SELECT path, size_bytes, mtime_ms, symlink, waiting FROM ordered
     WHERE n <= ${request.maxFiles} AND (bytes_so_far <= ${request.maxBytes} OR n = 1)
-    ORDER BY n`)).getRowObjectsJson() as { path: string; size_bytes: string; mtime_ms: string; waiting: string }[];
+    ORDER BY n`)).getRowObjectsJson() as { path: string; size_bytes: string; mtime_ms: string; symlink: boolean; waiting: string }[];
   await db.run('DROP TABLE listing');
-  const files = rows.map((r) => ({ path: r.path, size: Number(r.size_bytes), mtimeMs: Number(r.mtime_ms) }));
+  const files = rows.map((r) => ({ path: r.path, size: Number(r.size_bytes), mtimeMs: Number(r.mtime_ms), ...(r.symlink && { symlink: true }) }));
   return { files, waiting: Number(rows[0]?.waiting ?? 0) };
 }

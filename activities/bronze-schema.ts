@@ -25,8 +25,10 @@ function describeError(error: unknown): string {
   return (error as Error).message?.split('\n')[0] ?? String(error);
 }
 
-export function missingOrEmpty(current: LandingFileInfo | undefined): string | undefined {
+/** Why a listed file cannot be taken as it is now (gone, empty, a symbolic link), or undefined. */
+export function notALandingFile(current: (LandingFileInfo & { symlink?: boolean }) | undefined): string | undefined {
   if (!current) return 'vanished: the file was listed but no longer exists';
+  if (current.symlink) return 'a symbolic link: never followed (it may lead out of the landing zone); land the file itself';
   if (current.size === 0) return 'empty file (0 bytes)';
   return undefined;
 }
@@ -69,7 +71,7 @@ function assertBadNotBusy(file: LandingFileInfo, graceSeconds: number): void {
     if (error instanceof ApplicationFailure) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return; // gone: quarantined as unreadable, requeue brings it back if it returns
-    throw ApplicationFailure.retryable(`cannot read ${file.path} now (${code ?? describeError(error)}); retrying`, 'LandingFileUnreadable');
+    throw ApplicationFailure.retryable(`cannot read ${file.path} now (${code ?? describeError(error)})`, 'LandingFileUnreadable');
   } finally {
     if (fd !== undefined) closeSync(fd);
   }

@@ -3,6 +3,7 @@
 // bronze-schema.ts.
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { statSync } from 'node:fs';
+import { log } from '@temporalio/activity';
 import { tableColumns, withLake, type LakeConfig } from '../lake/catalog';
 import { commitBatch, fenceDetails, findCommitted, readFence, snapshotOfFence, type BatchIdentity, type CommitInfo } from '../lake/commit';
 import { qualified, sqlFilePath, sqlString } from '../lake/duckdb';
@@ -11,7 +12,7 @@ import { config } from '../config';
 import { batchLog, heartbeatEvery, isRetry } from './context';
 import { listFiles, sampleFiles, sourceDir, statAll, waitingFiles, withinRowBudget } from './bronze-listing';
 import {
-  ensureTable, evolveSchema, fileSchemas, findUnscannable, missingOrEmpty, projection, sampleSchemas, type BadFile, type Column, type ReadableFile,
+  ensureTable, evolveSchema, fileSchemas, findUnscannable, notALandingFile, projection, sampleSchemas, type BadFile, type Column, type ReadableFile,
 } from './bronze-schema';
 import {
   bronzeTable, declaredTypes, type BronzeCheckpoint, type IngestRequest, type IngestResult, type LandingFileInfo,
@@ -54,7 +55,7 @@ export function bronzeActivities(deps: LakeDeps) {
   async function ingestBronzeBatch(request: IngestRequest): Promise<IngestResult> {
     const started = performance.now();
     const table = bronzeTable(request.source);
-    let commit = isRetry() ? await withLake(deps.lake, (db) => findCommitted(db, ownerIdentity(request))) : undefined;
+    let commit = isRetry(request.attempt) ? await withLake(deps.lake, (db) => findCommitted(db, ownerIdentity(request))) : undefined;
     if (!commit) {
       const plan = request.plan && (await planBronzeBatch(request.plan));
       const files = request.files ?? plan?.files ?? [];
@@ -79,7 +80,7 @@ export function bronzeActivities(deps: LakeDeps) {
         const present: LandingFileInfo[] = [];
         const current = await statAll(request.files.map((f) => f.path));
         request.files.forEach((file, i) => {
-          const problem = missingOrEmpty(current[i]);
+          const problem = notALandingFile(current[i]);
           if (problem) bad.push({ ...file, error: problem });
           else present.push(file);
         });
@@ -93,8 +94,10 @@ export function bronzeActivities(deps: LakeDeps) {
         // A new table's columns are inferred from the batch's files and the source's next ones (a sample, as Auto Loader does).
         const sample = async () => sampleSchemas(db, await sampleFiles(sourceDir(request.source, request.plan?.landingPath ?? deps.landingDir), request.files));
         const columns = await ensureTable(db, bronzeTable(request.source), readable, hints, sample);
+        let commit: CommitInfo;
+        let quarantined = bad;
         try {
-          return await writeBatch(db, request, columns, readable, bad, planned);
+          commit = await writeBatch(db, request, columns, readable, bad, planned);
         } catch (error) {
           // A file whose footer reads but whose data does not: find it, quarantine it, write the rest.
           phase = 'scanning files after a failed write';
@@ -102,8 +105,14 @@ export function bronzeActivities(deps: LakeDeps) {
           if (unreadable.length === 0) throw error;
           const names = new Set(unreadable.map((f) => f.path));
           phase = 'writing';
-          return await writeBatch(db, request, columns, readable.filter((f) => !names.has(f.path)), [...bad, ...unreadable], planned);
+          quarantined = [...bad, ...unreadable];
+          commit = await writeBatch(db, request, columns, readable.filter((f) => !names.has(f.path)), quarantined, planned);
         }
+        // In the worker's log too (paths and reasons, no rows), besides bronze.quarantine and `status`.
+        if (!commit.alreadyCommitted) {
+          for (const file of quarantined) log.warn('landing file quarantined', { table: bronzeTable(request.source), path: file.path, reason: file.error });
+        }
+        return commit;
       } finally {
         stopHeartbeat();
       }

@@ -1,5 +1,5 @@
 // Bronze availableNow ingestion on the real Temporal dev server and a real DuckDB lake file.
-import { copyFileSync, mkdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { bronzeActivities } from '../activities/bronze';
@@ -314,6 +314,32 @@ test('a file is typed by its own schema, never a neighbour\'s: the conflicting f
       'good_Computador_Conectado_0000003', 'good_Computador_Conectado_0000004'].map((f) => ({ file: `${f}.parquet`, rescued: '0', typed: '20' })),
     ...['odd_alone', 'odd_first', 'odd_last'].map((f) => ({ file: `${f}.parquet`, rescued: '20', typed: '0' })),
   ].sort((a, b) => a.file.localeCompare(b.file)));
+});
+
+test('a symbolic link in a source folder is never followed: quarantined with the reason and counted in status, its neighbours ingested', async () => {
+  const { landing, lake, sources, ids, deps } = setup('symlink');
+  const source = sources[0];
+  const dir = path.join(landing, 'Computador', 'Conectado');
+  const [good] = await writeSyntheticLanding({ root: landing, files: 1, rowsPerFile: 10, scenarios: [DEFAULT_SCENARIOS[0]] });
+  // A parquet file outside the landing zone, and a host file, each behind a link in the source folder.
+  const [outside] = await writeSyntheticLanding({ root: path.join(landing, '..', 'outside'), files: 1, rowsPerFile: 7, scenarios: [DEFAULT_SCENARIOS[0]] });
+  symlinkSync(outside, path.join(dir, 'outside.parquet'));
+  symlinkSync('/etc/passwd', path.join(dir, 'passwd.parquet'));
+  try {
+    await withWorker(async ({ client, taskQueue }) => {
+      const [pass] = await client.workflow.execute(bronzeAvailableNow, { taskQueue, workflowId: uniqueId('bronze-run'), args: [{ sources: [source], landingPath: landing }] });
+      expect(pass).toMatchObject({ files: 1, rows: 10, quarantined: 2 });
+      const [again] = await client.workflow.execute(bronzeAvailableNow, { taskQueue, workflowId: uniqueId('bronze-run'), args: [{ sources: [source], landingPath: landing }] });
+      expect(again).toMatchObject({ files: 0, quarantined: 0 }); // taken once
+    }, { deps });
+    expect(await sqlRows(`SELECT DISTINCT rastreamento_source AS file FROM bronze.${source.name}`, lake)).toEqual([{ file: good }]);
+    expect(await sqlRows(`SELECT regexp_extract(path, '[^/]+$') AS file, error FROM bronze.quarantine ORDER BY 1`, lake)).toEqual(
+      ['outside.parquet', 'passwd.parquet'].map((file) => ({ file, error: expect.stringMatching(/^a symbolic link: never followed/) })));
+    const status = await cli(['status', '--json'], lakeEnv(lake));
+    expect((JSON.parse(status.stdout) as { quarantine: { layer: string; quarantined: number }[] }).quarantine).toContainEqual({ layer: 'bronze', quarantined: 2, tables: 1 });
+  } finally {
+    await terminateAll(ids);
+  }
 });
 
 test('file names are taken literally, never as globs: a*.parquet, a?.parquet and a[1].parquet beside a1 and a2', async () => {

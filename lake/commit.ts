@@ -63,14 +63,15 @@ export interface EventLogRow {
 
 /**
  * Fault injection for the fault tests (never set in production): with NETPULSE_FAILPOINT_DIR,
- * a process about to COMMIT writes <dir>/<name>.<pid> (the batch id inside) and waits
- * NETPULSE_FAILPOINT_WAIT_MS, so a test can SIGKILL it inside its write transaction. Only batches
- * matching NETPULSE_FAILPOINT_BATCHES (a regular expression) stop there; with NETPULSE_FAILPOINT_ONCE,
- * only the first batch to reach it in any process.
+ * a process about to COMMIT (or, with NETPULSE_FAILPOINT_AT=after-commit, just after its COMMIT,
+ * before the activity reports) writes <dir>/<name>.<pid> (the batch id inside) and waits
+ * NETPULSE_FAILPOINT_WAIT_MS, so a test can SIGKILL it there. Only batches matching
+ * NETPULSE_FAILPOINT_BATCHES (a regular expression) stop there; with NETPULSE_FAILPOINT_ONCE, only
+ * the first batch to reach it in any process.
  */
-async function failpoint(name: string, detail: string): Promise<void> {
+async function failpoint(name: 'before-commit' | 'after-commit', detail: string): Promise<void> {
   const dir = process.env.NETPULSE_FAILPOINT_DIR;
-  if (!dir || !process.env.NETPULSE_FAILPOINT_WAIT_MS) return;
+  if (!dir || !process.env.NETPULSE_FAILPOINT_WAIT_MS || (process.env.NETPULSE_FAILPOINT_AT ?? 'before-commit') !== name) return;
   const only = process.env.NETPULSE_FAILPOINT_BATCHES;
   if (only && !new RegExp(only).test(detail)) return;
   if (process.env.NETPULSE_FAILPOINT_ONCE && readdirSync(dir).some((f) => f.startsWith(`${name}.`))) return;
@@ -263,6 +264,7 @@ async function commitOnce(db: DuckDBConnection, batch: BatchIdentity, write: () 
     await failpoint('before-commit', batch.batchId);
     return written;
   });
+  await failpoint('after-commit', batch.batchId);
   failAfterCommit(batch.batchId);
   const [{ id }] = (await db.runAndReadAll(`SELECT id FROM ${LAKE}.last_committed_snapshot()`)).getRowObjectsJson() as { id: string }[];
   const [row] = (await db.runAndReadAll(`

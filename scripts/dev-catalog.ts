@@ -36,6 +36,11 @@ export interface DevCatalog {
   /** The cluster's log folder (bounded, no statements). */
   logDir: string;
   stop: () => Promise<void>;
+  /** Fault tests: stop the server (fast shutdown, connections dropped), start it again on its data and port. */
+  pause: () => void;
+  resume: () => void;
+  /** Fault tests: `pg_ctl restart -m immediate`, every connection dropped at once as in a crash. */
+  restartImmediately: () => void;
 }
 
 /** Runs scripts/catalog.sh with a data folder and port of its own; throws with its output on failure. */
@@ -50,9 +55,10 @@ export function catalogScript(command: string, dir: string, port: number, extraE
 
 /**
  * A fresh catalog. Its connection strings are also set in this process's environment
- * (NETPULSE_CATALOG, NETPULSE_CATALOG_READER), so every child process finds it.
+ * (NETPULSE_CATALOG, NETPULSE_CATALOG_READER), so every child process finds it, unless `setEnv`
+ * is false (a test's catalog of its own, beside the run's).
  */
-export async function startDevCatalog(): Promise<DevCatalog> {
+export async function startDevCatalog({ setEnv = true } = {}): Promise<DevCatalog> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-catalog-'));
   // mkdtemp makes it private; the postgres user (when we are root) must reach the cluster inside.
@@ -67,7 +73,7 @@ export async function startDevCatalog(): Promise<DevCatalog> {
   const passfile = path.join(dir, 'secrets', 'pgpass');
   const url = (role: string) => `host=127.0.0.1 port=${port} dbname=netpulse user=netpulse_${role} passfile=${passfile}`;
   const env = { NETPULSE_CATALOG: url('writer'), NETPULSE_CATALOG_READER: url('reader') };
-  Object.assign(process.env, env);
+  if (setEnv) Object.assign(process.env, env);
   const stop = async () => {
     try {
       catalogScript('stop', dir, port);
@@ -75,5 +81,15 @@ export async function startDevCatalog(): Promise<DevCatalog> {
       rmSync(dir, { recursive: true, force: true });
     }
   };
-  return { connection: env.NETPULSE_CATALOG, readerConnection: env.NETPULSE_CATALOG_READER, passfile, dir, env, logDir: path.join(dir, 'catalog', 'log'), stop };
+  const cluster = path.join(dir, 'catalog');
+  const restartImmediately = () => {
+    const pgCtl = [path.join(postgresBinDir(), 'pg_ctl'), 'restart', '-m', 'immediate', '-w', '-D', cluster, '-l', path.join(cluster, 'log', 'restart.log')];
+    // As root the server runs as postgres; its output goes to the log, or the restarted server would hold our pipe open.
+    const run = process.getuid?.() === 0 ? spawnSync('runuser', ['-u', 'postgres', '--', ...pgCtl], { stdio: 'ignore' }) : spawnSync(pgCtl[0], pgCtl.slice(1), { stdio: 'ignore' });
+    if (run.status !== 0) throw new Error(`pg_ctl restart -m immediate failed (exit ${run.status})`);
+  };
+  return {
+    connection: env.NETPULSE_CATALOG, readerConnection: env.NETPULSE_CATALOG_READER, passfile, dir, env, logDir: path.join(cluster, 'log'), stop,
+    pause: () => void catalogScript('stop', dir, port), resume: () => void catalogScript('start', dir, port), restartImmediately,
+  };
 }

@@ -17,16 +17,13 @@ import { DEFAULT_SCENARIOS } from '../rules/generator';
 import { startDevServer } from '../scripts/dev-server';
 import {
   cli, closeTestResources, landingFile, lakeEnv, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient,
-  testLake, testPipeline, TEST_OUTPUT, uniqueId, waitFor, withWorker,
+  testLake, testPipeline, uniqueId, waitFor, withWorker,
 } from './helpers';
+import { faultSuite } from './fault-report';
 
 const AS_OF = '2026-11-29T12:00:00.000Z';
 const FILES = 16;
 const ROWS_PER_FILE = 500;
-/** The fault report: docs/reliability.md only when asked for (npm run reliability-report), never by a plain test run. */
-const REPORT = process.env.NETPULSE_RELIABILITY_REPORT
-  ? path.resolve(__dirname, '..', process.env.NETPULSE_RELIABILITY_REPORT)
-  : path.join(TEST_OUTPUT, 'reliability.md');
 const landing = path.join(tempDir('reliability'), 'landing');
 
 interface Fingerprint {
@@ -41,19 +38,19 @@ interface Fingerprint {
   gold: Record<string, string>;
 }
 
-interface CaseReport {
-  name: string;
-  checked: string[];
-  /** Cases over the shared landing files: the clean run's and the faulted run's tables. */
-  clean?: Fingerprint;
-  fault?: Fingerprint;
-}
-
-/** A case with its own input, checked by its assertions rather than against the clean run. */
-const note = (name: string, checked: string[]) => void reports.push({ name, checked });
-
-const reports: CaseReport[] = [];
+const { faultCase, note, write } = faultSuite('reliability', 1, [
+  `Every case of \`test/reliability.test.ts\` runs the pipeline over the same ${FILES} landing files (${FILES * ROWS_PER_FILE} rows on 4 servers, 4 sources,`,
+  `2 files a bronze batch, 2,000 rows a silver batch, gold as of ${AS_OF}) with one fault, and compares every table with a clean run of`,
+  'the same input; cases with an input of their own are checked by their assertions.',
+]);
 let clean: Fingerprint;
+
+/** The clean run's and a faulted run's figures, one row each. */
+function comparison(fault: Fingerprint, cleanRun: Fingerprint = clean): { rows: [string, string, string][]; same: boolean } {
+  const show = (f: Fingerprint, k: keyof Fingerprint) => (k === 'gold' ? Object.entries(f.gold).map(([t, v]) => `${t}: ${v}`).join('<br>') : String(f[k]));
+  const keys = Object.keys(cleanRun) as (keyof Fingerprint)[];
+  return { rows: keys.map((k) => [k, show(cleanRun, k), show(fault, k)]), same: JSON.stringify(cleanRun) === JSON.stringify(fault) };
+}
 
 const one = async (lake: LakeConfig, sql: string) => Number(Object.values((await sqlRows(sql, lake))[0])[0]);
 
@@ -100,13 +97,13 @@ function scenario(tag: string, extra: Partial<PipelineInput> = {}) {
 /** Compares a faulted run with the clean one, and keeps both for the report. */
 async function expectSameAsClean(name: string, lake: LakeConfig, sources: Source[], checked: string[]): Promise<void> {
   const fault = await fingerprint(lake, sources);
-  reports.push({ name, checked, clean, fault });
+  note(name, checked, comparison(fault));
   expect(fault).toEqual(clean);
 }
 
-/** The first process at the before-commit failpoint: its pid and batch. */
-const failpointHit = (dir: string) => waitFor('a failpoint', () => {
-  const [hit] = readdirSync(dir).filter((f) => f.startsWith('before-commit.'));
+/** The first process at a failpoint (before-commit unless said): its pid and batch. */
+const failpointHit = (dir: string, at: 'before-commit' | 'after-commit' = 'before-commit') => waitFor('a failpoint', () => {
+  const [hit] = readdirSync(dir).filter((f) => f.startsWith(`${at}.`));
   return hit ? { pid: Number(hit.split('.')[1]), batchId: readFileSync(path.join(dir, hit), 'utf8') } : undefined;
 });
 
@@ -117,18 +114,6 @@ const clearInProcessFailpoints = () => {
 
 const commitsOf = (lake: LakeConfig, batchId: string) =>
   one(lake, `SELECT count(*) FROM ${LAKE}.snapshots() WHERE json_extract_string(commit_extra_info, '$.batchId') = '${batchId}'`);
-
-/** Every case registers here; the report is written only when all of them ran and passed (not under -t). */
-const registered = new Set<string>();
-const passed = new Set<string>();
-function faultCase(name: string, body: () => Promise<void>): void {
-  const key = `${registered.size}:${name}`;
-  registered.add(key);
-  test(name, async () => {
-    await body();
-    passed.add(key);
-  });
-}
 
 beforeAll(async () => {
   await writeSyntheticLanding({ root: landing, files: FILES, rowsPerFile: ROWS_PER_FILE, seed: 7, servers: 4 });
@@ -149,32 +134,38 @@ beforeAll(async () => {
 afterEach(closeLakes);
 
 afterAll(async () => {
-  if (passed.size === registered.size) writeReport();
-  else console.warn(`[reliability] ${registered.size - passed.size} of ${registered.size} cases did not run or pass: ${REPORT} not written`);
+  write();
   await closeTestResources();
 });
 
 describe.each([
-  ['bronze', '^bronze\\.'],
-  ['silver', '^silver:'],
-  ['gold', '^gold:'],
-])('a worker SIGKILLed inside the write transaction of a %s batch', (layer, batches) => {
+  ['bronze', '^bronze\\.', 'before-commit'],
+  ['silver', '^silver:', 'before-commit'],
+  ['gold', '^gold:', 'before-commit'],
+  ['silver', '^silver:', 'after-commit'],
+] as const)('a worker SIGKILLed in a %s batch (%s)', (layer, batches, at) => {
+  const where = at === 'before-commit' ? 'inside the write transaction' : 'after its COMMIT, before it reported';
   faultCase('the other worker, running alongside, takes the batch over; every table equals the clean run', async () => {
-    const { dir, lake, sources, ids, input, taskQueue, env } = scenario(`kill-${layer}`);
+    const { dir, lake, sources, ids, input, taskQueue, env } = scenario(`kill-${layer}-${at}`);
     const failpoints = tempDir(`fp-${layer}`);
     // Two workers at once; whichever first reaches the failpoint in a matching batch is killed there.
-    const failpointEnv = { ...env(), NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAILPOINT_WAIT_MS: '60000', NETPULSE_FAILPOINT_BATCHES: batches, NETPULSE_FAILPOINT_ONCE: '1' };
+    const failpointEnv = {
+      ...env(), NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAILPOINT_WAIT_MS: '60000', NETPULSE_FAILPOINT_BATCHES: batches, NETPULSE_FAILPOINT_ONCE: '1',
+      NETPULSE_FAILPOINT_AT: at,
+    };
     const workers = [startWorkerProcess(failpointEnv), startWorkerProcess(failpointEnv)];
     try {
       const client = await testClient();
       const run = await client.workflow.start(medallionPipeline, { taskQueue, workflowId: uniqueId(`kill-${layer}`), args: [input] });
-      const inside = await failpointHit(failpoints);
+      const inside = await failpointHit(failpoints, at);
       const victim = workers.find((w) => w.pid === inside.pid)!;
       await stopProcess(victim, 'SIGKILL');
       await run.result();
       expect(await commitsOf(lake, inside.batchId)).toBe(1);
-      await expectSameAsClean(`two workers; one SIGKILLed inside the write transaction of ${layer} batch ${inside.batchId.replace(/^.*?([a-z]+[:.])/, '$1')}`, lake, sources, [
-        'the killed batch committed exactly once, by the other worker after the heartbeat timeout (2 s)',
+      await expectSameAsClean(`two workers; one SIGKILLed ${where} of ${layer} batch ${inside.batchId.replace(/^.*?([a-z]+[:.])/, '$1')}`, lake, sources, [
+        at === 'before-commit'
+          ? 'the killed batch committed exactly once, by the other worker after the heartbeat timeout (2 s)'
+          : 'the batch had committed; the other worker\'s attempt found it in the owner\'s fence and answered with its result, writing nothing',
         'every table count and every gold table equal to the clean run',
       ]);
     } finally {
@@ -230,20 +221,18 @@ faultCase('the Temporal server SIGKILLed mid-pass and down for 10 s, restarted o
     if (worker.exitCode !== null) worker = startWorkerProcess(workerEnv);
     const { code, stdout, stderr } = await run;
     expect({ code, stderr }).toMatchObject({ code: 0, stderr: expect.stringMatching(/pass running as workflow/) });
+    // While the server was away `run` said so (before, it printed nothing until the server came back).
+    expect(stderr).toMatch(/Temporal is unreachable at 127\.0\.0\.1:\d+ .*; waiting for it to come back/);
     expect(stdout).toMatch(/pass finished in/);
     expect(await commitsOf(lake, inside.batchId)).toBe(1);
     // `run` refreshes gold as of now: the answers that depend on the clock differ from the clean run's fixed instant.
     const byClock = ['devices_last_10_min', 'server_load', 'server_load_history'];
     const fault = await fingerprint(lake, DEFAULT_SOURCES);
     const timeless = (f: Fingerprint) => ({ ...f, gold: Object.fromEntries(Object.entries(f.gold).filter(([t]) => !byClock.includes(t))) });
-    reports.push({
-      name: 'Temporal server SIGKILLed while a bronze batch was inside its transaction, down 10 s, restarted on its SQLite file; `netpulse run` waited',
-      checked: [
-        '`netpulse run` (started before the kill) waited the outage out and exited 0 with the pass table',
-        `the batch in flight (${inside.batchId}) committed exactly once; every table equal to the clean run (gold tables that depend on the refresh instant left out: ${byClock.join(', ')})`,
-      ],
-      clean: timeless(clean), fault: timeless(fault),
-    });
+    note('Temporal server SIGKILLed while a bronze batch was inside its transaction, down 10 s, restarted on its SQLite file; `netpulse run` waited', [
+      '`netpulse run` (started before the kill) waited the outage out and exited 0 with the pass table',
+      `the batch in flight (${inside.batchId}) committed exactly once; every table equal to the clean run (gold tables that depend on the refresh instant left out: ${byClock.join(', ')})`,
+    ], comparison(timeless(fault), timeless(clean)));
     expect(timeless(fault)).toEqual(timeless(clean));
   } finally {
     await stopProcess(worker, 'SIGTERM');
@@ -545,29 +534,3 @@ faultCase('a scheduled pass due while the previous one still runs is skipped (ov
     await terminateAll([`scheduled-${id}`, ...DEFAULT_SOURCES.map((s) => bronzeWorkflowId(s)), 'silver', 'gold']);
   }
 });
-
-function writeReport(): void {
-  if (reports.length === 0) return;
-  const keys = Object.keys(clean ?? {}) as (keyof Fingerprint)[];
-  const show = (f: Fingerprint, k: keyof Fingerprint) => (k === 'gold' ? Object.entries(f.gold).map(([t, v]) => `${t}: ${v}`).join('<br>') : String(f[k]));
-  const lines = [
-    '# Reliability: the fault suite\'s last run',
-    '',
-    `Written by \`test/reliability.test.ts\` on ${new Date().toISOString()}. Regenerate it on purpose with \`npm run reliability-report\``,
-    '(a plain `npm test` writes this report to test-output/reliability.md and leaves docs/ alone).',
-    `Every case runs the pipeline over the same ${FILES} landing files (${FILES * ROWS_PER_FILE} rows on 4 servers, 4 sources, 2 files a bronze batch,`,
-    `2,000 rows a silver batch, gold as of ${AS_OF}) with one fault, and compares every table with a clean run of the same input.`,
-    '',
-  ];
-  for (const r of reports) {
-    lines.push(`## ${r.name}`, '', ...r.checked.map((c) => `- ${c}`));
-    if (r.clean && r.fault) {
-      const same = JSON.stringify(r.clean) === JSON.stringify(r.fault);
-      lines.push(`- result: ${same ? '**equal to the clean run**' : '**DIFFERENT from the clean run**'}`, '');
-      lines.push('| | clean run | with the fault |', '|---|---|---|', ...keys.map((k) => `| ${k} | ${show(r.clean!, k)} | ${show(r.fault!, k)} |`));
-    }
-    lines.push('');
-  }
-  mkdirSync(path.dirname(REPORT), { recursive: true });
-  writeFileSync(REPORT, `${lines.join('\n')}\n`);
-}

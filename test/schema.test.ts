@@ -36,13 +36,15 @@ async function landOddFirst(landing: string, scenario: (typeof DEFAULT_SCENARIOS
 const speedType = async (lake: LakeConfig, source: Source) => (await sqlRows<{ t: string }>(`SELECT data_type AS t FROM information_schema.columns
   WHERE table_schema = 'bronze' AND table_name = '${source.name}' AND column_name = 'Velocidade_de_Conexao'`, lake))[0]?.t;
 
+/** A case's landing zone, lake, owners' id prefix and the four default sources under its own names. */
+function setup(name: string) {
+  const dir = tempDir(name);
+  const tag = `${name[0]}${Math.random().toString(36).slice(2, 6)}`;
+  return { landing: path.join(dir, 'landing'), lake: testLake(dir), workflowIdPrefix: `${tag}-`, sources: testSources(tag) };
+}
+
 test('an odd first file never decides a column\'s type: declared types, or the type most sampled files have; only its values are rescued', async () => {
-  const dir = tempDir('odd-first');
-  const landing = path.join(dir, 'landing');
-  const lake = testLake(dir);
-  const tag = `o${Math.random().toString(36).slice(2, 6)}`;
-  const workflowIdPrefix = `${tag}-`;
-  const [declaredAmong, inferredAmong, inferredAlone, declaredAlone] = testSources(tag);
+  const { landing, lake, workflowIdPrefix, sources: [declaredAmong, inferredAmong, inferredAlone, declaredAlone] } = setup('odd-first');
   inferredAmong.schemaHints = {};
   inferredAlone.schemaHints = {};
   // [source, files per batch]: the odd file first among four good ones, or alone in the first batch.
@@ -124,12 +126,7 @@ async function previousVersionLake(lake: LakeConfig, source: Source, files: stri
 }
 
 test('a lake whose table an odd first file typed wrongly recovers with `requeue --silver`: the quarantined good rows become events, once', async () => {
-  const dir = tempDir('odd-recover');
-  const landing = path.join(dir, 'landing');
-  const lake = testLake(dir);
-  const tag = `r${Math.random().toString(36).slice(2, 6)}`;
-  const workflowIdPrefix = `${tag}-`;
-  const [source] = testSources(tag);
+  const { landing, lake, workflowIdPrefix, sources: [source] } = setup('recover');
   const odd = await landOddFirst(landing, DEFAULT_SCENARIOS[0], source.name);
   const good = (await sqlRows<{ file: string }>(`SELECT DISTINCT filename AS file FROM read_parquet('${path.dirname(odd)}/*.parquet', filename = true) ORDER BY 1`))
     .map((r) => r.file).filter((f) => f !== odd);

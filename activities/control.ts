@@ -2,24 +2,11 @@
 import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
 import { config } from '../config';
-import type { PassRequest } from '../workflows/checkpoint-owner';
+import type { PassRequest, PassTarget } from '../rules/pass';
 
 export interface TemporalDeps {
   temporalAddress: string;
   namespace: string;
-}
-
-export interface PassTarget {
-  requestId: string;
-  workflowId: string;
-  workflowType: string;
-  /** Input the workflow starts with if it is not running; a running one keeps its own. */
-  input: unknown;
-  /** Web UI: search attributes (registered by scripts/server.sh) and a one-line summary. */
-  layer: 'bronze' | 'silver' | 'gold';
-  source: string;
-  /** The configuration the requester expects (the owner refuses the request if it runs with another). */
-  config?: string;
 }
 
 export function controlActivities(deps: TemporalDeps) {

@@ -31,3 +31,31 @@ export interface PassSummary {
   /** Set by the requester when the owner did not answer within the pass timeout. */
   noAnswer?: string;
 }
+
+/** A request for a pass, as an owner receives it (signal requestPass). */
+export interface PassRequest {
+  requestId: string;
+  /** Workflow to signal with passDone when the pass that serves this request ends. */
+  replyTo?: string;
+  /** The configuration the requester expects the owner to run with (ownerConfigKey); refused if it differs. */
+  config?: string;
+}
+
+/** An owner to ask for a pass, and how to start it when it is not running (activity requestPasses). */
+export interface PassTarget {
+  requestId: string;
+  workflowId: string;
+  workflowType: string;
+  /** Input the workflow starts with if it is not running; a running one keeps its own. */
+  input: unknown;
+  /** Web UI: search attributes (registered by scripts/server.sh) and a one-line summary. */
+  layer: 'bronze' | 'silver' | 'gold';
+  source: string;
+  /** The configuration the requester expects (the owner refuses the request if it runs with another). */
+  config?: string;
+}
+
+/** An owner's configuration as one comparable string (zod output keeps the schema's key order). */
+export function ownerConfigKey(config: unknown): string {
+  return JSON.stringify(config);
+}

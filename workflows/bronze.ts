@@ -9,13 +9,15 @@ import {
   bronzeOwnerConfig, bronzeRunInputSchema, bronzeSourceInputSchema, bronzeTable, bronzeWorkflowId, ingestOptionsSchema, type BronzeCheckpoint,
   type BronzeRunInput, type BronzeSourceInput, type IngestOptions, type IngestResult, type PlanRequest, type PlanResult,
 } from '../rules/bronze';
-import type { PassSummary } from '../rules/pass';
+import { ownerConfigKey, type PassSummary } from '../rules/pass';
 import { parseOrFail } from '../rules/validate';
 import {
-  activityRetry, askOwners, awaitPasses, CheckpointOwner, LOCAL_PLANNING_PATCH, ownerConfigKey, planningActivities, startSummary, type OwnerCarry, type Parked, type Retrying,
+  activityRetry, CheckpointOwner, LOCAL_PLANNING_PATCH, planningActivities, type OwnerCarry, type Parked, type Retrying,
 } from './checkpoint-owner';
+import { askOwners, awaitPasses, startSummary } from './requests';
 
-export { passDoneSignal, requestPassSignal, retryParkedSignal, runPassUpdate, type PassRequest } from './checkpoint-owner';
+export { retryParkedSignal } from './checkpoint-owner';
+export { passDoneSignal, requestPassSignal, runPassUpdate } from './requests';
 
 export interface PendingBatch {
   batchId: string;

@@ -1,11 +1,12 @@
 // The loop every checkpoint-owning workflow shares (bronze sources, silver, gold): passes are
-// asked for by signal (with a reply-to workflow) or update, served one at a time, and the
-// workflow continues as new between passes when its history grows. Deterministic code only.
+// asked for by signal (with a reply-to workflow) or update, served one at a time, their
+// activities retried here (visibly), and the workflow continues as new between passes when its
+// history grows. Deterministic code only; asking an owner for a pass is requests.ts.
 import { ActivityFailure, ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { PassSummary } from '../rules/pass';
-import type { PassTarget } from '../activities/control';
+import type { PassRequest, PassSummary } from '../rules/pass';
+import { passDoneSignal, requestPassSignal, runPassUpdate } from './requests';
 
 /**
  * Every layer's activities: back off to a minute, then give up after `maximumAttempts` (the owner
@@ -36,45 +37,6 @@ export function planningActivities(maximumAttempts?: number) {
   return wf.patched(LOCAL_PLANNING_PATCH) ? wf.proxyLocalActivities<Activities>(options) : wf.proxyActivities<Activities>(options);
 }
 
-/** Requesters that started before owners were signalled directly replay the requestPasses activity. */
-export const DIRECT_SIGNAL_PATCH = 'signal-owners-directly';
-
-const { requestPasses } = wf.proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumInterval: '10 seconds' } });
-
-/**
- * Asks owners for a pass: a signal straight from this workflow to each running owner (a server
- * command, no activity round trip on the critical path); owners not running (first pass, or
- * stopped) are started by the requestPasses activity with signalWithStart.
- */
-export async function askOwners({ targets, replyTo }: { targets: PassTarget[]; replyTo: string }): Promise<void> {
-  if (!wf.patched(DIRECT_SIGNAL_PATCH)) {
-    await requestPasses({ targets, replyTo });
-    return;
-  }
-  const signalled = await Promise.all(targets.map((target) =>
-    wf.getExternalWorkflowHandle(target.workflowId)
-      .signal(requestPassSignal, { requestId: target.requestId, replyTo, config: target.config })
-      .then(() => true, () => false)));
-  const notRunning = targets.filter((_, i) => !signalled[i]);
-  if (notRunning.length > 0) await requestPasses({ targets: notRunning, replyTo });
-}
-
-/** Requesters that started before passes had a time limit replay without its timer. */
-const PASS_TIMEOUT_PATCH = 'pass-answer-timeout';
-
-export interface PassRequest {
-  requestId: string;
-  /** Workflow to signal with passDone when the pass that serves this request ends. */
-  replyTo?: string;
-  /** The configuration the requester expects the owner to run with (ownerConfigKey); refused if it differs. */
-  config?: string;
-}
-
-/** An owner's configuration as one comparable string (zod output keeps the schema's key order). */
-export function ownerConfigKey(config: unknown): string {
-  return JSON.stringify(config);
-}
-
 /** The settings two configuration keys disagree on, as dotted paths, each owner's → requested. */
 function configDifference(ownerKey: string, requestedKey: string): string {
   const flatten = (value: unknown, prefix = ''): [string, string][] =>
@@ -88,10 +50,6 @@ function configDifference(ownerKey: string, requestedKey: string): string {
     .map((key) => `${key}: ${owner.get(key) ?? 'unset'} → ${requested.get(key) ?? 'unset'}`)
     .join('; ');
 }
-
-export const requestPassSignal = wf.defineSignal<[PassRequest]>('requestPass');
-export const passDoneSignal = wf.defineSignal<[PassSummary & { requestId: string }]>('passDone');
-export const runPassUpdate = wf.defineUpdate<PassSummary>('runPass');
 
 /** A batch its owner gave up on after its retries: passes stop until `retryParked`. */
 export interface Parked {
@@ -364,42 +322,3 @@ export function retryingText(r: Retrying): string {
     + `failing since ${r.since}; last error (${r.lastFailedAt}): ${r.lastError}`;
 }
 
-/**
- * Asks checkpoint owners for a pass each (the activity starts them if needed) and waits for
- * all their replies. Runs inside the requesting workflow.
- */
-export async function awaitPasses(
-  ask: (requests: { requestId: string; key: string }[], replyTo: string) => Promise<unknown>,
-  keys: string[],
-  { tag, timeoutSeconds, noAnswer }: { tag: string; timeoutSeconds: number; noAnswer: (key: string) => PassSummary },
-): Promise<PassSummary[]> {
-  const done = (replies ??= installReplyHandler());
-  const requests = keys.map((key) => ({ key, requestId: `${wf.workflowInfo().runId}:${tag}:${key}` }));
-  await ask(requests, wf.workflowInfo().workflowId);
-  // Owners answer even when they park a batch; no answer means no worker runs them (or one was terminated).
-  const answered = () => requests.every((r) => done.has(r.requestId));
-  if (wf.patched(PASS_TIMEOUT_PATCH)) await wf.condition(answered, `${timeoutSeconds} seconds`);
-  else await wf.condition(answered);
-  return requests.map((r) => {
-    const summary = done.get(r.requestId);
-    done.delete(r.requestId);
-    if (summary?.refused) throw ApplicationFailure.nonRetryable(summary.refused, 'OwnerOptionsDiffer');
-    if (summary) return summary;
-    wf.log.error('checkpoint owner did not answer in time; the pass goes on without it', { key: r.key, timeoutSeconds });
-    return { ...noAnswer(r.key), noAnswer: `no answer within ${timeoutSeconds} s` };
-  });
-}
-
-// Workflow module state is per workflow execution in the TypeScript SDK's isolate.
-let replies: Map<string, PassSummary> | undefined;
-function installReplyHandler(): Map<string, PassSummary> {
-  const done = new Map<string, PassSummary>();
-  wf.setHandler(passDoneSignal, ({ requestId, ...summary }) => void done.set(requestId, summary));
-  return done;
-}
-
-/** An empty pass summary at the owner's current version; the pass fills it in. */
-export function startSummary(layer: PassSummary['layer'], source: string, version: number): PassSummary {
-  const startedAt = new Date(Date.now()).toISOString();
-  return { layer, source, batches: 0, files: 0, rows: 0, quarantined: 0, fromVersion: version, toVersion: version, startedAt, finishedAt: startedAt };
-}

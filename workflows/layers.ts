@@ -2,12 +2,13 @@
 // versions read so far) and serves passes like the bronze source workflows. Deterministic.
 import * as wf from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { PassSummary } from '../rules/pass';
 import type { GoldCheckpoint } from '../rules/gold';
 import { goldInputSchema, silverInputSchema, type GoldWorkflowInput, type SilverWorkflowInput } from '../rules/layers';
 import { requeueFilterSchema, type RequeueFilter, type SilverCheckpoint, type SilverInput } from '../rules/silver';
 import { parseOrFail } from '../rules/validate';
-import { activityRetry, CheckpointOwner, ownerConfigKey, planningActivities, startSummary, type OwnerCarry, type Parked, type Retrying } from './checkpoint-owner';
+import { ownerConfigKey, type PassSummary } from '../rules/pass';
+import { activityRetry, CheckpointOwner, planningActivities, type OwnerCarry, type Parked, type Retrying } from './checkpoint-owner';
+import { startSummary } from './requests';
 
 interface OwnerStatus { passRunning: boolean; lastPass?: PassSummary; parked?: Parked; retrying?: Retrying }
 export const silverStatusQuery = wf.defineQuery<SilverCheckpoint & OwnerStatus & { pending?: SilverInput }>('checkpoint');

@@ -1,13 +1,13 @@
 // The medallion pipeline: one availableNow pass over every layer, once or continuously.
 // Bronze sources run in parallel (each in its own checkpoint workflow); later layers follow.
 import * as wf from '@temporalio/workflow';
-import type { PassSummary } from '../rules/pass';
 import { pipelineInputSchema, triggerRequestSchema, type PipelineInput, type TriggerRequest } from '../rules/pipeline';
 import { describeIssues, parseOrFail } from '../rules/validate';
 import type { Activities } from '../activities';
 import { GOLD_WORKFLOW_ID, goldInputSchema, SILVER_WORKFLOW_ID, silverInputSchema } from '../rules/layers';
 import { failOnMissingLanding, runBronzePasses } from './bronze';
-import { askOwners, awaitPasses, DIRECT_SIGNAL_PATCH, ownerConfigKey, startSummary } from './checkpoint-owner';
+import { ownerConfigKey, type PassSummary } from '../rules/pass';
+import { askOwners, awaitPasses, DIRECT_SIGNAL_PATCH, startSummary } from './requests';
 
 const { logPipelinePass } = wf.proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumInterval: '10 seconds' } });
 

@@ -4,7 +4,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { ApplicationFailure } from '@temporalio/common';
-import { addColumn, keepEvolvedTableOutOfCatalog, tableColumns } from '../lake/catalog';
+import { addColumn, keepEvolvedTableOutOfCatalog, tableColumns } from '../lake/tables';
 import { retryConcurrentCommit } from '../lake/commit';
 import { qualified, sqlFilePath, sqlIdentifier, sqlString } from '../lake/duckdb';
 import { isLineageColumn, LINEAGE_COLUMNS, type LandingFileInfo, type SchemaHints } from '../rules/bronze';

@@ -4,12 +4,13 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { statSync } from 'node:fs';
 import { log } from '@temporalio/activity';
-import { tableColumns, withLake, type LakeConfig } from '../lake/catalog';
+import { withLake } from '../lake/catalog';
+import { tableColumns } from '../lake/tables';
 import { commitBatch, fenceDetails, findCommitted, readFence, snapshotOfFence, type BatchIdentity, type CommitInfo } from '../lake/commit';
 import { qualified, sqlFilePath, sqlString } from '../lake/duckdb';
 import { assertLandingPath } from '../lake/landing';
 import { config } from '../config';
-import { batchLog, heartbeatEvery, isRetry } from './context';
+import { batchLog, heartbeatEvery, isRetry, type LakeDeps } from './context';
 import { listFiles, sampleFiles, sourceDir, statAll, waitingFiles, withinRowBudget } from './bronze-listing';
 import {
   ensureTable, evolveSchema, fileSchemas, findUnscannable, notALandingFile, projection, sampleSchemas, type BadFile, type Column, type ReadableFile,
@@ -18,13 +19,6 @@ import {
   bronzeTable, declaredTypes, type BronzeCheckpoint, type IngestRequest, type IngestResult, type LandingFileInfo,
   type PlanRequest, type PlanResult, type Source,
 } from '../rules/bronze';
-
-export interface LakeDeps {
-  lake: LakeConfig;
-  landingDir: string;
-  /** Folders landing zones may lie under; default config.landingRoots and landingDir. */
-  landingRoots?: string[];
-}
 
 export function bronzeActivities(deps: LakeDeps) {
   /** The next batch of a source: files not in the ledger, oldest first, within the batch bounds. */

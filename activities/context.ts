@@ -1,6 +1,16 @@
-// Activity context helpers: who runs a batch (for the event log), and liveness while it runs.
+// Activity context: what activities work on (their deps), who runs a batch (for the event log),
+// whether it is a retry, and liveness while it runs.
 import { Context } from '@temporalio/activity';
+import type { LakeConfig } from '../lake/catalog';
 import type { BatchIdentity } from '../lake/commit';
+
+/** What every lake activity works on: the lake, and the landing zone (bronze, the generator). */
+export interface LakeDeps {
+  lake: LakeConfig;
+  landingDir: string;
+  /** Folders landing zones may lie under; default config.landingRoots and landingDir. */
+  landingRoots?: string[];
+}
 
 export function batchLog(layer: string, source: string): NonNullable<BatchIdentity['log']> {
   const { workflowExecution } = Context.current().info;

@@ -5,13 +5,14 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { config } from '../config';
-import { keepOutOfCatalog, missingTables, withLake } from '../lake/catalog';
+import { withLake } from '../lake/catalog';
+import { keepOutOfCatalog, missingTables } from '../lake/tables';
 import { insertionsSql, readableMark, replaceKeys, replaceRows } from '../lake/changes';
 import { commitBatch, fenceDetails, readFence, snapshotOfFence, type TableWrite } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import { SPEEDS_MBPS } from '../rules/events';
 import { GOLD_TABLES, goldOptionsSchema, INCREMENTAL_KEYS, type GoldCheckpoint, type GoldOptions, type GoldRequest, type GoldResult } from '../rules/gold';
-import type { LakeDeps } from './bronze';
+import type { LakeDeps } from './context';
 import { batchLog, heartbeatEvery } from './context';
 import { SILVER_DEVICE_STATE, SILVER_EVENTS, SILVER_OWNER } from './silver';
 

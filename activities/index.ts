@@ -1,7 +1,8 @@
 // Every activity the worker registers, one module per layer, bound to the worker's lake.
 import { config } from '../config';
 import { lakeFromEnv } from '../lake/catalog';
-import { bronzeActivities, type LakeDeps } from './bronze';
+import { bronzeActivities } from './bronze';
+import type { LakeDeps } from './context';
 import { controlActivities, type TemporalDeps } from './control';
 import { goldActivities } from './gold';
 import { maintenanceActivities } from './maintenance';

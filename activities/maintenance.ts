@@ -11,7 +11,7 @@ import { eventLogInsert, fenceDetails, readFence, snapshotOfFence } from '../lak
 import { sqlString } from '../lake/duckdb';
 import { maintenanceInputSchema, type LakeFiles, type MaintenanceInput, type MaintenanceReport, type TableCompaction } from '../rules/maintenance';
 import type { SilverInput } from '../rules/silver';
-import type { LakeDeps } from './bronze';
+import type { LakeDeps } from './context';
 import { batchLog, heartbeatEvery } from './context';
 import { GOLD_OWNER } from './gold';
 import { SILVER_OWNER } from './silver';

@@ -4,7 +4,7 @@ import { Context } from '@temporalio/activity';
 import { withLake } from '../lake/catalog';
 import { eventLogInsert } from '../lake/commit';
 import type { PassSummary } from '../rules/pass';
-import type { LakeDeps } from './bronze';
+import type { LakeDeps } from './context';
 
 export function readActivities(deps: LakeDeps) {
   /** One event-log row per pipeline pass, with its per-layer summaries. */

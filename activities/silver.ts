@@ -1,7 +1,8 @@
 // Silver I/O: bronze change feeds → typed, validated, deduplicated events; quarantine with
 // the rule broken; device state upserted by key; data-quality counts. One transaction per batch.
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { addColumn, keepOutOfCatalog, metadataTable, missingTables, tableColumns, withLake, type LakeConfig } from '../lake/catalog';
+import { metadataTable, withLake, type LakeConfig } from '../lake/catalog';
+import { addColumn, keepOutOfCatalog, missingTables, tableColumns } from '../lake/tables';
 import { readableMark, upsertRows } from '../lake/changes';
 import { commitBatch, fenceDetails, readFence, snapshotOfFence } from '../lake/commit';
 import { qualified, sqlString } from '../lake/duckdb';
@@ -9,7 +10,7 @@ import {
   SILVER_RULES, silverOptionsSchema, type RequeueFilter, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
 } from '../rules/silver';
 import { checkedInputSql, requeueWhereSql } from './silver-input';
-import type { LakeDeps } from './bronze';
+import type { LakeDeps } from './context';
 import { batchLog, heartbeatEvery } from './context';
 
 export const SILVER_OWNER = 'silver';

@@ -10,7 +10,8 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, wri
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { closeLakes, dropLake, LAKE, withLake, type LakeConfig } from '../lake/catalog';
+import { closeLakes, LAKE, withLake, type LakeConfig } from '../lake/catalog';
+import { dropLake } from '../lake/admin';
 import { withConnection, sqlString, closeAllInstances } from '../lake/duckdb';
 import { startDevCatalog } from '../scripts/dev-catalog';
 import { DEFAULT_SOURCES } from '../rules/bronze';

@@ -4,7 +4,8 @@ import { Command } from 'commander';
 import { rm } from 'node:fs/promises';
 import readline from 'node:readline/promises';
 import { config } from '../config';
-import { emptyLake, lakeFromEnv } from '../lake/catalog';
+import { lakeFromEnv } from '../lake/catalog';
+import { emptyLake } from '../lake/admin';
 import { CliError, connectClient } from './connection';
 
 async function confirmed(yes: boolean): Promise<boolean> {

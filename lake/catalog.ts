@@ -3,9 +3,9 @@
 // owns the lake. One DuckDB instance per lake per process: LOAD + ATTACH cost ~0.7 s, a new
 // connection on an attached instance ~20 ms.
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { config } from '../config';
-import { closeInstance, createInstance, duckdbMemoryLimit, explainOutOfMemory, qualified, sqlIdentifier, sqlString } from './duckdb';
+import { closeInstance, createInstance, duckdbMemoryLimit, explainOutOfMemory, sqlIdentifier, sqlString } from './duckdb';
 
 export interface LakeConfig {
   /** libpq connection string of the PostgreSQL catalog database, as the writer role. */
@@ -88,11 +88,11 @@ CREATE TABLE IF NOT EXISTS bronze.quarantine (
 `;
 
 /** The project-local extension folder (scripts/setup.sh fills it from PyPI wheels), else DuckDB's default. */
-function extensionSettings(): Record<string, string> {
+export function extensionSettings(): Record<string, string> {
   return existsSync(config.extensionDir) ? { extension_directory: config.extensionDir } : {};
 }
 
-async function loadExtensions(db: DuckDBConnection): Promise<void> {
+export async function loadExtensions(db: DuckDBConnection): Promise<void> {
   for (const name of ['ducklake', 'postgres']) {
     try {
       await db.run(`LOAD ${name}`);
@@ -191,7 +191,7 @@ async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Pro
 }
 
 /** Several processes may create the schemas at once: a conflicting CREATE is retried. */
-async function createBookkeeping(db: DuckDBConnection, lake: LakeConfig): Promise<void> {
+export async function createBookkeeping(db: DuckDBConnection, lake: LakeConfig): Promise<void> {
   await db.run(`USE ${LAKE}`);
   for (let attempt = 1; ; attempt++) {
     try {
@@ -252,8 +252,22 @@ export function openLake(lake: LakeConfig, options: AttachOptions = {}): Promise
 }
 
 const lakeOfConnection = new WeakMap<DuckDBConnection, LakeConfig>();
-/** Per lake: evolved tables this process has kept out of the catalog (keepEvolvedTableOutOfCatalog). */
-const evolvedKeptOut = new Map<string, Set<string>>();
+
+/** The lake a connection of withLake's is attached to. */
+export function lakeOf(db: DuckDBConnection): LakeConfig {
+  const lake = lakeOfConnection.get(db);
+  if (!lake) throw new Error('not a lake connection (use withLake)');
+  return lake;
+}
+
+/** One lake's identity in this process's caches, whatever the attachment's options. */
+export const lakeId = (lake: LakeConfig) => lakeKey(lake, {});
+
+/** Told when a statement inside withLake fails: per-process caches forget what may be stale (lake/tables.ts). */
+const failureListeners: ((lake: LakeConfig, error: unknown) => void)[] = [];
+export function onLakeFailure(listener: (lake: LakeConfig, error: unknown) => void): void {
+  failureListeners.push(listener);
+}
 /** Connections open on each instance, and instances retired after a lost catalog connection (closed once idle). */
 const connectionsOpen = new Map<DuckDBInstance, number>();
 const retired = new Set<DuckDBInstance>();
@@ -297,8 +311,7 @@ export async function withLake<T>(lake: LakeConfig, work: (db: DuckDBConnection)
     await connection.run(`USE ${LAKE}`);
     return await work(connection);
   } catch (error) {
-    if (/does not exist/i.test((error as Error).message)) knownTables.delete(lakeKey(lake, {}));
-    evolvedKeptOut.delete(lakeKey(lake, {}));
+    for (const listener of failureListeners) listener(lake, error);
     const lost = lostCatalog(error, lake, options);
     if (lost) {
       if (instances.get(lakeKey(lake, options)) === opened) instances.delete(lakeKey(lake, options));
@@ -323,9 +336,7 @@ export async function withLake<T>(lake: LakeConfig, work: (db: DuckDBConnection)
  * on each call (31 ms at 2,000 snapshots against 6 ms here, and growing with history).
  */
 export function metadataTable(db: DuckDBConnection, name: string): string {
-  const lake = lakeOfConnection.get(db);
-  if (!lake) throw new Error('metadataTable: not a lake connection (use withLake)');
-  return `__ducklake_metadata_${LAKE}.${sqlIdentifier(lake.catalogSchema)}.${sqlIdentifier(name)}`;
+  return `__ducklake_metadata_${LAKE}.${sqlIdentifier(lakeOf(db).catalogSchema)}.${sqlIdentifier(name)}`;
 }
 
 /** Detaches every lake this process attached (worker shutdown, test teardown). */
@@ -342,117 +353,4 @@ export async function closeLakes(): Promise<void> {
 export async function oldestSnapshot(db: DuckDBConnection): Promise<number> {
   const rows = (await db.runAndReadAll(`SELECT min(snapshot_id) FROM ${metadataTable(db, 'ducklake_snapshot')}`)).getRows();
   return Number(rows[0]?.[0] ?? 0);
-}
-
-/**
- * Deletes a lake: its metadata schema in the catalog and its data files (reset, tests). The
- * catalog database and other lakes in it stay.
- */
-export async function dropLake(lake: LakeConfig): Promise<void> {
-  knownTables.delete(lakeKey(lake, {}));
-  await closeLakes();
-  const instance = await createInstance(':memory:', { autoinstall_known_extensions: 'false', ...extensionSettings() });
-  const db = await instance.connect();
-  try {
-    await loadExtensions(db);
-    await db.run(`ATTACH ${sqlString(lake.catalog)} AS catalog_db (TYPE postgres)`);
-    await db.run(`CALL postgres_execute('catalog_db', ${sqlString(`DROP SCHEMA IF EXISTS "${lake.catalogSchema.replace(/"/g, '""')}" CASCADE`)})`);
-  } finally {
-    db.closeSync();
-    closeInstance(instance);
-  }
-  if (!/^[a-z0-9]+:\/\//.test(lake.dataPath)) rmSync(lake.dataPath, { recursive: true, force: true });
-}
-
-/**
- * Empties a lake in place (the CLI's reset): every table dropped, the bookkeeping tables made
- * anew, old snapshots expired and their files deleted. The DuckLake itself stays, so workers
- * attached to it go on without a restart.
- */
-export async function emptyLake(lake: LakeConfig): Promise<{ tables: number }> {
-  knownTables.delete(lakeKey(lake, {}));
-  return withLake(lake, async (db) => {
-    const tables = (await db.runAndReadAll(`SELECT table_schema, table_name FROM information_schema.tables
-      WHERE table_catalog = current_database() AND table_type = 'BASE TABLE'`)).getRows();
-    for (const [schema, name] of tables) await db.run(`DROP TABLE IF EXISTS ${sqlIdentifier(String(schema))}.${sqlIdentifier(String(name))}`);
-    await createBookkeeping(db, lake);
-    await db.run(`CALL ducklake_expire_snapshots(${sqlString(LAKE)}, older_than => now())`);
-    await db.run(`CALL ducklake_cleanup_old_files(${sqlString(LAKE)}, cleanup_all => true)`);
-    return { tables: tables.length };
-  });
-}
-
-/**
- * A lake table's columns and types in order (empty when the table does not exist: ask before a
- * transaction when it may not, since a failed statement can abort the transaction).
- */
-export async function tableColumns(db: DuckDBConnection, table: string): Promise<Map<string, string>> {
-  // DESCRIBE binds the one table (about 4 ms, 1 ms inside a transaction); information_schema
-  // lists the whole lake's catalog (13 ms). Both give the same type names.
-  try {
-    const rows = (await db.runAndReadAll(`DESCRIBE ${qualified(table)}`)).getRows();
-    return new Map(rows.map((r) => [String(r[0]), String(r[1])]));
-  } catch (error) {
-    if (/does not exist/.test((error as Error).message)) return new Map();
-    throw error;
-  }
-}
-
-/**
- * Which of `tables` (schema.name) do not exist yet. Creating tables only when missing keeps
- * DDL out of the steady state: each statement outside a batch is a catalog transaction.
- */
-export async function missingTables(db: DuckDBConnection, tables: string[]): Promise<string[]> {
-  const lake = lakeOfConnection.get(db);
-  const known = lake && (knownTables.get(lakeKey(lake, {})) ?? knownTables.set(lakeKey(lake, {}), new Set()).get(lakeKey(lake, {}))!);
-  if (known && tables.every((t) => known.has(t))) return [];
-  const existing = new Set((await db.runAndReadAll(`SELECT table_schema || '.' || table_name FROM information_schema.tables
-    WHERE table_catalog = current_database()`)).getRows().map((r) => String(r[0])));
-  for (const t of tables) if (existing.has(t)) known?.add(t);
-  return tables.filter((t) => !existing.has(t));
-}
-
-/**
- * Tables this process has seen in each lake, so steady-state batches skip the catalog lookup
- * (each DuckLake statement costs about ten catalog queries). A statement that finds a table gone
- * (the lake was reset) forgets them all, and the activity's retry looks again.
- */
-const knownTables = new Map<string, Set<string>>();
-
-/**
- * Tables whose rows are updated or deleted (device state, gold, fences) keep every commit in
- * Parquet files, never inlined in the catalog: DuckLake 1.4.4's flush of inlined rows drops the
- * ones deleted before it, and with them time travel to the snapshots that still had them.
- */
-export async function keepOutOfCatalog(db: DuckDBConnection, table: string): Promise<void> {
-  const [schema, name] = table.split('.');
-  await db.run(`CALL ${LAKE}.set_option('data_inlining_row_limit', 0, schema => ${sqlString(schema)}, table_name => ${sqlString(name)})`);
-}
-
-/**
- * Adds a column to `table`, whose rows are from then on never inlined in the catalog (set before
- * the ALTER, in the caller's transaction). DuckLake 1.4.4 misreads rows inlined after a column
- * was added: once any later schema change happens anywhere in the lake, every process but the
- * writer reads that column as NULL, and a flush of inlined data by such a process (maintenance)
- * writes the NULLs to Parquet for good. Parquet files carry field ids and read right.
- */
-export async function addColumn(db: DuckDBConnection, table: string, name: string, type: string): Promise<void> {
-  await keepOutOfCatalog(db, table);
-  await db.run(`ALTER TABLE ${qualified(table)} ADD COLUMN ${sqlIdentifier(name)} ${type}`);
-}
-
-/**
- * For tables that gained columns before addColumn existed: the same setting, once per process
- * and lake (a connection lives for one activity). Forgotten when a statement on the lake fails,
- * since the batch's transaction that set it may have rolled back.
- */
-export async function keepEvolvedTableOutOfCatalog(db: DuckDBConnection, table: string): Promise<void> {
-  const lake = lakeOfConnection.get(db);
-  if (!lake) throw new Error('keepEvolvedTableOutOfCatalog: not a lake connection (use withLake)');
-  const key = lakeKey(lake, {});
-  const done = evolvedKeptOut.get(key) ?? new Set<string>();
-  evolvedKeptOut.set(key, done);
-  if (done.has(table)) return;
-  await keepOutOfCatalog(db, table);
-  done.add(table);
 }

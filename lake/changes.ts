@@ -3,7 +3,8 @@
 // snapshot id); these helpers only name tables and snapshot ranges.
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ApplicationFailure } from '@temporalio/common';
-import { addColumn, LAKE, oldestSnapshot } from './catalog';
+import { LAKE, oldestSnapshot } from './catalog';
+import { addColumn } from './tables';
 import { qualified, sqlIdentifier, sqlString } from './duckdb';
 
 /**

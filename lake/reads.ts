@@ -3,7 +3,8 @@
 // through Temporal, and readers never wait for writers.
 import { StatementType, type DuckDBConnection } from '@duckdb/node-api';
 import { GOLD_TABLES } from '../rules/gold';
-import { metadataTable, missingTables, withLake, type LakeConfig } from './catalog';
+import { metadataTable, withLake, type LakeConfig } from './catalog';
+import { missingTables } from './tables';
 import { tableAtSql } from './changes';
 import { FENCE_PREFIX } from './commit';
 import { isOutOfMemory, sqlIdentifier, sqlString } from './duckdb';

@@ -1,7 +1,8 @@
 // The CLI as a user runs it: a real process, real exit codes, against the real dev server, a
 // worker, and the lake on the real PostgreSQL catalog (the CLI attaches it read-only itself).
 import { rmSync } from 'node:fs';
-import { dropLake, withLake } from '../lake/catalog';
+import { withLake } from '../lake/catalog';
+import { dropLake } from '../lake/admin';
 import { DEFAULT_SOURCES, bronzeWorkflowId } from '../rules/bronze';
 import { cli, cliIntoSlowReader, cliLake, closeTestResources, lakeEnv, tempDir, terminateAll, testLake, uniqueId, withWorker } from './helpers';
 

@@ -7,6 +7,4 @@ module.exports = {
   globalSetup: '<rootDir>/test/global-setup.ts',
   globalTeardown: '<rootDir>/test/global-teardown.ts',
   testTimeout: 180_000,
-  // Temporal's native runtime keeps threads alive after the last worker stops.
-  forceExit: true,
 };

@@ -1,7 +1,6 @@
 // Bronze availableNow ingestion on the real Temporal dev server and a real DuckDB lake file.
 import { copyFileSync, mkdirSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { bronzeActivities } from '../activities/bronze';
 import { silverActivities } from '../activities/silver';
 import { writeSyntheticLanding } from '../bench/landing-maker';
@@ -14,7 +13,7 @@ import type { PassSummary } from '../rules/pass';
 import { bronzeAvailableNow, bronzeStatusQuery, runPassUpdate } from '../workflows/bronze';
 import { generatorWorkflow } from '../workflows/generator';
 import {
-  cli, closeTestResources, failFirstAttemptAfterWork, lakeEnv, startWorkerProcess, stopProcess, testSources, sqlRows, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker,
+  activityEnvironment, cli, closeTestResources, failFirstAttemptAfterWork, lakeEnv, startWorkerProcess, stopProcess, testSources, sqlRows, tempDir, terminateAll, testClient, testLake, uniqueId, withWorker,
 } from './helpers';
 
 afterAll(closeTestResources);
@@ -217,7 +216,7 @@ test('a file that vanishes between planning and ingesting is quarantined, the ba
   const { landing, lake, sources } = setup('vanish');
   const [kept, gone] = await writeSyntheticLanding({ root: landing, files: 2, rowsPerFile: 5, scenarios: [DEFAULT_SCENARIOS[0]] });
   const activities = bronzeActivities({ lake, landingDir: landing });
-  const env = new MockActivityEnvironment(); // activity context only; DuckDB and files are real
+  const env = activityEnvironment(); // activity context only; DuckDB and files are real
   const plan: PlanResult = await env.run(activities.planBronzeBatch, { source: sources[0], maxFiles: 10, maxBytes: 1e9, maxRows: 1e9, emptyFileGraceSeconds: 0 });
   expect(plan.files.map((f) => f.path).sort()).toEqual([kept, gone].sort());
   // The row budget (read from the footers) cuts a batch at whole files, keeping at least one.
@@ -294,7 +293,7 @@ test('a file is typed by its own schema, never a neighbour\'s: the conflicting f
     return info(file);
   };
   const activities = bronzeActivities({ lake, landingDir: landing });
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   // The table exists with Velocidade_de_Conexao BIGINT, as in production.
   await env.run(activities.ingestBronzeBatch, { source, batchId: 'own:0', batchSeq: 0, files: [info(good[0])] });
   const batches = [
@@ -356,7 +355,7 @@ test('file names are taken literally, never as globs: a*.parquet, a?.parquet and
     }
   });
   const activities = bronzeActivities({ lake, landingDir: landing });
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   const plan: PlanResult = await env.run(activities.planBronzeBatch, { source, maxFiles: 10, maxBytes: 1e9, maxRows: 1e9, emptyFileGraceSeconds: 0 });
   expect(plan.files).toHaveLength(5);
   expect(await env.run(activities.ingestBronzeBatch, { source, batchId: 'glob:0', batchSeq: 0, files: plan.files }))
@@ -373,7 +372,7 @@ test('a checkpoint ahead of the lake is an error, not a silent gap; an unreadabl
   const files = await writeSyntheticLanding({ root: landing, files: 4, rowsPerFile: 100, scenarios: [DEFAULT_SCENARIOS[0]] });
   writeFileSync(path.join(path.dirname(files[0]), 'broken.parquet'), 'PAR1 but not a parquet file');
   const activities = bronzeActivities({ lake, landingDir: landing });
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   // 150 rows a batch: one 100-row file, though a footer in the plan cannot be read.
   const plan: PlanResult = await env.run(activities.planBronzeBatch, { source, maxFiles: 10, maxBytes: 1e9, maxRows: 150, emptyFileGraceSeconds: 0 });
   expect(plan.waiting).toBe(5);
@@ -394,7 +393,7 @@ test('a file being written is retried, a bad one quarantined; once fixed it is t
   const broken = path.join(path.dirname(good), 'late.parquet');
   writeFileSync(broken, 'half a file');
   const activities = bronzeActivities({ lake, landingDir: landing });
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   const planRequest = (emptyFileGraceSeconds: number) => ({ source, maxFiles: 10, maxBytes: 1e9, maxRows: 1e9, emptyFileGraceSeconds });
   const plan = () => env.run(activities.planBronzeBatch, planRequest(0)) as Promise<PlanResult>;
   // Within the grace period a file without a footer may still be being written: retried, not quarantined.

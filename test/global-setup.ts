@@ -3,7 +3,7 @@
 // every test file, so each file does not re-run webpack. Everything the run puts in the system
 // temp folder goes in a folder of the run's own (TMPDIR), which global teardown checks and removes.
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startDevCatalog } from '../scripts/dev-catalog';
@@ -17,6 +17,9 @@ export default async function globalSetup(): Promise<void> {
   chmodSync(runDir, 0o711);
   process.env.NETPULSE_TEST_RUN_DIR = runDir;
   process.env.TMPDIR = runDir;
+  // The workers' log of this run (test/helpers.ts: WORKER_LOG), empty at its start.
+  mkdirSync(path.join(__dirname, '..', 'test-output'), { recursive: true });
+  writeFileSync(path.join(__dirname, '..', 'test-output', 'workers.log'), '');
   if (!process.env.TEMPORAL_ADDRESS) {
     const server = await startDevServer();
     process.env.TEMPORAL_ADDRESS = server.address;

@@ -26,6 +26,10 @@ async function stopTemporal(server: ChildProcess | undefined): Promise<void> {
   if (!server || server.exitCode !== null) return;
   const exited = new Promise((resolve) => server.once('exit', resolve));
   server.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+  // The grace timer is cleared once the server is gone: left running, it kept the test run's
+  // process alive for its full ten seconds (what forceExit used to hide).
+  let grace: NodeJS.Timeout | undefined;
+  await Promise.race([exited, new Promise((r) => { grace = setTimeout(r, 10_000); })]);
+  clearTimeout(grace);
   if (server.exitCode === null) server.kill('SIGKILL');
 }

@@ -3,9 +3,11 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type WorkerOptions } from '@temporalio/worker';
 import { Context } from '@temporalio/activity';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, Next } from '@temporalio/worker';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { inspect } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 import { createNetpulseWorker } from '../worker';
@@ -44,11 +46,32 @@ export function uniqueId(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-// Workers in tests log warnings only; the runtime is process-wide and installed once.
-try {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-} catch {
-  /* already installed by an earlier test file */
+/**
+ * Where the workers of a test run log (their warnings and errors: activity failures, parked
+ * batches, quarantined files), instead of the test output: the fault tests cause hundreds of them
+ * on purpose. global-setup.ts empties it; `.ci/run` prints its end when a test fails.
+ */
+export const WORKER_LOG = path.join(TEST_OUTPUT, 'workers.log');
+
+/** Warnings and errors of in-process workers and activities, into WORKER_LOG. */
+const workerLogger = new DefaultLogger('WARN', ({ level, message, meta }) => {
+  mkdirSync(TEST_OUTPUT, { recursive: true });
+  appendFileSync(WORKER_LOG, `${new Date().toISOString()} [${level}] ${message} ${meta ? inspect(meta, { depth: 4, breakLength: Infinity }) : ''}\n`);
+});
+
+/** The Temporal runtime of this process (installed once), logging its workers' warnings to WORKER_LOG. */
+export function quietTemporalRuntime(): void {
+  try {
+    Runtime.install({ logger: workerLogger });
+  } catch {
+    /* already installed by an earlier test file */
+  }
+}
+quietTemporalRuntime();
+
+/** An activity context for calling activities directly (no worker), logging to WORKER_LOG; DuckDB and files stay real. */
+export function activityEnvironment(): MockActivityEnvironment {
+  return new MockActivityEnvironment(undefined, { logger: workerLogger });
 }
 
 let client: Client | undefined;
@@ -173,12 +196,17 @@ export async function cliLake(tag: string, files: number, rowsPerFile: number) {
   return { landing, lake, taskQueue, env, deps: { lake, landingDir: landing } };
 }
 
-/** A worker as production runs it: its own process, configured by environment only. */
+/** A worker as production runs it: its own process, configured by environment only; its log goes to WORKER_LOG. */
 export function startWorkerProcess(env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'worker.js')], {
-    env: { ...process.env, NETPULSE_LOG_LEVEL: 'WARN', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const log = openSync(WORKER_LOG, 'a');
+  try {
+    return spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'worker.js')], {
+      env: { ...process.env, NETPULSE_LOG_LEVEL: 'WARN', ...env },
+      stdio: ['ignore', log, log],
+    });
+  } finally {
+    closeSync(log); // the child has its own copy
+  }
 }
 
 export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {

@@ -6,6 +6,9 @@ import { Worker } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { quietTemporalRuntime } from './helpers';
+
+quietTemporalRuntime(); // replay workers log their start and stop at INFO otherwise: ~550 lines
 
 // Recorded by scripts/record-histories.ts on the commit named in each file name.
 const dir = path.join(__dirname, 'histories');

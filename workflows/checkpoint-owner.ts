@@ -8,14 +8,16 @@ import type { Activities } from '../activities';
 import type { PassRequest, PassSummary } from '../rules/pass';
 import { passDoneSignal, requestPassSignal, runPassUpdate } from './requests';
 
+/** Bad input and a checkpoint that disagrees with the lake: never retried. */
+const NON_RETRYABLE = ['InvalidInput', 'CheckpointAheadOfLake', 'CheckpointBehindLake', 'BatchBehindLake'];
+
 /**
  * Every layer's activities: back off to a minute, then give up after `maximumAttempts` (the owner
  * parks the batch); bad input and a checkpoint that disagrees with the lake are not retried.
  */
 export function activityRetry(maximumAttempts: number = DEFAULT_MAX_ATTEMPTS): wf.RetryPolicy {
   return {
-    initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts,
-    nonRetryableErrorTypes: ['InvalidInput', 'CheckpointAheadOfLake', 'CheckpointBehindLake', 'BatchBehindLake'],
+    initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts, nonRetryableErrorTypes: NON_RETRYABLE,
   };
 }
 /** The pause before attempt `attempt + 1`: activityRetry's backoff (1 s, 2 s, 4 s … 1 min). */
@@ -99,7 +101,6 @@ export interface Retrying {
 export const OWNER_RETRIES_PATCH = 'owner-retries-activities';
 /** One attempt per activity call: the owner retries (see CheckpointOwner.run). */
 const ONE_ATTEMPT = { retry: { maximumAttempts: 1 } };
-const NON_RETRYABLE = ['InvalidInput', 'CheckpointAheadOfLake', 'CheckpointBehindLake', 'BatchBehindLake'];
 
 /** Whether a failed attempt is worth another: not bad input, a disagreeing checkpoint or a cancellation. */
 function retryable(error: unknown): boolean {

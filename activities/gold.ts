@@ -39,6 +39,9 @@ export function goldSql(name: string, asOf: string, options: GoldOptions, device
     min_samples: String(options.upgradeMinSamples),
     heavy_factor: String(options.heavyClientFactor),
     heavy_per_server: String(options.heavyClientsPerServer),
+    forecast_hours: String(options.forecastHours),
+    forecast_min_samples: String(options.forecastMinSamples),
+    forecast_min_span_minutes: String(options.forecastMinSpanMinutes),
     speeds: `[${SPEEDS_MBPS.join(', ')}]`,
   };
   const text = readFileSync(path.join(config.projectRoot, 'sql', 'gold', `${name}.sql`), 'utf8');

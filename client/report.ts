@@ -17,6 +17,7 @@ export const QUESTIONS: Record<string, string> = {
   bandwidth_by_device: 'Bandwidth by device type (Mbps)',
   server_load: 'Server load and upgrade flags',
   heavy_clients: 'Heavy clients (throttle candidates)',
+  capacity_forecast: 'Capacity forecast: days until each server is full, at its trend',
 };
 
 /** Runs a read on the lake, attached read-only by this process; a read the user got wrong exits 2, one with nothing to answer from 1. */

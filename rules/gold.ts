@@ -15,6 +15,10 @@ export const goldOptionsSchema = z
     serverCapacityMbps: z.record(z.string().min(1), z.number().int().min(1)).default({}),
     /** Server load snapshots older than this are deleted at each refresh (maintenance then merges the files). */
     loadHistoryRetentionHours: z.number().min(1).max(24 * 366).default(168),
+    /** Capacity forecast: the load history a server's trend is fitted to, and how much of it a forecast needs. */
+    forecastHours: z.number().int().min(1).max(24 * 366).default(24),
+    forecastMinSamples: z.number().int().min(2).default(10),
+    forecastMinSpanMinutes: z.number().min(0).default(30),
     /** Without new silver data, gold is refreshed (moving windows, load snapshots) this often. */
     refreshIntervalSeconds: z.number().min(0).default(60),
   })
@@ -24,7 +28,7 @@ export type GoldOptions = z.output<typeof goldOptionsSchema>;
 /** Gold tables in refresh order; each answers one question (sql/gold/<name>.sql). */
 export const GOLD_TABLES = [
   'server_load_history', 'connections_now', 'events_per_minute', 'devices_last_10_min', 'bandwidth_now',
-  'high_speed_share', 'bandwidth_by_device', 'server_load', 'heavy_clients',
+  'high_speed_share', 'bandwidth_by_device', 'server_load', 'heavy_clients', 'capacity_forecast',
 ] as const;
 export type GoldTable = (typeof GOLD_TABLES)[number];
 

@@ -393,3 +393,31 @@ test('silver types text values the same way whatever type bronze gave their colu
     await terminateAll(ids);
   }
 });
+
+test('capacity forecast: the trend of each server\'s utilisation, the days until it is full, or why there is none', async () => {
+  const lake = testLake(tempDir('forecast'));
+  const asOf = '2026-05-01T10:00:00Z';
+  // Ten hours of load snapshots: srv-grow climbs 1 point an hour to 60 %, srv-flat stays at 40 %,
+  // srv-fall drops, srv-new has one snapshot, srv-full is at 104 %.
+  await withLake(lake, async (db) => {
+    await db.run(`CREATE TABLE gold.server_load_history (as_of TIMESTAMP, servidor VARCHAR, devices_connected BIGINT, mbps_in_use BIGINT,
+      capacity_mbps BIGINT, utilisation_pct DOUBLE)`);
+    await db.run(`INSERT INTO gold.server_load_history
+      SELECT TIMESTAMP '2026-05-01 00:00:00' + to_hours(h), s.servidor, 1, 1, 100,
+             CASE s.servidor WHEN 'srv-grow' THEN 50 + h WHEN 'srv-flat' THEN 40 WHEN 'srv-fall' THEN 90 - 2 * h ELSE 94 + h END
+      FROM range(11) r(h), (VALUES ('srv-grow'), ('srv-flat'), ('srv-fall'), ('srv-full')) s(servidor)
+      UNION ALL SELECT TIMESTAMP '2026-05-01 10:00:00', 'srv-new', 1, 1, 100, 70`);
+  });
+  const forecast = (options: object) => sqlRows(`SELECT servidor, samples, utilisation_pct, trend_pct_per_day, fit_r2, forecast, days_until_full
+    FROM (${goldSql('capacity_forecast', asOf, goldOptionsSchema.parse(options))}) ORDER BY servidor`, lake);
+  expect(await forecast({})).toEqual([
+    { servidor: 'srv-fall', samples: '11', utilisation_pct: 70, trend_pct_per_day: -48, fit_r2: 1, forecast: 'not growing', days_until_full: null },
+    { servidor: 'srv-flat', samples: '11', utilisation_pct: 40, trend_pct_per_day: 0, fit_r2: 1, forecast: 'not growing', days_until_full: null },
+    { servidor: 'srv-full', samples: '11', utilisation_pct: 104, trend_pct_per_day: 24, fit_r2: 1, forecast: 'full', days_until_full: 0 },
+    // 1 point an hour is 24 a day: 40 points to go, 1.67 days
+    { servidor: 'srv-grow', samples: '11', utilisation_pct: 60, trend_pct_per_day: 24, fit_r2: 1, forecast: 'forecast', days_until_full: 1.67 },
+    { servidor: 'srv-new', samples: '1', utilisation_pct: 70, trend_pct_per_day: null, fit_r2: 0, forecast: 'not enough history', days_until_full: null },
+  ]);
+  // A window of 4 hours holds 4 snapshots: fewer than the 10 a forecast needs by default.
+  expect((await forecast({ forecastHours: 4 })).map((r) => (r as { forecast: string }).forecast)).toEqual(Array(5).fill('not enough history'));
+});

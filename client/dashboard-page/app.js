@@ -101,8 +101,15 @@ function render(data) {
     labels: servers.map((s) => s.servidor),
     datasets: [{ label: 'utilisation %', data: servers.map((s) => s.utilisation_pct), backgroundColor: servers.map((s) => flagsOf(s)[0]?.color ?? '#5b8def') }],
   }, { indexAxis: 'y', plugins: { legend: { display: false } } });
+  // The capacity forecast: days until full at the server's trend, or why there is no forecast.
+  const forecasts = new Map((t.capacity_forecast ?? []).map((f) => [f.servidor, f]));
+  const fullIn = (s) => {
+    const f = forecasts.get(s.servidor);
+    if (!f) return '–';
+    return f.forecast === 'forecast' ? `${fmt(Number(f.days_until_full))} days` : f.forecast;
+  };
   fillTable('servers', servers,
-    (s) => [s.servidor, fmt(s.devices_connected), mbps(s.mbps_in_use), mbps(s.capacity_mbps), pct(s.utilisation_pct), flagsOf(s).map((f) => f.label).join(', ')],
+    (s) => [s.servidor, fmt(s.devices_connected), mbps(s.mbps_in_use), mbps(s.capacity_mbps), pct(s.utilisation_pct), fullIn(s), flagsOf(s).map((f) => f.label).join(', ')],
     (s) => flagsOf(s).map((f) => f.className).join(' '));
   // The heaviest first; the table shows the top HEAVY_ROWS, the heading says how many there are
   // (gold lists each server's heaviest and counts them all in heavy_on_server).

@@ -143,6 +143,18 @@ if [ "${1:-}" = "--browser" ] && [ ! -x "${NETPULSE_CHROMIUM:-/usr/bin/chromium}
 fi
 [ "${1:-}" = "--browser" ] && log "browser: $("${NETPULSE_CHROMIUM:-/usr/bin/chromium}" --version 2>/dev/null || echo missing)"
 
+# --- Debian's iperf3, Prometheus and Alertmanager, for the enforcement and alerting tests ---
+# (setup.sh --browser, as for chromium: npm test and CI). The tc test needs iperf3, the alerting
+# test prometheus, promtool and prometheus-alertmanager. The packages' services are not started:
+# the tests run their own on free loopback ports.
+if [ "${1:-}" = "--browser" ] && ! { command -v iperf3 && command -v promtool && command -v prometheus-alertmanager; } >/dev/null; then
+  log "installing Debian's iperf3, prometheus and prometheus-alertmanager for the tests"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iperf3 prometheus prometheus-alertmanager >/dev/null
+fi
+[ "${1:-}" = "--browser" ] && log "test tools: $(iperf3 --version 2>/dev/null | head -n1 || echo 'iperf3 missing'); $(prometheus --version 2>&1 | head -n1 || echo 'prometheus missing')"
+
 # --- PostgreSQL server binaries (the lake's catalog) -----------------------------------
 # scripts/catalog.sh and the test setup run a project-local cluster with initdb/pg_ctl. Skipped
 # when NETPULSE_CATALOG points at an existing catalog.

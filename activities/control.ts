@@ -9,10 +9,15 @@ export interface TemporalDeps {
   namespace: string;
 }
 
-export function controlActivities(deps: TemporalDeps) {
+/** A client to the worker's Temporal server, connected on first use. */
+export function lazyClient(deps: TemporalDeps): () => Promise<Client> {
   let client: Promise<Client> | undefined;
-  const getClient = () =>
+  return () =>
     (client ??= Connection.connect({ ...config.temporalSecurity, address: deps.temporalAddress }).then((connection) => new Client({ connection, namespace: deps.namespace })));
+}
+
+export function controlActivities(deps: TemporalDeps) {
+  const getClient = lazyClient(deps);
 
   /** signalWithStart: starts each owner workflow if it is not running, then asks it for a pass. */
   async function requestPasses({ targets, replyTo }: { targets: PassTarget[]; replyTo: string }): Promise<string[]> {

@@ -1,15 +1,13 @@
 // Gold I/O: one table per business question, refreshed in one transaction per batch from
 // silver (incrementally where the maths allows), each with a change feed.
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { config } from '../config';
 import { withLake } from '../lake/catalog';
 import { keepOutOfCatalog, missingTables } from '../lake/tables';
 import { insertionsSql, readableMark, replaceKeys, replaceRows } from '../lake/changes';
 import { commitBatch, fenceDetails, readFence, snapshotOfFence, type TableWrite } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
+import { sqlFile } from '../lake/sql-files';
 import { SPEEDS_MBPS } from '../rules/events';
 import { GOLD_TABLES, goldOptionsSchema, INCREMENTAL_KEYS, type GoldCheckpoint, type GoldOptions, type GoldRequest, type GoldResult } from '../rules/gold';
 import type { LakeDeps } from './context';
@@ -44,11 +42,7 @@ export function goldSql(name: string, asOf: string, options: GoldOptions, device
     forecast_min_span_minutes: String(options.forecastMinSpanMinutes),
     speeds: `[${SPEEDS_MBPS.join(', ')}]`,
   };
-  const text = readFileSync(path.join(config.projectRoot, 'sql', 'gold', `${name}.sql`), 'utf8');
-  return text.replace(/:([a-z_]+)/g, (match, key: string) => {
-    if (!(key in params)) throw new Error(`sql/gold/${name}.sql: unknown parameter :${key}`);
-    return params[key];
-  });
+  return sqlFile('gold', name, params);
 }
 
 /** Up to this many devices, a refresh copies device state once instead of reading it seven times. */

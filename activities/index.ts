@@ -8,9 +8,10 @@ import { goldActivities } from './gold';
 import { maintenanceActivities } from './maintenance';
 import { readActivities } from './read';
 import { silverActivities } from './silver';
+import { throttleActivities, type ThrottleDeps } from './throttle';
 import { writeLandingBatch } from './landing';
 
-export type WorkerDeps = LakeDeps & TemporalDeps;
+export type WorkerDeps = LakeDeps & TemporalDeps & ThrottleDeps;
 
 export const defaultDeps = (): WorkerDeps => ({
   lake: lakeFromEnv(),
@@ -28,6 +29,7 @@ export function createActivities(deps: WorkerDeps = defaultDeps()) {
     ...maintenanceActivities(deps),
     ...readActivities(deps),
     ...controlActivities(deps),
+    ...throttleActivities(deps),
   };
 }
 

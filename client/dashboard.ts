@@ -14,6 +14,9 @@ import { asOfFromQuery, dashboardQuerySchema } from '../rules/dashboard';
 import { describeIssues } from '../rules/validate';
 import { CliError, connectClient } from './connection';
 import { lagCell, ownerIds, queryOwner, retryingCell } from './owner-state';
+import { readThrottles } from '../lake/throttles';
+import { decisionRequestSchema } from '../rules/dashboard';
+import { decide } from './throttle';
 
 const PAGE_DIR = path.join(config.projectRoot, 'client', 'dashboard-page');
 const ASSETS: Record<string, { file: string; type: string }> = {
@@ -29,9 +32,13 @@ export interface DashboardOptions {
   /** Owner workflows to show lag and links for (the defaults, or a test's). */
   sources?: Source[];
   workflowIdPrefix?: string;
-  /** Temporal client for the pipeline-health panel; none: the panel says so. */
+  /** Temporal client for the pipeline-health panel and the throttle actions; none: the panel says so. */
   temporal?: () => Promise<Client>;
+  /** Accept approve/reject/lift from any address, not only from this machine (loopback). */
+  remoteActions?: boolean;
 }
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
 
 interface OwnerHealth { workflowId: string; layer: string; url: string; lagFiles?: number | string; lastPassAt?: string; running?: boolean; retrying?: string; error?: string }
 
@@ -82,6 +89,34 @@ export async function buildDashboard(options: DashboardOptions = {}): Promise<Fa
       return reply.code(503).send({ error: message, pipeline: await owners });
     }
   });
+  // Throttles in force and proposals waiting, from the audit (always now, whatever ?as_of= says).
+  app.get('/api/throttles', async (_request, reply) => {
+    try {
+      return { throttles: await readThrottles(lake), ended: await readThrottles(lake, { all: true, limit: 10 }).then((all) => all.filter((t) => ['lifted', 'withdrawn', 'rejected'].includes(t.state))) };
+    } catch (error) {
+      const message = error instanceof CatalogUnreachableError ? error.message : `cannot read the lake: ${(error as Error).message.split('\n')[0]}`;
+      return reply.code(503).send({ error: message });
+    }
+  });
+  // The page's only write: an operator's decision on one throttle, from this machine unless told
+  // otherwise, as JSON (a form or another site's page cannot send it: no CORS, and Origin must match).
+  app.post('/api/throttles/decide', { bodyLimit: 4096 }, async (request, reply) => {
+    if (!options.remoteActions && !LOOPBACK.test(request.socket.remoteAddress ?? '')) {
+      return reply.code(403).send({ error: 'throttle actions are accepted from this machine only (netpulse dashboard --remote-actions to change that)' });
+    }
+    const origin = request.headers.origin;
+    if (origin !== undefined && new URL(origin).host !== request.headers.host) return reply.code(403).send({ error: `origin ${origin} may not act on throttles` });
+    const body = decisionRequestSchema.safeParse(request.body);
+    if (!body.success) return reply.code(400).send({ error: `bad decision: ${describeIssues(body.error)}` });
+    if (!options.temporal) return reply.code(503).send({ error: 'no Temporal connection' });
+    try {
+      const actor = `dashboard@${request.socket.remoteAddress?.replace(/^::ffff:/, '') ?? 'unknown'}`;
+      const view = await decide(await options.temporal(), body.data.client, body.data.action, actor, body.data.reason);
+      return { client: view.client, state: view.state, transition: view.transitions.at(-1) };
+    } catch (error) {
+      return reply.code(error instanceof CliError && error.exitCode === 2 ? 409 : 503).send({ error: (error as Error).message });
+    }
+  });
   return app;
 }
 
@@ -90,11 +125,12 @@ export function dashboardCommand(): Command {
     .description('serve the live dashboard (one page + a read-only JSON API) on 127.0.0.1')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port', process.env.NETPULSE_DASHBOARD_PORT ?? '8080')
+    .option('--remote-actions', 'accept throttle approve/reject/lift from other machines too (default: this machine only)')
     .action(async (options) => {
       const port = Number(options.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port: "${options.port}" is not a port number`, 2);
       let client: Promise<Client> | undefined;
-      const app = await buildDashboard({ temporal: () => (client ??= connectClient()) });
+      const app = await buildDashboard({ temporal: () => (client ??= connectClient()), remoteActions: Boolean(options.remoteActions) });
       // Listening for the stop signals before saying where to connect: one sent right after still closes cleanly.
       const stopped = new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
       const address = await app.listen({ host: options.host, port });

@@ -1,6 +1,8 @@
-// What a dashboard request may carry: only `as_of`, a gold snapshot id or an ISO time. Nothing
-// in a request becomes SQL text or a file path; anything else is a 400.
+// What a dashboard request may carry: on reads only `as_of`, a gold snapshot id or an ISO time; on
+// the one write, a throttle decision. Nothing in a request becomes SQL text or a file path; anything
+// else is a 400.
 import { z } from 'zod';
+import { OPERATOR_ACTIONS } from './throttle';
 
 export const dashboardQuerySchema = z
   .object({
@@ -15,3 +17,12 @@ export function asOfFromQuery(query: z.output<typeof dashboardQuerySchema>): { a
   if (query.as_of === undefined) return {};
   return typeof query.as_of === 'number' ? { asOfVersion: query.as_of } : { asOfTime: new Date(query.as_of).toISOString() };
 }
+
+/** What the page may ask of a throttle: one of the operator's decisions, for one client, with a reason. */
+export const decisionRequestSchema = z
+  .object({
+    client: z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/(Computador|Celular)$/, 'a client as <ip>/<device>'),
+    action: z.enum(OPERATOR_ACTIONS),
+    reason: z.string().max(500).regex(/^[^\p{Cc}]*$/u, 'no control characters').default(''),
+  })
+  .strict();

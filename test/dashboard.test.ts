@@ -9,12 +9,9 @@ import { buildDashboard } from '../client/dashboard';
 import { LAKE, type LakeConfig } from '../lake/catalog';
 import { generatorWorkflow } from '../workflows/generator';
 import { medallionPipeline } from '../workflows/pipeline';
+import { CHROMIUM, CHROMIUM_ARGS } from './browser';
 import { closeTestResources, landingFile, type Row, sqlRows, TEST_OUTPUT, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker } from './helpers';
 
-const CHROMIUM = process.env.NETPULSE_CHROMIUM ?? '/usr/bin/chromium';
-// Headless, and nothing that reaches for the network (the machine has none).
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
 const CLI = path.join(__dirname, '..', 'dist', 'client', 'cli.js');
 const processes: ChildProcess[] = [];
 

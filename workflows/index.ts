@@ -4,3 +4,4 @@ export * from './bronze';
 export * from './pipeline';
 export * from './layers';
 export * from './maintenance';
+export * from './throttle';

@@ -135,6 +135,43 @@ function renderPipeline(pipeline, commits) {
   }, (o) => (o.error ? 'stuck' : o.retrying ? 'retrying' : ''));
 }
 
+/** The throttle panel: open throttles with the decisions each state takes, then the last few that ended. */
+const ACTIONS = { proposed: ['approve', 'reject'], approved: ['lift'], applied: ['lift'], 'in force': ['lift'], failed: ['lift'] };
+function renderThrottles({ throttles, ended }) {
+  $('throttle-count').textContent = `${fmt(throttles.filter((t) => t.state === 'proposed').length)} proposed, ${fmt(throttles.filter((t) => t.state === 'in force').length)} in force`;
+  fillTable('throttles', [...throttles, ...ended], (t) => {
+    const buttons = document.createElement('span');
+    for (const action of ACTIONS[t.state] ?? []) {
+      const button = document.createElement('button');
+      button.textContent = action;
+      button.dataset.action = action;
+      button.addEventListener('click', () => decide(t.client, action, button));
+      buttons.append(button);
+    }
+    return [t.client, t.servidor ?? '–', t.state, t.plan_mbps === null ? '–' : mbps(t.plan_mbps), t.limit_mbps === null ? '–' : mbps(t.limit_mbps),
+      t.since.replace('T', ' ').slice(0, 19), t.actor, t.reason ?? '', buttons];
+  }, (t) => `throttle ${t.state.replace(' ', '-')}`);
+}
+
+async function decide(client, action, button) {
+  button.disabled = true;
+  const message = $('throttle-message');
+  message.textContent = `${action} ${client}…`;
+  const response = await fetch('/api/throttles/decide', {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client, action, reason: $('throttle-reason').value }),
+  });
+  const body = await response.json();
+  message.textContent = response.ok ? `${client}: ${body.state}` : `error: ${body.error}`;
+  await refreshThrottles();
+}
+
+async function refreshThrottles() {
+  const response = await fetch('/api/throttles');
+  const body = await response.json();
+  if (response.ok) renderThrottles(body);
+  else $('throttle-count').textContent = `error: ${body.error}`;
+}
+
 async function refresh() {
   const status = $('status');
   try {
@@ -145,6 +182,7 @@ async function refresh() {
       throw new Error(body.error ?? response.statusText);
     }
     render(body);
+    await refreshThrottles();
     status.textContent = `updated ${new Date().toLocaleTimeString('en-GB')}`;
     status.className = '';
     document.body.dataset.version = body.report.version ?? '';

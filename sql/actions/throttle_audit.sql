@@ -1,10 +1,10 @@
 -- The throttle audit: one row per transition of a client's throttle workflow, written exactly once
--- (keyed by workflow_id and seq). The current state of a client is its latest row.
+-- (keyed by episode and seq). A client's current state is the latest row of its latest episode.
 CREATE TABLE IF NOT EXISTS actions.throttle_audit (
-  at TIMESTAMPTZ NOT NULL,        -- when the transition happened (workflow time)
+  happened_at TIMESTAMPTZ NOT NULL, -- when the transition happened (workflow time)
   workflow_id VARCHAR NOT NULL,   -- throttle-<ip>-<dispositivo>
-  run_id VARCHAR,
-  seq BIGINT NOT NULL,            -- 1, 2, … within the workflow_id
+  episode VARCHAR NOT NULL,       -- one throttle from proposal to its end: the workflow's first run id
+  seq BIGINT NOT NULL,            -- 1, 2, … within the episode
   client VARCHAR NOT NULL,        -- <ip>/<dispositivo>
   ip VARCHAR NOT NULL,
   dispositivo VARCHAR NOT NULL,

@@ -1,0 +1,242 @@
+// Throttling heavy clients end to end: gold names the client, the controller proposes, an operator
+// or the policy approves, the adapter applies and reads back, the throttle lifts; every transition
+// in the audit once. Real Temporal, real lake, a real HTTP network controller for the webhook.
+import { chromium, type Browser } from 'playwright-core';
+import http from 'node:http';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { buildDashboard } from '../client/dashboard';
+import type { LakeConfig } from '../lake/catalog';
+import { CHROMIUM, CHROMIUM_ARGS } from './browser';
+import { medallionPipeline } from '../workflows/pipeline';
+import { decideUpdate, setPolicyUpdate, throttleControllerWorkflow, throttleQuery, type ThrottleView } from '../workflows/throttle';
+import type { EnforcementSettings, ThrottlePolicyInput } from '../rules/throttle';
+import { closeTestResources, landingFile, type Row, sqlRows, tempDir, TEST_OUTPUT, terminateAll, testLake, testPipeline, uniqueId, waitFor, withWorker } from './helpers';
+
+afterAll(closeTestResources);
+
+const T = '2026-06-01 10:';
+/** One server: six clients on 35 Mbps plans and two far above 3× that median (105 Mbps), throttled to 100. */
+function serverRows(prefix: string): Record<string, Row[]> {
+  const calm: Row[] = Array.from({ length: 6 }, (_, i) => [`Calmo ${i}`, `${prefix}.${20 + i}`, `${T}0${i}:00`, 'Computador', 35, 'Conectado', 'srv-a']);
+  return {
+    'Computador/Conectado': [[`Pesado`, `${prefix}.10`, `${T}01:10`, 'Computador', 1000, 'Conectado', 'srv-a'], ...calm],
+    'Celular/Conectado': [[`Médio`, `${prefix}.11`, `${T}01:20`, 'Celular', 500, 'Conectado', 'srv-a']],
+  };
+}
+
+async function lakeWithHeavyClients(tag: string, prefix: string): Promise<{ lake: LakeConfig; landing: string; refresh: (client: Client, taskQueue: string) => Promise<unknown> }> {
+  const dir = tempDir(tag);
+  const landing = path.join(dir, 'landing');
+  const lake = testLake(dir);
+  const { sources, workflowIdPrefix, ids } = testPipeline(tag);
+  for (const [folder, rows] of Object.entries(serverRows(prefix))) await landingFile(landing, folder, `${folder.replace('/', '-')}-1`, rows);
+  const refresh = async (client: Client, taskQueue: string) => {
+    await client.workflow.execute(medallionPipeline, {
+      taskQueue, workflowId: uniqueId(`pipeline-${tag}`),
+      args: [{ sources, landingPath: landing, workflowIdPrefix, gold: { options: { refreshIntervalSeconds: 0, serverCapacityMbps: { 'srv-a': 1000 } } } }],
+    });
+    await terminateAll(ids);
+  };
+  return { lake, landing, refresh };
+}
+
+/** A network controller: PUT/GET/DELETE /throttles/<client>, the first PUT answered 503; every call kept. */
+async function networkController() {
+  const limits = new Map<string, number>();
+  const calls: { method: string; client: string; key?: string; auth?: string }[] = [];
+  let failNextPut = true;
+  const server = http.createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk) => (body += chunk));
+    request.on('end', () => {
+      const client = decodeURIComponent((request.url ?? '').replace(/^\/throttles\//, ''));
+      calls.push({ method: request.method!, client, key: request.headers['idempotency-key'] as string | undefined, auth: request.headers.authorization });
+      const json = (status: number, value?: unknown) => response.writeHead(status, { 'content-type': 'application/json' }).end(value === undefined ? '' : JSON.stringify(value));
+      if (request.method === 'PUT') {
+        if (failNextPut) { failNextPut = false; return json(503, { error: 'busy' }); }
+        limits.set(client, (JSON.parse(body) as { limitMbps: number }).limitMbps);
+        return json(200, { ok: true });
+      }
+      if (request.method === 'GET') return limits.has(client) ? json(200, { limitMbps: limits.get(client), detail: `rate-limit ${limits.get(client)} Mbps` }) : json(404);
+      if (request.method === 'DELETE') return json(limits.delete(client) ? 200 : 404);
+      return json(405);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, limits, calls, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+/** Why an update failed: the workflow's message, under the client's "Workflow Update failed". */
+const updateRefusal = (update: Promise<unknown>) => update.then(() => 'accepted', (error: Error) => (error.cause as Error | undefined)?.message ?? error.message);
+
+const audit = (lake: LakeConfig, client: string) => sqlRows<{ seq: string; transition: string; state: string; actor: string; limit_mbps: string; adapter: string | null }>(
+  `SELECT seq, transition, state, actor, limit_mbps, adapter FROM actions.throttle_audit WHERE client = '${client}' ORDER BY happened_at, seq`, lake);
+
+async function stateOf(client: Client, workflowId: string): Promise<ThrottleView | undefined> {
+  return client.workflow.getHandle(workflowId).query(throttleQuery).catch(() => undefined);
+}
+const reaches = (client: Client, workflowId: string, state: string) =>
+  waitFor(`${workflowId} ${state}`, async () => ((await stateOf(client, workflowId))?.state === state ? true : undefined), 60_000);
+
+async function withController(client: Client, taskQueue: string, policy: ThrottlePolicyInput, body: (controllerId: string) => Promise<void>): Promise<void> {
+  const controllerId = uniqueId('throttle-controller');
+  await client.workflow.start(throttleControllerWorkflow, { taskQueue, workflowId: controllerId, args: [{ observeSeconds: 1, policy }] });
+  try {
+    await body(controllerId);
+  } finally {
+    await terminateAll([controllerId]);
+  }
+}
+
+test('an operator approves a proposed throttle: the webhook applies it once despite a 503, reads it back, and the lift removes it; the audit has each transition once', async () => {
+  const prefix = '10.8.1';
+  const { lake, landing, refresh } = await lakeWithHeavyClients('throttleop', prefix);
+  const controller = await networkController();
+  const heavy = `${prefix}.10/Computador`;
+  const workflowId = `throttle-${prefix}.10-Computador`;
+  const enforcement: EnforcementSettings = { adapter: 'webhook', url: controller.url, timeoutMs: 2000 };
+  try {
+    await withWorker(async ({ client, taskQueue }) => {
+      await refresh(client, taskQueue);
+      expect(await sqlRows(`SELECT ip, velocidade_mbps, throttle_to_mbps FROM gold.heavy_clients ORDER BY velocidade_mbps DESC`, lake)).toEqual([
+        { ip: `${prefix}.10`, velocidade_mbps: 1000, throttle_to_mbps: 100 },
+        { ip: `${prefix}.11`, velocidade_mbps: 500, throttle_to_mbps: 100 },
+      ]);
+      await withController(client, taskQueue, { proposePerServer: 1 }, async () => {
+        await reaches(client, workflowId, 'proposed');
+        const proposed = (await stateOf(client, workflowId))!;
+        expect(proposed).toMatchObject({ client: heavy, limitMbps: 100, servidor: 'srv-a',
+          proposedEvidence: { planMbps: 1000, serverMedianMbps: 35, timesMedian: 28.57, serverUtilisationPct: 171, heavyOnServer: 2 } });
+        // Only the server's heaviest is proposed (proposePerServer 1).
+        expect(await stateOf(client, `throttle-${prefix}.11-Celular`)).toBeUndefined();
+        // Nothing is applied without a decision.
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+        expect((await stateOf(client, workflowId))!.state).toBe('proposed');
+        expect(controller.calls).toEqual([]);
+
+        const handle = client.workflow.getHandle(workflowId);
+        expect(await updateRefusal(handle.executeUpdate(decideUpdate, { args: [{ action: 'lift', actor: 'ana', reason: '' }] }))).toBe('the throttle is proposed: it accepts approve or reject, not lift');
+        expect(await updateRefusal(handle.executeUpdate(decideUpdate, { args: [{ action: 'approve', actor: 'ana; DROP TABLE x', reason: '' }] }))).toMatch(/^decision: actor: .*letters, digits/);
+        const approved = await handle.executeUpdate(decideUpdate, { args: [{ action: 'approve', actor: 'ana', reason: 'fair share for srv-a' }] });
+        expect(approved.transitions.at(-1)).toMatchObject({ transition: 'approved', actor: 'ana', reason: 'fair share for srv-a' });
+        await reaches(client, workflowId, 'in force');
+        expect(controller.limits.get(heavy)).toBe(100);
+        // The 503 was retried with the same idempotency key: one limit, installed once.
+        const puts = controller.calls.filter((c) => c.method === 'PUT');
+        expect(puts).toHaveLength(2);
+        expect(new Set(puts.map((c) => c.key)).size).toBe(1);
+
+        const lifted = await handle.executeUpdate(decideUpdate, { args: [{ action: 'lift', actor: 'ana', reason: 'talked to the client' }] });
+        expect(lifted.state).toBe('lifted');
+        expect(controller.limits.has(heavy)).toBe(false);
+        await expect(handle.result()).resolves.toMatchObject({ state: 'lifted' });
+      });
+      expect(await audit(lake, heavy)).toEqual([
+        { seq: '1', transition: 'proposed', state: 'proposed', actor: 'netpulse', limit_mbps: '100', adapter: null },
+        { seq: '2', transition: 'approved', state: 'approved', actor: 'ana', limit_mbps: '100', adapter: null },
+        { seq: '3', transition: 'applied', state: 'applied', actor: 'netpulse', limit_mbps: '100', adapter: 'webhook' },
+        { seq: '4', transition: 'verified', state: 'in force', actor: 'netpulse', limit_mbps: '100', adapter: 'webhook' },
+        { seq: '5', transition: 'lifted', state: 'lifted', actor: 'ana', limit_mbps: '100', adapter: 'webhook' },
+      ]);
+    }, { deps: { lake, landingDir: landing, enforcement } });
+  } finally {
+    await controller.close();
+  }
+});
+
+test('under an automatic policy the heaviest client is throttled without an operator, at most maxPerServer per server, and lifted once gold stops listing it', async () => {
+  const prefix = '10.8.2';
+  const { lake, landing, refresh } = await lakeWithHeavyClients('throttleauto', prefix);
+  const first = `throttle-${prefix}.10-Computador`;
+  const second = `throttle-${prefix}.11-Celular`;
+  await withWorker(async ({ client, taskQueue }) => {
+    await refresh(client, taskQueue);
+    await withController(client, taskQueue, { proposePerServer: 2 }, async (controllerId) => {
+      await reaches(client, first, 'proposed');
+      await reaches(client, second, 'proposed');
+      // The operator turns the policy on: heavy since its proposal (0 min), server ≥ 70 %, one per server.
+      const policy = await client.workflow.getHandle(controllerId).executeUpdate(setPolicyUpdate, {
+        args: [{ auto: true, minHeavyMinutes: 0, minServerUtilisationPct: 70, maxPerServer: 1, liftAfterMinutes: 0 }],
+      });
+      expect(policy).toMatchObject({ auto: true, maxPerServer: 1, proposePerServer: 2 });
+      await reaches(client, first, 'in force');
+      const view = (await stateOf(client, first))!;
+      expect(view.transitions.find((t) => t.transition === 'approved')).toMatchObject({ actor: 'policy', reason: expect.stringMatching(/^policy: heavy since .* on a server at 171\.0 % \(70 % or more\), client 1 of at most 1 on srv-a$/) });
+      expect(view.adapter).toBe('dryrun');
+      // The second stays a proposal: srv-a has its one throttle.
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      expect((await stateOf(client, second))!.state).toBe('proposed');
+
+      // The heavy client disconnects: gold stops listing it, and its throttle lifts itself (liftAfterMinutes 0).
+      await landingFile(landing, 'Computador/Desconectado', 'gone', [['Pesado', `${prefix}.10`, `${T}30:00`, 'Computador', 1000, 'Desconectado', 'srv-a']]);
+      await refresh(client, taskQueue);
+      await reaches(client, first, 'lifted');
+      expect((await stateOf(client, first))!.transitions.at(-1)).toMatchObject({ actor: 'netpulse', reason: expect.stringMatching(/^not heavy since .* \(liftAfterMinutes 0\)$/) });
+      // With a slot free on srv-a (now at 71 %), the policy approves the next heaviest.
+      await reaches(client, second, 'in force');
+    });
+  }, { deps: { lake, landingDir: landing, enforcement: { adapter: 'dryrun' } } });
+  const rows = await sqlRows<{ client: string; transitions: string }>(`SELECT client, string_agg(transition, ',' ORDER BY seq) AS transitions
+    FROM actions.throttle_audit GROUP BY client ORDER BY client`, lake);
+  expect(rows).toEqual([
+    { client: `${prefix}.10/Computador`, transitions: 'proposed,approved,applied,verified,lifted' },
+    { client: `${prefix}.11/Celular`, transitions: 'proposed,approved,applied,verified' },
+  ]);
+  await terminateAll([second]);
+});
+
+test('the dashboard lists proposals and throttles in force; approve and lift from the page; the API takes only those decisions, validated, from this machine', async () => {
+  const prefix = '10.8.3';
+  const { lake, landing, refresh } = await lakeWithHeavyClients('throttlepage', prefix);
+  const workflowId = `throttle-${prefix}.10-Computador`;
+  let browser: Browser | undefined;
+  await withWorker(async ({ client, taskQueue }) => {
+    await refresh(client, taskQueue);
+    const app = await buildDashboard({ lake, temporal: async () => client });
+    try {
+      await withController(client, taskQueue, { proposePerServer: 2 }, async () => {
+        await reaches(client, workflowId, 'proposed');
+        await reaches(client, `throttle-${prefix}.11-Celular`, 'proposed');
+        const url = await app.listen({ host: '127.0.0.1', port: 0 });
+        const post = (body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+          fetch(`${url}/api/throttles/decide`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+        // Hostile or wrong requests: refused with a reason, and the throttles unchanged.
+        expect((await post({ client: `${prefix}.10/Computador`, action: 'delete' })).status).toBe(400);
+        expect(await (await post({ client: `${prefix}.10/Computador; rm -rf /`, action: 'approve' })).json()).toMatchObject({ error: expect.stringMatching(/^bad decision: client: a client as <ip>\/<device>/) });
+        expect((await post({ client: `${prefix}.10/Computador`, action: 'approve', actor: 'someone else' })).status).toBe(400);
+        expect((await post('client=x&action=approve', { 'content-type': 'application/x-www-form-urlencoded' })).status).toBe(415);
+        expect((await post({ client: `${prefix}.10/Computador`, action: 'approve' }, { 'content-type': 'application/json', origin: 'http://evil.example' })).status).toBe(403);
+        expect(await (await post({ client: `${prefix}.10/Computador`, action: 'lift' })).json()).toEqual({ error: `lift ${prefix}.10/Computador: the throttle is proposed: it accepts approve or reject, not lift` });
+        expect((await stateOf(client, workflowId))!.state).toBe('proposed');
+
+        browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+        const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
+        await page.goto(url);
+        const rows = page.locator('[data-testid="throttles"] tbody tr');
+        await page.waitForFunction(`document.querySelectorAll('[data-testid="throttles"] tbody tr').length === 2`);
+        expect(await page.evaluate(`[...document.querySelectorAll('[data-testid="throttles"] tbody tr')].map((tr) => [...tr.cells].slice(0, 5).map((c) => c.textContent))`)).toEqual([
+          [`${prefix}.10/Computador`, 'srv-a', 'proposed', '1 Gbps', '100 Mbps'],
+          [`${prefix}.11/Celular`, 'srv-a', 'proposed', '500 Mbps', '100 Mbps'],
+        ]);
+        await page.fill('[data-testid="throttle-reason"]', 'peak hour on srv-a');
+        const row = rows.filter({ hasText: `${prefix}.10/Computador` });
+        await row.locator('button[data-action="approve"]').click();
+        await page.waitForFunction(`[...document.querySelectorAll('[data-testid="throttles"] tbody tr')].some((tr) => tr.cells[0].textContent === '${prefix}.10/Computador' && tr.cells[2].textContent === 'in force')`, undefined, { timeout: 30_000 });
+        const screenshot = path.join(TEST_OUTPUT, 'throttle-panel.png');
+        await page.locator('[data-testid="throttle-panel"]').screenshot({ path: screenshot });
+        expect(await audit(lake, `${prefix}.10/Computador`)).toEqual(expect.arrayContaining([
+          expect.objectContaining({ transition: 'approved', actor: 'dashboard@127.0.0.1' }),
+        ]));
+        expect((await sqlRows<{ reason: string }>(`SELECT reason FROM actions.throttle_audit WHERE client = '${prefix}.10/Computador' AND transition = 'approved'`, lake))[0].reason).toBe('peak hour on srv-a');
+        await row.locator('button[data-action="lift"]').click();
+        await reaches(client, workflowId, 'lifted');
+      });
+    } finally {
+      await browser?.close();
+      await app.close();
+      await terminateAll([`throttle-${prefix}.11-Celular`]);
+    }
+  }, { deps: { lake, landingDir: landing, enforcement: { adapter: 'dryrun' } } });
+});

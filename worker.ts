@@ -3,6 +3,7 @@ import { NativeConnection, Runtime, Worker, DefaultLogger, type WorkerOptions } 
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createActivities, defaultDeps, type WorkerDeps } from './activities';
+import { enforcementFromEnv } from './activities/enforcement';
 import { config } from './config';
 import { closeLakes, redactCatalog } from './lake/catalog';
 import { closeAllInstances } from './lake/duckdb';
@@ -45,8 +46,11 @@ export async function runWorker(): Promise<void> {
     // Temporal's worker metrics (task latencies, activity and local activity execution time), for Prometheus.
     ...(metrics && { telemetryOptions: { metrics: { prometheus: { bindAddress: metrics } } } }),
   });
-  const worker = await createNetpulseWorker();
+  // A misconfigured adapter stops the worker now, not at the first approved throttle.
+  const enforcement = enforcementFromEnv();
+  const worker = await createNetpulseWorker({ deps: { enforcement } });
   Runtime.instance().logger.info('netpulse worker started', {
+    throttleAdapter: enforcement.adapter,
     taskQueue: config.taskQueue, address: config.temporalAddress, catalog: redactCatalog(config.catalog), catalogSchema: config.catalogSchema, data: config.dataPath, landing: config.landingDir,
   });
   // Worker.run() handles SIGINT/SIGTERM: stops polling, waits for running activities, then resolves.

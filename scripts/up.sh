@@ -9,7 +9,8 @@
 #
 # Environment: NETPULSE_DATA_DIR (default data/: logs, Temporal's SQLite file, catalog, landing
 # zone, lake), TEMPORAL_PORT and TEMPORAL_UI_PORT (7233, 8233), NETPULSE_CATALOG_PORT (5433),
-# NETPULSE_DASHBOARD_PORT (8080), NETPULSE_LANDING_DIR, NETPULSE_DATA_PATH; with all of them set,
+# NETPULSE_DASHBOARD_PORT (8080), NETPULSE_LANDING_DIR, NETPULSE_DATA_PATH, NETPULSE_THROTTLE_ADAPTER
+# (dryrun; tc or webhook enforce throttles, docs/throttling.md); with all of them set,
 # it runs beside another up.sh without touching its data or ports. NETPULSE_SKIP_SETUP=1 skips
 # scripts/setup.sh and the build (for test/up.test.ts, which runs after both).
 set -euo pipefail
@@ -71,7 +72,7 @@ trap shutdown INT TERM EXIT
 
 bash scripts/server.sh start
 bash scripts/catalog.sh start
-node dist/worker.js >>"$LOG_DIR/worker.log" 2>&1 &
+NETPULSE_THROTTLE_ADAPTER="${NETPULSE_THROTTLE_ADAPTER:-dryrun}" node dist/worker.js >>"$LOG_DIR/worker.log" 2>&1 &
 worker_pid=$!
 node dist/client/cli.js dashboard --port "$DASHBOARD_PORT" >>"$LOG_DIR/dashboard.log" 2>&1 &
 dashboard_pid=$!
@@ -88,6 +89,9 @@ watch_pid=$!
 # Landing files are archived an hour after they were taken: every pass lists each source's folder
 # (2,000 files in one made its batch ~60 ms longer, bench/profile.ts --files 2000 --micro 10).
 cli maintenance schedule --every 10m --landing archive --landing-retention-hours 1
+# Throttle proposals for heavy clients, in a dry run: nothing touches the network unless the
+# worker runs with NETPULSE_THROTTLE_ADAPTER=tc or webhook (docs/throttling.md).
+cli throttle start --observe-seconds 60
 say "[up] dashboard: http://localhost:$DASHBOARD_PORT/   Temporal Web UI: http://localhost:${TEMPORAL_UI_PORT:-8233}   logs: $LOG_DIR/"
 say "[up] landing zone: ${NETPULSE_LANDING_DIR:-$DATA_DIR/landing}   lake files: ${NETPULSE_DATA_PATH:-$DATA_DIR/lake}   catalog: $(bash scripts/catalog.sh status 2>&1 | head -n1)"
 say "[up] answers: node dist/client/cli.js report   status: node dist/client/cli.js status   Ctrl-C to stop"

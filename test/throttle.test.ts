@@ -2,93 +2,15 @@
 // or the policy approves, the adapter applies and reads back, the throttle lifts; every transition
 // in the audit once. Real Temporal, real lake, a real HTTP network controller for the webhook.
 import { chromium, type Browser } from 'playwright-core';
-import http from 'node:http';
 import path from 'node:path';
-import type { Client } from '@temporalio/client';
 import { buildDashboard } from '../client/dashboard';
-import type { LakeConfig } from '../lake/catalog';
 import { CHROMIUM, CHROMIUM_ARGS } from './browser';
-import { medallionPipeline } from '../workflows/pipeline';
-import { decideUpdate, setPolicyUpdate, throttleControllerWorkflow, throttleQuery, type ThrottleView } from '../workflows/throttle';
-import type { EnforcementSettings, ThrottlePolicyInput } from '../rules/throttle';
-import { closeTestResources, landingFile, type Row, sqlRows, tempDir, TEST_OUTPUT, terminateAll, testLake, testPipeline, uniqueId, waitFor, withWorker } from './helpers';
+import { decideUpdate, setPolicyUpdate } from '../workflows/throttle';
+import type { EnforcementSettings } from '../rules/throttle';
+import { closeTestResources, landingFile, sqlRows, TEST_OUTPUT, terminateAll, withWorker } from './helpers';
+import { audit, lakeWithHeavyClients, networkController, reaches, stateOf, T, updateRefusal, withController } from './throttle-fixtures';
 
 afterAll(closeTestResources);
-
-const T = '2026-06-01 10:';
-/** One server: six clients on 35 Mbps plans and two far above 3× that median (105 Mbps), throttled to 100. */
-function serverRows(prefix: string): Record<string, Row[]> {
-  const calm: Row[] = Array.from({ length: 6 }, (_, i) => [`Calmo ${i}`, `${prefix}.${20 + i}`, `${T}0${i}:00`, 'Computador', 35, 'Conectado', 'srv-a']);
-  return {
-    'Computador/Conectado': [[`Pesado`, `${prefix}.10`, `${T}01:10`, 'Computador', 1000, 'Conectado', 'srv-a'], ...calm],
-    'Celular/Conectado': [[`Médio`, `${prefix}.11`, `${T}01:20`, 'Celular', 500, 'Conectado', 'srv-a']],
-  };
-}
-
-async function lakeWithHeavyClients(tag: string, prefix: string): Promise<{ lake: LakeConfig; landing: string; refresh: (client: Client, taskQueue: string) => Promise<unknown> }> {
-  const dir = tempDir(tag);
-  const landing = path.join(dir, 'landing');
-  const lake = testLake(dir);
-  const { sources, workflowIdPrefix, ids } = testPipeline(tag);
-  for (const [folder, rows] of Object.entries(serverRows(prefix))) await landingFile(landing, folder, `${folder.replace('/', '-')}-1`, rows);
-  const refresh = async (client: Client, taskQueue: string) => {
-    await client.workflow.execute(medallionPipeline, {
-      taskQueue, workflowId: uniqueId(`pipeline-${tag}`),
-      args: [{ sources, landingPath: landing, workflowIdPrefix, gold: { options: { refreshIntervalSeconds: 0, serverCapacityMbps: { 'srv-a': 1000 } } } }],
-    });
-    await terminateAll(ids);
-  };
-  return { lake, landing, refresh };
-}
-
-/** A network controller: PUT/GET/DELETE /throttles/<client>, the first PUT answered 503; every call kept. */
-async function networkController() {
-  const limits = new Map<string, number>();
-  const calls: { method: string; client: string; key?: string; auth?: string }[] = [];
-  let failNextPut = true;
-  const server = http.createServer((request, response) => {
-    let body = '';
-    request.on('data', (chunk) => (body += chunk));
-    request.on('end', () => {
-      const client = decodeURIComponent((request.url ?? '').replace(/^\/throttles\//, ''));
-      calls.push({ method: request.method!, client, key: request.headers['idempotency-key'] as string | undefined, auth: request.headers.authorization });
-      const json = (status: number, value?: unknown) => response.writeHead(status, { 'content-type': 'application/json' }).end(value === undefined ? '' : JSON.stringify(value));
-      if (request.method === 'PUT') {
-        if (failNextPut) { failNextPut = false; return json(503, { error: 'busy' }); }
-        limits.set(client, (JSON.parse(body) as { limitMbps: number }).limitMbps);
-        return json(200, { ok: true });
-      }
-      if (request.method === 'GET') return limits.has(client) ? json(200, { limitMbps: limits.get(client), detail: `rate-limit ${limits.get(client)} Mbps` }) : json(404);
-      if (request.method === 'DELETE') return json(limits.delete(client) ? 200 : 404);
-      return json(405);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}`, limits, calls, close: () => new Promise((resolve) => server.close(resolve)) };
-}
-
-/** Why an update failed: the workflow's message, under the client's "Workflow Update failed". */
-const updateRefusal = (update: Promise<unknown>) => update.then(() => 'accepted', (error: Error) => (error.cause as Error | undefined)?.message ?? error.message);
-
-const audit = (lake: LakeConfig, client: string) => sqlRows<{ seq: string; transition: string; state: string; actor: string; limit_mbps: string; adapter: string | null }>(
-  `SELECT seq, transition, state, actor, limit_mbps, adapter FROM actions.throttle_audit WHERE client = '${client}' ORDER BY happened_at, seq`, lake);
-
-async function stateOf(client: Client, workflowId: string): Promise<ThrottleView | undefined> {
-  return client.workflow.getHandle(workflowId).query(throttleQuery).catch(() => undefined);
-}
-const reaches = (client: Client, workflowId: string, state: string) =>
-  waitFor(`${workflowId} ${state}`, async () => ((await stateOf(client, workflowId))?.state === state ? true : undefined), 60_000);
-
-async function withController(client: Client, taskQueue: string, policy: ThrottlePolicyInput, body: (controllerId: string) => Promise<void>): Promise<void> {
-  const controllerId = uniqueId('throttle-controller');
-  await client.workflow.start(throttleControllerWorkflow, { taskQueue, workflowId: controllerId, args: [{ observeSeconds: 1, policy }] });
-  try {
-    await body(controllerId);
-  } finally {
-    await terminateAll([controllerId]);
-  }
-}
 
 test('an operator approves a proposed throttle: the webhook applies it once despite a 503, reads it back, and the lift removes it; the audit has each transition once', async () => {
   const prefix = '10.8.1';

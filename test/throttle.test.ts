@@ -7,7 +7,7 @@ import { buildDashboard } from '../client/dashboard';
 import { CHROMIUM, CHROMIUM_ARGS } from './browser';
 import { decideUpdate, setPolicyUpdate } from '../workflows/throttle';
 import type { EnforcementSettings } from '../rules/throttle';
-import { closeTestResources, landingFile, sqlRows, TEST_OUTPUT, terminateAll, withWorker } from './helpers';
+import { cli, closeTestResources, lakeEnv, landingFile, sqlRows, TEST_OUTPUT, terminateAll, uniqueId, waitFor, withWorker } from './helpers';
 import { audit, lakeWithHeavyClients, networkController, reaches, stateOf, T, updateRefusal, withController } from './throttle-fixtures';
 
 afterAll(closeTestResources);
@@ -161,4 +161,46 @@ test('the dashboard lists proposals and throttles in force; approve and lift fro
       await terminateAll([`throttle-${prefix}.11-Celular`]);
     }
   }, { deps: { lake, landingDir: landing, enforcement: { adapter: 'dryrun' } } });
+});
+
+test('netpulse throttle: start the controller, set the policy, list, approve and lift from the CLI, with clear errors for bad input', async () => {
+  const prefix = '10.8.5';
+  const { lake, landing, refresh } = await lakeWithHeavyClients('throttlecli', prefix);
+  const taskQueue = uniqueId('tq-throttle-cli');
+  const env = { TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing, ...lakeEnv(lake) };
+  const heavy = `${prefix}.10/Computador`;
+  await withWorker(async ({ client }) => {
+    await refresh(client, taskQueue);
+    expect(await cli(['throttle', 'policy'], env)).toMatchObject({ code: 1, stderr: 'error: no throttle controller is running (throttle-controller); start it with: netpulse throttle start\n' });
+    expect(await cli(['throttle', 'start', '--observe-seconds', '1'], env)).toMatchObject({ code: 0, stdout: expect.stringMatching(/^throttle controller started: throttle-controller/) });
+    expect(await cli(['throttle', 'start'], env)).toMatchObject({ code: 0, stdout: 'throttle controller already running: throttle-controller\n' });
+    try {
+      expect(await cli(['throttle', 'policy', '--max-per-server', 'lots'], env)).toMatchObject({ code: 2, stderr: 'error: --max-per-server: "lots" is not a number\n' });
+      expect(await cli(['throttle', 'policy', '--auto', 'maybe'], env)).toMatchObject({ code: 2 });
+      const policy = await cli(['throttle', 'policy', '--propose-per-server', '1', '--json'], env);
+      expect(JSON.parse(policy.stdout)).toMatchObject({ auto: false, proposePerServer: 1, maxPerServer: 3 });
+      const listed = await waitFor('a proposal in the list', async () => {
+        const out = await cli(['throttle', 'list', '--json'], env);
+        const rows = JSON.parse(out.stdout) as { client: string; state: string; limit_mbps: number; plan_mbps: number }[];
+        return rows.length === 2 ? rows : undefined;
+      });
+      // The heaviest first; the default policy proposes each server's three heaviest.
+      expect(listed).toEqual([
+        expect.objectContaining({ client: heavy, state: 'proposed', limit_mbps: 100, plan_mbps: 1000, servidor: 'srv-a' }),
+        expect.objectContaining({ client: `${prefix}.11/Celular`, state: 'proposed', limit_mbps: 100, plan_mbps: 500, servidor: 'srv-a' }),
+      ]);
+      expect(await cli(['throttle', 'approve', '10.8.5.10'], env)).toMatchObject({ code: 2, stderr: expect.stringMatching(/^error: "10\.8\.5\.10" is not a client: .*<ip>\/<device>/) });
+      expect(await cli(['throttle', 'lift', heavy], env)).toMatchObject({ code: 2, stderr: `error: lift ${heavy}: the throttle is proposed: it accepts approve or reject, not lift\n` });
+      expect(await cli(['throttle', 'approve', `${prefix}.99/Celular`], env)).toMatchObject({ code: 2, stderr: `error: ${prefix}.99/Celular has no throttle open (netpulse throttle list)\n` });
+      const approved = await cli(['throttle', 'approve', heavy, '--actor', 'ana', '--reason', 'peak hour'], env);
+      expect(approved).toMatchObject({ code: 0, stdout: expect.stringMatching(new RegExp(`^${heavy}: approved \\(approved by ana at \\S+: peak hour\\)\\n$`)) });
+      await reaches(client, `throttle-${prefix}.10-Computador`, 'in force');
+      expect((await cli(['throttle', 'lift', heavy, '--actor', 'ana'], env)).stdout).toMatch(new RegExp(`^${heavy}: lifted \\(lifted by ana at \\S+: lifted by the operator\\)`));
+      const trail = JSON.parse((await cli(['throttle', 'list', '--client', heavy, '--json'], env)).stdout) as { transition: string; actor: string }[];
+      expect(trail.map((t) => `${t.transition} ${t.actor}`)).toEqual(['proposed netpulse', 'approved ana', 'applied netpulse', 'verified netpulse', 'lifted ana']);
+      expect((await cli(['throttle', 'list'], env)).stdout).toMatch(new RegExp(`^client +workflow_id .*\n[- ]+\n${prefix}\.11/Celular +throttle-${prefix}\.11-Celular +srv-a +proposed .*\n$`));
+    } finally {
+      await terminateAll(['throttle-controller', `throttle-${prefix}.10-Computador`, `throttle-${prefix}.11-Celular`]);
+    }
+  }, { taskQueue, deps: { lake, landingDir: landing, enforcement: { adapter: 'dryrun' } } });
 });

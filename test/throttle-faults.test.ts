@@ -2,12 +2,15 @@
 // the audit says so, and the Temporal server killed and restarted at that moment. Each time the
 // workflow goes on, the network has one limit and the audit each transition once.
 import { Client, Connection } from '@temporalio/client';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { tcAdapter } from '../activities/enforcement/tc';
 import { startDevServer } from '../scripts/dev-server';
 import { decideUpdate } from '../workflows/throttle';
-import { closeTestResources, lakeEnv, startWorkerProcess, stopProcess, tempDir, uniqueId, waitFor } from './helpers';
-import { audit, lakeWithHeavyClients, networkController, reaches, terminate, withController } from './throttle-fixtures';
+import { cli, closeTestResources, lakeEnv, startWorkerProcess, stopProcess, tempDir, testClient, uniqueId, waitFor } from './helpers';
+import { CLIENT_IP, createNetnsPair, GATEWAY_DEVICE, netnsUnavailableReason } from './netns';
+import { audit, lakeWithHeavyClients, networkController, reaches, stateOf, terminate, withController } from './throttle-fixtures';
 
 afterAll(closeTestResources);
 
@@ -64,3 +67,69 @@ test('the Temporal server killed after the adapter applied a limit and before it
     expect(existsSync(dbFile)).toBe(true);
   }
 });
+
+// Needs root and network namespaces (CI runs as root). Elsewhere it fails saying why, unless
+// NETPULSE_SKIP_NETNS=1 skips it, said on the console: never a silent pass.
+const netnsMissing = netnsUnavailableReason();
+const skipNetns = netnsMissing !== undefined && process.env.NETPULSE_SKIP_NETNS === '1';
+if (skipNetns) console.warn(`[throttle-faults] skipping the tc test: ${netnsMissing} (NETPULSE_SKIP_NETNS=1)`);
+
+(skipNetns ? test.skip : test)('tc on a gateway: the client gold named falls to its limit (iperf3, within 10 %) and comes back after the lift; a worker SIGKILLed between applied and audited leaves one rule and each transition audited once', async () => {
+  if (netnsMissing) throw new Error(`cannot create network namespaces: ${netnsMissing}. Run as root, or set NETPULSE_SKIP_NETNS=1 to skip this test`);
+  const { lake, landing, refresh } = await lakeWithHeavyClients('throttletc', '10.0.1', 180);
+  const net = await createNetnsPair();
+  const heavy = `${CLIENT_IP}/Computador`;
+  const workflowId = `throttle-${CLIENT_IP}-Computador`;
+  const dir = tempDir('throttle-tc');
+  const failpoints = path.join(dir, 'failpoints');
+  const taskQueue = uniqueId('tq-throttle-tc');
+  const env = {
+    TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS!, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing, ...lakeEnv(lake),
+    NETPULSE_THROTTLE_ADAPTER: 'tc', NETPULSE_TC_DEVICE: GATEWAY_DEVICE, NETPULSE_TC_NETNS: net.gatewayNs,
+  };
+  const network = tcAdapter({ device: GATEWAY_DEVICE, netns: net.gatewayNs });
+  const client = await testClient();
+  let worker = startWorkerProcess({ ...env, ...pauseBeforeAppliedAudit(failpoints, 120_000) });
+  try {
+    const unshaped = await net.measureMbps(2);
+    await refresh(client, taskQueue);
+    await withController(client, taskQueue, { proposePerServer: 1 }, async () => {
+      await reaches(client, workflowId, 'proposed');
+      expect(await cli(['throttle', 'approve', heavy, '--actor', 'ana', '--reason', 'fair share'], env)).toMatchObject({ code: 0 });
+      await paused(failpoints);
+      // The limit is on the network, the audit does not say so yet: the worst moment to die.
+      expect((await network.inForce({ client: heavy, ip: CLIENT_IP }))?.limitMbps).toBe(100);
+      expect((await audit(lake, heavy)).map((r) => r.transition)).toEqual(['proposed', 'approved']);
+      await stopProcess(worker, 'SIGKILL');
+      worker = startWorkerProcess(env);
+      await waitFor(`${workflowId} in force`, async () => ((await stateOf(client, workflowId))?.state === 'in force' ? true : undefined), 120_000);
+      expect(rulesFor(net.gatewayNs, CLIENT_IP)).toEqual({ filters: 1, classes: 1 });
+      const shaped = await net.measureMbps(2);
+      expect(await cli(['throttle', 'lift', heavy, '--actor', 'ana'], env)).toMatchObject({ code: 0 });
+      expect(rulesFor(net.gatewayNs, CLIENT_IP)).toEqual({ filters: 0, classes: 0 });
+      const lifted = await net.measureMbps(2);
+      console.log(`[throttle-faults] iperf3 -R to ${CLIENT_IP}: unshaped ${unshaped.toFixed(0)} Mbit/s, throttled ${shaped.toFixed(1)} Mbit/s (limit 100), after the lift ${lifted.toFixed(0)} Mbit/s`);
+      expect(unshaped).toBeGreaterThan(500);
+      expect(Math.abs(shaped - 100)).toBeLessThanOrEqual(10);
+      expect(lifted).toBeGreaterThan(500);
+    });
+    expect((await audit(lake, heavy)).map((r) => `${r.seq} ${r.transition} ${r.actor} ${r.adapter ?? ''}`.trim())).toEqual([
+      '1 proposed netpulse', '2 approved ana', '3 applied netpulse tc', '4 verified netpulse tc', '5 lifted ana tc',
+    ]);
+  } finally {
+    await terminate(client, [workflowId]);
+    await stopProcess(worker, 'SIGTERM');
+    await net.destroy();
+  }
+});
+
+/** The gateway's classes and filters for one client's address, as tc reports them. */
+function rulesFor(gatewayNs: string, ip: string): { filters: number; classes: number } {
+  const hexIp = ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
+  const filters = execFileSync('/usr/sbin/tc', ['-n', gatewayNs, 'filter', 'show', 'dev', GATEWAY_DEVICE], { encoding: 'utf8' });
+  const matching = filters.split('\n').filter((line) => line.includes(`match ${hexIp}/ffffffff at 16`));
+  const [, minor] = /flowid 1:([0-9a-f]+)/.exec(filters.split('\n').find((l, i, all) => all[i + 1]?.includes(`match ${hexIp}/ffffffff`)) ?? '') ?? [];
+  const classes = minor ? (JSON.parse(execFileSync('/usr/sbin/tc', ['-n', gatewayNs, '-j', 'class', 'show', 'dev', GATEWAY_DEVICE], { encoding: 'utf8' })) as { handle: string }[])
+    .filter((c) => c.handle === `1:${minor}`).length : 0;
+  return { filters: matching.length, classes };
+}

@@ -13,21 +13,21 @@ export const T = '2026-06-01 10:';
 
 /** Terminates workflows a test started on the server `client` talks to (the suite's, or a test's own). */
 export const terminate = (client: Client, ids: string[]) => Promise.all(ids.map((id) => client.workflow.getHandle(id).terminate('test finished').catch(() => undefined)));
-/** One server: six clients on 35 Mbps plans and two far above 3× that median (105 Mbps), throttled to 100. */
-export function serverRows(prefix: string): Record<string, Row[]> {
+/** One server: six clients on 35 Mbps plans and two far above 3× that median (105 Mbps), throttled to 100; the heaviest at <prefix>.<heavyHost>. */
+export function serverRows(prefix: string, heavyHost = 10): Record<string, Row[]> {
   const calm: Row[] = Array.from({ length: 6 }, (_, i) => [`Calmo ${i}`, `${prefix}.${20 + i}`, `${T}0${i}:00`, 'Computador', 35, 'Conectado', 'srv-a']);
   return {
-    'Computador/Conectado': [[`Pesado`, `${prefix}.10`, `${T}01:10`, 'Computador', 1000, 'Conectado', 'srv-a'], ...calm],
+    'Computador/Conectado': [[`Pesado`, `${prefix}.${heavyHost}`, `${T}01:10`, 'Computador', 1000, 'Conectado', 'srv-a'], ...calm],
     'Celular/Conectado': [[`Médio`, `${prefix}.11`, `${T}01:20`, 'Celular', 500, 'Conectado', 'srv-a']],
   };
 }
 
-export async function lakeWithHeavyClients(tag: string, prefix: string): Promise<{ lake: LakeConfig; landing: string; refresh: (client: Client, taskQueue: string) => Promise<unknown> }> {
+export async function lakeWithHeavyClients(tag: string, prefix: string, heavyHost = 10): Promise<{ lake: LakeConfig; landing: string; refresh: (client: Client, taskQueue: string) => Promise<unknown> }> {
   const dir = tempDir(tag);
   const landing = path.join(dir, 'landing');
   const lake = testLake(dir);
   const { sources, workflowIdPrefix, ids } = testPipeline(tag);
-  for (const [folder, rows] of Object.entries(serverRows(prefix))) await landingFile(landing, folder, `${folder.replace('/', '-')}-1`, rows);
+  for (const [folder, rows] of Object.entries(serverRows(prefix, heavyHost))) await landingFile(landing, folder, `${folder.replace('/', '-')}-1`, rows);
   const refresh = async (client: Client, taskQueue: string) => {
     await client.workflow.execute(medallionPipeline, {
       taskQueue, workflowId: uniqueId(`pipeline-${tag}`),

@@ -13,10 +13,11 @@ import {
 import { describeIssues, parseOrFail } from '../rules/validate';
 import { activityRetry } from './checkpoint-owner';
 
-const lake = wf.proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: activityRetry() });
+/** Short lake calls: an attempt lost with its worker is tried again after 30 s. */
+const lake = wf.proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: activityRetry() });
 /** The adapter's calls: a refusal (4xx, a bad target) is not retried; anything else backs off for ~4 minutes, then the throttle fails visibly. */
 const network = wf.proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: '30 seconds',
   retry: { ...activityRetry(), nonRetryableErrorTypes: [...activityRetry().nonRetryableErrorTypes!, 'EnforcementRefused', 'InvalidTarget'] },
 });
 

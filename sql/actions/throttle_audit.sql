@@ -1,7 +1,7 @@
 -- The throttle audit: one row per transition of a client's throttle workflow, written exactly once
 -- (keyed by workflow_id and seq). The current state of a client is its latest row.
 CREATE TABLE IF NOT EXISTS actions.throttle_audit (
-  at TIMESTAMPTZ NOT NULL,        -- when the transition happened (workflow time)
+  "at" TIMESTAMPTZ NOT NULL,      -- when the transition happened (workflow time); quoted: AT is a keyword in DuckDB (time travel)
   workflow_id VARCHAR NOT NULL,   -- throttle-<ip>-<dispositivo>
   run_id VARCHAR,
   seq BIGINT NOT NULL,            -- 1, 2, … within the workflow_id

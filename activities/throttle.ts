@@ -186,5 +186,6 @@ function toObservation(row: ObservationRow): Observation {
       },
     }),
     ...(row.auto_approve && { autoApprove: row.auto_approve }),
+    ...(row.state && { auditState: row.state }),
   };
 }

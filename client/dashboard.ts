@@ -8,11 +8,12 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { config } from '../config';
 import { CatalogUnreachableError, lakeFromEnv, type LakeConfig } from '../lake/catalog';
-import { NotFoundError, readDashboard, ReadError } from '../lake/reads';
+import { NotFoundError, readDashboard, ReadError, secondsSince } from '../lake/reads';
 import type { Source } from '../rules/bronze';
 import { asOfFromQuery, dashboardQuerySchema } from '../rules/dashboard';
 import { describeIssues } from '../rules/validate';
 import { CliError, connectClient } from './connection';
+import { registerMetrics } from './metrics';
 import { lagCell, ownerIds, queryOwner, retryingCell } from './owner-state';
 import { readThrottles } from '../lake/throttles';
 import { decisionRequestSchema } from '../rules/dashboard';
@@ -40,7 +41,10 @@ export interface DashboardOptions {
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
 
-interface OwnerHealth { workflowId: string; layer: string; url: string; lagFiles?: number | string; lastPassAt?: string; running?: boolean; retrying?: string; error?: string }
+/** How an owner answered, in a word (the metrics count owners by it). */
+export type OwnerAnswer = 'answering' | 'parked' | 'not started' | 'not answering';
+
+export interface OwnerHealth { workflowId: string; layer: string; url: string; answer: OwnerAnswer; lagFiles?: number | string; lastPassAt?: string; running?: boolean; retrying?: string; error?: string }
 
 async function ownerHealth(options: DashboardOptions): Promise<OwnerHealth[]> {
   const owners = ownerIds(options.sources, options.workflowIdPrefix ?? '');
@@ -49,16 +53,17 @@ async function ownerHealth(options: DashboardOptions): Promise<OwnerHealth[]> {
   try {
     client = await options.temporal?.();
   } catch (error) {
-    return owners.map((o) => ({ workflowId: o.workflowId, layer: o.layer, url: url(o.workflowId), error: (error as Error).message }));
+    return owners.map((o) => ({ workflowId: o.workflowId, layer: o.layer, url: url(o.workflowId), answer: 'not answering', error: (error as Error).message }));
   }
-  return Promise.all(owners.map(async (o) => {
-    const health: OwnerHealth = { workflowId: o.workflowId, layer: o.layer, url: url(o.workflowId) };
-    if (!client) return { ...health, error: 'no Temporal connection' };
+  return Promise.all(owners.map(async (o): Promise<OwnerHealth> => {
+    const health = { workflowId: o.workflowId, layer: o.layer, url: url(o.workflowId) };
+    if (!client) return { ...health, answer: 'not answering', error: 'no Temporal connection' };
     const q = await queryOwner(client.workflow, o.workflowId);
-    if (!('state' in q)) return { ...health, error: 'missing' in q ? 'not started' : q.failed };
+    if ('missing' in q) return { ...health, answer: 'not started', error: 'not started' };
+    if ('failed' in q) return { ...health, answer: 'not answering', error: q.failed };
     const state = q.state;
     return {
-      ...health, lagFiles: lagCell(state), running: state.passRunning, lastPassAt: state.lastPass?.finishedAt,
+      ...health, answer: state.parked ? 'parked' : 'answering', lagFiles: lagCell(state), running: state.passRunning, lastPassAt: state.lastPass?.finishedAt,
       ...(state.retrying && { retrying: retryingCell(state.retrying) }),
       ...(state.parked && { error: `parked ${state.parked.batchId ?? ''}: ${state.parked.reason} (netpulse owners retry-parked)` }),
     };
@@ -79,8 +84,7 @@ export async function buildDashboard(options: DashboardOptions = {}): Promise<Fa
     const owners = ownerHealth(options);
     try {
       const data = await readDashboard(lake, asOfFromQuery(query.data));
-      const lastGoldAt = data.report.committedAt ? Date.parse(data.report.committedAt.replace(' ', 'T').replace(/\+00$/, 'Z')) : undefined;
-      return { ...data, pipeline: await owners, secondsSinceGold: lastGoldAt === undefined ? null : Math.round((Date.now() - lastGoldAt) / 1000), webUi: config.uiUrl };
+      return { ...data, pipeline: await owners, secondsSinceGold: data.report.committedAt ? secondsSince(data.report.committedAt) : null, webUi: config.uiUrl };
     } catch (error) {
       if (error instanceof ReadError) return reply.code(400).send({ error: error.message });
       if (error instanceof NotFoundError) return reply.code(404).send({ error: error.message });
@@ -117,6 +121,7 @@ export async function buildDashboard(options: DashboardOptions = {}): Promise<Fa
       return reply.code(error instanceof CliError && error.exitCode === 2 ? 409 : 503).send({ error: (error as Error).message });
     }
   });
+  registerMetrics(app, { lake, owners: options.temporal && (() => ownerHealth(options)) });
   return app;
 }
 

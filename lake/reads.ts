@@ -94,16 +94,27 @@ async function rows(db: DuckDBConnection, sql: string): Promise<Record<string, u
   return jsonRows(await db.runAndReadAll(sql));
 }
 
+/** The latest gold refresh (at or before `asOf`): its snapshot and commit time; undefined before the first. */
+export async function latestGoldRefresh(db: DuckDBConnection, asOf: { asOfVersion?: number; asOfTime?: string } = {}): Promise<{ snapshot_id: unknown; committed_at: unknown } | undefined> {
+  const condition = asOf.asOfVersion !== undefined ? `snapshot_id <= ${Math.trunc(asOf.asOfVersion)}`
+    : asOf.asOfTime !== undefined ? `snapshot_time <= ${sqlString(asOf.asOfTime)}::TIMESTAMPTZ` : 'true';
+  const [commit] = await rows(db, `
+    SELECT snapshot_id, snapshot_time::VARCHAR AS committed_at
+    FROM ${metadataTable(db, 'ducklake_snapshot_changes')} JOIN ${metadataTable(db, 'ducklake_snapshot')} USING (snapshot_id)
+    WHERE commit_message LIKE 'REFRESH gold:%' AND ${condition}
+    ORDER BY snapshot_id DESC LIMIT 1`);
+  return commit as { snapshot_id: unknown; committed_at: unknown } | undefined;
+}
+
+/** Whole seconds from a commit time as the catalog gives it (`2026-06-01 10:00:00.5+00`) to now. */
+export function secondsSince(committedAt: string): number {
+  return Math.round((Date.now() - Date.parse(committedAt.replace(' ', 'T').replace(/\+00$/, 'Z'))) / 1000);
+}
+
 /** Every gold table now, or as of an earlier gold refresh (a snapshot id, or a time). */
 export async function readGoldReport(lake: LakeConfig, asOf: { asOfVersion?: number; asOfTime?: string } = {}): Promise<GoldReport> {
   return withLake(lake, async (db) => {
-    const condition = asOf.asOfVersion !== undefined ? `snapshot_id <= ${Math.trunc(asOf.asOfVersion)}`
-      : asOf.asOfTime !== undefined ? `snapshot_time <= ${sqlString(asOf.asOfTime)}::TIMESTAMPTZ` : 'true';
-    const [commit] = await rows(db, `
-      SELECT snapshot_id, snapshot_time::VARCHAR AS committed_at
-      FROM ${metadataTable(db, 'ducklake_snapshot_changes')} JOIN ${metadataTable(db, 'ducklake_snapshot')} USING (snapshot_id)
-      WHERE commit_message LIKE 'REFRESH gold:%' AND ${condition}
-      ORDER BY snapshot_id DESC LIMIT 1`);
+    const commit = await latestGoldRefresh(db, asOf);
     if (!commit) {
       if (asOf.asOfVersion !== undefined || asOf.asOfTime !== undefined) {
         throw new NotFoundError(`no gold refresh at or before ${asOf.asOfVersion !== undefined ? `snapshot ${asOf.asOfVersion}` : asOf.asOfTime} (or it is past the snapshot retention)`);

@@ -75,6 +75,8 @@ export interface Observation {
   evidence?: ClientEvidence;
   /** Set when the policy approves the client now (the reason, in words). */
   autoApprove?: string;
+  /** The throttle's state in the audit when the controller read it (none: a new proposal). */
+  auditState?: string;
 }
 
 export const THROTTLE_STATES = ['proposed', 'approved', 'applied', 'in force', 'failed', 'lifted', 'withdrawn', 'rejected'] as const;

@@ -10,7 +10,7 @@ import { LAKE, type LakeConfig } from '../lake/catalog';
 import { generatorWorkflow } from '../workflows/generator';
 import { medallionPipeline } from '../workflows/pipeline';
 import { CHROMIUM, CHROMIUM_ARGS } from './browser';
-import { closeTestResources, landingFile, type Row, sqlRows, TEST_OUTPUT, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker } from './helpers';
+import { closeTestResources, overCapacityLake, sqlRows, TEST_OUTPUT, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker } from './helpers';
 
 const CLI = path.join(__dirname, '..', 'dist', 'client', 'cli.js');
 const processes: ChildProcess[] = [];
@@ -194,33 +194,11 @@ test('hostile query strings get a 400 and leave the lake unchanged', async () =>
   }
 });
 
-const T = '2026-06-01 10:';
-// Two servers, one at 111 % of its capacity after a single refresh (not sustained: no upgrade flag),
-// and two event series with the same count every minute.
-const OVER_CAPACITY: Record<string, Row[]> = {
-  'Computador/Conectado': [
-    ['Ana', '10.0.0.1', `${T}01:00`, 'Computador', 500, 'Conectado', 'srv-over'],
-    ['Caio', '10.0.0.3', `${T}02:00`, 'Computador', 100, 'Conectado', 'srv-calm'],
-  ],
-  'Celular/Conectado': [
-    ['Bia', '192.168.0.2', `${T}01:30`, 'Celular', 500, 'Conectado', 'srv-over'],
-    ['Duda', '192.168.0.4', `${T}02:30`, 'Celular', 100, 'Conectado', 'srv-calm'],
-  ],
-};
-
 test('a server over capacity now is marked apart from one needing an upgrade; equal series stay apart on the chart', async () => {
-  const { landing, lake, sources, workflowIdPrefix, ids } = fixture('overcap');
-  const taskQueue = uniqueId('tq-overcap');
-  for (const [folder, rows] of Object.entries(OVER_CAPACITY)) await landingFile(landing, folder, folder.replace('/', '-'), rows);
+  const { lake, sources, workflowIdPrefix, ids } = await overCapacityLake('overcap');
   let browser: Browser | undefined;
   const app = await buildDashboard({ lake, sources, workflowIdPrefix });
   try {
-    await withWorker(async ({ client }) => {
-      await client.workflow.execute(medallionPipeline, {
-        taskQueue, workflowId: uniqueId('pipeline-overcap'),
-        args: [{ sources, landingPath: landing, workflowIdPrefix, gold: { options: { refreshIntervalSeconds: 0, serverCapacityMbps: { 'srv-over': 900, 'srv-calm': 2000 } } } }],
-      });
-    }, { taskQueue, deps: { lake, landingDir: landing } });
     expect(await sqlRows('SELECT servidor, utilisation_pct, needs_upgrade, over_capacity_now FROM gold.server_load ORDER BY 1', lake)).toEqual([
       { servidor: 'srv-calm', utilisation_pct: 10, needs_upgrade: false, over_capacity_now: false },
       { servidor: 'srv-over', utilisation_pct: 111.11, needs_upgrade: false, over_capacity_now: true },

@@ -17,6 +17,7 @@ import { closeAllInstances, sqlString, withConnection } from '../lake/duckdb';
 import { writeSyntheticLanding } from '../bench/landing-maker';
 import { bronzeWorkflowId, type Source } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
+import { medallionPipeline } from '../workflows/pipeline';
 
 /** Where tests write what a person may want to look at after a run (gitignored). */
 export const TEST_OUTPUT = path.join(__dirname, '..', 'test-output');
@@ -242,4 +243,36 @@ export async function landingFile(landing: string, folder: string, name: string,
   await withConnection(':memory:', (db) => db.run(`
     COPY (SELECT * FROM (VALUES ${values.join(', ')}) AS t(Nome, Endereco, Ip, Hora_Conexao, Dispositivo_de_Acesso, Velocidade_de_Conexao, Status_Conexao, Servidor))
     TO ${sqlString(path.join(landing, folder, `${name}.parquet`))} (FORMAT parquet)`));
+}
+
+const T = '2026-06-01 10:';
+// Two servers, one at 111 % of its capacity after a single refresh (not sustained: no upgrade flag),
+// and two event series with the same count every minute.
+const OVER_CAPACITY: Record<string, Row[]> = {
+  'Computador/Conectado': [
+    ['Ana', '10.0.0.1', `${T}01:00`, 'Computador', 500, 'Conectado', 'srv-over'],
+    ['Caio', '10.0.0.3', `${T}02:00`, 'Computador', 100, 'Conectado', 'srv-calm'],
+  ],
+  'Celular/Conectado': [
+    ['Bia', '192.168.0.2', `${T}01:30`, 'Celular', 500, 'Conectado', 'srv-over'],
+    ['Duda', '192.168.0.4', `${T}02:30`, 'Celular', 100, 'Conectado', 'srv-calm'],
+  ],
+};
+
+/**
+ * A lake the real pipeline filled with one pass over OVER_CAPACITY: srv-over (900 Mbps) at 111 %,
+ * srv-calm (2000 Mbps) at 10 %. Its owner workflows keep running: terminate `ids` after the test.
+ */
+export async function overCapacityLake(tag: string) {
+  const dir = tempDir(tag);
+  const landing = path.join(dir, 'landing');
+  const lake = testLake(dir);
+  const { sources, workflowIdPrefix, ids } = testPipeline(tag);
+  for (const [folder, rows] of Object.entries(OVER_CAPACITY)) await landingFile(landing, folder, folder.replace('/', '-'), rows);
+  const taskQueue = uniqueId(`tq-${tag}`);
+  await withWorker(({ client }) => client.workflow.execute(medallionPipeline, {
+    taskQueue, workflowId: uniqueId(`pipeline-${tag}`),
+    args: [{ sources, landingPath: landing, workflowIdPrefix, gold: { options: { refreshIntervalSeconds: 0, serverCapacityMbps: { 'srv-over': 900, 'srv-calm': 2000 } } } }],
+  }), { taskQueue, deps: { lake, landingDir: landing } });
+  return { landing, lake, sources, workflowIdPrefix, ids, taskQueue, clients: Object.values(OVER_CAPACITY).flat() };
 }

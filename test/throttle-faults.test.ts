@@ -2,14 +2,13 @@
 // the audit says so, and the Temporal server killed and restarted at that moment. Each time the
 // workflow goes on, the network has one limit and the audit each transition once.
 import { Client, Connection } from '@temporalio/client';
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { tcAdapter } from '../activities/enforcement/tc';
 import { startDevServer } from '../scripts/dev-server';
 import { decideUpdate } from '../workflows/throttle';
 import { cli, closeTestResources, lakeEnv, startWorkerProcess, stopProcess, tempDir, testClient, uniqueId, waitFor } from './helpers';
-import { CLIENT_IP, createNetnsPair, GATEWAY_DEVICE, netnsUnavailableReason } from './netns';
+import { CLIENT_IP, createNetnsPair, GATEWAY_DEVICE, netnsTest, rulesFor } from './netns';
 import { audit, lakeWithHeavyClients, networkController, reaches, stateOf, terminate, withController } from './throttle-fixtures';
 
 afterAll(closeTestResources);
@@ -68,14 +67,8 @@ test('the Temporal server killed after the adapter applied a limit and before it
   }
 });
 
-// Needs root and network namespaces (CI runs as root). Elsewhere it fails saying why, unless
-// NETPULSE_SKIP_NETNS=1 skips it, said on the console: never a silent pass.
-const netnsMissing = netnsUnavailableReason();
-const skipNetns = netnsMissing !== undefined && process.env.NETPULSE_SKIP_NETNS === '1';
-if (skipNetns) console.warn(`[throttle-faults] skipping the tc test: ${netnsMissing} (NETPULSE_SKIP_NETNS=1)`);
-
-(skipNetns ? test.skip : test)('tc on a gateway: the client gold named falls to its limit (iperf3, within 10 %) and comes back after the lift; a worker SIGKILLed between applied and audited leaves one rule and each transition audited once', async () => {
-  if (netnsMissing) throw new Error(`cannot create network namespaces: ${netnsMissing}. Run as root, or set NETPULSE_SKIP_NETNS=1 to skip this test`);
+// Needs root and network namespaces (CI runs as root); elsewhere it fails saying why (netnsTest).
+netnsTest('tc on a gateway: the client gold named falls to its limit (iperf3, within 10 %) and comes back after the lift; a worker SIGKILLed between applied and audited leaves one rule and each transition audited once', async () => {
   const { lake, landing, refresh } = await lakeWithHeavyClients('throttletc', '10.0.1', 180);
   const net = await createNetnsPair();
   const heavy = `${CLIENT_IP}/Computador`;
@@ -103,10 +96,10 @@ if (skipNetns) console.warn(`[throttle-faults] skipping the tc test: ${netnsMiss
       await stopProcess(worker, 'SIGKILL');
       worker = startWorkerProcess(env);
       await waitFor(`${workflowId} in force`, async () => ((await stateOf(client, workflowId))?.state === 'in force' ? true : undefined), 120_000);
-      expect(rulesFor(net.gatewayNs, CLIENT_IP)).toEqual({ filters: 1, classes: 1 });
+      expect(rulesFor(net.gatewayNs, CLIENT_IP)).toEqual({ filters: 1, classes: 1, allClasses: 2 }); // and the default class
       const shaped = await net.measureMbps(2);
       expect(await cli(['throttle', 'lift', heavy, '--actor', 'ana'], env)).toMatchObject({ code: 0 });
-      expect(rulesFor(net.gatewayNs, CLIENT_IP)).toEqual({ filters: 0, classes: 0 });
+      expect(rulesFor(net.gatewayNs, CLIENT_IP)).toEqual({ filters: 0, classes: 0, allClasses: 1 });
       const lifted = await net.measureMbps(2);
       console.log(`[throttle-faults] iperf3 -R to ${CLIENT_IP}: unshaped ${unshaped.toFixed(0)} Mbit/s, throttled ${shaped.toFixed(1)} Mbit/s (limit 100), after the lift ${lifted.toFixed(0)} Mbit/s`);
       expect(unshaped).toBeGreaterThan(500);
@@ -122,14 +115,3 @@ if (skipNetns) console.warn(`[throttle-faults] skipping the tc test: ${netnsMiss
     await net.destroy();
   }
 });
-
-/** The gateway's classes and filters for one client's address, as tc reports them. */
-function rulesFor(gatewayNs: string, ip: string): { filters: number; classes: number } {
-  const hexIp = ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
-  const filters = execFileSync('/usr/sbin/tc', ['-n', gatewayNs, 'filter', 'show', 'dev', GATEWAY_DEVICE], { encoding: 'utf8' });
-  const matching = filters.split('\n').filter((line) => line.includes(`match ${hexIp}/ffffffff at 16`));
-  const [, minor] = /flowid 1:([0-9a-f]+)/.exec(filters.split('\n').find((l, i, all) => all[i + 1]?.includes(`match ${hexIp}/ffffffff`)) ?? '') ?? [];
-  const classes = minor ? (JSON.parse(execFileSync('/usr/sbin/tc', ['-n', gatewayNs, '-j', 'class', 'show', 'dev', GATEWAY_DEVICE], { encoding: 'utf8' })) as { handle: string }[])
-    .filter((c) => c.handle === `1:${minor}`).length : 0;
-  return { filters: matching.length, classes };
-}

@@ -142,6 +142,11 @@ export async function throttleWorkflow(input: ThrottleInput = {}): Promise<Throt
         proposedEvidence: open.evidence as ClientEvidence | undefined, adapter: open.adapter,
         ...(applied && { appliedAt: open.at, expiresAt: iso(Date.parse(open.at) + policy.expireAfterHours * 3_600_000) }) };
     }
+    if (open && first.auditState) {
+      // News for a throttle that ended after the controller read the audit (a lift racing the
+      // observation started this run): nothing to do, and no new proposal.
+      return { ...base, servidor: open.servidor, state: open.state, limitMbps: open.limitMbps, episode: open.episode };
+    }
     const started: ThrottleView = { ...base, servidor: first.evidence?.servidor, state: 'starting', limitMbps: first.limitMbps,
       episode: info.firstExecutionRunId, proposedEvidence: first.evidence };
     view = started;

@@ -145,6 +145,8 @@ test('the dashboard lists proposals and throttles in force; approve and lift fro
         await page.fill('[data-testid="throttle-reason"]', 'peak hour on srv-a');
         const row = rows.filter({ hasText: `${prefix}.10/Computador` });
         await row.locator('button[data-action="approve"]').click();
+        // The page says what the decision did, and the throttle goes on to be in force.
+        await page.waitForFunction(`document.querySelector('[data-testid="throttle-message"]').textContent === '${prefix}.10/Computador: approved'`, undefined, { timeout: 30_000 });
         await page.waitForFunction(`[...document.querySelectorAll('[data-testid="throttles"] tbody tr')].some((tr) => tr.cells[0].textContent === '${prefix}.10/Computador' && tr.cells[2].textContent === 'in force')`, undefined, { timeout: 30_000 });
         const screenshot = path.join(TEST_OUTPUT, 'throttle-panel.png');
         await page.locator('[data-testid="throttle-panel"]').screenshot({ path: screenshot });

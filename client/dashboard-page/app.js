@@ -137,7 +137,13 @@ function renderPipeline(pipeline, commits) {
 
 /** The throttle panel: open throttles with the decisions each state takes, then the last few that ended. */
 const ACTIONS = { proposed: ['approve', 'reject'], approved: ['lift'], applied: ['lift'], 'in force': ['lift'], failed: ['lift'] };
+// The panel is rebuilt only when its rows change: a rebuild between a button's mousedown and
+// mouseup would swallow the operator's click.
+let shownThrottles = '';
 function renderThrottles({ throttles, ended }) {
+  const shown = JSON.stringify([throttles, ended]);
+  if (shown === shownThrottles) return;
+  shownThrottles = shown;
   $('throttle-count').textContent = `${fmt(throttles.filter((t) => t.state === 'proposed').length)} proposed, ${fmt(throttles.filter((t) => t.state === 'in force').length)} in force`;
   fillTable('throttles', [...throttles, ...ended], (t) => {
     const buttons = document.createElement('span');

@@ -40,7 +40,7 @@ const POLICY_FLAGS: { flag: string; key: keyof ThrottlePolicyInput; help: string
   { flag: 'min-heavy-minutes', key: 'minHeavyMinutes', help: 'auto: heavy for at least this long' },
   { flag: 'min-server-utilisation', key: 'minServerUtilisationPct', help: 'auto: on a server at or above this %' },
   { flag: 'max-per-server', key: 'maxPerServer', help: 'auto: at most this many throttled per server' },
-  { flag: 'propose-per-server', key: 'proposePerServer', help: "propose each server's N heaviest clients" },
+  { flag: 'propose-per-server', key: 'proposePerServer', help: 'at most N proposals waiting per server, its heaviest clients first' },
   { flag: 'withdraw-after-minutes', key: 'withdrawAfterMinutes', help: 'withdraw a proposal not heavy for this long' },
   { flag: 'lift-after-minutes', key: 'liftAfterMinutes', help: 'lift a throttle not heavy for this long' },
   { flag: 'expire-after-hours', key: 'expireAfterHours', help: 'lift every throttle this long after it was applied' },

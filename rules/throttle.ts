@@ -14,7 +14,7 @@ export const throttlePolicySchema = z
     minServerUtilisationPct: z.number().min(0).max(1000).default(80),
     /** …with at most this many clients throttled per server (the heaviest first). */
     maxPerServer: z.number().int().min(0).max(1000).default(3),
-    /** Proposals per server: its heaviest clients (gold lists up to 50 per server; a person reads a few). */
+    /** Proposals waiting for a decision per server, at most: its heaviest clients first (gold lists up to 50 per server; a person reads a few). */
     proposePerServer: z.number().int().min(0).max(1000).default(3),
     /** Do not propose a client again for this long after its last throttle ended (lifted, withdrawn, rejected). */
     quietAfterEndMinutes: z.number().min(0).max(10_080).default(60),

@@ -1,6 +1,7 @@
 -- What the throttle controller tells the throttle workflows, from gold's latest refresh:
---  * a proposal for each server's :propose_per_server heaviest clients that have no open throttle
---    (nor one that ended in the last :quiet_minutes);
+--  * new proposals, the heaviest first, while a server has fewer than :propose_per_server waiting
+--    for a decision (clients with an open throttle, or one that ended in the last :quiet_minutes,
+--    are not proposed again);
 --  * for each open throttle, whether gold still lists its client as heavy;
 --  * under an automatic policy (:auto), which proposals it approves now: heavy since their
 --    proposal for :min_heavy_minutes on a server at or above :min_utilisation_pct, the heaviest
@@ -18,10 +19,19 @@ proposed_at AS (  -- when each open episode was proposed: its client has been he
 as_of AS (SELECT max(as_of) AS as_of FROM gold.server_load_history),
 heavy AS (
   SELECT h.ip, h.dispositivo, h.ip || '/' || h.dispositivo AS client, h.servidor, h.velocidade_mbps, h.server_median_mbps,
-         h.times_median, h.throttle_to_mbps, h.heavy_on_server, s.utilisation_pct,
-         row_number() OVER (PARTITION BY h.servidor ORDER BY h.velocidade_mbps DESC, h.ip, h.dispositivo) AS rank_on_server
+         h.times_median, h.throttle_to_mbps, h.heavy_on_server, s.utilisation_pct
   FROM gold.heavy_clients h JOIN gold.server_load s USING (servidor)
   WHERE h.throttle_to_mbps IS NOT NULL
+),
+waiting AS (  -- proposals per server waiting for a decision
+  SELECT servidor, count(*) AS n FROM open WHERE state = 'proposed' GROUP BY ALL
+),
+proposals AS (
+  SELECT c.* EXCLUDE (rank_new) FROM (
+    SELECT *, row_number() OVER (PARTITION BY servidor ORDER BY velocidade_mbps DESC, ip, dispositivo) AS rank_new
+    FROM heavy WHERE client NOT IN (SELECT client FROM open) AND client NOT IN (SELECT client FROM ended_lately)
+  ) c LEFT JOIN waiting w USING (servidor)
+  WHERE c.rank_new + coalesce(w.n, 0) <= :propose_per_server
 ),
 observed AS (
   SELECT coalesce(o.client, h.client) AS client, coalesce(o.ip, h.ip) AS ip, coalesce(o.dispositivo, h.dispositivo) AS dispositivo,
@@ -29,8 +39,7 @@ observed AS (
          coalesce(h.servidor, o.servidor) AS servidor, h.velocidade_mbps, h.server_median_mbps, h.times_median,
          h.utilisation_pct, h.heavy_on_server, p.since
   FROM open o
-  FULL JOIN (SELECT * FROM heavy WHERE client IN (SELECT client FROM open)
-             OR (rank_on_server <= :propose_per_server AND client NOT IN (SELECT client FROM ended_lately))) h USING (client)
+  FULL JOIN (SELECT * FROM heavy WHERE client IN (SELECT client FROM open) UNION ALL SELECT * FROM proposals) h USING (client)
   LEFT JOIN proposed_at p USING (client)
 ),
 enforced AS (  -- clients per server approved or throttled already

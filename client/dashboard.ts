@@ -96,7 +96,7 @@ export async function buildDashboard(options: DashboardOptions = {}): Promise<Fa
   // Throttles in force and proposals waiting, from the audit (always now, whatever ?as_of= says).
   app.get('/api/throttles', async (_request, reply) => {
     try {
-      return { throttles: await readThrottles(lake), ended: await readThrottles(lake, { all: true, limit: 10 }).then((all) => all.filter((t) => ['lifted', 'withdrawn', 'rejected'].includes(t.state))) };
+      return { throttles: await readThrottles(lake), ended: await readThrottles(lake, { which: 'ended', limit: 10 }) };
     } catch (error) {
       const message = error instanceof CatalogUnreachableError ? error.message : `cannot read the lake: ${(error as Error).message.split('\n')[0]}`;
       return reply.code(503).send({ error: message });

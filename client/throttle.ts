@@ -80,7 +80,7 @@ export function throttleCommand(): Command {
     .action(async (options) => {
       const lake = lakeFromEnv();
       if (options.client) parseClientOrExit(options.client);
-      const rows: object[] = await readLake<object[]>(() => (options.client ? readThrottleHistory(lake, options.client) : readThrottles(lake, { all: Boolean(options.all) })));
+      const rows: object[] = await readLake<object[]>(() => (options.client ? readThrottleHistory(lake, options.client) : readThrottles(lake, { which: options.all ? 'all' : 'open' })));
       console.log(options.json ? JSON.stringify(rows, null, 2) : table(rows as unknown as Record<string, unknown>[]));
     });
   for (const action of OPERATOR_ACTIONS) {

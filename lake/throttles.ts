@@ -21,9 +21,10 @@ export interface ThrottleNow {
 }
 
 const OPEN = `state NOT IN ('lifted', 'withdrawn', 'rejected')`;
+const WHICH = { open: `WHERE ${OPEN}`, ended: `WHERE NOT (${OPEN})`, all: '' };
 
-/** Each client's throttle now: the open ones, or with `all` also those that ended (latest first). */
-export async function readThrottles(lake: LakeConfig, { all = false, limit = 500 } = {}): Promise<ThrottleNow[]> {
+/** Each client's throttle now: the open ones (heaviest plan first), those that ended, or all (open first); ended ones latest first. */
+export async function readThrottles(lake: LakeConfig, { which = 'open', limit = 500 }: { which?: keyof typeof WHICH; limit?: number } = {}): Promise<ThrottleNow[]> {
   return withLake(lake, async (db) => {
     if ((await missingTables(db, ['actions.throttle_audit'])).length > 0) return [];
     const rows = (await db.runAndReadAll(`
@@ -31,7 +32,7 @@ export async function readThrottles(lake: LakeConfig, { all = false, limit = 500
              (SELECT json_extract(p.evidence, '$.planMbps')::BIGINT FROM actions.throttle_audit p WHERE p.episode = t.episode AND p.seq = 1) AS plan_mbps,
              actor, reason, adapter
       FROM (${sqlFile('actions', 'throttles_now', {})}) t
-      ${all ? '' : `WHERE ${OPEN}`}
+      ${WHICH[which]}
       ORDER BY ${OPEN} DESC, plan_mbps DESC NULLS LAST, happened_at DESC LIMIT ${Math.trunc(limit)}`)).getRowObjectsJson() as unknown as ThrottleNow[];
     return rows.map((r) => ({ ...r, limit_mbps: r.limit_mbps === null ? null : Number(r.limit_mbps), plan_mbps: r.plan_mbps === null ? null : Number(r.plan_mbps) }));
   }, { readOnly: true });

@@ -156,6 +156,8 @@ test('the dashboard lists proposals and throttles in force; approve and lift fro
         expect((await sqlRows<{ reason: string }>(`SELECT reason FROM actions.throttle_audit WHERE client = '${prefix}.10/Computador' AND transition = 'approved'`, lake))[0].reason).toBe('peak hour on srv-a');
         await row.locator('button[data-action="lift"]').click();
         await reaches(client, workflowId, 'lifted');
+        // Throttles that ended stay on the panel, under the open ones, without actions.
+        await page.waitForFunction(`[...document.querySelectorAll('[data-testid="throttles"] tbody tr')].map((tr) => tr.cells[2].textContent + ' ' + tr.cells[8].textContent).join() === 'proposed approvereject,lifted '`, undefined, { timeout: 30_000 });
       });
     } finally {
       await browser?.close();

@@ -22,7 +22,7 @@ export function serverRows(prefix: string, heavyHost = 10): Record<string, Row[]
   };
 }
 
-export async function lakeWithHeavyClients(tag: string, prefix: string, heavyHost = 10): Promise<{ lake: LakeConfig; landing: string; refresh: (client: Client, taskQueue: string) => Promise<unknown> }> {
+export async function lakeWithHeavyClients(tag: string, prefix: string, heavyHost = 10) {
   const dir = tempDir(tag);
   const landing = path.join(dir, 'landing');
   const lake = testLake(dir);
@@ -35,7 +35,7 @@ export async function lakeWithHeavyClients(tag: string, prefix: string, heavyHos
     });
     await terminate(client, ids);
   };
-  return { lake, landing, refresh };
+  return { lake, landing, refresh, sources, workflowIdPrefix };
 }
 
 /** A network controller: PUT/GET/DELETE /throttles/<client>, the first PUT answered 503; every call kept. */

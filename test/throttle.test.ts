@@ -111,12 +111,12 @@ test('under an automatic policy the heaviest client is throttled without an oper
 
 test('the dashboard lists proposals and throttles in force; approve and lift from the page; the API takes only those decisions, validated, from this machine', async () => {
   const prefix = '10.8.3';
-  const { lake, landing, refresh } = await lakeWithHeavyClients('throttlepage', prefix);
+  const { lake, landing, refresh, sources, workflowIdPrefix } = await lakeWithHeavyClients('throttlepage', prefix);
   const workflowId = `throttle-${prefix}.10-Computador`;
   let browser: Browser | undefined;
   await withWorker(async ({ client, taskQueue }) => {
     await refresh(client, taskQueue);
-    const app = await buildDashboard({ lake, temporal: async () => client });
+    const app = await buildDashboard({ lake, sources, workflowIdPrefix, temporal: async () => client });
     try {
       await withController(client, taskQueue, { proposePerServer: 2 }, async () => {
         await reaches(client, workflowId, 'proposed');

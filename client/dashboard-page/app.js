@@ -179,6 +179,8 @@ async function refreshThrottles() {
 }
 
 async function refresh() {
+  // The throttles refresh on their own: a slow answer about the pipeline must not hold them back.
+  refreshThrottles().catch((error) => { $('throttle-count').textContent = `error: ${error.message}`; });
   const status = $('status');
   try {
     const response = await fetch(`/api/dashboard${location.search}`);
@@ -188,7 +190,6 @@ async function refresh() {
       throw new Error(body.error ?? response.statusText);
     }
     render(body);
-    await refreshThrottles();
     status.textContent = `updated ${new Date().toLocaleTimeString('en-GB')}`;
     status.className = '';
     document.body.dataset.version = body.report.version ?? '';

@@ -2,12 +2,13 @@
 // or the policy approves, the adapter applies and reads back, the throttle lifts; every transition
 // in the audit once. Real Temporal, real lake, a real HTTP network controller for the webhook.
 import { chromium, type Browser } from 'playwright-core';
+import os from 'node:os';
 import path from 'node:path';
 import { buildDashboard } from '../client/dashboard';
 import { CHROMIUM, CHROMIUM_ARGS } from './browser';
 import { decideUpdate, setPolicyUpdate } from '../workflows/throttle';
 import type { EnforcementSettings } from '../rules/throttle';
-import { cli, closeTestResources, lakeEnv, landingFile, sqlRows, TEST_OUTPUT, terminateAll, uniqueId, waitFor, withWorker } from './helpers';
+import { cli, closeTestResources, lakeEnv, landingFile, sqlRows, tempDir, TEST_OUTPUT, terminateAll, testClient, testLake, uniqueId, waitFor, withWorker } from './helpers';
 import { audit, lakeWithHeavyClients, networkController, reaches, stateOf, T, updateRefusal, withController } from './throttle-fixtures';
 
 afterAll(closeTestResources);
@@ -207,4 +208,24 @@ test('netpulse throttle: start the controller, set the policy, list, approve and
       await terminateAll(['throttle-controller', `throttle-${prefix}.10-Computador`, `throttle-${prefix}.11-Celular`]);
     }
   }, { taskQueue, deps: { lake, landingDir: landing, enforcement: { adapter: 'dryrun' } } });
+});
+
+test('a decision from another machine is refused unless the dashboard runs with --remote-actions', async () => {
+  // This machine's own non-loopback address: a request to it comes from it, not from 127.0.0.1.
+  const external = Object.values(os.networkInterfaces()).flat().find((a) => a?.family === 'IPv4' && !a.internal)?.address;
+  if (!external) throw new Error('no non-loopback IPv4 interface on this machine to send a request from');
+  const lake = testLake(tempDir('remote-actions'));
+  const decision = { client: '10.8.6.10/Computador', action: 'approve', reason: '' };
+  for (const remoteActions of [false, true]) {
+    const app = await buildDashboard({ lake, remoteActions, temporal: testClient });
+    try {
+      const url = (await app.listen({ host: external, port: 0 })).replace('127.0.0.1', external);
+      const response = await fetch(`${url}/api/throttles/decide`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(decision) });
+      const body = await response.json() as { error: string };
+      if (remoteActions) expect({ status: response.status, body }).toEqual({ status: 409, body: { error: '10.8.6.10/Computador has no throttle open (netpulse throttle list)' } });
+      else expect({ status: response.status, body }).toEqual({ status: 403, body: { error: 'throttle actions are accepted from this machine only (netpulse dashboard --remote-actions to change that)' } });
+    } finally {
+      await app.close();
+    }
+  }
 });

@@ -16,14 +16,18 @@ import { readLake } from './report';
 
 const controllerId = () => THROTTLE_CONTROLLER_ID;
 
+/** `<ip>/<device>` in its parts, or exit 2 saying what a client looks like. */
+function clientOrExit(text: string): { ip: string; dispositivo: string } {
+  try {
+    return parseClient(text);
+  } catch (error) {
+    throw new CliError(`"${text}" is not a client: ${describeIssues(error as never)}`, 2);
+  }
+}
+
 /** Sends an operator's decision to a client's throttle workflow; answers with the throttle after it. */
 export async function decide(client: Client, clientKey: string, action: OperatorAction, actor: string, reason: string): Promise<ThrottleView> {
-  let parsed;
-  try {
-    parsed = parseClient(clientKey);
-  } catch (error) {
-    throw new CliError(`"${clientKey}" is not a client: ${describeIssues(error as never)}`, 2);
-  }
+  const parsed = clientOrExit(clientKey);
   const workflowId = throttleWorkflowId(parsed.ip, parsed.dispositivo);
   try {
     return await client.workflow.getHandle(workflowId).executeUpdate(decideUpdate, { args: [{ action, actor, reason }] });
@@ -79,7 +83,7 @@ export function throttleCommand(): Command {
     .option('--json', 'JSON output')
     .action(async (options) => {
       const lake = lakeFromEnv();
-      if (options.client) parseClientOrExit(options.client);
+      if (options.client) clientOrExit(options.client);
       const rows: object[] = await readLake<object[]>(() => (options.client ? readThrottleHistory(lake, options.client) : readThrottles(lake, { which: options.all ? 'all' : 'open' })));
       console.log(options.json ? JSON.stringify(rows, null, 2) : table(rows as unknown as Record<string, unknown>[]));
     });
@@ -129,12 +133,4 @@ export function throttleCommand(): Command {
     console.log(options.json ? JSON.stringify(current, null, 2) : table(Object.entries(current).map(([setting, value]) => ({ setting, value }))));
   });
   return throttle;
-}
-
-function parseClientOrExit(text: string): void {
-  try {
-    parseClient(text);
-  } catch (error) {
-    throw new CliError(`"${text}" is not a client: ${describeIssues(error as never)}`, 2);
-  }
 }

@@ -2,7 +2,7 @@
 // the one write, a throttle decision. Nothing in a request becomes SQL text or a file path; anything
 // else is a 400.
 import { z } from 'zod';
-import { OPERATOR_ACTIONS } from './throttle';
+import { clientKeySchema, OPERATOR_ACTIONS, reasonSchema } from './throttle';
 
 export const dashboardQuerySchema = z
   .object({
@@ -21,8 +21,8 @@ export function asOfFromQuery(query: z.output<typeof dashboardQuerySchema>): { a
 /** What the page may ask of a throttle: one of the operator's decisions, for one client, with a reason. */
 export const decisionRequestSchema = z
   .object({
-    client: z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/(Computador|Celular)$/, 'a client as <ip>/<device>'),
+    client: clientKeySchema,
     action: z.enum(OPERATOR_ACTIONS),
-    reason: z.string().max(500).regex(/^[^\p{Cc}]*$/u, 'no control characters').default(''),
+    reason: reasonSchema.default(''),
   })
   .strict();

@@ -42,7 +42,7 @@ export const THROTTLE_CONTROLLER_ID = 'throttle-controller';
 
 /** Who decided (an operator's name, 'policy', 'netpulse') and why; kept in the audit. */
 const actorSchema = z.string().regex(/^[\p{L}\p{N} ._@-]{1,64}$/u, 'a name of 1 to 64 letters, digits, spaces or . _ @ -');
-const reasonSchema = z.string().max(500).regex(/^[^\p{Cc}]*$/u, 'no control characters');
+export const reasonSchema = z.string().max(500).regex(/^[^\p{Cc}]*$/u, 'no control characters');
 
 export const OPERATOR_ACTIONS = ['approve', 'reject', 'lift'] as const;
 export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
@@ -99,7 +99,7 @@ export const ACCEPTS: Record<ThrottleState, readonly OperatorAction[]> = {
 /** A client as the lake keys devices, `<ip>/<dispositivo>`. */
 export const clientKey = (ip: string, dispositivo: string) => `${ip}/${dispositivo}`;
 
-const clientKeySchema = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/(Computador|Celular)$/, 'a client as <ip>/<device>, e.g. 10.0.1.180/Computador');
+export const clientKeySchema = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/(Computador|Celular)$/, 'a client as <ip>/<device>, e.g. 10.0.1.180/Computador');
 
 /** `10.0.1.180/Computador` → its parts, or an error saying what a client looks like. */
 export function parseClient(text: string): { ip: string; dispositivo: string } {

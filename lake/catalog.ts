@@ -117,7 +117,9 @@ function attachSql(lake: LakeConfig, options: AttachOptions): string {
   const settings = [
     `DATA_PATH ${sqlString(dataPath)}`,
     `METADATA_SCHEMA ${sqlString(lake.catalogSchema)}`,
-    ...(options.readOnly ? ['READ_ONLY'] : [`DATA_INLINING_ROW_LIMIT ${INLINING_ROW_LIMIT}`]),
+    // A writer migrates a lake of an older DuckLake format on its first attach (0.3 → 1.0: new
+    // catalog columns and tables, in one catalog transaction); readers cannot, and say so.
+    ...(options.readOnly ? ['READ_ONLY'] : [`DATA_INLINING_ROW_LIMIT ${INLINING_ROW_LIMIT}`, 'AUTOMATIC_MIGRATION TRUE']),
   ];
   return `ATTACH ${sqlString(`ducklake:postgres:${catalogFor(lake, options)}`)} AS ${LAKE} (${settings.join(', ')})`;
 }

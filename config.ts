@@ -2,6 +2,7 @@
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { resolveLocation } from './lake/object-store';
 
 /**
  * How to reach Temporal: the SDK's environment configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
@@ -33,13 +34,17 @@ export const config = {
   taskQueue: process.env.NETPULSE_TASK_QUEUE ?? 'netpulse',
   uiUrl: `http://localhost:${process.env.TEMPORAL_UI_PORT ?? '8233'}`,
   dataDir: path.resolve(process.env.NETPULSE_DATA_DIR ?? path.join(root, 'data')),
+  /** The landing zone: a folder, or an object-store prefix (s3://bucket/landing). */
   get landingDir(): string {
-    return path.resolve(process.env.NETPULSE_LANDING_DIR ?? path.join(this.dataDir, 'landing'));
+    return resolveLocation(process.env.NETPULSE_LANDING_DIR ?? path.join(this.dataDir, 'landing'));
   },
-  /** Folders landing zones may lie under (NETPULSE_LANDING_ROOTS, separated by the path delimiter); default the data folder and the landing folder. */
+  /**
+   * Folders and s3:// prefixes landing zones may lie under (NETPULSE_LANDING_ROOTS, separated by the
+   * path delimiter); default the data folder and the landing zone.
+   */
   get landingRoots(): string[] {
-    const roots = process.env.NETPULSE_LANDING_ROOTS?.split(path.delimiter).filter(Boolean);
-    return roots?.length ? roots.map((r) => path.resolve(r)) : [this.dataDir, this.landingDir];
+    const roots = process.env.NETPULSE_LANDING_ROOTS?.match(new RegExp(`s3://[^${path.delimiter}]+|[^${path.delimiter}]+`, 'g'));
+    return roots?.length ? roots.map(resolveLocation) : [this.dataDir, this.landingDir];
   },
   /** The lake's PostgreSQL catalog as the writer role (libpq string); default: scripts/catalog.sh's local cluster. */
   get catalog(): string {
@@ -57,10 +62,9 @@ export const config = {
   get catalogSchema(): string {
     return process.env.NETPULSE_CATALOG_SCHEMA ?? 'netpulse';
   },
-  /** The lake's Parquet files: a folder, or s3://bucket/prefix/ with DuckDB's httpfs. */
+  /** The lake's Parquet files: a folder, or s3://bucket/prefix/ (DuckDB's httpfs; lake/object-store.ts). */
   get dataPath(): string {
-    const value = process.env.NETPULSE_DATA_PATH ?? path.join(this.dataDir, 'lake');
-    return /^[a-z0-9]+:\/\//.test(value) ? value : path.resolve(value);
+    return resolveLocation(process.env.NETPULSE_DATA_PATH ?? path.join(this.dataDir, 'lake'));
   },
   extensionDir: path.resolve(process.env.NETPULSE_DUCKDB_EXTENSIONS ?? path.join(root, '.tools', 'duckdb-extensions')),
 };

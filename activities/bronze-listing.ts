@@ -6,10 +6,12 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { sqlFilePath, sqlString } from '../lake/duckdb';
 import { isTempLandingName } from '../lake/landing';
+import { isObjectUrl, joinUrl, listObjects } from '../lake/object-store';
 import { bronzeTable, type LandingFileInfo, type PlanRequest, type Source } from '../rules/bronze';
 
 export function sourceDir(source: Source, landingRoot: string): string {
-  return path.isAbsolute(source.path) ? source.path : path.join(landingRoot, source.path);
+  if (path.isAbsolute(source.path) || isObjectUrl(source.path)) return source.path;
+  return isObjectUrl(landingRoot) ? joinUrl(landingRoot, source.path) : path.join(landingRoot, source.path);
 }
 
 /** A path as listed: a symbolic link is never followed (it may lead out of the landing zone), only named. */
@@ -22,6 +24,7 @@ export interface ListedFile extends LandingFileInfo {
  * stat costs a tenth of the promise API per file; chunks yield so heartbeats keep going on a huge folder.
  */
 export async function statAll(paths: string[]): Promise<(ListedFile | undefined)[]> {
+  if (paths.some(isObjectUrl)) return statObjects(paths);
   const infos: (ListedFile | undefined)[] = [];
   for (let i = 0; i < paths.length; i += 2000) {
     if (i > 0) await new Promise((resolve) => setImmediate(resolve));
@@ -31,6 +34,18 @@ export async function statAll(paths: string[]): Promise<(ListedFile | undefined)
     }
   }
   return infos;
+}
+
+/**
+ * The same for objects, from one listing per prefix (a HEAD per object would cost a request each).
+ * A listing is consistent on S3 (strong read-after-write), so a new or rewritten object shows.
+ */
+async function statObjects(paths: string[]): Promise<(ListedFile | undefined)[]> {
+  const listed = new Map<string, ListedFile>();
+  for (const prefix of new Set(paths.map((p) => p.slice(0, p.lastIndexOf('/'))))) {
+    for (const o of await listObjects(prefix)) listed.set(o.path, o);
+  }
+  return paths.map((p) => listed.get(p));
 }
 
 /** Files of a new source's schema sample, besides its first batch's: the table is inferred from up to this many. */
@@ -46,6 +61,8 @@ export async function sampleFiles(dir: string, batch: LandingFileInfo[]): Promis
 
 /** A source folder's files, symbolic links included (taken to be quarantined, never followed). */
 export async function listFiles(dir: string): Promise<ListedFile[]> {
+  // Objects: directory-listing mode, as Auto Loader's; an object appears whole, never half-written.
+  if (isObjectUrl(dir)) return (await listObjects(dir)).filter((o) => !isTempLandingName(o.path.slice(o.path.lastIndexOf('/') + 1)));
   let entries;
   try {
     entries = await readdir(dir, { recursive: true, withFileTypes: true });

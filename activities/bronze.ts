@@ -9,6 +9,7 @@ import { tableColumns } from '../lake/tables';
 import { commitBatch, fenceDetails, findCommitted, readFence, snapshotOfFence, type BatchIdentity, type CommitInfo } from '../lake/commit';
 import { qualified, sqlFilePath, sqlString } from '../lake/duckdb';
 import { assertLandingPath } from '../lake/landing';
+import { isObjectUrl } from '../lake/object-store';
 import { config } from '../config';
 import { batchLog, heartbeatEvery, isRetry, type LakeDeps } from './context';
 import { listFiles, sampleFiles, sourceDir, statAll, waitingFiles, withinRowBudget } from './bronze-listing';
@@ -29,7 +30,7 @@ export function bronzeActivities(deps: LakeDeps) {
     const dir = sourceDir(request.source, root);
     assertLandingPath(dir, deps.landingRoots ?? [...config.landingRoots, deps.landingDir]);
     // A source folder may not exist yet (nothing landed there); a missing landing zone is said, not listed as empty.
-    if (!statSync(root, { throwIfNoEntry: false })?.isDirectory()) {
+    if (!isObjectUrl(root) && !statSync(root, { throwIfNoEntry: false })?.isDirectory()) {
       return { files: [], waiting: 0, listedAtMs, elapsedMs: 0, landingMissing: `the landing folder ${root} does not exist (or is not a folder)` };
     }
     const listed = await listFiles(dir);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { config } from '../config';
 import { withConnection, sqlString } from '../lake/duckdb';
 import { assertLandingPath, landingFileName } from '../lake/landing';
+import { isObjectUrl, joinUrl, useObjectStore } from '../lake/object-store';
 import { LANDING_COLUMNS, SPEEDS_MBPS, type Device, type Status } from '../rules/events';
 import type { LandingBatch, LandingBatchRequest, LandingFile, Population, Scenario } from '../rules/generator';
 
@@ -111,11 +112,16 @@ function populationRows(request: LandingBatchRequest, scenario: Scenario, index:
   });
 }
 
-/** Writes rows as one parquet file atomically (temp name, then rename). */
+/**
+ * Writes rows as one parquet file atomically: in a folder under a temp name, then renamed; on
+ * object storage straight to its key (an object appears whole, when its upload completes).
+ */
 async function writeParquet(finalPath: string, rows: EventRow[], withServer: boolean): Promise<void> {
-  const tempPath = path.join(path.dirname(finalPath), `.${path.basename(finalPath)}.${process.pid}.tmp`);
+  const objectStore = isObjectUrl(finalPath);
+  const tempPath = objectStore ? finalPath : path.join(path.dirname(finalPath), `.${path.basename(finalPath)}.${process.pid}.tmp`);
   const columns = [...LANDING_COLUMNS, ...(withServer ? [['Servidor', 'VARCHAR'] as const] : [])];
   await withConnection(':memory:', async (db) => {
+    if (objectStore) await useObjectStore(db, 'write');
     await db.run(`CREATE TEMP TABLE landing_rows (${columns.map(([n, t]) => `${n} ${t}`).join(', ')})`);
     const appender = await db.createAppender('landing_rows');
     for (const row of rows) {
@@ -132,6 +138,7 @@ async function writeParquet(finalPath: string, rows: EventRow[], withServer: boo
     appender.closeSync();
     await db.run(`COPY landing_rows TO ${sqlString(tempPath)} (FORMAT parquet, COMPRESSION zstd)`);
   });
+  if (objectStore) return;
   try {
     await rename(tempPath, finalPath);
   } catch (error) {
@@ -148,10 +155,12 @@ export async function writeLandingBatch(request: LandingBatchRequest): Promise<L
   const files: LandingFile[] = [];
   for (const [index, scenario] of request.scenarios.entries()) {
     const rows = population ? populationRows(request, scenario, index, connected, touched) : randomRows(request, scenario, index);
-    const dir = path.join(request.landingPath ?? config.landingDir, scenario.device, scenario.status);
+    const root = request.landingPath ?? config.landingDir;
+    const dir = isObjectUrl(root) ? joinUrl(root, scenario.device, scenario.status) : path.join(root, scenario.device, scenario.status);
     assertLandingPath(dir, config.landingRoots);
-    await mkdir(dir, { recursive: true });
-    const file = path.join(dir, landingFileName(scenario, new Date(Date.parse(request.tickTime)), request.tick));
+    if (!isObjectUrl(dir)) await mkdir(dir, { recursive: true });
+    const name = landingFileName(scenario, new Date(Date.parse(request.tickTime)), request.tick);
+    const file = isObjectUrl(dir) ? joinUrl(dir, name) : path.join(dir, name);
     if (rows.length > 0) await writeParquet(file, rows, population);
     files.push({ path: file, rows: rows.length, device: scenario.device, status: scenario.status });
     Context.current().heartbeat({ filesDone: files.length, filesTotal: request.scenarios.length });

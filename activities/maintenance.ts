@@ -3,12 +3,11 @@
 // a downstream checkpoint still reads from), unreferenced files deleted, and landing files
 // archived or deleted some time after they were taken (Auto Loader's cleanSource).
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import path from 'node:path';
 import { config } from '../config';
 import { LAKE, metadataTable, withLake } from '../lake/catalog';
 import { eventLogInsert, fenceDetails, readFence, snapshotOfFence } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
+import { defaultArchiveRoot, landingStore } from '../lake/landing-store';
 import { maintenanceInputSchema, type LakeFiles, type MaintenanceInput, type MaintenanceReport, type TableCompaction } from '../rules/maintenance';
 import type { SilverInput } from '../rules/silver';
 import type { LakeDeps } from './context';
@@ -159,11 +158,14 @@ export function maintenanceActivities(deps: LakeDeps) {
         if (expirable.length > 0) await db.run(`CALL ducklake_expire_snapshots(${sqlString(LAKE)}, versions => [${expirable.join(', ')}])`);
         phase = 'deleting unreferenced files';
         await db.run(`CALL ducklake_cleanup_old_files(${sqlString(LAKE)}, cleanup_all => true)`);
+        phase = 'deleting orphaned files';
+        const orphansDeleted = (await db.runAndReadAll(`SELECT count(*) FROM ducklake_delete_orphaned_files(${sqlString(LAKE)},
+          older_than => now() - to_seconds(${Math.round(cfg.orphanGraceHours * 3600)}::BIGINT))`)).getRows()[0]?.[0];
         const after = await lakeFiles(db, deps.lake.catalogSchema);
         phase = 'landing retention';
-        const landingFiles = await retainLanding(db, cfg.landing, cfg.landingRetentionHours, cfg.archivePath ?? path.join(config.dataDir, 'archive'));
+        const landingFiles = await retainLanding(db, cfg.landing, cfg.landingRetentionHours, cfg.archivePath ?? defaultArchiveRoot(deps.landingDir, config.dataDir));
         const result: MaintenanceReport = {
-          before, after, floorSnapshot: floor, snapshotsExpired: expirable.length, tables, tablesDeferred: deferred,
+          before, after, floorSnapshot: floor, snapshotsExpired: expirable.length, orphansDeleted: Number(orphansDeleted ?? 0), tables, tablesDeferred: deferred,
           landingFiles, elapsedMs: Date.now() - started,
         };
         const { workflowId, runId } = batchLog('maintenance', LAKE);
@@ -180,24 +182,20 @@ export function maintenanceActivities(deps: LakeDeps) {
   async function retainLanding(db: DuckDBConnection, mode: 'keep' | 'archive' | 'delete', hours: number, archiveRoot: string) {
     const counts = { archived: 0, deleted: 0, missing: 0 };
     if (mode === 'keep') return counts;
-    const root = path.resolve(deps.landingDir);
     const paths = (await db.runAndReadAll(`
       SELECT DISTINCT path FROM lake.file_ledger WHERE taken_at < now() - to_seconds(${Math.round(hours * 3600)}::BIGINT)`)).getRows().map((r) => String(r[0]));
+    const store = landingStore(deps.landingDir);
     for (const file of paths) {
       // Only files under this worker's landing root: a ledger path elsewhere is not ours to touch.
-      const relative = path.relative(root, path.resolve(file));
-      if (relative.startsWith('..') || path.isAbsolute(relative)) continue;
-      if (!statSync(file, { throwIfNoEntry: false })) {
+      const relative = store.relative(file);
+      if (relative === undefined) continue;
+      if (!(await store.exists(file))) {
         counts.missing++;
-        continue;
-      }
-      if (mode === 'delete') {
-        rmSync(file, { force: true });
+      } else if (mode === 'delete') {
+        await store.remove(file);
         counts.deleted++;
       } else {
-        const target = path.join(archiveRoot, relative);
-        mkdirSync(path.dirname(target), { recursive: true });
-        renameSync(file, target);
+        await store.move(file, store.join(archiveRoot, relative));
         counts.archived++;
       }
     }

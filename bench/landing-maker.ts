@@ -4,6 +4,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { withConnection, sqlString } from '../lake/duckdb';
+import { isObjectUrl, joinUrl, useObjectStore } from '../lake/object-store';
 import { DEFAULT_SCENARIOS, type Scenario } from '../rules/generator';
 import { SPEEDS_MBPS } from '../rules/events';
 
@@ -41,13 +42,15 @@ export async function writeSyntheticLanding(spec: SyntheticLanding): Promise<str
   const seed = spec.seed ?? 1;
   const copies = Math.max(1, Math.trunc(spec.copies ?? 1));
   const written: string[] = [];
+  const objectStore = isObjectUrl(spec.root);
   await withConnection(':memory:', async (db) => {
+    if (objectStore) await useObjectStore(db, 'write');
     for (let i = 0; i < spec.files; i++) {
       const { device, status } = scenarios[i % scenarios.length];
-      const dir = path.join(spec.root, device, status);
-      await mkdir(dir, { recursive: true });
+      const dir = objectStore ? joinUrl(spec.root, device, status) : path.join(spec.root, device, status);
+      if (!objectStore) await mkdir(dir, { recursive: true });
       const who = spec.devices ? 'd' : 'h'; // what a device's name, address and IP derive from
-      const file = path.join(dir, `${spec.prefix ?? 'synthetic'}_${device}_${status}_${String(i).padStart(7, '0')}.parquet`);
+      const file = (objectStore ? joinUrl : path.join)(dir, `${spec.prefix ?? 'synthetic'}_${device}_${status}_${String(i).padStart(7, '0')}.parquet`);
       await db.run(`
         COPY (
           SELECT

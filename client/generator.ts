@@ -1,10 +1,10 @@
 // CLI commands of the device simulator.
-import path from 'node:path';
 import { Command } from 'commander';
 import { WorkflowIdConflictPolicy, WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import { config } from '../config';
 import { landingPathProblem } from '../lake/landing';
+import { resolveLocation } from '../lake/object-store';
 import { generatorInputSchema, scenarioSchema, type GeneratorInput } from '../rules/generator';
 import { describeIssues } from '../rules/validate';
 import { generatorProgressQuery, generatorWorkflow } from '../workflows/generator';
@@ -35,7 +35,7 @@ export function buildGeneratorInput(options: Record<string, string | undefined>)
       ...(options.servers !== undefined && { servers: Number(options.servers) }),
     };
   }
-  const landingPath = path.resolve(options.landing ?? config.landingDir);
+  const landingPath = resolveLocation(options.landing ?? config.landingDir);
   input.landingPath = landingPath;
   const outside = landingPathProblem(landingPath, config.landingRoots);
   if (outside) throw new CliError(`--landing: ${outside}`, 2);

@@ -14,6 +14,7 @@ function maintenanceInput(options: Record<string, string | undefined>): Maintena
   if (options.landing !== undefined) input.landing = options.landing;
   if (options.landingRetentionHours !== undefined) input.landingRetentionHours = Number(options.landingRetentionHours);
   if (options.snapshotRetentionHours !== undefined) input.snapshotRetentionHours = Number(options.snapshotRetentionHours);
+  if (options.orphanGraceHours !== undefined) input.orphanGraceHours = Number(options.orphanGraceHours);
   const parsed = maintenanceInputSchema.safeParse(input);
   if (!parsed.success) throw new CliError(`Invalid maintenance input: ${describeIssues(parsed.error)}`, 2);
   return input as MaintenanceInput;
@@ -22,7 +23,8 @@ function maintenanceInput(options: Record<string, string | undefined>): Maintena
 const withOptions = (command: Command) => command
   .option('--snapshot-retention-hours <h>', 'keep snapshots this long for time travel (24)')
   .option('--landing <mode>', 'landing files after the retention: keep, archive or delete (keep)')
-  .option('--landing-retention-hours <h>', 'how long after ingestion (24)');
+  .option('--landing-retention-hours <h>', 'how long after ingestion (24)')
+  .option('--orphan-grace-hours <h>', 'delete files no snapshot references once older than this (24)');
 
 /** What happened to each table, the flush (data moving out of the catalog) apart from the merge. */
 export function formatMaintenance(report: MaintenanceReport): string {
@@ -45,6 +47,7 @@ export function formatMaintenance(report: MaintenanceReport): string {
     ...(grew.length ? [`merges that wrote more than they replaced: ${grew.map((t) => `${t.table} ${size(t.merged.bytes)} → ${size(t.merged.intoBytes)}`).join(', ')}`] : []),
     `${report.tables.length - shown.length} other tables: nothing to flush or merge${report.tablesDeferred.length ? `; not yet (their downstream layer has not read them): ${report.tablesDeferred.join(', ')}` : ''}`,
     `snapshots expired: ${report.snapshotsExpired} (kept from snapshot ${report.floorSnapshot}, which a downstream checkpoint still reads)`,
+    ...(report.orphansDeleted !== undefined ? [`orphaned files deleted: ${report.orphansDeleted}`] : []),
     `landing files: ${report.landingFiles.archived} archived, ${report.landingFiles.deleted} deleted`,
     `took ${(report.elapsedMs / 1000).toFixed(1)} s`,
   ].join('\n');

@@ -1,10 +1,10 @@
 // CLI commands of the pipeline: one availableNow pass, and the continuous pipeline's controls.
 import { Command } from 'commander';
 import { statSync } from 'node:fs';
-import path from 'node:path';
 import { WorkflowIdConflictPolicy, type Client, type Connection, type WorkflowClient } from '@temporalio/client';
 import { config } from '../config';
 import { landingPathProblem } from '../lake/landing';
+import { isObjectUrl, resolveLocation } from '../lake/object-store';
 import { bronzeWorkflowId, DEFAULT_SOURCES } from '../rules/bronze';
 import type { PassSummary } from '../rules/pass';
 import { pipelineInputSchema, type PipelineInput } from '../rules/pipeline';
@@ -28,13 +28,13 @@ async function pipelineHandle() {
 }
 
 export function pipelineInput(options: { maxFiles?: string; landing?: string; interval?: string }, continuous: boolean): PipelineInput {
-  const input: PipelineInput = { continuous, landingPath: path.resolve(options.landing ?? config.landingDir) };
+  const input: PipelineInput = { continuous, landingPath: resolveLocation(options.landing ?? config.landingDir) };
   if (options.maxFiles !== undefined) input.options = { maxFilesPerBatch: Number(options.maxFiles) };
   if (options.interval !== undefined) input.intervalSeconds = Number(options.interval);
   const parsed = pipelineInputSchema.safeParse(input);
   if (!parsed.success) throw new CliError(`Invalid pipeline input: ${describeIssues(parsed.error)}`, 2);
   // A landing zone given by hand must be there: a missing folder would list as empty and pass with zeros.
-  if (options.landing !== undefined && !statSync(input.landingPath!, { throwIfNoEntry: false })?.isDirectory()) {
+  if (options.landing !== undefined && !isObjectUrl(input.landingPath!) && !statSync(input.landingPath!, { throwIfNoEntry: false })?.isDirectory()) {
     throw new CliError(`--landing: ${input.landingPath} is not a folder`, 2);
   }
   const outside = landingPathProblem(input.landingPath!, config.landingRoots);

@@ -6,6 +6,7 @@ import readline from 'node:readline/promises';
 import { config } from '../config';
 import { lakeFromEnv } from '../lake/catalog';
 import { emptyLake } from '../lake/admin';
+import { deleteObjectsUnder, isObjectUrl } from '../lake/object-store';
 import { CliError, connectClient } from './connection';
 
 async function confirmed(yes: boolean): Promise<boolean> {
@@ -35,7 +36,10 @@ export function resetCommand(): Command {
         stopped++;
       }
       const { tables } = await emptyLake(lakeFromEnv());
-      if (!options.keepLanding) await rm(config.landingDir, { recursive: true, force: true });
+      if (!options.keepLanding) {
+        if (isObjectUrl(config.landingDir)) await deleteObjectsUnder(config.landingDir);
+        else await rm(config.landingDir, { recursive: true, force: true });
+      }
       console.log(`reset: ${stopped} workflows terminated, lake ${config.catalogSchema} emptied (${tables} tables dropped)${options.keepLanding ? '' : `, ${config.landingDir} deleted`}`);
     });
 }

@@ -8,9 +8,10 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { config } from '../config';
 import { isTempLandingName } from '../lake/landing';
+import { isRemotePath, resolveLocation } from '../lake/object-store';
 import { triggerPassSignal } from '../workflows/pipeline';
 import { CONTINUOUS_PIPELINE_ID } from './pipeline';
-import { connectClient } from './connection';
+import { CliError, connectClient } from './connection';
 
 export interface LandingWatcher {
   /** Passes asked for so far. */
@@ -69,7 +70,9 @@ export function watchCommand(): Command {
     .option('--landing <dir>', 'landing zone root (default: data/landing)')
     .option('--id <workflowId>', 'pipeline workflow id', CONTINUOUS_PIPELINE_ID)
     .action(async (options) => {
-      const landing = path.resolve(options.landing ?? config.landingDir);
+      const landing = resolveLocation(options.landing ?? config.landingDir);
+      // Object stores have no change notifications to watch here: the continuous pipeline lists the prefix each interval.
+      if (isRemotePath(landing)) throw new CliError(`watch: ${landing} is on object storage; the continuous pipeline lists it every interval (netpulse continuous --interval)`, 2);
       const watcher = await watchLanding(await connectClient(), landing, options.id);
       console.log(`watching ${landing}: new files trigger a pass of ${options.id} (Ctrl-C to stop)`);
       await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));

@@ -1,7 +1,8 @@
 // Deleting a lake (tests) and emptying one in place (the CLI's reset): what no pass ever does.
 import { rmSync } from 'node:fs';
-import { closeLakes, createBookkeeping, extensionSettings, LAKE, loadExtensions, withLake, type LakeConfig } from './catalog';
-import { closeInstance, createInstance, sqlIdentifier, sqlString } from './duckdb';
+import { closeLakes, createBookkeeping, LAKE, loadExtensions, withLake, type LakeConfig } from './catalog';
+import { closeInstance, createInstance, extensionSettings, sqlIdentifier, sqlString } from './duckdb';
+import { deleteObjectsUnder, isObjectUrl, isRemotePath } from './object-store';
 import { forgetTables } from './tables';
 
 /**
@@ -21,7 +22,8 @@ export async function dropLake(lake: LakeConfig): Promise<void> {
     db.closeSync();
     closeInstance(instance);
   }
-  if (!/^[a-z0-9]+:\/\//.test(lake.dataPath)) rmSync(lake.dataPath, { recursive: true, force: true });
+  if (isObjectUrl(lake.dataPath)) await deleteObjectsUnder(lake.dataPath);
+  else if (!isRemotePath(lake.dataPath)) rmSync(lake.dataPath, { recursive: true, force: true });
 }
 
 /**

@@ -3,9 +3,10 @@
 // owns the lake. One DuckDB instance per lake per process: LOAD + ATTACH cost ~0.7 s, a new
 // connection on an attached instance ~20 ms.
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { config } from '../config';
-import { closeInstance, createInstance, duckdbMemoryLimit, explainOutOfMemory, sqlIdentifier, sqlString } from './duckdb';
+import { closeInstance, createInstance, duckdbMemoryLimit, explainOutOfMemory, extensionSettings, sqlIdentifier, sqlString } from './duckdb';
+import { isObjectUrl, isRemotePath, useObjectStore } from './object-store';
 
 export interface LakeConfig {
   /** libpq connection string of the PostgreSQL catalog database, as the writer role. */
@@ -14,7 +15,7 @@ export interface LakeConfig {
   readerCatalog?: string;
   /** PostgreSQL schema holding this lake's DuckLake metadata (several lakes can share a database). */
   catalogSchema: string;
-  /** Where the Parquet data files go: a folder, or s3://bucket/prefix/ (httpfs). */
+  /** Where the Parquet data files go: a folder, or s3://bucket/prefix/ (lake/object-store.ts). */
   dataPath: string;
 }
 
@@ -87,11 +88,6 @@ CREATE TABLE IF NOT EXISTS bronze.quarantine (
 );
 `;
 
-/** The project-local extension folder (scripts/setup.sh fills it from PyPI wheels), else DuckDB's default. */
-export function extensionSettings(): Record<string, string> {
-  return existsSync(config.extensionDir) ? { extension_directory: config.extensionDir } : {};
-}
-
 export async function loadExtensions(db: DuckDBConnection): Promise<void> {
   for (const name of ['ducklake', 'postgres']) {
     try {
@@ -162,7 +158,7 @@ async function attach(db: DuckDBConnection, lake: LakeConfig, options: AttachOpt
 }
 
 async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Promise<DuckDBInstance> {
-  if (!/^s3:\/\/|^gs:\/\/|^https?:\/\//.test(lake.dataPath)) mkdirSync(lake.dataPath, { recursive: true });
+  if (!isRemotePath(lake.dataPath)) mkdirSync(lake.dataPath, { recursive: true });
   const instance = await createInstance(':memory:', {
     // Bounded memory: DuckDB spills past the limit (into a folder of this instance's) instead of growing the worker.
     memory_limit: duckdbMemoryLimit(),
@@ -173,12 +169,15 @@ async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Pro
   const db = await instance.connect();
   try {
     await loadExtensions(db);
+    // The lake's files, or the landing zone a worker reads, on object storage: httpfs and a key.
+    if (usesObjectStore(lake)) await useObjectStore(db, options.readOnly ? 'read' : 'write');
     // Commit, event and snapshot times read back the same on every machine (events are UTC).
     await db.run(`SET TimeZone = 'UTC'`);
     await attach(db, lake, options);
     if (!options.readOnly) await createBookkeeping(db, lake);
     if (options.sandbox) {
-      const allowed = [lake.dataPath, config.extensionDir].map(sqlString).join(', ');
+      const dataPath = isRemotePath(lake.dataPath) && !lake.dataPath.endsWith('/') ? `${lake.dataPath}/` : lake.dataPath;
+      const allowed = [dataPath, config.extensionDir].map(sqlString).join(', ');
       await db.run(`SET allowed_directories = [${allowed}]`);
       await db.run('SET enable_external_access = false');
       await db.run('SET lock_configuration = true');
@@ -190,6 +189,11 @@ async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Pro
   }
   db.closeSync();
   return instance;
+}
+
+/** The lake's data path or this process's landing zone is on object storage, or a store is configured. */
+function usesObjectStore(lake: LakeConfig): boolean {
+  return isObjectUrl(lake.dataPath) || isObjectUrl(config.landingDir) || Boolean(process.env.NETPULSE_S3_ENDPOINT);
 }
 
 /** Several processes may create the schemas at once: a conflicting CREATE is retried. */

@@ -1,11 +1,17 @@
 // DuckDB access shared by every activity. One instance per database path per process:
 // DuckDB lets a single process own a database file, so the worker keeps it open.
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { config } from '../config';
 
 const instances = new Map<string, Promise<DuckDBInstance>>();
+
+/** The project-local extension folder (scripts/setup.sh fills it from PyPI wheels), else DuckDB's default. */
+export function extensionSettings(): Record<string, string> {
+  return existsSync(config.extensionDir) ? { extension_directory: config.extensionDir } : {};
+}
 
 /** DuckDB's memory limit per process; past it DuckDB spills to disk where it can, else fails. */
 export function duckdbMemoryLimit(): string {
@@ -78,6 +84,8 @@ export function openInstance(dbPath = ':memory:'): Promise<DuckDBInstance> {
       // wait in memory until a checkpoint, so too large a threshold can run out of memory (1GB did
       // on 10M rows, when device state was still MERGEd in place). Measured with bench/profile.ts.
       checkpoint_threshold: process.env.NETPULSE_DUCKDB_CHECKPOINT_THRESHOLD ?? '64MB',
+      // httpfs for landing files on object storage
+      ...extensionSettings(),
     });
     instances.set(dbPath, instance);
     instance.catch(() => instances.delete(dbPath));

@@ -1,6 +1,7 @@
 // Bronze sources (configuration, not code), ingestion options and the checkpoint shape.
 import { z } from 'zod';
 import { LANDING_COLUMNS } from './events';
+import { landingLocationSchema } from './landing';
 import { DEFAULT_SCENARIOS } from './generator';
 
 /**
@@ -84,15 +85,11 @@ export const ingestOptionsSchema = z
   .strict();
 export type IngestOptions = z.output<typeof ingestOptionsSchema>;
 
-const absolutePath = z.string()
-  .refine((p) => p.startsWith('/'), 'must be an absolute path')
-  .refine((p) => !p.split('/').includes('..'), 'must not contain ".."');
-
 export const bronzeSourceInputSchema = z
   .object({
     source: sourceSchema,
     options: ingestOptionsSchema.default(ingestOptionsSchema.parse({})),
-    landingPath: absolutePath.optional(),
+    landingPath: landingLocationSchema.optional(),
     /** Run one availableNow pass as soon as the workflow starts. */
     runOnStart: z.boolean().default(false),
   })
@@ -107,7 +104,7 @@ export const bronzeRunInputSchema = z
       .refine((l) => new Set(l.map((s) => s.name)).size === l.length, 'source names must be unique')
       .default(DEFAULT_SOURCES),
     options: ingestOptionsSchema.partial().optional(),
-    landingPath: absolutePath.optional(),
+    landingPath: landingLocationSchema.optional(),
     /** Prefix of every owner's workflow id (several lakes on one namespace, tests). */
     workflowIdPrefix: z.string().regex(/^[a-z0-9-]*$/, 'lowercase letters, digits and -').default(''),
     /** How long a requester waits for an owner's pass before it reports "no answer" and goes on. */

@@ -1,5 +1,6 @@
 // Input of the generator workflow (the device simulator) and its defaults.
 import { z } from 'zod';
+import { landingLocationSchema } from './landing';
 import { deviceSchema, statusSchema } from './events';
 
 export const scenarioSchema = z.object({
@@ -53,7 +54,7 @@ export const generatorInputSchema = z
     /** Simulated clock start (ISO 8601); with a seed, makes timestamps reproducible too. */
     startTime: z.iso.datetime({ offset: true }).optional(),
     /** Landing zone root; omitted, the worker's configured landing folder. */
-    landingPath: z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path').optional(),
+    landingPath: landingLocationSchema.optional(),
     /** Ticks per workflow run before continueAsNew keeps history small. */
     ticksPerRun: z.number().int().min(1).max(10_000).default(500),
   })

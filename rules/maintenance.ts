@@ -10,8 +10,14 @@ export const maintenanceInputSchema = z
     /** Like Auto Loader's cleanSource: what happens to landing files some time after ingestion. */
     landing: z.enum(['keep', 'archive', 'delete']).default('keep'),
     landingRetentionHours: z.number().min(0).max(24 * 365).default(24),
-    /** Where `archive` moves landing files (same relative path); default: <data dir>/archive. */
-    archivePath: z.string().refine((p) => p.startsWith('/'), 'must be an absolute path').optional(),
+    /** Where `archive` moves landing files (same relative path); default: <data dir>/archive, or `archive` beside an s3:// landing zone. */
+    archivePath: z.string().refine((p) => p.startsWith('/') || /^s3:\/\/[^/]+/.test(p), 'must be an absolute path or an s3:// prefix').optional(),
+    /**
+     * Files under the data path that no snapshot references (a writer killed between its upload and
+     * its commit leaves some) are deleted once older than this: a younger one may be a batch's
+     * upload about to commit. 0 only when no writer runs.
+     */
+    orphanGraceHours: z.number().min(0).max(24 * 365).default(24),
   })
   .strict();
 export type MaintenanceInput = z.input<typeof maintenanceInputSchema>;
@@ -49,6 +55,8 @@ export interface MaintenanceReport {
   /** The oldest snapshot a downstream checkpoint still reads from; never expired. */
   floorSnapshot: number;
   snapshotsExpired: number;
+  /** Files under the data path no snapshot referenced, deleted (absent in reports from before it was done). */
+  orphansDeleted?: number;
   /** Every table whose files maintenance flushed and merged, whether or not there was anything to do. */
   tables: TableCompaction[];
   /** Tables not compacted this time: their downstream reader has not read all of them yet. */

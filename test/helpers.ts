@@ -198,12 +198,13 @@ export async function cliLake(tag: string, files: number, rowsPerFile: number) {
 }
 
 /** A worker as production runs it: its own process, configured by environment only; its log goes to WORKER_LOG. */
-export function startWorkerProcess(env: Record<string, string>): ChildProcess {
+export function startWorkerProcess(env: Record<string, string>, cwd?: string): ChildProcess {
   const log = openSync(WORKER_LOG, 'a');
   try {
     return spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'worker.js')], {
       env: { ...process.env, NETPULSE_LOG_LEVEL: 'WARN', ...env },
       stdio: ['ignore', log, log],
+      ...(cwd && { cwd }),
     });
   } finally {
     closeSync(log); // the child has its own copy

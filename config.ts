@@ -1,6 +1,6 @@
 // Runtime settings read from the environment, in one place, for the worker and the CLI.
 import { loadClientConnectConfig } from '@temporalio/envconfig';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { resolveLocation } from './lake/object-store';
 
@@ -68,4 +68,20 @@ export const config = {
   },
   extensionDir: path.resolve(process.env.NETPULSE_DUCKDB_EXTENSIONS ?? path.join(root, '.tools', 'duckdb-extensions')),
 };
+
+/**
+ * Settings a stack's data folder carries, as defaults under the environment: `up.sh --s3` writes
+ * where the store and the lake are (netpulse.env) and the store's keys (secrets/s3.env, 0600), so
+ * `NETPULSE_DATA_DIR=data-s3 netpulse report` finds them. Lines are NAME=value.
+ */
+function loadDataDirSettings(dir: string): void {
+  for (const file of [path.join(dir, 'netpulse.env'), path.join(dir, 'secrets', 's3.env')]) {
+    if (!existsSync(file)) continue;
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+      if (match) process.env[match[1]] ??= match[2];
+    }
+  }
+}
+loadDataDirSettings(config.dataDir);
 

@@ -111,7 +111,8 @@ function catalogFor(lake: LakeConfig, options: AttachOptions): string {
 function attachSql(lake: LakeConfig, options: AttachOptions): string {
   const dataPath = lake.dataPath.endsWith('/') ? lake.dataPath : `${lake.dataPath}/`;
   const settings = [
-    `DATA_PATH ${sqlString(dataPath)}`,
+    // A reader takes the data path the catalog has (a folder or s3://…): it need not be told.
+    ...(options.readOnly ? [] : [`DATA_PATH ${sqlString(dataPath)}`]),
     `METADATA_SCHEMA ${sqlString(lake.catalogSchema)}`,
     // A writer migrates a lake of an older DuckLake format on its first attach (0.3 → 1.0: new
     // catalog columns and tables, in one catalog transaction); readers cannot, and say so.
@@ -158,7 +159,7 @@ async function attach(db: DuckDBConnection, lake: LakeConfig, options: AttachOpt
 }
 
 async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Promise<DuckDBInstance> {
-  if (!isRemotePath(lake.dataPath)) mkdirSync(lake.dataPath, { recursive: true });
+  if (!options.readOnly && !isRemotePath(lake.dataPath)) mkdirSync(lake.dataPath, { recursive: true });
   const instance = await createInstance(':memory:', {
     // Bounded memory: DuckDB spills past the limit (into a folder of this instance's) instead of growing the worker.
     memory_limit: duckdbMemoryLimit(),
@@ -176,8 +177,8 @@ async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Pro
     await attach(db, lake, options);
     if (!options.readOnly) await createBookkeeping(db, lake);
     if (options.sandbox) {
-      const dataPath = isRemotePath(lake.dataPath) && !lake.dataPath.endsWith('/') ? `${lake.dataPath}/` : lake.dataPath;
-      const allowed = [dataPath, config.extensionDir].map(sqlString).join(', ');
+      const [[dataPath]] = (await db.runAndReadAll(`SELECT value FROM ducklake_options(${sqlString(LAKE)}) WHERE option_name = 'data_path'`)).getRows();
+      const allowed = [String(dataPath), config.extensionDir].map(sqlString).join(', ');
       await db.run(`SET allowed_directories = [${allowed}]`);
       await db.run('SET enable_external_access = false');
       await db.run('SET lock_configuration = true');
@@ -193,7 +194,9 @@ async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Pro
 
 /** The lake's data path or this process's landing zone is on object storage, or a store is configured. */
 function usesObjectStore(lake: LakeConfig): boolean {
-  return isObjectUrl(lake.dataPath) || isObjectUrl(config.landingDir) || Boolean(process.env.NETPULSE_S3_ENDPOINT);
+  const env = process.env;
+  return isObjectUrl(lake.dataPath) || isObjectUrl(config.landingDir)
+    || Boolean(env.NETPULSE_S3_ENDPOINT || env.AWS_ACCESS_KEY_ID || env.NETPULSE_S3_READER_ACCESS_KEY_ID);
 }
 
 /** Several processes may create the schemas at once: a conflicting CREATE is retried. */

@@ -13,10 +13,19 @@
 # (dryrun; tc or webhook enforce throttles, docs/throttling.md); with all of them set,
 # it runs beside another up.sh without touching its data or ports. NETPULSE_SKIP_SETUP=1 skips
 # scripts/setup.sh and the build (for test/up.test.ts, which runs after both).
+#
+# `up.sh --s3` (or NETPULSE_S3=1) puts the lake's data files and the landing zone on object
+# storage: a local SeaweedFS S3 server (scripts/s3.sh, NETPULSE_S3_PORT 8333 and the nine ports
+# after it) with the bucket netpulse, s3://netpulse/lake and s3://netpulse/landing, and everything
+# else in data-s3/ (a lake of its own: its catalog, Temporal history and keys), so the local-disk
+# stack in data/ stays as it was.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DATA_DIR="${NETPULSE_DATA_DIR:-$PWD/data}"
+[ "${1:-}" = "--s3" ] && NETPULSE_S3=1
+S3="${NETPULSE_S3:-}"
+if [ -n "$S3" ]; then DATA_DIR="${NETPULSE_DATA_DIR:-$PWD/data-s3}"; else DATA_DIR="${NETPULSE_DATA_DIR:-$PWD/data}"; fi
+export NETPULSE_DATA_DIR="$DATA_DIR"
 LOG_DIR="$DATA_DIR/logs"
 UP_LOG="$LOG_DIR/up.log"
 DASHBOARD_PORT="${NETPULSE_DASHBOARD_PORT:-8080}"
@@ -65,6 +74,7 @@ shutdown() {
     wait "$worker_pid" 2>/dev/null
   fi
   say_output bash scripts/catalog.sh stop || failed+=" the catalog"
+  [ -n "$S3" ] && { say_output bash scripts/s3.sh stop || failed+=" the S3 server"; }
   say_output bash scripts/server.sh stop || failed+=" the Temporal dev server"
   if [ -z "$failed" ]; then say "[up] stopped"; else say "[up] ERROR: could not stop$failed (see above and $LOG_DIR)"; fi
 }
@@ -72,6 +82,17 @@ trap shutdown INT TERM EXIT
 
 bash scripts/server.sh start
 bash scripts/catalog.sh start
+if [ -n "$S3" ]; then
+  bash scripts/s3.sh start
+  set -a; . "$DATA_DIR/secrets/s3.env"; set +a   # the store's keys: into this environment, never printed
+  export NETPULSE_S3_ENDPOINT="127.0.0.1:${NETPULSE_S3_PORT:-8333}" NETPULSE_S3_URL_STYLE=path NETPULSE_S3_USE_SSL=false AWS_REGION="${AWS_REGION:-us-east-1}"
+  export NETPULSE_DATA_PATH="${NETPULSE_DATA_PATH:-s3://netpulse/lake}" NETPULSE_LANDING_DIR="${NETPULSE_LANDING_DIR:-s3://netpulse/landing}"
+  export NETPULSE_LANDING_ROOTS="${NETPULSE_LANDING_ROOTS:-s3://netpulse}"
+  # Where the store and the lake are, for the CLI (config.ts reads it with NETPULSE_DATA_DIR=$DATA_DIR); no key in it.
+  printf '%s\n' "NETPULSE_S3_ENDPOINT=$NETPULSE_S3_ENDPOINT" "NETPULSE_S3_URL_STYLE=path" "NETPULSE_S3_USE_SSL=false" \
+    "AWS_REGION=$AWS_REGION" "NETPULSE_DATA_PATH=$NETPULSE_DATA_PATH" "NETPULSE_LANDING_DIR=$NETPULSE_LANDING_DIR" \
+    "NETPULSE_LANDING_ROOTS=$NETPULSE_LANDING_ROOTS" >"$DATA_DIR/netpulse.env"
+fi
 NETPULSE_THROTTLE_ADAPTER="${NETPULSE_THROTTLE_ADAPTER:-dryrun}" node dist/worker.js >>"$LOG_DIR/worker.log" 2>&1 &
 worker_pid=$!
 node dist/client/cli.js dashboard --port "$DASHBOARD_PORT" >>"$LOG_DIR/dashboard.log" 2>&1 &
@@ -80,9 +101,12 @@ dashboard_pid=$!
 cli() { node dist/client/cli.js "$@"; }
 cli generator start --mode population
 cli continuous start
-# Event-driven passes: a file watcher signals the pipeline when files land (the interval stays as a safety net).
-cli watch >>"$LOG_DIR/watch.log" 2>&1 &
-watch_pid=$!
+# Event-driven passes: a file watcher signals the pipeline when files land (the interval stays as a
+# safety net). An object store has no file events to watch: the pipeline lists its prefix each interval.
+if [ -z "$S3" ]; then
+  cli watch >>"$LOG_DIR/watch.log" 2>&1 &
+  watch_pid=$!
+fi
 # Every 10 minutes: each continuous pass adds small files to the tables it rewrites, and every
 # statement on a table reads its file list, so a pass slows as they pile up (bench/profile.ts
 # --micro 150: gold 0.63 -> 0.91 s a pass without maintenance, 0.49 -> 0.54 s with it every 50).

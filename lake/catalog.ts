@@ -6,6 +6,7 @@ import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { mkdirSync } from 'node:fs';
 import { config } from '../config';
 import { closeInstance, createInstance, duckdbMemoryLimit, explainOutOfMemory, extensionSettings, sqlIdentifier, sqlString } from './duckdb';
+import { convertLegacyInlinedData } from './migrate';
 import { isObjectUrl, isRemotePath, useObjectStore } from './object-store';
 
 export interface LakeConfig {
@@ -131,6 +132,9 @@ export function redactCatalog(catalog: string): string {
 /** The lake's PostgreSQL catalog did not answer (down, wrong address, refused the login). */
 export class CatalogUnreachableError extends Error {}
 
+/** A read-only attach found a lake in an older DuckLake format: only a writer can migrate it. */
+export class LakeNeedsMigrationError extends Error {}
+
 /** A read-only attach found no lake in the catalog schema: no worker has created it yet. */
 export class LakeNotCreatedError extends Error {}
 
@@ -149,6 +153,11 @@ async function attach(db: DuckDBConnection, lake: LakeConfig, options: AttachOpt
       const message = (error as Error).message;
       const refused = /Unable to connect to Postgres at "[^"]*": ([^\n]*)/.exec(message);
       if (refused) throw new CatalogUnreachableError(`cannot reach the lake's catalog at ${redactCatalog(catalogFor(lake, options))} (${refused[1]})`);
+      const older = /catalog version is ([0-9.]+)[^\n]*requires version ([0-9.]+)|Failed to migrate DuckLake from v?([0-9.]+)/.exec(message);
+      if (older && options.readOnly) {
+        throw new LakeNeedsMigrationError(`the lake (catalog schema ${lake.catalogSchema}) is in DuckLake format ${older[1] ?? older[3]}; `
+          + 'a worker (the writer role) migrates it on its first attach: start one (bash scripts/up.sh, netpulse worker) or run a pass, then read again');
+      }
       if (/creating a new DuckLake is explicitly disabled/.test(message)) {
         throw new LakeNotCreatedError(`the lake (catalog schema ${lake.catalogSchema}) does not exist yet: run a pass first (netpulse run, or bash scripts/up.sh)`);
       }
@@ -175,7 +184,10 @@ async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Pro
     // Commit, event and snapshot times read back the same on every machine (events are UTC).
     await db.run(`SET TimeZone = 'UTC'`);
     await attach(db, lake, options);
-    if (!options.readOnly) await createBookkeeping(db, lake);
+    if (!options.readOnly) {
+      await convertLegacyInlinedData(db, lake.catalog, lake.catalogSchema);
+      await createBookkeeping(db, lake);
+    }
     if (options.sandbox) {
       const [[dataPath]] = (await db.runAndReadAll(`SELECT value FROM ducklake_options(${sqlString(LAKE)}) WHERE option_name = 'data_path'`)).getRows();
       const allowed = [String(dataPath), config.extensionDir].map(sqlString).join(', ');

@@ -4,7 +4,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { ApplicationFailure } from '@temporalio/common';
-import { addColumn, keepEvolvedTableOutOfCatalog, tableColumns } from '../lake/tables';
+import { addColumn, tableColumns } from '../lake/tables';
 import { retryConcurrentCommit } from '../lake/commit';
 import { qualified, sqlFilePath, sqlIdentifier, sqlString } from '../lake/duckdb';
 import { isLineageColumn, LINEAGE_COLUMNS, type LandingFileInfo, type SchemaHints } from '../rules/bronze';
@@ -194,7 +194,6 @@ export async function evolveSchema(
   const added = [...LINEAGE_COLUMNS, ...inferColumns(files, hints)].filter(([name]) => !known.has(name.toLowerCase())) as Column[];
   for (const [name, type] of added) await addColumn(db, table, name, type);
   const recorded = [...initial, ...added];
-  if (recorded.length === 0 && schemaVersion > 1) await keepEvolvedTableOutOfCatalog(db, table);
   if (recorded.length > 0) {
     schemaVersion++;
     await db.run(`INSERT INTO lake.schema_versions VALUES ${recorded

@@ -159,10 +159,9 @@ export function inferColumns(files: ReadableFile[], hints: SchemaHints): Column[
 }
 
 /**
- * Creates a source's table, in a transaction of its own before the batch's (DuckLake 1.4.4 can
- * fail a commit that races another owner's CREATE TABLE, and a failed batch transaction is costly
- * to write again): its columns are inferred from a sample of the source's files (`sample`, the
- * batch's first) and its declared types. An empty table left by a batch that then fails is harmless.
+ * Creates a source's table before the batch's transaction, which maps the files onto its columns:
+ * they are inferred from a sample of the source's files (`sample`, the batch's first) and its
+ * declared types. An empty table left by a batch that then fails is harmless.
  */
 export async function ensureTable(
   db: DuckDBConnection, table: string, files: ReadableFile[], hints: SchemaHints, sample: () => Promise<ReadableFile[]>,

@@ -166,9 +166,10 @@ const CONCURRENT_COMMIT = /Failed to commit DuckLake transaction/;
 const COMMIT_ATTEMPTS = 4;
 
 /**
- * Runs `work` (one or more DuckLake transactions) again when it loses to a concurrent
- * transaction of another owner — with DuckLake 1.4.4 chiefly tables created at the same moment
- * ("Failed to parse catalog entry") — a few times, before the activity's own retry takes over.
+ * Runs `work` (one or more DuckLake transactions) again when it loses to a concurrent transaction
+ * that wrote the same thing: two attempts of one batch (the fence row; run again, the loser finds
+ * the batch committed and returns its result) or of one table's CREATE. DuckLake writes commits
+ * that do not conflict again itself; these do, and the next try sees the winner's.
  */
 export async function retryConcurrentCommit<T>(work: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {

@@ -270,10 +270,6 @@ const failureListeners: ((lake: LakeConfig, error: unknown) => void)[] = [];
 export function onLakeFailure(listener: (lake: LakeConfig, error: unknown) => void): void {
   failureListeners.push(listener);
 }
-/** Connections open on each instance, and instances retired after a lost catalog connection (closed once idle). */
-const connectionsOpen = new Map<DuckDBInstance, number>();
-const retired = new Set<DuckDBInstance>();
-
 /** What a reader changes when a read runs out of memory. */
 const READ_REMEDY = 'ask for less (fewer rows or columns, an aggregate instead of the rows, a narrower time range)';
 
@@ -297,38 +293,22 @@ function lostCatalog(error: unknown, lake: LakeConfig, options: AttachOptions): 
 }
 
 /**
- * Runs `work` on a fresh connection to the lake (catalog `netpulse` in use) and closes it. When the
- * catalog connection is lost (PostgreSQL restarted or stopped), the process's attachment is dropped
- * and the next call attaches anew: DuckDB's postgres extension keeps a pool of catalog connections,
- * and after a restart each pooled one failed its next statement, one activity attempt each (gold
- * lost 6 attempts in a row). The error comes back as CatalogUnreachableError, naming the catalog.
+ * Runs `work` on a fresh connection to the lake (catalog `netpulse` in use) and closes it. A lost
+ * catalog connection (PostgreSQL restarted, stopped or unreachable) comes back as
+ * CatalogUnreachableError, naming the catalog; the attachment stays, and its pooled catalog
+ * connections reconnect once PostgreSQL is back (test/ducklake-issues.test.ts, issue 6).
  */
 export async function withLake<T>(lake: LakeConfig, work: (db: DuckDBConnection) => Promise<T>, options: AttachOptions = {}): Promise<T> {
-  const opened = openLake(lake, options);
-  const instance = await opened;
-  const connection = await instance.connect();
-  connectionsOpen.set(instance, (connectionsOpen.get(instance) ?? 0) + 1);
+  const connection = await (await openLake(lake, options)).connect();
   lakeOfConnection.set(connection, lake);
   try {
     await connection.run(`USE ${LAKE}`);
     return await work(connection);
   } catch (error) {
     for (const listener of failureListeners) listener(lake, error);
-    const lost = lostCatalog(error, lake, options);
-    if (lost) {
-      if (instances.get(lakeKey(lake, options)) === opened) instances.delete(lakeKey(lake, options));
-      retired.add(instance);
-      throw lost;
-    }
-    throw explainOutOfMemory(error, options.readOnly ? READ_REMEDY : undefined);
+    throw lostCatalog(error, lake, options) ?? explainOutOfMemory(error, options.readOnly ? READ_REMEDY : undefined);
   } finally {
     connection.closeSync();
-    const open = (connectionsOpen.get(instance) ?? 1) - 1;
-    if (open > 0) connectionsOpen.set(instance, open);
-    else {
-      connectionsOpen.delete(instance);
-      if (retired.delete(instance)) closeInstance(instance);
-    }
   }
 }
 

@@ -187,7 +187,7 @@ test(`issue 5, a merge of files whose row ids are not contiguous writes a row-id
   });
 });
 
-test(`issue 6, a catalog connection pool outlives a PostgreSQL restart: fixed on ${DUCKLAKE}`, async () => {
+test(`issue 6, a catalog connection pool outlives a PostgreSQL restart: fixed on ${DUCKLAKE} (and a stop and start)`, async () => {
   const catalog = await startDevCatalog({ setEnv: false }); // a catalog of this test's own, restarted under it
   try {
     await withFreshLake('issue6', async (lake, open) => {
@@ -211,7 +211,12 @@ test(`issue 6, a catalog connection pool outlives a PostgreSQL restart: fixed on
       const after: string[] = [];
       for (let i = 0; i < 8; i++) after.push(await write());
       expect(after).toEqual(Array(8).fill('ok'));
-      expect(await lakeDb.q('SELECT count(*) AS n FROM t')).toEqual([{ n: '12' }]);
+      // Stopped, the catalog fails every statement; started again, the same pool serves them all.
+      catalog.pause();
+      expect(await write()).toMatch(/Unable to connect to Postgres/);
+      catalog.resume();
+      expect([await write(), await write(), await write(), await write()]).toEqual(['ok', 'ok', 'ok', 'ok']);
+      expect(await lakeDb.q('SELECT count(*) AS n FROM t')).toEqual([{ n: '16' }]);
     }, catalog.connection);
   } finally {
     await catalog.stop();

@@ -7,7 +7,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ApplicationFailure } from '@temporalio/common';
 import { LAKE, metadataTable } from './catalog';
-import { keepOutOfCatalog } from './tables';
 import { inTransaction, sqlString } from './duckdb';
 import { failAfterCommit, failpoint, poisonFailpoint } from './failpoints';
 
@@ -109,7 +108,6 @@ async function ensureFence(db: DuckDBConnection, owner: string): Promise<Fence> 
   if (fence) return fence;
   await db.run(`CREATE TABLE IF NOT EXISTS ${fenceTable(owner)} (
     owner VARCHAR NOT NULL, batch_seq BIGINT NOT NULL, batch_id VARCHAR, commit_message VARCHAR, committed_at TIMESTAMPTZ, result VARCHAR)`);
-  await keepOutOfCatalog(db, fenceTable(owner));
   await db.run(`INSERT INTO ${fenceTable(owner)} SELECT ${sqlString(owner)}, -1, NULL, NULL, NULL, NULL WHERE NOT EXISTS (FROM ${fenceTable(owner)})`);
   return (await readFence(db, owner))!;
 }

@@ -1,9 +1,8 @@
 // Lake tables seen from a worker: their columns, whether they exist (remembered per process, so
-// steady-state batches skip the lookup), adding a column, and keeping a table's commits out of the
-// catalog's inlining.
+// steady-state batches skip the lookup), adding a column.
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { LAKE, lakeId, lakeOf, onLakeFailure, type LakeConfig } from './catalog';
-import { qualified, sqlIdentifier, sqlString } from './duckdb';
+import { lakeId, lakeOf, onLakeFailure, type LakeConfig } from './catalog';
+import { qualified, sqlIdentifier } from './duckdb';
 
 /**
  * A lake table's columns and types in order (empty when the table does not exist: ask before a
@@ -49,16 +48,6 @@ onLakeFailure((lake, error) => {
 /** Forgets the tables this process has seen in `lake` (it is being emptied or dropped). */
 export function forgetTables(lake: LakeConfig): void {
   knownTables.delete(lakeId(lake));
-}
-
-/**
- * Tables whose rows are updated or deleted (device state, gold, fences) keep every commit in
- * Parquet files, never inlined in the catalog: DuckLake 1.4.4's flush of inlined rows drops the
- * ones deleted before it, and with them time travel to the snapshots that still had them.
- */
-export async function keepOutOfCatalog(db: DuckDBConnection, table: string): Promise<void> {
-  const [schema, name] = table.split('.');
-  await db.run(`CALL ${LAKE}.set_option('data_inlining_row_limit', 0, schema => ${sqlString(schema)}, table_name => ${sqlString(name)})`);
 }
 
 /** Adds a column to `table` (in the caller's transaction, if any). */

@@ -4,7 +4,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { ApplicationFailure } from '@temporalio/common';
-import { addColumn, keepEvolvedTableOutOfCatalog, tableColumns } from '../lake/tables';
+import { addColumn, tableColumns } from '../lake/tables';
 import { retryConcurrentCommit } from '../lake/commit';
 import { qualified, sqlFilePath, sqlIdentifier, sqlString } from '../lake/duckdb';
 import { isLineageColumn, LINEAGE_COLUMNS, type LandingFileInfo, type SchemaHints } from '../rules/bronze';
@@ -159,10 +159,9 @@ export function inferColumns(files: ReadableFile[], hints: SchemaHints): Column[
 }
 
 /**
- * Creates a source's table, in a transaction of its own before the batch's (DuckLake 1.4.4 can
- * fail a commit that races another owner's CREATE TABLE, and a failed batch transaction is costly
- * to write again): its columns are inferred from a sample of the source's files (`sample`, the
- * batch's first) and its declared types. An empty table left by a batch that then fails is harmless.
+ * Creates a source's table before the batch's transaction, which maps the files onto its columns:
+ * they are inferred from a sample of the source's files (`sample`, the batch's first) and its
+ * declared types. An empty table left by a batch that then fails is harmless.
  */
 export async function ensureTable(
   db: DuckDBConnection, table: string, files: ReadableFile[], hints: SchemaHints, sample: () => Promise<ReadableFile[]>,
@@ -194,7 +193,6 @@ export async function evolveSchema(
   const added = [...LINEAGE_COLUMNS, ...inferColumns(files, hints)].filter(([name]) => !known.has(name.toLowerCase())) as Column[];
   for (const [name, type] of added) await addColumn(db, table, name, type);
   const recorded = [...initial, ...added];
-  if (recorded.length === 0 && schemaVersion > 1) await keepEvolvedTableOutOfCatalog(db, table);
   if (recorded.length > 0) {
     schemaVersion++;
     await db.run(`INSERT INTO lake.schema_versions VALUES ${recorded

@@ -3,7 +3,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ApplicationFailure } from '@temporalio/common';
 import { withLake } from '../lake/catalog';
-import { keepOutOfCatalog, missingTables } from '../lake/tables';
+import { missingTables } from '../lake/tables';
 import { insertionsSql, readableMark, replaceKeys, replaceRows } from '../lake/changes';
 import { commitBatch, fenceDetails, readFence, snapshotOfFence, type TableWrite } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
@@ -94,7 +94,6 @@ async function ensureGold(db: DuckDBConnection, request: GoldRequest): Promise<v
     await db.run(columns
       ? `CREATE TABLE IF NOT EXISTS gold.${name} (${columns})`
       : `CREATE TABLE IF NOT EXISTS gold.${name} AS SELECT * FROM (${goldSql(name, request.asOf, request.options)}) LIMIT 0`);
-    await keepOutOfCatalog(db, table);
   }
 }
 

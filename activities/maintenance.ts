@@ -5,7 +5,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { config } from '../config';
 import { LAKE, metadataTable, withLake } from '../lake/catalog';
-import { eventLogInsert, fenceDetails, readFence, snapshotOfFence } from '../lake/commit';
+import { eventLogInsert, fenceDetails, readFence } from '../lake/commit';
 import { sqlString } from '../lake/duckdb';
 import { defaultArchiveRoot, landingStore } from '../lake/landing-store';
 import { maintenanceInputSchema, type LakeFiles, type MaintenanceInput, type MaintenanceReport, type TableCompaction } from '../rules/maintenance';
@@ -44,27 +44,10 @@ async function readFloors(db: DuckDBConnection): Promise<Floors> {
   };
 }
 
-/**
- * Tables whose files may be merged now. DuckLake's merge (and flush of inlined rows) rewrites
- * the rows into new files, after which ducklake_table_changes no longer returns them for the
- * snapshots they were committed in (seen with DuckLake 1.4.4): a table is compacted only when
- * its downstream reader has read all of it — bronze tables up to silver's mark, silver tables
- * up to gold's. Gold and the bookkeeping tables have no incremental reader.
- */
-async function compactableTables(db: DuckDBConnection, floors: Floors): Promise<{ compact: [string, string][]; deferred: string[] }> {
-  const tables = (await db.runAndReadAll(`SELECT table_schema, table_name FROM information_schema.tables
+/** Every table of the lake: each one's inlined rows are flushed and its small files merged. */
+async function lakeTables(db: DuckDBConnection): Promise<[string, string][]> {
+  return (await db.runAndReadAll(`SELECT table_schema, table_name FROM information_schema.tables
     WHERE table_catalog = current_database() AND table_type = 'BASE TABLE' ORDER BY 1, 2`)).getRows().map((r) => [String(r[0]), String(r[1])] as [string, string]);
-  const lastCommit = async (owner: string) => snapshotOfFence(db, await readFence(db, owner));
-  const silverLast = await lastCommit(SILVER_OWNER);
-  const compact: [string, string][] = [];
-  const deferred: string[] = [];
-  for (const [schema, name] of tables) {
-    const last = schema === 'bronze' && name !== 'quarantine' ? await lastCommit(`bronze.${name}`) : schema === 'silver' ? silverLast : 0;
-    const readTo = schema === 'bronze' ? floors.silverMark : floors.goldMark;
-    if (last <= readTo) compact.push([schema, name]);
-    else deferred.push(`${schema}.${name}`);
-  }
-  return { compact, deferred };
 }
 
 /**
@@ -144,10 +127,9 @@ export function maintenanceActivities(deps: LakeDeps) {
       const report = await withLake(deps.lake, async (db) => {
         const before = await lakeFiles(db, deps.lake.catalogSchema);
         phase = 'flushing inlined rows and merging small files';
-        const floors = await readFloors(db);
-        const { compact, deferred } = await compactableTables(db, floors);
-        const tables = await compactTables(db, compact);
+        const tables = await compactTables(db, await lakeTables(db));
         phase = 'expiring snapshots';
+        const floors = await readFloors(db);
         // Silver reads bronze changes from its mark + 1 on, gold silver's: those snapshots stay.
         const floor = Math.min(floors.silverMark, floors.goldMark) + 1;
         const olderThan = cfg.expireOlderThan ?? new Date(Date.now() - cfg.snapshotRetentionHours * 3600_000).toISOString();
@@ -165,7 +147,7 @@ export function maintenanceActivities(deps: LakeDeps) {
         phase = 'landing retention';
         const landingFiles = await retainLanding(db, cfg.landing, cfg.landingRetentionHours, cfg.archivePath ?? defaultArchiveRoot(deps.landingDir, config.dataDir));
         const result: MaintenanceReport = {
-          before, after, floorSnapshot: floor, snapshotsExpired: expirable.length, orphansDeleted: Number(orphansDeleted ?? 0), tables, tablesDeferred: deferred,
+          before, after, floorSnapshot: floor, snapshotsExpired: expirable.length, orphansDeleted: Number(orphansDeleted ?? 0), tables,
           landingFiles, elapsedMs: Date.now() - started,
         };
         const { workflowId, runId } = batchLog('maintenance', LAKE);

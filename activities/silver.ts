@@ -2,7 +2,7 @@
 // the rule broken; device state upserted by key; data-quality counts. One transaction per batch.
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { metadataTable, withLake, type LakeConfig } from '../lake/catalog';
-import { addColumn, keepOutOfCatalog, missingTables, tableColumns } from '../lake/tables';
+import { addColumn, missingTables, tableColumns } from '../lake/tables';
 import { readableMark, upsertRows } from '../lake/changes';
 import { commitBatch, fenceDetails, readFence, snapshotOfFence } from '../lake/commit';
 import { qualified, sqlString } from '../lake/duckdb';
@@ -69,8 +69,6 @@ async function dropSeenEvents(db: DuckDBConnection, hashedFrom: string): Promise
  */
 async function takeRequeued(db: DuckDBConnection, filters: RequeueFilter[]): Promise<number> {
   if (filters.length === 0) return 0;
-  // Rows are deleted from here on: kept out of the catalog, as every table with deletes (see keepOutOfCatalog).
-  await keepOutOfCatalog(db, SILVER_QUARANTINE);
   await db.run(`CREATE OR REPLACE TEMP TABLE requeued AS SELECT rowid AS quarantine_row, * FROM ${SILVER_QUARANTINE} WHERE ${requeueWhereSql(filters)}`);
   const [[taken]] = (await db.runAndReadAll('SELECT count(*) FROM requeued')).getRows();
   if (Number(taken) > 0) await db.run(`DELETE FROM ${SILVER_QUARANTINE} WHERE rowid IN (SELECT quarantine_row FROM requeued)`);
@@ -100,7 +98,6 @@ async function quarantineFailing(db: DuckDBConnection, tables: string[], batchId
 export async function ensureSilverTables(db: DuckDBConnection): Promise<void> {
   if ((await missingTables(db, [SILVER_EVENTS, SILVER_QUARANTINE, SILVER_DEVICE_STATE, SILVER_DQ])).length === 0) return;
   await db.run(SILVER_DDL);
-  await keepOutOfCatalog(db, SILVER_DEVICE_STATE);
 }
 
 /** Silver tables made by an older version get the columns added since (once per process). */

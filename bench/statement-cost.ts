@@ -36,9 +36,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { LAKE, createBookkeeping, extensionSettings, loadExtensions } from '../lake/catalog';
+import { LAKE, createBookkeeping, loadExtensions } from '../lake/catalog';
 import { dropLake } from '../lake/admin';
-import { closeInstance, createInstance, duckdbMemoryLimit, sqlString } from '../lake/duckdb';
+import { closeInstance, createInstance, duckdbMemoryLimit, extensionSettings, sqlString } from '../lake/duckdb';
 import { postgresBinDir, startDevCatalog, type DevCatalog } from '../scripts/dev-catalog';
 
 const argv = process.argv.slice(2);

@@ -45,7 +45,7 @@ export function formatMaintenance(report: MaintenanceReport): string {
     `flushed ${sum((t) => t.flushed.rows)} rows out of the catalog into ${files(sum((t) => t.flushed.files))} (${size(sum((t) => t.flushed.bytes))}): data moved to Parquet, not growth`,
     `merged ${files(sum((t) => t.merged.files))} (${size(sum((t) => t.merged.bytes))}) into ${files(sum((t) => t.merged.intoFiles))} (${size(sum((t) => t.merged.intoBytes))}); files with deleted rows are never merged`,
     ...(grew.length ? [`merges that wrote more than they replaced: ${grew.map((t) => `${t.table} ${size(t.merged.bytes)} → ${size(t.merged.intoBytes)}`).join(', ')}`] : []),
-    `${report.tables.length - shown.length} other tables: nothing to flush or merge${report.tablesDeferred.length ? `; not yet (their downstream layer has not read them): ${report.tablesDeferred.join(', ')}` : ''}`,
+    `${report.tables.length - shown.length} other tables: nothing to flush or merge`,
     `snapshots expired: ${report.snapshotsExpired} (kept from snapshot ${report.floorSnapshot}, which a downstream checkpoint still reads)`,
     ...(report.orphansDeleted !== undefined ? [`orphaned files deleted: ${report.orphansDeleted}`] : []),
     `landing files: ${report.landingFiles.archived} archived, ${report.landingFiles.deleted} deleted`,

@@ -7,7 +7,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ApplicationFailure } from '@temporalio/common';
 import { LAKE, metadataTable } from './catalog';
-import { keepOutOfCatalog } from './tables';
 import { inTransaction, sqlString } from './duckdb';
 import { failAfterCommit, failpoint, poisonFailpoint } from './failpoints';
 
@@ -109,7 +108,6 @@ async function ensureFence(db: DuckDBConnection, owner: string): Promise<Fence> 
   if (fence) return fence;
   await db.run(`CREATE TABLE IF NOT EXISTS ${fenceTable(owner)} (
     owner VARCHAR NOT NULL, batch_seq BIGINT NOT NULL, batch_id VARCHAR, commit_message VARCHAR, committed_at TIMESTAMPTZ, result VARCHAR)`);
-  await keepOutOfCatalog(db, fenceTable(owner));
   await db.run(`INSERT INTO ${fenceTable(owner)} SELECT ${sqlString(owner)}, -1, NULL, NULL, NULL, NULL WHERE NOT EXISTS (FROM ${fenceTable(owner)})`);
   return (await readFence(db, owner))!;
 }
@@ -166,9 +164,10 @@ const CONCURRENT_COMMIT = /Failed to commit DuckLake transaction/;
 const COMMIT_ATTEMPTS = 4;
 
 /**
- * Runs `work` (one or more DuckLake transactions) again when it loses to a concurrent
- * transaction of another owner — with DuckLake 1.4.4 chiefly tables created at the same moment
- * ("Failed to parse catalog entry") — a few times, before the activity's own retry takes over.
+ * Runs `work` (one or more DuckLake transactions) again when it loses to a concurrent transaction
+ * that wrote the same thing: two attempts of one batch (the fence row; run again, the loser finds
+ * the batch committed and returns its result) or of one table's CREATE. DuckLake writes commits
+ * that do not conflict again itself; these do, and the next try sees the winner's.
  */
 export async function retryConcurrentCommit<T>(work: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {

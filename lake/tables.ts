@@ -1,9 +1,8 @@
 // Lake tables seen from a worker: their columns, whether they exist (remembered per process, so
-// steady-state batches skip the lookup), adding a column, and keeping a table's commits out of the
-// catalog's inlining (the DuckLake 1.4.4 workarounds, docs/lake.md).
+// steady-state batches skip the lookup), adding a column.
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { LAKE, lakeId, lakeOf, onLakeFailure, type LakeConfig } from './catalog';
-import { qualified, sqlIdentifier, sqlString } from './duckdb';
+import { lakeId, lakeOf, onLakeFailure, type LakeConfig } from './catalog';
+import { qualified, sqlIdentifier } from './duckdb';
 
 /**
  * A lake table's columns and types in order (empty when the table does not exist: ask before a
@@ -41,52 +40,17 @@ export async function missingTables(db: DuckDBConnection, tables: string[]): Pro
  * (the lake was reset) forgets them all, and the activity's retry looks again.
  */
 const knownTables = new Map<string, Set<string>>();
-/** Per lake: evolved tables this process has kept out of the catalog (keepEvolvedTableOutOfCatalog). */
-const evolvedKeptOut = new Map<string, Set<string>>();
 
 onLakeFailure((lake, error) => {
   if (/does not exist/i.test(String((error as Error)?.message))) knownTables.delete(lakeId(lake));
-  evolvedKeptOut.delete(lakeId(lake));
 });
 
 /** Forgets the tables this process has seen in `lake` (it is being emptied or dropped). */
 export function forgetTables(lake: LakeConfig): void {
   knownTables.delete(lakeId(lake));
-  evolvedKeptOut.delete(lakeId(lake));
 }
 
-/**
- * Tables whose rows are updated or deleted (device state, gold, fences) keep every commit in
- * Parquet files, never inlined in the catalog: DuckLake 1.4.4's flush of inlined rows drops the
- * ones deleted before it, and with them time travel to the snapshots that still had them.
- */
-export async function keepOutOfCatalog(db: DuckDBConnection, table: string): Promise<void> {
-  const [schema, name] = table.split('.');
-  await db.run(`CALL ${LAKE}.set_option('data_inlining_row_limit', 0, schema => ${sqlString(schema)}, table_name => ${sqlString(name)})`);
-}
-
-/**
- * Adds a column to `table`, whose rows are from then on never inlined in the catalog (set before
- * the ALTER, in the caller's transaction). DuckLake 1.4.4 misreads rows inlined after a column
- * was added: once any later schema change happens anywhere in the lake, every process but the
- * writer reads that column as NULL, and a flush of inlined data by such a process (maintenance)
- * writes the NULLs to Parquet for good. Parquet files carry field ids and read right.
- */
+/** Adds a column to `table` (in the caller's transaction, if any). */
 export async function addColumn(db: DuckDBConnection, table: string, name: string, type: string): Promise<void> {
-  await keepOutOfCatalog(db, table);
   await db.run(`ALTER TABLE ${qualified(table)} ADD COLUMN ${sqlIdentifier(name)} ${type}`);
-}
-
-/**
- * For tables that gained columns before addColumn existed: the same setting, once per process
- * and lake (a connection lives for one activity). Forgotten when a statement on the lake fails,
- * since the batch's transaction that set it may have rolled back.
- */
-export async function keepEvolvedTableOutOfCatalog(db: DuckDBConnection, table: string): Promise<void> {
-  const key = lakeId(lakeOf(db));
-  const done = evolvedKeptOut.get(key) ?? new Set<string>();
-  evolvedKeptOut.set(key, done);
-  if (done.has(table)) return;
-  await keepOutOfCatalog(db, table);
-  done.add(table);
 }

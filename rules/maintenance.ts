@@ -59,8 +59,6 @@ export interface MaintenanceReport {
   orphansDeleted?: number;
   /** Every table whose files maintenance flushed and merged, whether or not there was anything to do. */
   tables: TableCompaction[];
-  /** Tables not compacted this time: their downstream reader has not read all of them yet. */
-  tablesDeferred: string[];
   landingFiles: { archived: number; deleted: number; missing: number };
   elapsedMs: number;
 }

@@ -289,7 +289,7 @@ test('a lake whose silver events predate event_hash: redeliveries are found colu
     expect(await hashedFrom()).toBe('all');
     await stopProcess(worker, 'SIGTERM');
     // As an older netpulse left the lake: no event_hash column, no hashedFrom in silver's fence, and
-    // the text event key those versions wrote (rows kept out of the catalog, as addColumn does).
+    // the text event key those versions wrote (rows kept out of the catalog, as addColumn did then).
     await sqlRows('ALTER TABLE silver.events DROP COLUMN event_hash', lake);
     await sqlRows(`CALL ${LAKE}.set_option('data_inlining_row_limit', 0, schema => 'silver', table_name => 'events')`, lake);
     await sqlRows('ALTER TABLE silver.events ADD COLUMN event_key VARCHAR', lake);

@@ -20,7 +20,7 @@ const canListen = (port: number) => new Promise<boolean>((resolve) => {
 });
 
 /** The first of ten consecutive free ports, from a random start (a port can still be taken before weed binds it: the start then fails and is tried again). */
-async function freePortRange(): Promise<number> {
+export async function freePortRange(): Promise<number> {
   for (;;) {
     const first = 20000 + Math.floor(Math.random() * 30000);
     let free = true;

@@ -5,6 +5,7 @@
 //
 //   npm run bench                       # small + medium + latency (about 5 minutes here)
 //   npm run bench -- --sizes small,medium,large --latency-seconds 60
+//   npm run bench -- --s3               # the lakes' data files on a local S3 server (SeaweedFS)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import { closeLakes, LAKE, withLake, type LakeConfig } from '../lake/catalog';
 import { dropLake } from '../lake/admin';
 import { withConnection, sqlString, closeAllInstances } from '../lake/duckdb';
 import { startDevCatalog } from '../scripts/dev-catalog';
+import { startDevS3, type DevS3 } from '../scripts/dev-s3';
 import { DEFAULT_SOURCES } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
 import { freePort, startDevServer } from '../scripts/dev-server';
@@ -27,6 +29,8 @@ import { config } from '../config';
 const SHUFFLE_HOURS = Number(arg('shuffle-hours', '0'));
 /** --devices N: events from a population of N devices (0: a new random address for nearly every row). */
 const DEVICES = Number(arg('devices', '0'));
+/** --s3: the lakes' data files on a SeaweedFS of the bench's own (scripts/dev-s3.ts); landing stays on local disk. */
+let s3: DevS3 | undefined;
 
 const SIZES: Record<string, { files: number; rows: number }> = {
   small: { files: 200, rows: 250 },
@@ -45,9 +49,10 @@ const log = (message: string) => console.error(`[bench ${new Date().toISOString(
 interface Worker { process: ChildProcess; taskQueue: string; metricsUrl: string }
 
 let catalog = process.env.NETPULSE_CATALOG ?? '';
-const benchLake = (dir: string, tag: string): LakeConfig => ({
-  catalog, catalogSchema: `bench_${tag}_${Date.now().toString(36)}`, dataPath: path.join(dir, `lake-${tag}`),
-});
+const benchLake = (dir: string, tag: string): LakeConfig => {
+  const catalogSchema = `bench_${tag}_${Date.now().toString(36)}`;
+  return { catalog, catalogSchema, dataPath: s3 ? `s3://${s3.bucket}/${catalogSchema}/lake` : path.join(dir, `lake-${tag}`) };
+};
 
 async function startWorker(address: string, lake: LakeConfig, landing: string, taskQueue = `bench-${Date.now().toString(36)}`): Promise<Worker> {
   const metrics = `127.0.0.1:${await freePort()}`;
@@ -302,9 +307,9 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
   return { watcher: Boolean(watcher), interval: Number(arg('interval', '0.2')), files: rows.length, goldReached: gold.length, passes: status.totals.passes, toBronzeMs: stats(bronze), toGoldMs: stats(gold), workerPeakRssMiB: rssMiB, dataPasses: Number(passes.passes), dataPassMeanMs: Number(passes.mean_ms), activityMsPerPass: perPassMs };
 }
 
-function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Awaited<ReturnType<typeof continuousLatency>> | undefined, machine: string): string {
+function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Awaited<ReturnType<typeof continuousLatency>> | undefined, machine: string, lakeAt: string): string {
   const lines = [
-    `# netpulse benchmark — ${new Date().toISOString()}`, '', `Machine: ${machine}`, '', `Command: \`node dist/bench/run.js ${process.argv.slice(2).join(' ')}\``, '',
+    `# netpulse benchmark — ${new Date().toISOString()}`, '', `Machine: ${machine}`, '', `Lake data files: ${lakeAt}`, '', `Command: \`node dist/bench/run.js ${process.argv.slice(2).join(' ')}\``, '',
     '| size | workers | files × rows | DuckLake limit rows/s | DuckDB-file limit rows/s | file limit + lineage rows/s | bronze pipeline rows/s | pipeline / DuckLake limit | pipeline / file limit | pipeline / file limit + lineage | batches | Temporal overhead / batch: 4 sources / 1 source | warm-up pass (cold) / empty pass (warm) | silver+gold rows/s | silver+gold / bronze | silver batch ms, first / last tenth | landing → gold, whole size | worker peak RSS after bronze / at end | lake data files |',
     `|${'---|'.repeat(19)}`,
     ...results.map((r) => `| ${r.size} | ${r.workers} | ${r.files} × ${r.rowsPerFile} | ${r.duckLakeRowsPerSec.toLocaleString('en')} (${r.duckLakeSeconds.toFixed(2)} s) | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratioToDuckLake} | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} / ${r.singleSourceOverheadPerBatchMs} ms | ${r.coldEmptyPassMs} / ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s) | ${r.silverToBronze} | ${r.silverTenths.firstMs} / ${r.silverTenths.lastMs} (${r.silverTenths.batches} batches) | ${r.endToEndSeconds} s | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeDataFiles} (${r.lakeMiB} MiB) |`),
@@ -320,7 +325,7 @@ function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Await
 }
 
 const USAGE = `usage: node dist/bench/run.js [--sizes small,medium,large] [--two-workers medium|none]
-       [--latency-seconds 60] [--max-files 1000] [--interval 0.2] [--watch] [--shuffle-hours 0] [--devices 0]
+       [--latency-seconds 60] [--max-files 1000] [--interval 0.2] [--watch] [--shuffle-hours 0] [--devices 0] [--s3]
 Starts its own Temporal dev server and PostgreSQL catalog (or uses TEMPORAL_ADDRESS, NETPULSE_CATALOG);
 writes bench/results/<date>.md and .json. Sizes: ${Object.entries(SIZES).map(([k, v]) => `${k} ${v.files} × ${v.rows}`).join(', ')}.`;
 
@@ -338,8 +343,15 @@ async function main(): Promise<void> {
   catalog ||= devCatalog!.connection;
   const address = process.env.TEMPORAL_ADDRESS ?? server!.address;
   const client = new Client({ connection: await Connection.connect({ address }) });
-  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, DuckDB 1.4.4 via @duckdb/node-api, DuckLake on a local PostgreSQL catalog, Temporal CLI dev server (SQLite in memory)`;
+  const duckdb = await withConnection(':memory:', async (db) => String((await db.runAndReadAll('SELECT version()')).getRows()[0][0]));
+  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, DuckDB ${duckdb} via @duckdb/node-api, DuckLake on a local PostgreSQL catalog, Temporal CLI dev server (SQLite in memory)`;
   try {
+    if (process.argv.includes('--s3')) {
+      s3 = await startDevS3(mkdtempSync(path.join(os.tmpdir(), 'netpulse-bench-s3-')));
+      Object.assign(process.env, s3.env); // the bench's own lake statements, and the workers it starts (they take process.env)
+    }
+    const lakeAt = s3 ? `S3, SeaweedFS on loopback (${s3.env.NETPULSE_S3_ENDPOINT}): s3://${s3.bucket}/<catalog schema>/lake; landing on local disk`
+      : `local disk (${path.join(os.tmpdir(), 'netpulse-bench-<size>-*/lake-<tag>')}); landing on local disk`;
     const results = [];
     for (const size of sizes) results.push(await runSize(client, address, size, SIZES[size]));
     // Several workers on one task queue and one catalog: medium again with two worker processes.
@@ -349,9 +361,9 @@ async function main(): Promise<void> {
     const outDir = path.join(root, 'bench', 'results');
     mkdirSync(outDir, { recursive: true });
     const stamp = new Date().toISOString().slice(0, 16).replace(/[:T]/g, '-');
-    const md = markdown(results, latency, machine);
+    const md = markdown(results, latency, machine, lakeAt);
     writeFileSync(path.join(outDir, `${stamp}.md`), md);
-    writeFileSync(path.join(outDir, `${stamp}.json`), JSON.stringify({ machine, results, latency }, null, 2));
+    writeFileSync(path.join(outDir, `${stamp}.json`), JSON.stringify({ machine, duckdb, lake: s3 ? 's3' : 'local', lakeAt, results, latency }, null, 2));
     console.log(md);
     log(`written to bench/results/${stamp}.md`);
   } finally {
@@ -360,6 +372,7 @@ async function main(): Promise<void> {
     await closeAllInstances();
     await devCatalog?.stop();
     server?.process.kill('SIGTERM');
+    s3?.stop();
   }
 }
 

@@ -93,6 +93,11 @@ export async function useObjectStore(db: DuckDBConnection, access: Access): Prom
     `URL_STYLE ${sqlString(s.urlStyle)}`,
     `USE_SSL ${s.useSsl}`,
   ];
+  // An upload's part buffer is max_filesize / max_parts: 80 MB by default, one per file being
+  // written, so four bronze batches at once ran out of the 256 MB memory limit (npm run bench --s3,
+  // bench/results/2026-12-07-duckdb-1.5.5.md). At its 50 GB minimum a part is 5 MB, S3's smallest,
+  // and a file may still reach 50 GB.
+  await db.run(`SET GLOBAL s3_uploader_max_filesize = '50GB'`);
   try {
     if (!s.key) await db.run('LOAD aws');
     await db.run(`CREATE OR REPLACE TEMPORARY SECRET netpulse_s3 (${options.join(', ')})`);

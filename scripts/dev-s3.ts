@@ -44,6 +44,7 @@ export async function startDevS3(dir: string): Promise<DevS3> {
       if (attempt < 3) continue;
       throw new Error(`scripts/s3.sh start failed: ${started.output}`);
     }
+    const pid = Number(readFileSync(path.join(dir, 's3', 'weed.pid'), 'utf8'));
     const keys = Object.fromEntries(readFileSync(path.join(dir, 'secrets', 's3.env'), 'utf8').trim().split('\n').map((line) => {
       const at = line.indexOf('=');
       return [line.slice(0, at), line.slice(at + 1)];
@@ -51,8 +52,14 @@ export async function startDevS3(dir: string): Promise<DevS3> {
     return {
       env: { ...keys, NETPULSE_S3_ENDPOINT: `127.0.0.1:${port}`, NETPULSE_S3_URL_STYLE: 'path', NETPULSE_S3_USE_SSL: 'false', AWS_REGION: 'us-east-1' },
       bucket: 'netpulse',
+      // Stopped by its pid too: the folder with s3.sh's pid file may be gone already (a test's temp folders).
       stop: () => {
         s3Script('stop', dir, port);
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // exited already
+        }
         rmSync(dir, { recursive: true, force: true });
       },
     };

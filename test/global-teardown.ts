@@ -3,7 +3,7 @@
 // each test file deletes its tempDir() folders, and DuckDB its spill folders, so what is left is
 // a leak. Other runs on the machine have folders of their own, never looked at here.
 import type { ChildProcess } from 'node:child_process';
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 export default async function globalTeardown(): Promise<void> {
@@ -14,12 +14,41 @@ export default async function globalTeardown(): Promise<void> {
 
   const runDir = process.env.NETPULSE_TEST_RUN_DIR;
   if (!runDir) return;
+  const running = processesNaming(runDir);
+  for (const p of running) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  if (running.length > 0) {
+    rmSync(runDir, { recursive: true, force: true });
+    throw new Error(`the test run left ${running.length} process(es) running (now killed): ${running.map((p) => `${p.pid} ${p.command.slice(0, 120)}`).join('; ')}. `
+      + 'Stop what a test starts in its afterAll (servers, workers), before its temp folders are deleted.');
+  }
   const left = readdirSync(runDir);
   rmSync(runDir, { recursive: true, force: true });
   if (left.length > 0) {
     throw new Error(`the test run left ${left.length} temp folder(s) or file(s) behind in ${runDir} (now deleted): ${left.join(', ')}. `
       + 'Make them with tempDir() in test/helpers.ts, which deletes them after the test file, or delete them where they are made.');
   }
+}
+
+/** Processes whose command line names `dir` (a server or worker a test started there). */
+function processesNaming(dir: string): { pid: number; command: string }[] {
+  const found: { pid: number; command: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      if (command.includes(dir)) found.push({ pid, command });
+    } catch {
+      // exited, or not ours to read
+    }
+  }
+  return found;
 }
 
 async function stopTemporal(server: ChildProcess | undefined): Promise<void> {

@@ -18,17 +18,18 @@ import {
 } from './helpers';
 
 jest.setTimeout(240_000);
-afterAll(closeTestResources);
 
 let s3: DevS3;
 beforeAll(async () => {
   s3 = await startDevS3(tempDir('s3'));
   Object.assign(process.env, s3.env); // this process reads the lake too
 });
+// The S3 server stops before the file's temp folders (its own among them) are deleted.
 afterAll(() => {
   for (const name of Object.keys(s3?.env ?? {})) delete process.env[name];
   s3?.stop();
 });
+afterAll(closeTestResources);
 
 const one = async (lake: LakeConfig, sql: string) => Number(Object.values((await sqlRows(sql, lake))[0])[0]);
 

@@ -15,6 +15,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import path from 'node:path';
+import { S3_LOCATION } from '../rules/landing';
 import { sqlString } from './duckdb';
 
 /** s3://bucket/key…: a path the lake and the landing zone may also be. */
@@ -30,7 +31,7 @@ export interface ObjectLocation {
 
 /** s3://bucket/a/b → { bucket, key: 'a/b' }; refuses what is not an s3 URL or climbs with `..`. */
 export function parseObjectUrl(url: string): ObjectLocation {
-  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/i.exec(url);
+  const match = S3_LOCATION.exec(url);
   if (!match) throw new Error(`not an s3 URL (s3://bucket/prefix/…): ${url}`);
   const key = match[2] ?? '';
   if (key.split('/').some((part) => part === '..' || part === '.')) throw new Error(`an s3 URL may not contain . or .. segments: ${url}`);

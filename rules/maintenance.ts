@@ -1,5 +1,6 @@
 // Input of the maintenance workflow (compaction, snapshot expiry, file cleanup, landing retention).
 import { z } from 'zod';
+import { isAbsoluteLocation } from './landing';
 
 export const maintenanceInputSchema = z
   .object({
@@ -11,7 +12,7 @@ export const maintenanceInputSchema = z
     landing: z.enum(['keep', 'archive', 'delete']).default('keep'),
     landingRetentionHours: z.number().min(0).max(24 * 365).default(24),
     /** Where `archive` moves landing files (same relative path); default: <data dir>/archive, or `archive` beside an s3:// landing zone. */
-    archivePath: z.string().refine((p) => p.startsWith('/') || /^s3:\/\/[^/]+/.test(p), 'must be an absolute path or an s3:// prefix').optional(),
+    archivePath: z.string().refine(isAbsoluteLocation, 'must be an absolute path or an s3://bucket/prefix').optional(),
     /**
      * Files under the data path that no snapshot references (a writer killed between its upload and
      * its commit leaves some) are deleted once older than this: a younger one may be a batch's

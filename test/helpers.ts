@@ -6,7 +6,7 @@ import { Context } from '@temporalio/activity';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, Next } from '@temporalio/worker';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { inspect } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
@@ -276,4 +276,16 @@ export async function overCapacityLake(tag: string) {
     args: [{ sources, landingPath: landing, workflowIdPrefix, gold: { options: { refreshIntervalSeconds: 0, serverCapacityMbps: { 'srv-over': 900, 'srv-calm': 2000 } } } }],
   }), { taskQueue, deps: { lake, landingDir: landing } });
   return { landing, lake, sources, workflowIdPrefix, ids, taskQueue, clients: Object.values(OVER_CAPACITY).flat() };
+}
+
+/** The first process to reach a failpoint in any of `dirs` (lake/failpoints.ts): its pid and the batch it was about to commit. */
+export async function firstFailpoint(dirs: string[], timeoutMs: number): Promise<{ pid: number; batchId: string }> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
+    for (const dir of dirs) {
+      const [hit] = readdirSync(dir).filter((f) => f.startsWith('before-commit.'));
+      if (hit) return { pid: Number(hit.split('.')[1]), batchId: readFileSync(path.join(dir, hit), 'utf8') };
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no process reached the failpoint within ${timeoutMs} ms`);
 }

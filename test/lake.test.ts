@@ -15,7 +15,7 @@ import type { MaintenanceReport } from '../rules/maintenance';
 import { maintenanceWorkflow } from '../workflows/maintenance';
 import { medallionPipeline } from '../workflows/pipeline';
 import {
-  cli, closeTestResources, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, waitFor, withWorker,
+  cli, closeTestResources, firstFailpoint, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, waitFor, withWorker,
 } from './helpers';
 
 afterAll(closeTestResources);
@@ -38,16 +38,6 @@ async function expectExactlyOnce(lake: LakeConfig, sources: Source[], rowsPerFil
   expect(await one(lake, 'SELECT count(*) - count(DISTINCT (ip, dispositivo, hora_conexao, status)) FROM silver.events')).toBe(0);
   expect(await one(lake, `SELECT devices FROM gold.connections_now WHERE dispositivo = 'Total'`))
     .toBe(await one(lake, 'SELECT count(*) FROM silver.device_state'));
-}
-
-/** The first process to reach a failpoint: its pid and the batch it was about to commit. */
-async function firstFailpoint(dir: string, timeoutMs: number): Promise<{ pid: number; batchId: string }> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
-    const [hit] = readdirSync(dir).filter((f) => f.startsWith('before-commit.'));
-    if (hit) return { pid: Number(hit.split('.')[1]), batchId: readFileSync(path.join(dir, hit), 'utf8') };
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`no process reached the failpoint within ${timeoutMs} ms`);
 }
 
 test('two worker processes on one catalog: one SIGKILLed inside its write transaction, the other finishes the pass; every row exactly once', async () => {
@@ -74,7 +64,7 @@ test('two worker processes on one catalog: one SIGKILLed inside its write transa
       }],
     });
     // Kill whichever worker is first inside a batch's transaction, right before its COMMIT.
-    const inside = await firstFailpoint(failpoints, 60_000);
+    const inside = await firstFailpoint([failpoints], 60_000);
     const victim = workers.find((w) => w.pid === inside.pid)!;
     expect(victim).toBeDefined();
     await stopProcess(victim, 'SIGKILL');

@@ -1,7 +1,7 @@
 // The lake and the landing zone on object storage (a real S3 server: SeaweedFS, scripts/s3.sh):
 // two worker processes that share no disk, one SIGKILLed inside a batch's write; the generator,
 // maintenance, retention and requeue on S3.
-import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { LakeConfig } from '../lake/catalog';
 import { LAKE } from '../lake/catalog';
@@ -14,7 +14,7 @@ import { generatorWorkflow } from '../workflows/generator';
 import { maintenanceWorkflow } from '../workflows/maintenance';
 import type { MaintenanceReport } from '../rules/maintenance';
 import {
-  cli, closeTestResources, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker,
+  cli, closeTestResources, firstFailpoint, lakeEnv, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient, testLake, testPipeline, uniqueId, withWorker,
 } from './helpers';
 
 jest.setTimeout(240_000);
@@ -230,15 +230,3 @@ test('on S3: the generator writes whole objects, a quarantined object is requeue
     await terminateAll(ids);
   }
 });
-
-/** The first process to reach a failpoint in any of `dirs`: its pid and the batch it was about to commit. */
-async function firstFailpoint(dirs: string[], timeoutMs: number): Promise<{ pid: number; batchId: string }> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
-    for (const dir of dirs) {
-      const [hit] = readdirSync(dir).filter((f) => f.startsWith('before-commit.'));
-      if (hit) return { pid: Number(hit.split('.')[1]), batchId: readFileSync(path.join(dir, hit), 'utf8') };
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`no process reached the failpoint within ${timeoutMs} ms`);
-}

@@ -1,56 +1,15 @@
 // The DuckLake bugs netpulse carried workarounds for (docs/lake.md, "Known issues"), each
 // reproduced directly: plain SQL on the DuckDB and DuckLake this project installs, the test
-// PostgreSQL catalog, no netpulse code between, no workaround. Several DuckDB instances stand for
-// the processes that share a lake (each has its own catalog cache and connection pool). A fixed
+// PostgreSQL catalog, no netpulse code between, no workaround (test/ducklake-sql.ts). A fixed
 // issue's test asserts the right behaviour, so a regression fails it; a still-present one asserts
 // the bug and says which workaround stays.
-import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import path from 'node:path';
-import { loadExtensions, type LakeConfig } from '../lake/catalog';
-import { dropLake } from '../lake/admin';
-import { closeInstance, createInstance, extensionSettings, sqlString } from '../lake/duckdb';
+import { sqlString } from '../lake/duckdb';
 import { startDevCatalog } from '../scripts/dev-catalog';
-import { closeTestResources, tempDir, testLake } from './helpers';
+import { DUCKLAKE, type Instance, liveFiles, meta, snapshot, withFreshLake } from './ducklake-sql';
+import { closeTestResources } from './helpers';
 
 afterAll(closeTestResources);
-
-/** What these tests ran on; a test name that says "fixed" or "still present" says it of this. */
-const DUCKLAKE = 'DuckLake 1.0 (DuckDB 1.5.5)';
-
-interface Instance { db: DuckDBConnection; instance: DuckDBInstance; q: <T = Record<string, string>>(sql: string) => Promise<T[]> }
-
-/** A DuckDB instance of its own with the lake attached as `lk` (and in use); `inlining` sets DATA_INLINING_ROW_LIMIT. */
-async function attach(lake: LakeConfig, opened: Instance[], inlining?: number): Promise<Instance> {
-  const instance = await createInstance(':memory:', { autoinstall_known_extensions: 'false', ...extensionSettings() });
-  const db = await instance.connect();
-  const self = { db, instance, q: async <T>(sql: string) => (await db.runAndReadAll(sql)).getRowObjectsJson() as T[] };
-  opened.push(self);
-  await loadExtensions(db);
-  await db.run(`ATTACH ${sqlString(`ducklake:postgres:${lake.catalog}`)} AS lk (DATA_PATH ${sqlString(`${lake.dataPath}/`)},
-    METADATA_SCHEMA ${sqlString(lake.catalogSchema)}${inlining === undefined ? '' : `, DATA_INLINING_ROW_LIMIT ${inlining}`})`);
-  await db.run('USE lk');
-  return self;
-}
-
-/** Runs `body` with a fresh lake and an attach function; closes every instance and drops the lake after. */
-async function withFreshLake(tag: string, body: (lake: LakeConfig, open: (inlining?: number) => Promise<Instance>) => Promise<void>, catalog?: string) {
-  const lake = { ...testLake(tempDir(tag)), ...(catalog && { catalog }) };
-  const opened: Instance[] = [];
-  try {
-    await body(lake, (inlining) => attach(lake, opened, inlining));
-  } finally {
-    for (const { db, instance } of opened) {
-      db.closeSync();
-      closeInstance(instance);
-    }
-    await dropLake(lake);
-  }
-}
-
-const meta = (lake: LakeConfig, table: string) => `__ducklake_metadata_lk.${lake.catalogSchema}.${table}`;
-const liveFiles = async (lake: LakeConfig, i: Instance) =>
-  Number((await i.q(`SELECT count(*) AS n FROM ${meta(lake, 'ducklake_data_file')} WHERE end_snapshot IS NULL`))[0].n);
-const snapshot = async (i: Instance) => Number((await i.q('SELECT id FROM lk.current_snapshot()'))[0].id);
 
 test(`issue 1, columns added after inlined rows read as NULL in other processes: fixed on ${DUCKLAKE}`, async () => {
   await withFreshLake('issue1', async (lake, open) => {

@@ -3,6 +3,7 @@ import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { resolveLocation } from './lake/object-store';
+import { MAX_SILVER_SHARDS, shardCountSchema } from './rules/shards';
 
 /**
  * How to reach Temporal: the SDK's environment configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
@@ -65,6 +66,17 @@ export const config = {
   /** The lake's Parquet files: a folder, or s3://bucket/prefix/ (DuckDB's httpfs; lake/object-store.ts). */
   get dataPath(): string {
     return resolveLocation(process.env.NETPULSE_DATA_PATH ?? path.join(this.dataDir, 'lake'));
+  },
+  /**
+   * Silver shards asked for (NETPULSE_SILVER_SHARDS); undefined when unset: a new lake then gets
+   * rules/shards.ts's default and an existing lake keeps its own count.
+   */
+  get silverShards(): number | undefined {
+    const raw = process.env.NETPULSE_SILVER_SHARDS;
+    if (raw === undefined || raw.trim() === '') return undefined;
+    const parsed = shardCountSchema.safeParse(Number(raw));
+    if (!/^\s*\d+\s*$/.test(raw) || !parsed.success) throw new Error(`NETPULSE_SILVER_SHARDS: "${raw}" is not a whole number from 1 to ${MAX_SILVER_SHARDS}`);
+    return parsed.data;
   },
   extensionDir: path.resolve(process.env.NETPULSE_DUCKDB_EXTENSIONS ?? path.join(root, '.tools', 'duckdb-extensions')),
 };

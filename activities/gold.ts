@@ -2,7 +2,7 @@
 // silver (incrementally where the maths allows), each with a change feed.
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ApplicationFailure } from '@temporalio/common';
-import { withLake } from '../lake/catalog';
+import { metadataTable, withLake } from '../lake/catalog';
 import { missingTables } from '../lake/tables';
 import { insertionsSql, readableMark, replaceKeys, replaceRows } from '../lake/changes';
 import { commitBatch, fenceDetails, readFence, snapshotOfFence, type TableWrite } from '../lake/commit';
@@ -12,7 +12,8 @@ import { SPEEDS_MBPS } from '../rules/events';
 import { GOLD_TABLES, goldOptionsSchema, INCREMENTAL_KEYS, type GoldCheckpoint, type GoldOptions, type GoldRequest, type GoldResult } from '../rules/gold';
 import type { LakeDeps } from './context';
 import { batchLog, heartbeatEvery } from './context';
-import { SILVER_DEVICE_STATE, SILVER_EVENTS, SILVER_OWNER } from './silver';
+import { silverShardOwner, silverShards, silverShardTables } from '../rules/shards';
+import { allShardsSql, recordedShardCount, SILVER_VIEWS } from '../lake/silver-layout';
 
 /** Tables whose SQL reads their own previous rows need explicit columns to be created. */
 const SELF_REFERENCING: Record<string, string> = {
@@ -23,13 +24,25 @@ const SELF_REFERENCING: Record<string, string> = {
 /** A refresh instant (ISO, UTC) as a DuckDB TIMESTAMP literal. */
 const asOfLiteral = (asOf: string) => `TIMESTAMP ${sqlString(asOf.replace('T', ' ').replace('Z', ''))}`;
 
+/** What a refresh reads of silver: every shard's tables at one lake snapshot. */
+export interface SilverAt {
+  shards: number;
+  snapshot: number;
+}
+
+/** Silver's `kind` (all shards) as of the refresh's snapshot, as a relation; without one, its latest (the view). */
+const silverRelation = (silver: SilverAt | undefined, kind: 'events' | 'deviceState') =>
+  (silver ? `(${allShardsSql(silver.shards, kind, silver.snapshot)})` : SILVER_VIEWS[kind]);
+
 /**
  * The question's SQL with its :parameters bound as literals; `:device_state` is silver's device
- * state, or the refresh's copy of it (stageDevices).
+ * state, or the refresh's copy of it (stageDevices), and `:events` silver's events, both as of
+ * the refresh's silver snapshot (every shard at once).
  */
-export function goldSql(name: string, asOf: string, options: GoldOptions, deviceState = SILVER_DEVICE_STATE): string {
+export function goldSql(name: string, asOf: string, options: GoldOptions, silver?: SilverAt, deviceState = silverRelation(silver, 'deviceState')): string {
   const params: Record<string, string> = {
     device_state: deviceState,
+    events: silverRelation(silver, 'events'),
     as_of: asOfLiteral(asOf),
     high_speed_mbps: String(options.highSpeedThresholdMbps),
     upgrade_pct: String(options.upgradeUtilisationPct),
@@ -61,20 +74,28 @@ export function stagedDevicesMax(): number {
  * One statement either way: the copy stops one row past the limit, so a large state costs a
  * bounded read, not a scan.
  */
-async function stageDevices(db: DuckDBConnection): Promise<string> {
+async function stageDevices(db: DuckDBConnection, silver: SilverAt): Promise<string> {
   const max = stagedDevicesMax();
-  await db.run(`CREATE OR REPLACE TEMP TABLE gold_devices AS SELECT * FROM ${SILVER_DEVICE_STATE} LIMIT ${Math.trunc(max) + 1}`);
+  await db.run(`CREATE OR REPLACE TEMP TABLE gold_devices AS SELECT * FROM ${silverRelation(silver, 'deviceState')} LIMIT ${Math.trunc(max) + 1}`);
   const [[staged]] = (await db.runAndReadAll('SELECT count(*) FROM gold_devices')).getRows();
   if (Number(staged) <= max) return 'gold_devices';
   await db.run('DROP TABLE gold_devices');
-  return SILVER_DEVICE_STATE;
+  return silverRelation(silver, 'deviceState');
 }
 
-async function stageInputs(db: DuckDBConnection, request: GoldRequest, deviceState: string): Promise<void> {
+/** Events every shard inserted in silver snapshots (from, to]; none from a reshard, which only moved them. */
+function newEventsSql(shards: number, from: number, to: number): string {
+  return silverShards(shards).map((s) => `SELECT hora_conexao, dispositivo, status FROM (${insertionsSql(silverShardTables(s).events, from, to)})
+    WHERE snapshot_id NOT IN (SELECT snapshot_id FROM reshard_snapshots)`).join(' UNION ALL ');
+}
+
+async function stageInputs(db: DuckDBConnection, request: GoldRequest, silver: SilverAt, deviceState: string): Promise<void> {
   const from = await readableMark(db, request.silverFromSnapshot, 'gold');
+  await db.run(`CREATE OR REPLACE TEMP TABLE reshard_snapshots AS SELECT snapshot_id FROM ${metadataTable(db, 'ducklake_snapshot_changes')}
+    WHERE snapshot_id > ${Math.trunc(from)} AND snapshot_id <= ${Math.trunc(request.silverToSnapshot)} AND commit_message LIKE 'RESHARD %'`);
   const feed = request.silverToSnapshot > from
-    ? `SELECT hora_conexao, dispositivo, status FROM (${insertionsSql(SILVER_EVENTS, from, request.silverToSnapshot)})`
-    : `SELECT hora_conexao, dispositivo, status FROM ${SILVER_EVENTS} WHERE false`;
+    ? newEventsSql(silver.shards, from, request.silverToSnapshot)
+    : `SELECT hora_conexao, dispositivo, status FROM ${silverRelation(silver, 'events')} WHERE false`;
   // Counted as read: the only incremental input is per-minute counts (staging the feed's rows
   // took 9 s of a 21 s refresh after 10M events).
   await db.run(`CREATE OR REPLACE TEMP TABLE new_event_counts AS
@@ -87,13 +108,13 @@ async function stageInputs(db: DuckDBConnection, request: GoldRequest, deviceSta
     LEFT JOIN (${overrides.length ? `VALUES ${overrides.map(([s, c]) => `(${sqlString(s)}, ${c})`).join(', ')}` : 'SELECT NULL::VARCHAR, NULL::BIGINT WHERE false'}) o(servidor, capacity_mbps) USING (servidor)`);
 }
 
-async function ensureGold(db: DuckDBConnection, request: GoldRequest): Promise<void> {
+async function ensureGold(db: DuckDBConnection, request: GoldRequest, silver: SilverAt): Promise<void> {
   for (const table of await missingTables(db, GOLD_TABLES.map((t) => `gold.${t}`))) {
     const name = table.slice('gold.'.length);
     const columns = SELF_REFERENCING[name];
     await db.run(columns
       ? `CREATE TABLE IF NOT EXISTS gold.${name} (${columns})`
-      : `CREATE TABLE IF NOT EXISTS gold.${name} AS SELECT * FROM (${goldSql(name, request.asOf, request.options)}) LIMIT 0`);
+      : `CREATE TABLE IF NOT EXISTS gold.${name} AS SELECT * FROM (${goldSql(name, request.asOf, request.options, silver)}) LIMIT 0`);
   }
 }
 
@@ -106,10 +127,14 @@ async function expireLoadHistory(db: DuckDBConnection, request: GoldRequest): Pr
 }
 
 export function goldActivities(deps: LakeDeps) {
-  /** Silver's latest commit, the snapshot gold catches up to. */
+  /** Silver's latest commit (of any shard), the snapshot gold catches up to. */
   async function planGoldBatch(): Promise<{ silverSnapshot: number }> {
     return withLake(deps.lake, async (db) => {
-      return { silverSnapshot: await snapshotOfFence(db, await readFence(db, SILVER_OWNER)) };
+      let silverSnapshot = 0;
+      for (const shard of silverShards((await recordedShardCount(db)) ?? 1)) {
+        silverSnapshot = Math.max(silverSnapshot, await snapshotOfFence(db, await readFence(db, silverShardOwner(shard))));
+      }
+      return { silverSnapshot };
     });
   }
 
@@ -118,16 +143,18 @@ export function goldActivities(deps: LakeDeps) {
     const request = { ...given, options: goldOptionsSchema.parse(given.options) };
     const stopHeartbeat = heartbeatEvery(5000, () => ({ phase: 'refreshing', tables: GOLD_TABLES.length }));
     return withLake(deps.lake, async (db) => {
-      const deviceState = await stageDevices(db);
-      await stageInputs(db, request, deviceState);
-      await ensureGold(db, request);
+      // One snapshot for every read of silver: shards commit while gold refreshes.
+      const silver = { shards: (await recordedShardCount(db)) ?? 1, snapshot: request.silverToSnapshot };
+      const deviceState = await stageDevices(db, silver);
+      await stageInputs(db, request, silver, deviceState);
+      await ensureGold(db, request, silver);
       let rowsChanged = 0;
       const identity = { owner: GOLD_OWNER, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'REFRESH', log: batchLog('gold', 'gold') };
       const commit = await commitBatch(db, identity, async () => {
         const tables: Record<string, TableWrite> = {};
         for (const name of GOLD_TABLES) {
           const keys = INCREMENTAL_KEYS[name];
-          const sql = goldSql(name, request.asOf, request.options, deviceState);
+          const sql = goldSql(name, request.asOf, request.options, silver, deviceState);
           const written = keys ? await replaceKeys(db, `gold.${name}`, keys, sql) : await replaceRows(db, `gold.${name}`, sql);
           if (name === 'server_load_history') written.rowsDeleted += await expireLoadHistory(db, request);
           tables[`gold.${name}`] = written;
@@ -141,7 +168,7 @@ export function goldActivities(deps: LakeDeps) {
           details: { asOf: request.asOf, silverFromSnapshot: request.silverFromSnapshot, silverToSnapshot: request.silverToSnapshot, rowsChanged },
         };
       });
-      await db.run('DROP TABLE new_event_counts; DROP TABLE server_capacity; DROP TABLE IF EXISTS gold_devices');
+      await db.run('DROP TABLE new_event_counts; DROP TABLE server_capacity; DROP TABLE reshard_snapshots; DROP TABLE IF EXISTS gold_devices');
       return {
         batchId: request.batchId, asOf: request.asOf, snapshot: commit.snapshot, alreadyCommitted: commit.alreadyCommitted,
         rowsChanged: Number((commit.details as { rowsChanged: number }).rowsChanged),

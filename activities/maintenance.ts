@@ -13,7 +13,8 @@ import type { SilverInput } from '../rules/silver';
 import type { LakeDeps } from './context';
 import { batchLog, heartbeatEvery } from './context';
 import { GOLD_OWNER } from './gold';
-import { SILVER_OWNER } from './silver';
+import { silverShardOwner, silverShards } from '../rules/shards';
+import { recordedShardCount } from '../lake/silver-layout';
 
 async function lakeFiles(db: DuckDBConnection, catalogSchema: string): Promise<LakeFiles> {
   const meta = `__ducklake_metadata_${LAKE}.${catalogSchema}`;
@@ -36,10 +37,14 @@ interface Floors {
 }
 
 async function readFloors(db: DuckDBConnection): Promise<Floors> {
-  const silver = await readFence(db, SILVER_OWNER);
+  // The shard furthest behind holds the floor: bronze changes it has not read stay.
+  const marks: number[] = [];
+  for (const shard of silverShards((await recordedShardCount(db)) ?? 1)) {
+    marks.push(fenceDetails<{ input: SilverInput }>(await readFence(db, silverShardOwner(shard)))?.input.toSnapshot ?? 0);
+  }
   const gold = await readFence(db, GOLD_OWNER);
   return {
-    silverMark: fenceDetails<{ input: SilverInput }>(silver)?.input.toSnapshot ?? 0,
+    silverMark: Math.min(...marks),
     goldMark: fenceDetails<{ silverToSnapshot: number }>(gold)?.silverToSnapshot ?? 0,
   };
 }

@@ -6,6 +6,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { describe, insertionsSql } from '../lake/changes';
 import { sqlString } from '../lake/duckdb';
 import { SILVER_RULES, type RequeueFilter, type SilverInput, type SilverOptions } from '../rules/silver';
+import { shardPredicateSql, SINGLE_SHARD } from '../rules/shards';
 
 const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'HUGEINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'UHUGEINT']);
 
@@ -75,9 +76,10 @@ const REQUEUED_SQL = (() => {
 
 /**
  * The batch's input typed, with the rules each row breaks; read straight from the feed (no staging
- * copy). `withRequeued`: the temp table `requeued` holds quarantine rows to read again.
+ * copy). `withRequeued`: the temp table `requeued` holds quarantine rows to read again. Only the
+ * shard's rows: every shard reads the whole bronze range and keeps its devices' rows.
  */
-export async function checkedInputSql(db: DuckDBConnection, input: SilverInput, options: SilverOptions, withRequeued: boolean): Promise<string> {
+export async function checkedInputSql(db: DuckDBConnection, input: SilverInput, options: SilverOptions, withRequeued: boolean, shard = SINGLE_SHARD): Promise<string> {
   const parts = [...(await bronzeFeedSql(db, input)), ...(withRequeued ? [REQUEUED_SQL] : [])];
   const checks = SILVER_RULES.map((r) => `CASE WHEN ${r.violation(options)} THEN '${r.name}' END`).join(',\n        ');
   // The list of broken rules is built only for rows that break one (few): a list per row is costly.
@@ -93,5 +95,5 @@ export async function checkedInputSql(db: DuckDBConnection, input: SilverInput, 
       FROM silver_input)
     SELECT *, CASE WHEN ${anyBroken} THEN list_filter([
         ${checks}], x -> x IS NOT NULL) ELSE []::VARCHAR[] END AS failed_rules
-    FROM typed`;
+    FROM typed WHERE ${shardPredicateSql(shard)}`;
 }

@@ -2,38 +2,23 @@
 // the rule broken; device state upserted by key; data-quality counts. One transaction per batch.
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { LAKE, metadataTable, withLake, type LakeConfig } from '../lake/catalog';
-import { addColumn, missingTables, tableColumns } from '../lake/tables';
+import { addColumn, tableColumns } from '../lake/tables';
 import { readableMark, upsertRows } from '../lake/changes';
 import { commitBatch, fenceDetails, readFence, snapshotOfFence } from '../lake/commit';
+import { ApplicationFailure } from '@temporalio/common';
 import { qualified, sqlString } from '../lake/duckdb';
 import {
   SILVER_RULES, silverOptionsSchema, type RequeueFilter, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
 } from '../rules/silver';
+import { DEFAULT_SILVER_SHARDS, SINGLE_SHARD, silverShardOwner, silverShardTables, type SilverShard } from '../rules/shards';
 import { checkedInputSql, requeueWhereSql } from './silver-input';
+import { ensureShardTables, prepareShards, recordedShardCount, reshardHint, SILVER_DQ, sortEventsWhenMerged } from '../lake/silver-layout';
+import { config } from '../config';
 import type { LakeDeps } from './context';
 import { batchLog, heartbeatEvery } from './context';
 
-export const SILVER_OWNER = 'silver';
-export const SILVER_EVENTS = 'silver.events';
-export const SILVER_QUARANTINE = 'silver.quarantine';
-export const SILVER_DEVICE_STATE = 'silver.device_state';
-export const SILVER_DQ = 'silver.dq_counts';
-
-const SILVER_DDL = `
-CREATE TABLE IF NOT EXISTS silver.events (
-  event_hash UBIGINT, ip VARCHAR NOT NULL, dispositivo VARCHAR NOT NULL, status VARCHAR NOT NULL,
-  hora_conexao TIMESTAMP NOT NULL, velocidade_mbps INTEGER NOT NULL, nome VARCHAR NOT NULL, endereco VARCHAR,
-  servidor VARCHAR, source_table VARCHAR NOT NULL, source_file VARCHAR, bronze_snapshot BIGINT NOT NULL,
-  _batch_id VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS silver.quarantine (
-  rule VARCHAR NOT NULL, failed_rules VARCHAR[] NOT NULL, raw VARCHAR NOT NULL, source_table VARCHAR NOT NULL,
-  source_file VARCHAR, bronze_snapshot BIGINT NOT NULL, _batch_id VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS silver.dq_counts (
-  _batch_id VARCHAR NOT NULL, check_name VARCHAR NOT NULL, rows BIGINT NOT NULL, checked_at TIMESTAMPTZ NOT NULL);
-CREATE TABLE IF NOT EXISTS silver.device_state (
-  ip VARCHAR NOT NULL, dispositivo VARCHAR NOT NULL, nome VARCHAR, endereco VARCHAR, servidor VARCHAR,
-  velocidade_mbps INTEGER, status VARCHAR, last_event_at TIMESTAMP, last_event_key VARCHAR);
-`;
+/** The owner of a one-shard lake's silver (shards: silverShardOwner). */
+export const SILVER_OWNER = silverShardOwner(SINGLE_SHARD);
 
 /**
  * Marks, in dropped_events, the passing rows that are events silver already has inside the
@@ -44,19 +29,19 @@ CREATE TABLE IF NOT EXISTS silver.device_state (
  * collision never drops an event. Events written before the column existed (`hashedFrom`: the
  * newest event time then) are compared column by column until the watermark has passed them.
  */
-async function dropSeenEvents(db: DuckDBConnection, hashedFrom: string): Promise<void> {
+async function dropSeenEvents(db: DuckDBConnection, events: string, hashedFrom: string): Promise<void> {
   const inWatermark = `e.hora_conexao >= getvariable('silver_watermark')`;
   const sameEvent = 'e.hora_conexao = n.hora_conexao AND e.ip = n.ip AND e.dispositivo = n.dispositivo AND e.status = n.status';
   const [[hashed]] = (await db.runAndReadAll(`SELECT ${hashedFrom === 'all' ? 'true'
     : `getvariable('silver_watermark') > ${sqlString(hashedFrom)}::TIMESTAMP`}`)).getRows();
   const drop = (candidates: string) => db.run(`INSERT INTO dropped_events SELECT n.checked_row FROM passing_events n
-    WHERE ${candidates} EXISTS (SELECT 1 FROM ${SILVER_EVENTS} e WHERE ${hashed ? 'e.event_hash IN (SELECT event_hash FROM seen_hashes) AND ' : ''}${inWatermark} AND ${sameEvent})`);
+    WHERE ${candidates} EXISTS (SELECT 1 FROM ${events} e WHERE ${hashed ? 'e.event_hash IN (SELECT event_hash FROM seen_hashes) AND ' : ''}${inWatermark} AND ${sameEvent})`);
   if (!hashed) {
     await drop('');
     return;
   }
   await db.run(`CREATE OR REPLACE TEMP TABLE seen_hashes AS
-    SELECT DISTINCT e.event_hash FROM ${SILVER_EVENTS} e SEMI JOIN passing_events n ON e.event_hash = n.event_hash WHERE ${inWatermark}`);
+    SELECT DISTINCT e.event_hash FROM ${events} e SEMI JOIN passing_events n ON e.event_hash = n.event_hash WHERE ${inWatermark}`);
   const [[found]] = (await db.runAndReadAll('SELECT count(*) FROM seen_hashes')).getRows();
   if (Number(found) > 0) await drop('n.event_hash IN (SELECT event_hash FROM seen_hashes) AND');
   await db.run('DROP TABLE seen_hashes');
@@ -67,11 +52,11 @@ async function dropSeenEvents(db: DuckDBConnection, hashedFrom: string): Promise
  * `requeued`, in the batch's transaction: they are read again with the batch, so each is an event,
  * a duplicate or quarantined again, once. Returns how many.
  */
-async function takeRequeued(db: DuckDBConnection, filters: RequeueFilter[]): Promise<number> {
+async function takeRequeued(db: DuckDBConnection, quarantine: string, filters: RequeueFilter[]): Promise<number> {
   if (filters.length === 0) return 0;
-  await db.run(`CREATE OR REPLACE TEMP TABLE requeued AS SELECT rowid AS quarantine_row, * FROM ${SILVER_QUARANTINE} WHERE ${requeueWhereSql(filters)}`);
+  await db.run(`CREATE OR REPLACE TEMP TABLE requeued AS SELECT rowid AS quarantine_row, * FROM ${quarantine} WHERE ${requeueWhereSql(filters)}`);
   const [[taken]] = (await db.runAndReadAll('SELECT count(*) FROM requeued')).getRows();
-  if (Number(taken) > 0) await db.run(`DELETE FROM ${SILVER_QUARANTINE} WHERE rowid IN (SELECT quarantine_row FROM requeued)`);
+  if (Number(taken) > 0) await db.run(`DELETE FROM ${quarantine} WHERE rowid IN (SELECT quarantine_row FROM requeued)`);
   return Number(taken);
 }
 
@@ -79,57 +64,37 @@ async function takeRequeued(db: DuckDBConnection, filters: RequeueFilter[]): Pro
  * Quarantines the checked rows that broke a rule, with the first rule, all of them and the raw
  * row as JSON: fetched back from bronze (only for these few rows), or as kept for a requeued row.
  */
-async function quarantineFailing(db: DuckDBConnection, tables: string[], batchId: string): Promise<number> {
+async function quarantineFailing(db: DuckDBConnection, quarantine: string, tables: string[], batchId: string): Promise<number> {
   const failing = new Set((await db.runAndReadAll(`SELECT DISTINCT source_table FROM silver_checked WHERE len(failed_rules) > 0`)).getRows().map((r) => String(r[0])));
   if (failing.size === 0) return 0;
   const row = (raw: string) => `c.failed_rules[1], c.failed_rules, ${raw}, c.source_table, c.source_file, c.bronze_snapshot, ${sqlString(batchId)}`;
-  let quarantined = (await db.run(`INSERT INTO ${SILVER_QUARANTINE} SELECT ${row('c.requeued_raw')} FROM silver_checked c
+  let quarantined = (await db.run(`INSERT INTO ${quarantine} SELECT ${row('c.requeued_raw')} FROM silver_checked c
     WHERE c.requeued_raw IS NOT NULL AND len(c.failed_rules) > 0`)).rowsChanged;
   for (const table of tables.filter((t) => failing.has(t))) {
     quarantined += (await db.run(`
-      INSERT INTO ${SILVER_QUARANTINE} SELECT ${row('to_json(b)::VARCHAR')}
+      INSERT INTO ${quarantine} SELECT ${row('to_json(b)::VARCHAR')}
       FROM silver_checked c JOIN ${qualified(table)} b ON b.rowid = c.bronze_rowid
       WHERE c.source_table = ${sqlString(table)} AND c.requeued_raw IS NULL AND len(c.failed_rules) > 0`)).rowsChanged;
   }
   return quarantined;
 }
 
-/** Silver's tables, made by its first batch. */
-export async function ensureSilverTables(db: DuckDBConnection): Promise<void> {
-  if ((await missingTables(db, [SILVER_EVENTS, SILVER_QUARANTINE, SILVER_DEVICE_STATE, SILVER_DQ])).length === 0) return;
-  await db.run(SILVER_DDL);
-  await sortEventsWhenMerged(db);
-}
-
-/**
- * silver.events sorted by event time when maintenance merges or flushes its files, not at insert
- * (DuckLake 1.0's sorted tables, `sort_on_insert` off): gold's 10-minute window
- * (devices_last_10_min, every gold batch) then reads a row group or two of each merged file instead
- * of all of them. 3M events shuffled over 20 h in 12 batches, merged: the window 221 → 59 ms p50;
- * a 250k-row insert 430 vs 433 ms and the merge 2.22 vs 2.24 s, unsorted vs sorted, alternating
- * on a loaded machine. Sorting at insert cost ~18 % more per batch and helped only within a batch.
- */
-async function sortEventsWhenMerged(db: DuckDBConnection): Promise<void> {
-  await db.run(`ALTER TABLE ${SILVER_EVENTS} SET SORTED BY (hora_conexao ASC)`);
-  await db.run(`CALL ${LAKE}.set_option('sort_on_insert', false, schema => 'silver', table_name => 'events')`);
-}
-
 /** Silver tables made by an older version get the columns added since (once per process). */
 const upgradedLakes = new Set<string>();
-async function upgradeSilver(db: DuckDBConnection, lake: LakeConfig): Promise<void> {
-  const key = JSON.stringify(lake);
+async function upgradeSilver(db: DuckDBConnection, lake: LakeConfig, events: string): Promise<void> {
+  const key = JSON.stringify([lake, events]);
   if (upgradedLakes.has(key)) return;
-  if (!(await tableColumns(db, SILVER_EVENTS)).has('event_hash')) await addColumn(db, SILVER_EVENTS, 'event_hash', 'UBIGINT');
+  if (!(await tableColumns(db, events)).has('event_hash')) await addColumn(db, events, 'event_hash', 'UBIGINT');
   const [[sorted]] = (await db.runAndReadAll(`SELECT count(*) FROM ducklake_options(${sqlString(LAKE)})
-    WHERE option_name = 'sort_on_insert' AND scope_entry = 'silver.events'`)).getRows();
-  if (Number(sorted) === 0) await sortEventsWhenMerged(db);
+    WHERE option_name = 'sort_on_insert' AND scope_entry = ${sqlString(events)}`)).getRows();
+  if (Number(sorted) === 0) await sortEventsWhenMerged(db, events);
   upgradedLakes.add(key);
 }
 
 /** The newest event silver holds (from the fence when it is there): where hashed event keys start. */
-async function newestEventTime(db: DuckDBConnection, fromFence: string | undefined): Promise<string> {
+async function newestEventTime(db: DuckDBConnection, events: string, fromFence: string | undefined): Promise<string> {
   if (fromFence) return fromFence;
-  const [[newest]] = (await db.runAndReadAll(`SELECT max(hora_conexao)::VARCHAR FROM ${SILVER_EVENTS}`)).getRows();
+  const [[newest]] = (await db.runAndReadAll(`SELECT max(hora_conexao)::VARCHAR FROM ${events}`)).getRows();
   return (newest as string | null) ?? 'all';
 }
 
@@ -140,6 +105,17 @@ const pendingBronzeSql = (db: DuckDBConnection, bronzeSnapshot: number) => `
   FROM ${metadataTable(db, 'ducklake_snapshot_changes')}
   WHERE snapshot_id > ${Math.trunc(bronzeSnapshot)} AND json_extract_string(commit_extra_info, '$.owner') LIKE 'bronze.%'
   ORDER BY snapshot_id`;
+
+/** A shard owner whose layout is not the lake's (resharded since it started) writes nothing. */
+async function refuseOtherLayout(db: DuckDBConnection, shard: SilverShard): Promise<void> {
+  const recorded = await recordedShardCount(db);
+  if (recorded === undefined || recorded === shard.count) return;
+  throw ApplicationFailure.create({
+    type: 'SilverShardsChanged', nonRetryable: true,
+    message: `${silverShardOwner(shard)} is shard ${shard.index} of ${shard.count}, but the lake's silver has ${recorded} shards now: `
+      + 'terminate this owner workflow (the pipeline starts the lake\'s shards), or ' + reshardHint(shard.count),
+  });
+}
 
 export function silverActivities(deps: LakeDeps) {
   /**
@@ -168,14 +144,23 @@ export function silverActivities(deps: LakeDeps) {
     });
   }
 
-  async function runSilverBatch(given: { batchId: string; batchSeq: number; input: SilverInput; options: SilverOptions }): Promise<SilverResult> {
+  /**
+   * Shard `shard`'s batch: its devices' rows of the bronze range, written to its own tables under
+   * its own fence. An owner of another layout than the lake's (resharded since it started) is refused.
+   */
+  async function runSilverBatch(given: { batchId: string; batchSeq: number; input: SilverInput; options: SilverOptions; shard?: SilverShard }): Promise<SilverResult> {
     // Options from an owner started by an older version lack newer settings: their defaults apply.
     const request = { ...given, options: silverOptionsSchema.parse(given.options) };
+    const shard = given.shard ?? SINGLE_SHARD;
+    const tables = silverShardTables(shard);
     const stopHeartbeat = heartbeatEvery(5000, () => ({ phase: 'writing', tables: request.input.tables.length }));
     return withLake(deps.lake, async (db) => {
-      await ensureSilverTables(db);
-      await upgradeSilver(db, deps.lake);
-      const identity = { owner: SILVER_OWNER, batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE', log: batchLog('silver', SILVER_EVENTS) };
+      await refuseOtherLayout(db, shard);
+      await ensureShardTables(db, shard);
+      await upgradeSilver(db, deps.lake, tables.events);
+      const identity = {
+        owner: silverShardOwner(shard), batchId: request.batchId, batchSeq: request.batchSeq, operation: 'MERGE', log: batchLog('silver', tables.events),
+      };
       const commit = await commitBatch(db, identity, async (fence) => {
         const counts = { rowsIn: 0, quarantined: 0, events: 0, duplicates: 0 };
         const previous = fenceDetails<{ totals?: SilverTotals; maxEventTime?: string; hashedFrom?: string }>(fence);
@@ -183,15 +168,15 @@ export function silverActivities(deps: LakeDeps) {
         await db.run(`SET VARIABLE silver_watermark = ${previous?.maxEventTime
           ? `${sqlString(previous.maxEventTime)}::TIMESTAMP - INTERVAL ${Math.trunc(request.options.watermarkMinutes)} MINUTE`
           : `'-infinity'::TIMESTAMP`}`);
-        const requeued = await takeRequeued(db, request.input.requeue ?? []);
-        await db.run(`CREATE OR REPLACE TEMP TABLE silver_checked AS ${await checkedInputSql(db, request.input, request.options, (request.input.requeue ?? []).length > 0)}`);
+        const requeued = await takeRequeued(db, tables.quarantine, request.input.requeue ?? []);
+        await db.run(`CREATE OR REPLACE TEMP TABLE silver_checked AS ${await checkedInputSql(db, request.input, request.options, (request.input.requeue ?? []).length > 0, shard)}`);
         // Requeued rows were counted in rowsIn when they first came; they count again as what they are now.
         const [[read]] = (await db.runAndReadAll('SELECT count(*) FROM silver_checked')).getRows();
         counts.rowsIn = Number(read) - requeued;
-        counts.quarantined = await quarantineFailing(db, request.input.tables, request.batchId);
+        counts.quarantined = await quarantineFailing(db, tables.quarantine, request.input.tables, request.batchId);
         // Events of lakes made by older versions also carry the hash as text (a NOT NULL column), which
         // new lakes leave out: it was a third of the bytes written per event.
-        const textEventKey = (await tableColumns(db, SILVER_EVENTS)).has('event_key');
+        const textEventKey = (await tableColumns(db, tables.events)).has('event_key');
         // Redelivered events (same device, time and status) are kept once, across batches: first
         // delivery wins. New events are the passing rows minus those marked dropped: a view, since
         // copying the batch cost ~170 ms of a ~1.8 s batch. Inside the batch only rows sharing a
@@ -213,9 +198,9 @@ export function silverActivities(deps: LakeDeps) {
           SELECT checked_row FROM passing_events
           WHERE event_hash IN (SELECT event_hash FROM passing_events GROUP BY event_hash HAVING count(*) > 1)
           QUALIFY row_number() OVER (PARTITION BY ip, dispositivo, hora_conexao, status ORDER BY bronze_snapshot, source_file, file_row, bronze_rowid) > 1`);
-        const hashedFrom = previous ? previous.hashedFrom ?? (await newestEventTime(db, previous.maxEventTime)) : 'all';
-        await dropSeenEvents(db, hashedFrom);
-        counts.events = (await db.run('INSERT INTO silver.events BY NAME SELECT * FROM new_events')).rowsChanged;
+        const hashedFrom = previous ? previous.hashedFrom ?? (await newestEventTime(db, tables.events, previous.maxEventTime)) : 'all';
+        await dropSeenEvents(db, tables.events, hashedFrom);
+        counts.events = (await db.run(`INSERT INTO ${tables.events} BY NAME SELECT * FROM new_events`)).rowsChanged;
         const [[newest]] = (await db.runAndReadAll(`SELECT greatest(max(hora_conexao), ${
           previous?.maxEventTime ? `${sqlString(previous.maxEventTime)}::TIMESTAMP` : 'NULL'})::VARCHAR FROM new_events`)).getRows();
         const maxEventTime = (newest as string | null) ?? undefined;
@@ -229,15 +214,15 @@ export function silverActivities(deps: LakeDeps) {
                    hora_conexao AS last_event_at, event_hash::VARCHAR AS last_event_key
             FROM new_events
             QUALIFY row_number() OVER (PARTITION BY ip, dispositivo ORDER BY hora_conexao DESC, last_event_key DESC) = 1) AS n
-          LEFT JOIN silver.device_state s USING (ip, dispositivo)
+          LEFT JOIN ${tables.deviceState} s USING (ip, dispositivo)
           WHERE s.ip IS NULL OR (n.last_event_at, n.last_event_key) > (s.last_event_at, s.last_event_key)`);
-        const devices = await upsertRows(db, SILVER_DEVICE_STATE, 'device_updates', 'state_row');
+        const devices = await upsertRows(db, tables.deviceState, 'device_updates', 'state_row');
         const checks = [
           ['rows_in', counts.rowsIn], ['passed', counts.rowsIn + requeued - counts.quarantined], ['quarantined', counts.quarantined],
           ['duplicates', counts.duplicates], ['events_out', counts.events], ...(requeued > 0 ? [['requeued', requeued]] : []),
         ] as [string, number][];
         const dqRows = (await db.run(`
-          INSERT INTO silver.dq_counts
+          INSERT INTO ${SILVER_DQ}
           SELECT ${sqlString(request.batchId)}, check_name, rows, now() FROM (
             VALUES ${checks.map(([n, c]) => `(${sqlString(n)}, ${c})`).join(', ')}
             UNION ALL
@@ -249,9 +234,9 @@ export function silverActivities(deps: LakeDeps) {
         const totals = previous?.totals ?? { rowsIn: 0, eventsOut: 0, quarantined: 0, duplicates: 0 };
         return {
           tables: {
-            [SILVER_EVENTS]: { rowsInserted: counts.events },
-            [SILVER_QUARANTINE]: { rowsInserted: counts.quarantined, rowsDeleted: requeued },
-            [SILVER_DEVICE_STATE]: devices,
+            [tables.events]: { rowsInserted: counts.events },
+            [tables.quarantine]: { rowsInserted: counts.quarantined, rowsDeleted: requeued },
+            [tables.deviceState]: devices,
             [SILVER_DQ]: { rowsInserted: dqRows },
           },
           event: { rowsIn: counts.rowsIn, rowsOut: counts.events, quarantined: counts.quarantined },
@@ -274,9 +259,9 @@ export function silverActivities(deps: LakeDeps) {
   }
 
   /** Rebuilds silver's checkpoint from its fence row, for a workflow that starts without one. */
-  async function readSilverCheckpoint(): Promise<SilverCheckpoint> {
+  async function readSilverCheckpoint(shard: SilverShard = SINGLE_SHARD): Promise<SilverCheckpoint> {
     return withLake(deps.lake, async (db) => {
-      const fence = await readFence(db, SILVER_OWNER);
+      const fence = await readFence(db, silverShardOwner(shard));
       const details = fenceDetails<{ input: SilverInput; totals: SilverTotals }>(fence);
       if (!fence || !details) {
         return { nextBatchSeq: 0, bronzeSnapshot: 0, eventsVersion: 0, rowsIn: 0, eventsOut: 0, quarantined: 0, duplicates: 0, passes: 0 };
@@ -288,5 +273,14 @@ export function silverActivities(deps: LakeDeps) {
     });
   }
 
-  return { planSilverBatch, runSilverBatch, readSilverCheckpoint };
+  /**
+   * The lake's silver shard count, every shard's tables made: recorded from the request (else the
+   * worker's NETPULSE_SILVER_SHARDS, else the default) when silver is new; refused when the
+   * request names another count than the lake's.
+   */
+  async function prepareSilverShards(request: { requested?: number }): Promise<number> {
+    return withLake(deps.lake, (db) => prepareShards(db, request.requested, config.silverShards ?? DEFAULT_SILVER_SHARDS));
+  }
+
+  return { planSilverBatch, runSilverBatch, readSilverCheckpoint, prepareSilverShards };
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { config } from '../config';
 import { CatalogUnreachableError, lakeFromEnv, type LakeConfig } from '../lake/catalog';
-import { NotFoundError, readDashboard, ReadError, secondsSince } from '../lake/reads';
+import { NotFoundError, readDashboard, ReadError, readSilverShardCount, secondsSince } from '../lake/reads';
 import type { Source } from '../rules/bronze';
 import { asOfFromQuery, dashboardQuerySchema } from '../rules/dashboard';
 import { describeIssues } from '../rules/validate';
@@ -47,7 +47,7 @@ export type OwnerAnswer = 'answering' | 'parked' | 'not started' | 'not answerin
 export interface OwnerHealth { workflowId: string; layer: string; url: string; answer: OwnerAnswer; lagFiles?: number | string; lastPassAt?: string; running?: boolean; retrying?: string; error?: string }
 
 async function ownerHealth(options: DashboardOptions): Promise<OwnerHealth[]> {
-  const owners = ownerIds(options.sources, options.workflowIdPrefix ?? '');
+  const owners = ownerIds(options.sources, options.workflowIdPrefix ?? '', await readSilverShardCount(options.lake ?? lakeFromEnv()));
   const url = (id: string) => `${config.uiUrl}/namespaces/${config.namespace}/workflows/${encodeURIComponent(id)}`;
   let client: Client | undefined;
   try {

@@ -5,6 +5,7 @@ import { WorkflowNotFoundError, type WorkflowClient } from '@temporalio/client';
 import { bronzeWorkflowId, DEFAULT_SOURCES, type Source } from '../rules/bronze';
 import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID } from '../rules/layers';
 import type { PassSummary } from '../rules/pass';
+import { silverShardOwner, silverShards } from '../rules/shards';
 import type { Parked, Retrying } from '../workflows/checkpoint-owner';
 
 /** What every owner's query answers, whatever its layer. */
@@ -32,11 +33,16 @@ export async function queryOwner<T = OwnerState>(workflows: WorkflowClient, work
   }
 }
 
-/** The default pipeline's owners (or a prefixed one's), bronze sources first. */
-export function ownerIds(sources: Source[] = DEFAULT_SOURCES, prefix = ''): { workflowId: string; layer: 'bronze' | 'silver' | 'gold' }[] {
+/** Silver's owner workflows: one per shard (the one silver owner of an unsharded lake). */
+export function silverOwnerIds(shards: number, prefix = ''): string[] {
+  return silverShards(shards).map((shard) => `${prefix}${shards === 1 ? SILVER_WORKFLOW_ID : silverShardOwner(shard)}`);
+}
+
+/** The default pipeline's owners (or a prefixed one's), bronze sources first, silver's `shards`. */
+export function ownerIds(sources: Source[] = DEFAULT_SOURCES, prefix = '', shards = 1): { workflowId: string; layer: 'bronze' | 'silver' | 'gold' }[] {
   return [
     ...sources.map((s) => ({ workflowId: bronzeWorkflowId(s, prefix), layer: 'bronze' as const })),
-    { workflowId: `${prefix}${SILVER_WORKFLOW_ID}`, layer: 'silver' },
+    ...silverOwnerIds(shards, prefix).map((workflowId) => ({ workflowId, layer: 'silver' as const })),
     { workflowId: `${prefix}${GOLD_WORKFLOW_ID}`, layer: 'gold' },
   ];
 }

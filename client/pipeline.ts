@@ -3,10 +3,13 @@ import { Command } from 'commander';
 import { statSync } from 'node:fs';
 import { WorkflowIdConflictPolicy, type Client, type Connection, type WorkflowClient } from '@temporalio/client';
 import { config } from '../config';
+import { lakeFromEnv } from '../lake/catalog';
 import { landingPathProblem } from '../lake/landing';
+import { readSilverShardCount } from '../lake/reads';
 import { isObjectUrl, resolveLocation } from '../lake/object-store';
 import { bronzeWorkflowId, DEFAULT_SOURCES } from '../rules/bronze';
 import type { PassSummary } from '../rules/pass';
+import { DEFAULT_SILVER_SHARDS } from '../rules/shards';
 import { pipelineInputSchema, type PipelineInput } from '../rules/pipeline';
 import { describeIssues } from '../rules/validate';
 import {
@@ -27,8 +30,10 @@ async function pipelineHandle() {
   return handle;
 }
 
-export function pipelineInput(options: { maxFiles?: string; landing?: string; interval?: string }, continuous: boolean): PipelineInput {
+export function pipelineInput(options: { maxFiles?: string; landing?: string; interval?: string; silverShards?: string }, continuous: boolean): PipelineInput {
   const input: PipelineInput = { continuous, landingPath: resolveLocation(options.landing ?? config.landingDir) };
+  const shards = options.silverShards !== undefined ? Number(options.silverShards) : config.silverShards;
+  if (shards !== undefined) input.silver = { shards };
   if (options.maxFiles !== undefined) input.options = { maxFilesPerBatch: Number(options.maxFiles) };
   if (options.interval !== undefined) input.intervalSeconds = Number(options.interval);
   const parsed = pipelineInputSchema.safeParse(input);
@@ -42,8 +47,8 @@ export function pipelineInput(options: { maxFiles?: string; landing?: string; in
   return input;
 }
 
-function passTable(pass: { bronze: PassSummary[]; silver?: PassSummary; gold?: PassSummary }): string {
-  const layers = [...pass.bronze, ...(pass.silver ? [pass.silver] : []), ...(pass.gold ? [pass.gold] : [])];
+function passTable(pass: { bronze: PassSummary[]; silver?: PassSummary; silverShards?: PassSummary[]; gold?: PassSummary }): string {
+  const layers = [...pass.bronze, ...(pass.silverShards ?? (pass.silver ? [pass.silver] : [])), ...(pass.gold ? [pass.gold] : [])];
   return table(layers.map((s) => ({
     layer: s.layer, source: s.source, batches: s.batches, files: s.layer === 'bronze' ? s.files : '', rows: s.rows, quarantined: s.quarantined,
     versions: s.batches ? `${s.fromVersion + 1}..${s.toVersion}` : '-',
@@ -53,7 +58,7 @@ function passTable(pass: { bronze: PassSummary[]; silver?: PassSummary; gold?: P
 
 /** Each default owner's activity it is retrying now, as lines for a terminal (none when all go well). */
 async function retryingLines(workflows: WorkflowClient): Promise<string[]> {
-  const states = await Promise.all(ownerIds().map(async ({ workflowId }) => ({ workflowId, q: await queryOwner(workflows, workflowId) })));
+  const states = await Promise.all(ownerIds(DEFAULT_SOURCES, '', await readSilverShardCount(lakeFromEnv())).map(async ({ workflowId }) => ({ workflowId, q: await queryOwner(workflows, workflowId) })));
   return states.flatMap(({ workflowId, q }) => ('state' in q && q.state.retrying ? [`RETRYING ${workflowId}: ${retryingCell(q.state.retrying)}`] : []));
 }
 
@@ -98,6 +103,7 @@ export function pipelineCommands(): Command[] {
     .description('one availableNow pass through bronze, silver and gold: everything landed so far, then stop')
     .option('--max-files <n>', 'max files per batch')
     .option('--landing <dir>', 'landing zone root (used when the source workflows start; running ones keep theirs)')
+    .option('--silver-shards <n>', `silver shards a new lake gets (default NETPULSE_SILVER_SHARDS, else ${DEFAULT_SILVER_SHARDS}); a lake with another count refuses: see netpulse silver reshard`)
     .option('--json', 'print the summary as JSON')
     .action(async (options) => {
       const input = pipelineInput(options, false);
@@ -129,6 +135,7 @@ export function pipelineCommands(): Command[] {
     .option('--interval <seconds>', 'seconds between passes', '10')
     .option('--max-files <n>', 'max files per batch')
     .option('--landing <dir>', 'landing zone root')
+    .option('--silver-shards <n>', `silver shards a new lake gets (default NETPULSE_SILVER_SHARDS, else ${DEFAULT_SILVER_SHARDS}); a lake with another count refuses: see netpulse silver reshard`)
     .action(async (options) => {
       const input = pipelineInput(options, true);
       const client = await connectClient();

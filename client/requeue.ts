@@ -5,26 +5,33 @@ import { Command } from 'commander';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { lakeFromEnv } from '../lake/catalog';
 import { requeueQuarantined } from '../lake/ledger';
-import { SILVER_WORKFLOW_ID } from '../rules/layers';
+import { readSilverShardCount } from '../lake/reads';
 import { requeueFilterSchema } from '../rules/silver';
 import { describeIssues } from '../rules/validate';
 import { requeueQuarantineUpdate } from '../workflows/layers';
+import { silverSummary } from '../workflows/pipeline';
+import { silverOwnerIds } from './owner-state';
 import { CliError, connectClient } from './connection';
 
 const BRONZE_TABLE = /^bronze\.[a-z][a-z0-9_]{0,62}$/;
 
-async function requeueSilver(options: { rule?: string; source?: string; path?: string; owner: string }): Promise<void> {
+/** Sends the requeue to each silver owner (every shard: a row is requeued by the shard that quarantined it). */
+async function requeueSilver(options: { rule?: string; source?: string; path?: string; owner?: string }): Promise<void> {
   const filter = requeueFilterSchema.safeParse({ rule: options.rule, sourceTable: options.source, pathContains: options.path });
   if (!filter.success) throw new CliError(`requeue --silver: ${describeIssues(filter.error)}`, 2);
   const client = await connectClient();
-  const summary = await client.workflow.getHandle(options.owner).executeUpdate(requeueQuarantineUpdate, { args: [filter.data] }).catch((error: unknown) => {
+  const owners = options.owner ? [options.owner] : silverOwnerIds(await readSilverShardCount(lakeFromEnv()));
+  const summaries = await Promise.all(owners.map((owner) => client.workflow.getHandle(owner).executeUpdate(requeueQuarantineUpdate, { args: [filter.data] }).catch((error: unknown) => {
     if (error instanceof WorkflowNotFoundError) {
-      throw new CliError(`the silver owner workflow ${options.owner} is not running: run a pass first (netpulse run), then requeue`);
+      throw new CliError(`the silver owner workflow ${owner} is not running: run a pass first (netpulse run), then requeue`);
     }
     throw error;
-  });
-  if (summary.parked) throw new CliError(`silver is parked (${summary.parked.batchId ?? 'its pass'}: ${summary.parked.reason}); fix the cause, then: netpulse owners retry-parked`);
-  if (summary.refused) throw new CliError(summary.refused);
+  })));
+  for (const [i, summary] of summaries.entries()) {
+    if (summary.parked) throw new CliError(`${owners[i]} is parked (${summary.parked.batchId ?? 'its pass'}: ${summary.parked.reason}); fix the cause, then: netpulse owners retry-parked`);
+    if (summary.refused) throw new CliError(summary.refused);
+  }
+  const summary = silverSummary(summaries);
   const requeued = summary.details?.requeued ?? 0;
   console.log(requeued === 0
     ? 'no quarantined rows match'
@@ -39,7 +46,7 @@ export function requeueCommand(): Command {
     .option('--source <table>', 'only this bronze table, e.g. bronze.celular_conectado')
     .option('--path <text>', 'only (rows of) landing files whose path contains this text')
     .option('--rule <name>', 'silver: only rows quarantined by this rule, e.g. speed_allowed')
-    .option('--owner <workflowId>', 'silver: the silver owner workflow', SILVER_WORKFLOW_ID)
+    .option('--owner <workflowId>', 'silver: only this silver owner workflow (default: every shard\'s)')
     .action(async (options) => {
       if (options.source !== undefined && !BRONZE_TABLE.test(options.source)) {
         throw new CliError(`--source: "${options.source}" is not a bronze table such as bronze.celular_conectado`, 2);

@@ -5,19 +5,19 @@
 import { Command } from 'commander';
 import type { Client } from '@temporalio/client';
 import { bronzeWorkflowId, DEFAULT_SOURCES } from '../rules/bronze';
-import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID } from '../rules/layers';
+import { GOLD_WORKFLOW_ID } from '../rules/layers';
 import type { BronzeSourceStatus } from '../workflows/bronze';
 import { CatalogUnreachableError, LakeNotCreatedError, lakeFromEnv, type LakeConfig } from '../lake/catalog';
-import { readLatestCommits, readOwners, readQuarantineCounts, readRows } from '../lake/reads';
+import { readLatestCommits, readOwners, readQuarantineCounts, readRows, readSilverShardCount } from '../lake/reads';
 import { CliError, connectClient } from './connection';
 import { table } from './format';
-import { lagCell, parkedCell, queryOwner, retryingCell, type OwnerState } from './owner-state';
+import { lagCell, parkedCell, queryOwner, retryingCell, silverOwnerIds, type OwnerState } from './owner-state';
 
 export const STATUS_EVENTS_SQL = `SELECT logged_at::VARCHAR AS logged_at, kind, layer, source, batch_id, rows_in, rows_out, rows_quarantined, duration_ms
   FROM lake.event_log ORDER BY logged_at DESC LIMIT 8`;
 
 /** Every checkpoint workflow at once: with no worker, each query waits for the server to give up. */
-async function readCheckpoints(client: Client) {
+async function readCheckpoints(client: Client, shards: number) {
   const bronzeRows = Promise.all(DEFAULT_SOURCES.map(async (source) => {
     const workflow = bronzeWorkflowId(source);
     const q = await queryOwner<BronzeSourceStatus>(client.workflow, workflow);
@@ -33,9 +33,11 @@ async function readCheckpoints(client: Client) {
     return 'state' in q ? { workflow, ...row(q.state), retrying: retryingCell(q.state.retrying), parked: parkedCell(q.state.parked) }
       : 'failed' in q ? { workflow, state: q.failed } : undefined;
   };
-  const silver = layer(SILVER_WORKFLOW_ID, (s) => ({ version: s.eventsVersion, bronze_read_to: s.bronzeSnapshot, rows_in: s.rowsIn, events: s.eventsOut, quarantined: s.quarantined, duplicates: s.duplicates, passes: s.passes }));
+  const silver = Promise.all(silverOwnerIds(shards).map((id) => layer(id, (s) => ({
+    version: s.eventsVersion, bronze_read_to: s.bronzeSnapshot, rows_in: s.rowsIn, events: s.eventsOut, quarantined: s.quarantined, duplicates: s.duplicates, passes: s.passes,
+  }))));
   const gold = layer(GOLD_WORKFLOW_ID, (s) => ({ version: s.goldSnapshot, silver_read_to: s.silverSnapshot, refreshes: s.refreshes, last_as_of: s.lastAsOf, passes: s.passes }));
-  return { bronze: await bronzeRows, silver: await silver, gold: await gold };
+  return { bronze: await bronzeRows, silver: (await silver).filter((r) => r !== undefined), gold: await gold };
 }
 
 async function readLakeSections(lake: LakeConfig) {
@@ -57,7 +59,7 @@ export function statusCommand(): Command {
         if (error instanceof CliError) return { unreachable: error.message };
         throw error;
       });
-      const checkpoints = 'client' in temporal ? await readCheckpoints(temporal.client) : undefined;
+      const checkpoints = 'client' in temporal ? await readCheckpoints(temporal.client, await readSilverShardCount(lakeFromEnv())) : undefined;
       const lake = await readLakeSections(lakeFromEnv()).catch((error: unknown) => {
         if (error instanceof CatalogUnreachableError) return { unreachable: error.message };
         if (error instanceof LakeNotCreatedError) return { notCreated: error.message };
@@ -71,10 +73,10 @@ export function statusCommand(): Command {
         console.log(JSON.stringify({ ...checkpoints, ...(temporalProblem && { temporal: temporalProblem }), ...('owners' in lake ? lake : { lake: lakeProblem }) }, null, 2));
         return;
       }
-      const layers = [checkpoints?.silver, checkpoints?.gold].filter((r) => r !== undefined);
       const fromTemporal = checkpoints
         ? [`Bronze checkpoints\n${table(checkpoints.bronze)}`,
-          `Silver and gold checkpoints\n${layers.length ? layers.map((r) => table([r])).join('\n\n') : '(not started)'}`]
+          `Silver checkpoints (one owner per shard)\n${checkpoints.silver.length ? table(checkpoints.silver) : '(not started)'}`,
+          `Gold checkpoint\n${checkpoints.gold ? table([checkpoints.gold]) : '(not started)'}`]
         : [`Checkpoints\n${temporalProblem}: checkpoint workflows not queried`];
       const fromLake = 'owners' in lake
         ? [`Last commit per owner\n${table(lake.owners)}`, `Latest snapshots\n${table(lake.commits)}`,

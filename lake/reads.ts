@@ -9,6 +9,12 @@ import { tableAtSql } from './changes';
 import { FENCE_PREFIX } from './commit';
 import { isOutOfMemory, sqlIdentifier, sqlString } from './duckdb';
 import { refusalOf } from './read-guard';
+import { recordedShardCount } from './silver-layout';
+
+/** How many silver shards the lake has (one before silver exists, or when it cannot be read). */
+export async function readSilverShardCount(lake: LakeConfig): Promise<number> {
+  return withLake(lake, async (db) => (await recordedShardCount(db)) ?? 1, { readOnly: true }).catch(() => 1);
+}
 
 export interface QueryResult {
   columns: string[];

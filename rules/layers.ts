@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { goldOptionsSchema } from './gold';
 import { silverOptionsSchema } from './silver';
+import { shardCountSchema, silverShardSchema } from './shards';
 
 export const silverInputSchema = z
   .object({
@@ -12,6 +13,13 @@ export const silverInputSchema = z
     batchesPerRun: z.number().int().min(1).max(5000).default(200),
     /** Attempts of a failing activity (backing off 1 s … 1 min) before its batch is parked. */
     maxAttempts: z.number().int().min(1).max(1000).default(10),
+    /**
+     * Pipeline: the shards silver should have. A new lake is made with this many (unset: the
+     * worker's NETPULSE_SILVER_SHARDS, else 2); a lake with another count refuses the pass.
+     */
+    shards: shardCountSchema.optional(),
+    /** Owner: the shard this owner workflow runs (set by the pipeline; unset, the one shard of an unsharded lake). */
+    shard: silverShardSchema.optional(),
   })
   .strict();
 export type SilverWorkflowInput = z.input<typeof silverInputSchema>;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { writeSyntheticLanding } from '../bench/landing-maker';
 import { withLake, type LakeConfig } from '../lake/catalog';
 import { commitBatch } from '../lake/commit';
-import { ensureSilverTables } from '../activities/silver';
+import { ensureShardTables } from '../lake/silver-layout';
 import { withConnection } from '../lake/duckdb';
 import { bronzeWorkflowId, type Source } from '../rules/bronze';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
@@ -107,7 +107,7 @@ async function previousVersionLake(lake: LakeConfig, source: Source, files: stri
       }
       return { tables: { [table]: { rowsInserted: rows } }, details: { filesIngested: files.length, filesQuarantined: 0, schemaVersion: 1, newColumns: [] } };
     });
-    await ensureSilverTables(db);
+    await ensureShardTables(db);
     const rows = bronze.tables[table].rowsInserted!;
     const input = { fromSnapshot: 0, toSnapshot: bronze.snapshot, tables: [table], rows };
     await commitBatch(db, { owner: 'silver', batchId: 'silver:0', batchSeq: 0, operation: 'MERGE', log: { layer: 'silver', source: 'silver.events' } }, async () => {

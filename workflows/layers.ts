@@ -6,6 +6,7 @@ import type { GoldCheckpoint } from '../rules/gold';
 import { goldInputSchema, silverInputSchema, type GoldWorkflowInput, type SilverWorkflowInput } from '../rules/layers';
 import { requeueFilterSchema, type RequeueFilter, type SilverCheckpoint, type SilverInput } from '../rules/silver';
 import { parseOrFail } from '../rules/validate';
+import { SINGLE_SHARD, silverShardOwner } from '../rules/shards';
 import { ownerConfigKey, type PassSummary } from '../rules/pass';
 import { activityRetry, CheckpointOwner, planningActivities, type OwnerCarry, type Parked, type Retrying } from './checkpoint-owner';
 import { startSummary } from './requests';
@@ -40,14 +41,16 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
   const cfg = parseOrFail(silverInputSchema, userInput, 'silver');
   const { runSilverBatch, logParked } = layerActivities(cfg.heartbeatTimeoutSeconds, cfg.maxAttempts);
   const { planSilverBatch, readSilverCheckpoint } = planningActivities(cfg.maxAttempts);
-  const checkpoint = carried ?? (await readSilverCheckpoint());
+  const shard = cfg.shard ?? SINGLE_SHARD;
+  const owned = shard.count === 1 ? [] : [shard]; // one-shard owners call their activities as before shards
+  const checkpoint = carried ?? (await readSilverCheckpoint(...owned));
   let pending: SilverInput | undefined;
   let batchesThisRun = 0;
 
   const owner: CheckpointOwner<SilverPassProgress> = new CheckpointOwner({
     queued, parked, inPass, lastPass, runOnStart: false, configKey: ownerConfigKey(cfg), maxAttempts: cfg.maxAttempts,
     canonicalConfig: (requested) => ownerConfigKey(parseOrFail(silverInputSchema, requested, 'requested silver')),
-    newSummary: () => startSummary('silver', 'silver', checkpoint.eventsVersion),
+    newSummary: () => startSummary('silver', silverShardOwner(shard), checkpoint.eventsVersion),
     runPass: async (summary, resumed) => {
       const progress = resumed ?? { rowsIn: 0, duplicates: 0, devicesChanged: 0 };
       for (;;) {
@@ -62,10 +65,10 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
         if (!input) break;
         const batchSeq = checkpoint.nextBatchSeq;
         pending = input; // the plan is in state before the batch runs
-        const batchId = `silver:${batchSeq}`;
+        const batchId = `${silverShardOwner(shard)}:${batchSeq}`;
         owner.currentBatch = batchId;
         const result = await owner.run({ step: 'runSilverBatch', batchId }, (_attempt, retry) => runSilverBatch.executeWithOptions(retry,
-          [{ batchId, batchSeq, input, options: cfg.options }]));
+          [{ batchId, batchSeq, input, options: cfg.options, ...(owned.length ? { shard } : {}) }]));
         checkpoint.bronzeSnapshot = input.toSnapshot;
         checkpoint.nextBatchSeq = batchSeq + 1;
         checkpoint.eventsVersion = result.snapshot;
@@ -93,7 +96,7 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
     },
     shouldContinueAsNew: () => batchesThisRun >= cfg.batchesPerRun,
     continueAsNew: (carry) => wf.continueAsNew<typeof silverWorkflow>({ ...userInput, checkpoint, ...carry }),
-    logParked: (p) => logParked({ layer: 'silver', source: 'silver', parked: p }),
+    logParked: (p) => logParked({ layer: 'silver', source: silverShardOwner(shard), parked: p }),
   });
   wf.setHandler(silverStatusQuery, () => ({
     ...checkpoint, passRunning: owner.passRunning, pending, lastPass: owner.lastPass, parked: owner.parked, retrying: owner.retrying,

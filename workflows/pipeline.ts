@@ -1,28 +1,75 @@
 // The medallion pipeline: one availableNow pass over every layer, once or continuously.
 // Bronze sources run in parallel (each in its own checkpoint workflow); later layers follow.
 import * as wf from '@temporalio/workflow';
+import type { z } from 'zod';
 import { pipelineInputSchema, triggerRequestSchema, type PipelineInput, type TriggerRequest } from '../rules/pipeline';
 import { describeIssues, parseOrFail } from '../rules/validate';
 import type { Activities } from '../activities';
-import { GOLD_WORKFLOW_ID, goldInputSchema, SILVER_WORKFLOW_ID, silverInputSchema } from '../rules/layers';
+import { GOLD_WORKFLOW_ID, goldInputSchema, SILVER_WORKFLOW_ID, silverInputSchema, type SilverWorkflowInput } from '../rules/layers';
+import { silverShardOwner, silverShards } from '../rules/shards';
 import { failOnMissingLanding, runBronzePasses } from './bronze';
 import { ownerConfigKey, type PassSummary } from '../rules/pass';
 import { askOwners, awaitPasses, DIRECT_SIGNAL_PATCH, startSummary } from './requests';
 
 const { logPipelinePass } = wf.proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumInterval: '10 seconds' } });
+const { prepareSilverShards } = wf.proxyLocalActivities<Activities>({
+  startToCloseTimeout: '2 minutes', retry: { maximumInterval: '10 seconds', maximumAttempts: 10, nonRetryableErrorTypes: ['SilverShardsDiffer', 'InvalidInput'] },
+});
 
-/** Asks one layer owner (silver or gold) for a pass and waits for it. */
-async function layerPass(layer: 'silver' | 'gold', workflowId: string, input: unknown, tag: string, timeoutSeconds: number): Promise<PassSummary> {
+/** Pipelines started before silver had shards ask the one silver owner, without asking the lake. */
+const SILVER_SHARDS_PATCH = 'silver-shards';
+
+interface LayerOwner { workflowId: string; input: unknown; source: string }
+
+/** Asks layer owners (gold, or silver's shards) for a pass each, at once, and waits for them all. */
+async function layerPasses(layer: 'silver' | 'gold', owners: LayerOwner[], tag: string, timeoutSeconds: number): Promise<PassSummary[]> {
   const workflowType = `${layer}Workflow`;
-  const config = ownerConfigKey(parseOrFail(layer === 'silver' ? silverInputSchema : goldInputSchema, input, layer));
-  const [summary] = await awaitPasses(
+  const schema = layer === 'silver' ? silverInputSchema : goldInputSchema;
+  const byId = new Map(owners.map((o) => [o.workflowId, { ...o, config: ownerConfigKey(parseOrFail(schema, o.input, layer)) }]));
+  return awaitPasses(
     (requests, replyTo) => askOwners({
-      replyTo, targets: requests.map(({ requestId }) => ({ requestId, workflowId, workflowType, input, layer, source: layer, config })),
+      replyTo,
+      targets: requests.map(({ requestId, key }) => {
+        const { input, source, config } = byId.get(key)!;
+        return { requestId, workflowId: key, workflowType, input, layer, source, config };
+      }),
     }),
-    [workflowId],
-    { tag, timeoutSeconds, noAnswer: () => startSummary(layer, layer, 0) },
+    owners.map((o) => o.workflowId),
+    { tag, timeoutSeconds, noAnswer: (key) => startSummary(layer, byId.get(key)!.source, 0) },
   );
-  return summary;
+}
+
+/**
+ * Silver's pass: the lake says how many shards it has (made with the requested count when new);
+ * each shard's owner runs its pass at the same time. A one-shard lake's owner is the one silver
+ * owner of before, with the same input.
+ */
+async function silverPasses(cfg: PipelineConfig, tag: string): Promise<PassSummary[]> {
+  const { shards: requested, ...ownerInput } = (cfg.silver ?? {}) as SilverWorkflowInput;
+  const count = wf.patched(SILVER_SHARDS_PATCH) ? await prepareSilverShards({ requested }) : 1;
+  const owners = silverShards(count).map((shard) => ({
+    workflowId: `${cfg.workflowIdPrefix}${count === 1 ? SILVER_WORKFLOW_ID : silverShardOwner(shard)}`,
+    input: count === 1 ? ownerInput : { ...ownerInput, shard },
+    source: silverShardOwner(shard),
+  }));
+  return layerPasses('silver', owners, tag, cfg.passTimeoutSeconds);
+}
+
+/** The shards' passes as silver's one summary: counts added up, the widest span of versions and time. */
+export function silverSummary(shards: PassSummary[]): PassSummary {
+  if (shards.length === 1) return shards[0];
+  const details: Record<string, number> = {};
+  for (const s of shards) for (const [key, value] of Object.entries(s.details ?? {})) details[key] = (details[key] ?? 0) + value;
+  const sum = (field: 'batches' | 'files' | 'rows' | 'quarantined') => shards.reduce((n, s) => n + s[field], 0);
+  const parked = shards.find((s) => s.parked);
+  const noAnswer = shards.filter((s) => s.noAnswer).map((s) => `${s.source}: ${s.noAnswer}`);
+  return {
+    layer: 'silver', source: 'silver', batches: sum('batches'), files: sum('files'), rows: sum('rows'), quarantined: sum('quarantined'),
+    fromVersion: Math.min(...shards.map((s) => s.fromVersion)), toVersion: Math.max(...shards.map((s) => s.toVersion)),
+    startedAt: shards.map((s) => s.startedAt).sort()[0], finishedAt: shards.map((s) => s.finishedAt).sort().at(-1)!, details,
+    ...(parked ? { parked: { ...parked.parked!, reason: `${parked.source}: ${parked.parked!.reason}` } } : {}),
+    ...(noAnswer.length ? { noAnswer: noAnswer.join('; ') } : {}),
+  };
 }
 
 export interface PipelinePass {
@@ -31,6 +78,8 @@ export interface PipelinePass {
   finishedAt: string;
   bronze: PassSummary[];
   silver?: PassSummary;
+  /** Each shard's pass, when silver has several (silver is their sum). */
+  silverShards?: PassSummary[];
   gold?: PassSummary;
 }
 
@@ -102,8 +151,8 @@ function addPass(totals: PipelineTotals, pass: PipelinePass): void {
 }
 
 /** Owners that did not do their part of a pass: parked batches and owners that did not answer. */
-export function stuckOwners(pass?: Pick<PipelinePass, 'bronze' | 'silver' | 'gold'>): Record<string, string> {
-  const all = pass ? [...pass.bronze, pass.silver, pass.gold] : [];
+export function stuckOwners(pass?: Pick<PipelinePass, 'bronze' | 'silver' | 'silverShards' | 'gold'>): Record<string, string> {
+  const all = pass ? [...pass.bronze, ...(pass.silverShards ?? [pass.silver]), pass.gold] : [];
   return Object.fromEntries(all.flatMap((s) => {
     if (s?.parked) return [[`${s.layer} ${s.source}`, `parked ${s.parked.batchId ?? ''}: ${s.parked.reason}`]];
     if (s?.noAnswer) return [[`${s.layer} ${s.source}`, s.noAnswer]];
@@ -111,6 +160,8 @@ export function stuckOwners(pass?: Pick<PipelinePass, 'bronze' | 'silver' | 'gol
     return [];
   }));
 }
+
+type PipelineConfig = z.output<typeof pipelineInputSchema>;
 
 export async function medallionPipeline(input: PipelineRunInput = {}): Promise<PipelinePass | undefined> {
   const { carried, ...userInput } = input;
@@ -180,10 +231,13 @@ export async function medallionPipeline(input: PipelineRunInput = {}): Promise<P
       state.lastBronze = { ...state.lastBronze, ...Object.fromEntries(pass.bronze.map((b) => [b.source, b])) };
     }
     if (cfg.layers.includes('silver')) {
-      pass.silver = await layerPass('silver', `${cfg.workflowIdPrefix}${SILVER_WORKFLOW_ID}`, cfg.silver ?? {}, tag, cfg.passTimeoutSeconds);
+      const shards = await silverPasses(cfg, tag);
+      pass.silver = silverSummary(shards);
+      if (shards.length > 1) pass.silverShards = shards;
     }
     if (cfg.layers.includes('gold')) {
-      pass.gold = await layerPass('gold', `${cfg.workflowIdPrefix}${GOLD_WORKFLOW_ID}`, cfg.gold ?? {}, tag, cfg.passTimeoutSeconds);
+      const gold = { workflowId: `${cfg.workflowIdPrefix}${GOLD_WORKFLOW_ID}`, input: cfg.gold ?? {}, source: 'gold' };
+      [pass.gold] = await layerPasses('gold', [gold], tag, cfg.passTimeoutSeconds);
     }
     pass.finishedAt = new Date(Date.now()).toISOString();
     state.lastPass = pass;

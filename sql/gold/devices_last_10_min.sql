@@ -2,7 +2,7 @@
 -- A moving window over silver.events: recomputed at every gold batch.
 WITH kinds(dispositivo) AS (VALUES ('Computador'), ('Celular'), ('Total')),
 recent AS (
-  SELECT DISTINCT ip, dispositivo FROM silver.events
+  SELECT DISTINCT ip, dispositivo FROM :events
   WHERE status = 'Conectado' AND hora_conexao > :as_of - INTERVAL 10 MINUTE AND hora_conexao <= :as_of
 )
 SELECT :as_of AS as_of, k.dispositivo, count(r.ip)::BIGINT AS devices_connected

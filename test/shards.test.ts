@@ -2,13 +2,19 @@
 // answers (events, quarantine, duplicates, device state, every gold table), each shard holding
 // only its devices. Real Temporal server, PostgreSQL catalog and DuckDB.
 import path from 'node:path';
+import { LAKE } from '../lake/catalog';
 import { GOLD_TABLES } from '../rules/gold';
 import { silverShards, silverShardTables } from '../rules/shards';
 import { medallionPipeline } from '../workflows/pipeline';
+import { rmSync, writeFileSync } from 'node:fs';
 import {
-  closeTestResources, landingFile, type Row, sqlRows, tempDir, terminateAll, testLake, testSources, uniqueId, withWorker,
+  cli, cliLake, closeTestResources, firstFailpoint, landingFile, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll,
+  testClient, testLake, testSources, uniqueId, waitFor, withWorker,
 } from './helpers';
+import { buildDashboard } from '../client/dashboard';
 import { ownerIds } from '../client/owner-state';
+import { DEFAULT_SOURCES, type Source } from '../rules/bronze';
+import type { LakeConfig } from '../lake/catalog';
 
 afterAll(closeTestResources);
 
@@ -50,7 +56,7 @@ const SECOND: [folder: string, name: string, rows: Row[]][] = [
 const writeFiles = (landing: string, files: typeof FIRST) => Promise.all(files.map(([folder, name, rows]) => landingFile(landing, folder, name, rows)));
 
 /** Everything silver and gold answer, in a form two lakes can be compared by. */
-async function answers(lake: ReturnType<typeof testLake>) {
+async function answers(lake: LakeConfig) {
   const q = (sql: string) => sqlRows(sql, lake);
   const gold = Object.fromEntries(await Promise.all(GOLD_TABLES.map(async (t) => [t, await q(`SELECT * FROM gold.${t} ORDER BY ALL`)])));
   return {
@@ -119,5 +125,113 @@ test('one shard and four give the same silver and gold; each shard holds only it
     expect(await sqlRows(`SELECT shards FROM lake.silver_layout`, lakes.four)).toEqual([{ shards: 4 }]);
   } finally {
     await terminateAll(owners);
+  }
+}, 600_000);
+
+const AS_OF = `${DAY}T10:00:00Z`;
+const one = async (lake: LakeConfig, sql: string) => Number(Object.values((await sqlRows(sql, lake))[0])[0]);
+
+/** The same landing through one shard, in-process, on a lake of its own: what a sharded run must equal. */
+async function oneShardAnswers(landing: string, sources: Source[]) {
+  const lake = testLake(tempDir('one-shard'));
+  const prefix = `${uniqueId('clean')}-`;
+  try {
+    await withWorker(({ client, taskQueue }) => client.workflow.execute(medallionPipeline, {
+      taskQueue, workflowId: uniqueId('pipeline-clean'),
+      args: [{ sources, landingPath: landing, workflowIdPrefix: prefix, silver: { shards: 1 }, gold: { asOf: AS_OF } }],
+    }), { deps: { lake, landingDir: landing } });
+    return await answers(lake);
+  } finally {
+    await terminateAll(ownerIds(sources, prefix, 1).map((o) => o.workflowId));
+  }
+}
+
+test('a shard\'s worker SIGKILLed inside its write: the other shard commits meanwhile, the killed batch commits once on the survivor, the answers equal one shard\'s', async () => {
+  const { landing, lake, taskQueue, env } = await cliLake('shard-kill', 8, 2000);
+  const failpoints = tempDir('fp-shard-kill');
+  const sources = DEFAULT_SOURCES;
+  // Two worker processes; shard 1's second batch waits right before its COMMIT, where its process is killed.
+  const workers = [0, 1].map(() => startWorkerProcess({
+    ...env, NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAILPOINT_WAIT_MS: '20000', NETPULSE_FAILPOINT_BATCHES: '^silver-1-of-2:1$', NETPULSE_FAILPOINT_ONCE: '1',
+  }));
+  const client = await testClient();
+  try {
+    const run = await client.workflow.start(medallionPipeline, {
+      taskQueue, workflowId: uniqueId('pipeline-kill'),
+      args: [{
+        landingPath: landing, options: { maxFilesPerBatch: 1 }, silver: { shards: 2, maxRowsPerBatch: 4000, heartbeatTimeoutSeconds: 2 },
+        gold: { asOf: AS_OF, heartbeatTimeoutSeconds: 2 },
+      }],
+    });
+    const inside = await firstFailpoint([failpoints], 120_000);
+    expect(inside.batchId).toBe('silver-1-of-2:1');
+    // While shard 1's batch sits in its transaction, shard 0 commits.
+    const shardCommits = (owner: string) => one(lake, `SELECT count(*) FROM ${LAKE}.snapshots() WHERE json_extract_string(commit_extra_info, '$.owner') = '${owner}'`);
+    const before = await shardCommits('silver-0-of-2');
+    await waitFor('a commit of shard 0 while shard 1 waits', async () => ((await shardCommits('silver-0-of-2')) > before ? true : undefined), 15_000);
+    await stopProcess(workers.find((w) => w.pid === inside.pid)!, 'SIGKILL');
+    const pass = (await run.result())!;
+    expect(pass.silverShards!.map((s) => s.parked)).toEqual([undefined, undefined]);
+    expect(await one(lake, `SELECT count(*) FROM ${LAKE}.snapshots() WHERE json_extract_string(commit_extra_info, '$.batchId') = 'silver-1-of-2:1'`)).toBe(1);
+    const dq = Object.fromEntries((await sqlRows<{ check_name: string; n: string }>('SELECT check_name, sum(rows) AS n FROM silver.dq_counts GROUP BY 1', lake))
+      .map((r) => [r.check_name, Number(r.n)]));
+    expect(dq.rows_in).toBe(16_000);
+    expect(dq.events_out + dq.duplicates + dq.quarantined).toBe(16_000);
+    expect(await answers(lake)).toEqual(await oneShardAnswers(landing, sources));
+  } finally {
+    await terminateAll(ownerIds(sources, '', 2).map((o) => o.workflowId));
+    for (const w of workers) await stopProcess(w, 'SIGTERM');
+  }
+}, 600_000);
+
+test('a poison batch parks one shard while the other shard and gold go on; status, owners list, the dashboard and the Web UI say which; retried after the fix, the answers equal one shard\'s', async () => {
+  const { landing, lake, taskQueue, env } = await cliLake('shard-poison', 8, 500);
+  const failpoints = tempDir('fp-shard-poison');
+  writeFileSync(path.join(failpoints, 'poison'), '^silver-1-of-2:');
+  const worker = startWorkerProcess({ ...env, NETPULSE_FAILPOINT_DIR: failpoints });
+  const client = await testClient();
+  const owner = 'silver-1-of-2';
+  const input = { landingPath: landing, silver: { shards: 2, maxAttempts: 2 }, gold: { asOf: AS_OF } };
+  const app = await buildDashboard({ lake, temporal: testClient });
+  try {
+    const pass = (await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('pipeline-poison'), args: [input] }))!;
+    const [healthy, parked] = pass.silverShards!;
+    expect(parked).toMatchObject({ source: owner, parked: { batchId: `${owner}:0`, reason: expect.stringMatching(/injected poison/) } });
+    expect(healthy).toMatchObject({ source: 'silver-0-of-2', rows: expect.any(Number) });
+    expect(healthy.rows).toBeGreaterThan(0);
+    expect(healthy.parked).toBeUndefined();
+    // Gold refreshed from the healthy shard: every device it counts is one of shard 0's.
+    expect(pass.gold).toMatchObject({ batches: 1 });
+    const devices = await one(lake, `SELECT devices FROM gold.connections_now WHERE dispositivo = 'Total'`);
+    expect(devices).toBe(await one(lake, 'SELECT count(*) FROM silver.device_state_0_of_2'));
+    expect(await one(lake, 'SELECT count(*) FROM silver.device_state_1_of_2')).toBe(0);
+
+    // Said by: the Web UI's search attribute, `owners list`, `status` and the dashboard's health panel.
+    const listed = await waitFor('the parked search attribute', async () => {
+      const found: string[] = [];
+      for await (const e of client.workflow.list({ query: `NetpulseParked = true AND WorkflowId = "${owner}"` })) found.push(e.workflowId);
+      return found.length > 0 ? found : undefined;
+    }, 20_000);
+    expect(listed).toEqual([owner]);
+    expect((await cli(['owners', 'list'], env)).stdout).toMatch(new RegExp(`${owner}.*${owner}:0 since .*injected poison`));
+    const status = await cli(['status'], env);
+    expect(status.stdout).toMatch(new RegExp(`${owner} .*${owner}:0 since .*injected poison`));
+    expect(status.stdout).toMatch(/silver-0-of-2 /);
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const health = ((await (await fetch(`${url}/api/dashboard`)).json()) as { pipeline: { workflowId: string; answer: string }[] }).pipeline;
+    expect(health.filter((h) => h.workflowId.startsWith('silver'))).toEqual([
+      expect.objectContaining({ workflowId: 'silver-0-of-2', answer: 'answering' }),
+      expect.objectContaining({ workflowId: owner, answer: 'parked' }),
+    ]);
+
+    rmSync(path.join(failpoints, 'poison')); // the cause is fixed
+    expect(await cli(['owners', 'retry-parked', owner], env)).toMatchObject({ code: 0, stdout: expect.stringMatching(/retrying silver-1-of-2:0/) });
+    await waitFor('the retried batch', async () => ((await one(lake, 'SELECT count(*) FROM silver.device_state_1_of_2')) > 0 ? true : undefined), 60_000);
+    await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('pipeline-fixed'), args: [input] });
+    expect(await answers(lake)).toEqual(await oneShardAnswers(landing, DEFAULT_SOURCES));
+  } finally {
+    await app.close();
+    await terminateAll(ownerIds(DEFAULT_SOURCES, '', 2).map((o) => o.workflowId));
+    await stopProcess(worker, 'SIGTERM');
   }
 }, 600_000);

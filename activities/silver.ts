@@ -10,9 +10,11 @@ import { qualified, sqlString } from '../lake/duckdb';
 import {
   SILVER_RULES, silverOptionsSchema, type RequeueFilter, type SilverCheckpoint, type SilverInput, type SilverOptions, type SilverResult, type SilverTotals,
 } from '../rules/silver';
-import { DEFAULT_SILVER_SHARDS, SINGLE_SHARD, silverShardOwner, silverShardTables, type SilverShard } from '../rules/shards';
+import { DEFAULT_SILVER_SHARDS, shardCountSchema, SINGLE_SHARD, silverShardOwner, silverShardTables, type SilverShard } from '../rules/shards';
 import { checkedInputSql, requeueWhereSql } from './silver-input';
-import { ensureShardTables, prepareShards, recordedShardCount, reshardHint, SILVER_DQ, sortEventsWhenMerged } from '../lake/silver-layout';
+import {
+  ensureShardTables, prepareShards, recordedShardCount, reshardHint, reshardSilverTables, SILVER_DQ, sortEventsWhenMerged, type ReshardReport,
+} from '../lake/silver-layout';
 import { config } from '../config';
 import type { LakeDeps } from './context';
 import { batchLog, heartbeatEvery } from './context';
@@ -282,5 +284,24 @@ export function silverActivities(deps: LakeDeps) {
     return withLake(deps.lake, (db) => prepareShards(db, request.requested, config.silverShards ?? DEFAULT_SILVER_SHARDS));
   }
 
-  return { planSilverBatch, runSilverBatch, readSilverCheckpoint, prepareSilverShards };
+  /** Moves the drained lake's silver to `shards` shards (lake/silver-layout.ts); refused unless drained. */
+  async function reshardSilver(request: { shards: number }): Promise<ReshardReport> {
+    const shards = shardCountSchema.parse(request.shards);
+    return withLake(deps.lake, async (db) => {
+      const from = await recordedShardCount(db);
+      if (from === undefined) {
+        await prepareShards(db, shards, shards);
+        return { from: shards, to: shards, rows: { events: 0, quarantine: 0, deviceState: 0 }, bronzeSnapshot: 0, snapshot: 0 };
+      }
+      if (from === shards) return { from, to: shards, rows: { events: 0, quarantine: 0, deviceState: 0 }, bronzeSnapshot: 0, snapshot: 0 };
+      const fenceOf = async (owner: string) => {
+        const fence = await readFence(db, owner);
+        return { details: fenceDetails<{ input: { toSnapshot: number } }>(fence), snapshot: await snapshotOfFence(db, fence) };
+      };
+      const goldMark = fenceDetails<{ silverToSnapshot: number }>(await readFence(db, 'gold'))?.silverToSnapshot ?? 0;
+      return reshardSilverTables(db, from, shards, fenceOf, goldMark);
+    });
+  }
+
+  return { planSilverBatch, runSilverBatch, readSilverCheckpoint, prepareSilverShards, reshardSilver };
 }

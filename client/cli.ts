@@ -16,6 +16,7 @@ import { watchCommand } from './watch';
 import { requeueCommand } from './requeue';
 import { ownersCommand } from './owners';
 import { throttleCommand } from './throttle';
+import { silverCommand } from './silver';
 import { CliError } from './connection';
 
 export function buildProgram(): Command {
@@ -30,7 +31,7 @@ export function buildProgram(): Command {
   program.command('worker').description('run the worker (Ctrl-C stops it gracefully)').action(async () => {
     await (await import('../worker')).runWorker();
   });
-  for (const command of [generatorCommands(), ...pipelineCommands(), statusCommand(), scheduleCommands(), maintenanceCommands(), ...readCommands(), dashboardCommand(), watchCommand(), requeueCommand(), ownersCommand(), throttleCommand(), resetCommand()]) program.addCommand(command);
+  for (const command of [generatorCommands(), ...pipelineCommands(), statusCommand(), scheduleCommands(), maintenanceCommands(), ...readCommands(), dashboardCommand(), watchCommand(), requeueCommand(), ownersCommand(), silverCommand(), throttleCommand(), resetCommand()]) program.addCommand(command);
   // addCommand does not copy the parent's settings: errors must still come back as exit codes.
   const inherit = (command: Command) => command.commands.forEach((c) => inherit(c.exitOverride().showHelpAfterError()));
   inherit(program);

@@ -3,11 +3,13 @@
 // changed only by resharding, so no setting can silently move devices between shards.
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ApplicationFailure } from '@temporalio/common';
-import { LAKE } from './catalog';
-import { retryConcurrentCommit } from './commit';
-import { inTransaction, sqlString } from './duckdb';
-import { missingTables } from './tables';
-import { MAX_SILVER_SHARDS, silverShards, silverShardTables, type SilverShard, type SilverShardTables } from '../rules/shards';
+import { LAKE, lakeOf, metadataTable } from './catalog';
+import { fenceTable, retryConcurrentCommit } from './commit';
+import { inTransaction, sqlIdentifier, sqlString } from './duckdb';
+import { forgetTables, missingTables, tableColumns } from './tables';
+import {
+  MAX_SILVER_SHARDS, shardPredicateSql, silverShardOwner, silverShards, silverShardTables, type SilverShard, type SilverShardTables,
+} from '../rules/shards';
 
 export const SILVER_LAYOUT = 'lake.silver_layout';
 export const SILVER_DQ = 'silver.dq_counts';
@@ -126,4 +128,101 @@ export async function prepareShards(db: DuckDBConnection, requested: number | un
     for (const events of made) await sortEventsWhenMerged(db, events);
     return count;
   });
+}
+
+export interface ReshardReport {
+  from: number;
+  to: number;
+  /** Rows moved into the new shards' tables, by kind. */
+  rows: Record<keyof SilverShardTables, number>;
+  /** The bronze snapshot every shard had read: where the new shards start. */
+  bronzeSnapshot: number;
+  snapshot: number;
+}
+
+interface ShardFenceDetails {
+  input?: { toSnapshot: number };
+  maxEventTime?: string;
+  hashedFrom?: string;
+  totals?: { rowsIn: number; eventsOut: number; quarantined: number; duplicates: number };
+}
+
+const notDrained = (message: string) => ApplicationFailure.create({ type: 'SilverNotDrained', nonRetryable: true, message: `${message}; drain first: netpulse silver reshard does` });
+
+/**
+ * The typed address of a quarantined row (its raw bronze row as JSON), the shard key silver read
+ * it with: the same text silver-input.ts types.
+ */
+const QUARANTINED_IP = `trim(coalesce(raw::JSON->>'Ip', raw::JSON->'_rescued_data'->>'Ip'))`;
+
+/**
+ * Moves silver from `from` shards to `to` in one transaction: each new shard's tables filled from
+ * the old ones by the new shard predicate, the old tables (and views) dropped, the views made
+ * again, each new owner's fence started where every old shard stood (its bronze mark, its devices'
+ * newest event for the watermark; the old running totals on shard 0), and the count recorded.
+ * Refused unless silver is drained: every shard has read every bronze commit and gold has read
+ * every silver commit (else those changes would be lost to gold's incremental answers).
+ */
+export async function reshardSilverTables(db: DuckDBConnection, from: number, to: number, fenceOf: (owner: string) => Promise<{ details?: ShardFenceDetails; snapshot: number }>,
+  goldMark: number): Promise<ReshardReport> {
+  const olds = silverShards(from);
+  const fences = await Promise.all(olds.map(async (s) => ({ shard: s, ...(await fenceOf(silverShardOwner(s))) })));
+  const [[bronze]] = (await db.runAndReadAll(`SELECT coalesce(max(snapshot_id), 0) FROM ${metadataTable(db, 'ducklake_snapshot_changes')}
+    WHERE json_extract_string(commit_extra_info, '$.owner') LIKE 'bronze.%'`)).getRows();
+  const bronzeSnapshot = Number(bronze);
+  for (const f of fences) {
+    const mark = f.details?.input?.toSnapshot ?? 0;
+    if (mark !== bronzeSnapshot) throw notDrained(`${silverShardOwner(f.shard)} has read bronze to snapshot ${mark}, and bronze is at ${bronzeSnapshot}`);
+  }
+  const newestSilver = Math.max(0, ...fences.map((f) => f.snapshot));
+  if (goldMark < newestSilver) throw notDrained(`gold has read silver to snapshot ${goldMark}, and silver is at ${newestSilver}`);
+
+  const news = silverShards(to);
+  const kinds = Object.keys(SILVER_VIEWS) as (keyof SilverShardTables)[];
+  const rows = { events: 0, quarantine: 0, deviceState: 0 };
+  const hashed = fences.map((f) => f.details?.hashedFrom).filter((h): h is string => h !== undefined && h !== 'all').sort();
+  const totals = fences.reduce((sum, f) => {
+    for (const key of Object.keys(sum) as (keyof typeof sum)[]) sum[key] += f.details?.totals?.[key] ?? 0;
+    return sum;
+  }, { rowsIn: 0, eventsOut: 0, quarantined: 0, duplicates: 0 });
+  await inTransaction(db, async () => {
+    // The old shards' tables are read directly (the views' names are taken by the tables of one shard).
+    if (from > 1) for (const kind of kinds) await db.run(`DROP VIEW ${SILVER_VIEWS[kind]}`);
+    for (const shard of news) {
+      const tables = silverShardTables(shard);
+      await db.run(tableDdl(tables));
+      for (const kind of kinds) {
+        // Today's columns, by name: a lake made by an older version may have them in another order, or one more.
+        const columns = [...(await tableColumns(db, tables[kind])).keys()].map(sqlIdentifier).join(', ');
+        const predicate = shardPredicateSql(shard, kind === 'quarantine' ? QUARANTINED_IP : 'ip');
+        rows[kind] += (await db.run(`INSERT INTO ${tables[kind]} (${columns})
+          SELECT ${columns} FROM (${allShardsSql(from, kind)}) WHERE ${predicate}`)).rowsChanged;
+      }
+    }
+    for (const shard of olds) {
+      for (const kind of kinds) await db.run(`DROP TABLE ${silverShardTables(shard)[kind]}`);
+      await db.run(`DROP TABLE IF EXISTS ${fenceTable(silverShardOwner(shard))}`);
+    }
+    for (const shard of news) {
+      const [[newest]] = (await db.runAndReadAll(`SELECT max(hora_conexao)::VARCHAR FROM ${silverShardTables(shard).events}`)).getRows();
+      const owner = silverShardOwner(shard);
+      const details: ShardFenceDetails = {
+        input: { toSnapshot: bronzeSnapshot }, maxEventTime: (newest as string | null) ?? undefined,
+        hashedFrom: hashed.length > 0 ? hashed.at(-1) : 'all',
+        totals: shard.index === 0 ? totals : { rowsIn: 0, eventsOut: 0, quarantined: 0, duplicates: 0 },
+      };
+      await db.run(`DROP TABLE IF EXISTS ${fenceTable(owner)}`);
+      await db.run(`CREATE TABLE ${fenceTable(owner)} (
+        owner VARCHAR NOT NULL, batch_seq BIGINT NOT NULL, batch_id VARCHAR, commit_message VARCHAR, committed_at TIMESTAMPTZ, result VARCHAR)`);
+      await db.run(`INSERT INTO ${fenceTable(owner)} VALUES (${sqlString(owner)}, -1, NULL, NULL, NULL, ${sqlString(JSON.stringify({ details }))})`);
+    }
+    await createViews(db, to);
+    await recordShardCount(db, to, `resharded from ${from}`);
+    await db.run(`CALL ${LAKE}.set_commit_message('netpulse', ${sqlString(`RESHARD silver ${from} to ${to}`)},
+      extra_info => ${sqlString(JSON.stringify({ owner: 'reshard', from, to, bronzeSnapshot }))})`);
+  });
+  const snapshot = Number((await db.runAndReadAll(`SELECT id FROM ${LAKE}.last_committed_snapshot()`)).getRows()[0][0]);
+  forgetTables(lakeOf(db));
+  for (const shard of news) await sortEventsWhenMerged(db, silverShardTables(shard).events);
+  return { from, to, rows, bronzeSnapshot, snapshot };
 }

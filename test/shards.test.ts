@@ -13,6 +13,7 @@ import {
 } from './helpers';
 import { buildDashboard } from '../client/dashboard';
 import { ownerIds } from '../client/owner-state';
+import { writeSyntheticLanding } from '../bench/landing-maker';
 import { DEFAULT_SOURCES, type Source } from '../rules/bronze';
 import type { LakeConfig } from '../lake/catalog';
 
@@ -232,6 +233,42 @@ test('a poison batch parks one shard while the other shard and gold go on; statu
   } finally {
     await app.close();
     await terminateAll(ownerIds(DEFAULT_SOURCES, '', 2).map((o) => o.workflowId));
+    await stopProcess(worker, 'SIGTERM');
+  }
+}, 600_000);
+
+test('netpulse silver reshard 2 → 3 between passes: drained, moved in one transaction, the next pass runs three shards, the answers equal one shard\'s; a run asking for the old count is refused with the command', async () => {
+  const { landing, lake, taskQueue, env } = await cliLake('reshard', 6, 500);
+  const worker = startWorkerProcess(env);
+  const client = await testClient();
+  const pass = (silver: { shards?: number }) => client.workflow.execute(medallionPipeline, {
+    taskQueue, workflowId: uniqueId('pipeline-reshard'), args: [{ landingPath: landing, silver, gold: { asOf: AS_OF } }],
+  });
+  try {
+    expect((await pass({ shards: 2 }))!.silverShards).toHaveLength(2);
+    await writeSyntheticLanding({ root: landing, files: 4, rowsPerFile: 500, seed: 2, prefix: 'more' });
+    // Bronze takes the new files; silver has not read them: the reshard drains it first.
+    await client.workflow.execute(medallionPipeline, { taskQueue, workflowId: uniqueId('bronze-only'), args: [{ landingPath: landing, layers: ['bronze'] }] });
+
+    const resharded = await cli(['silver', 'reshard', '--shards', '3'], env);
+    expect(resharded).toMatchObject({ code: 0, stdout: expect.stringMatching(/silver has 3 shards from snapshot \d+/) });
+    expect(resharded.stderr).toMatch(/silver-0-of-2: drained \(1 batch/);
+    expect(await sqlRows(`SELECT shards, reason FROM lake.silver_layout ORDER BY changed_at`, lake)).toEqual([
+      { shards: 2, reason: 'created' }, { shards: 3, reason: 'resharded from 2' },
+    ]);
+    expect(await sqlRows(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'silver' AND table_name LIKE 'events%' ORDER BY 1`, lake))
+      .toEqual(['events', 'events_0_of_3', 'events_1_of_3', 'events_2_of_3'].map((table_name) => ({ table_name })));
+    expect(await cli(['silver', 'reshard', '--shards', '0'], env)).toMatchObject({ code: 2, stderr: expect.stringMatching(/--shards: "0" is not a whole number from 1 to 64/) });
+    const refused = await cli(['run', '--silver-shards', '2'], env);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/the lake's silver has 3 shards, and 2 were asked for.*netpulse silver reshard --shards 2/s);
+
+    const after = (await pass({}))!;
+    expect(after.silverShards!.map((s) => s.source)).toEqual(['silver-0-of-3', 'silver-1-of-3', 'silver-2-of-3']);
+    expect((await cli(['silver', 'shards'], env)).stdout).toMatch(/silver has 3 shards/);
+    expect(await answers(lake)).toEqual(await oneShardAnswers(landing, DEFAULT_SOURCES));
+  } finally {
+    await terminateAll([...ownerIds(DEFAULT_SOURCES, '', 2), ...ownerIds(DEFAULT_SOURCES, '', 3)].map((o) => o.workflowId));
     await stopProcess(worker, 'SIGTERM');
   }
 }, 600_000);

@@ -5,3 +5,4 @@ export * from './pipeline';
 export * from './layers';
 export * from './maintenance';
 export * from './throttle';
+export * from './reshard';

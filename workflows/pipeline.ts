@@ -6,7 +6,7 @@ import { pipelineInputSchema, triggerRequestSchema, type PipelineInput, type Tri
 import { describeIssues, parseOrFail } from '../rules/validate';
 import type { Activities } from '../activities';
 import { GOLD_WORKFLOW_ID, goldInputSchema, SILVER_WORKFLOW_ID, silverInputSchema, type SilverWorkflowInput } from '../rules/layers';
-import { silverShardOwner, silverShards } from '../rules/shards';
+import { shardCountSchema, silverShardOwner, silverShards } from '../rules/shards';
 import { failOnMissingLanding, runBronzePasses } from './bronze';
 import { ownerConfigKey, type PassSummary } from '../rules/pass';
 import { askOwners, awaitPasses, DIRECT_SIGNAL_PATCH, startSummary } from './requests';
@@ -44,8 +44,8 @@ async function layerPasses(layer: 'silver' | 'gold', owners: LayerOwner[], tag: 
  * each shard's owner runs its pass at the same time. A one-shard lake's owner is the one silver
  * owner of before, with the same input.
  */
-async function silverPasses(cfg: PipelineConfig, tag: string): Promise<PassSummary[]> {
-  const { shards: requested, ...ownerInput } = (cfg.silver ?? {}) as SilverWorkflowInput;
+async function silverPasses(cfg: PipelineConfig, silver: SilverWorkflowInput, tag: string): Promise<PassSummary[]> {
+  const { shards: requested, ...ownerInput } = silver;
   const count = wf.patched(SILVER_SHARDS_PATCH) ? await prepareSilverShards({ requested }) : 1;
   const owners = silverShards(count).map((shard) => ({
     workflowId: `${cfg.workflowIdPrefix}${count === 1 ? SILVER_WORKFLOW_ID : silverShardOwner(shard)}`,
@@ -119,6 +119,8 @@ export const resumeSignal = wf.defineSignal('resume');
 export const triggerPassSignal = wf.defineSignal<[TriggerRequest?]>('triggerPass');
 const TRIGGER_VALIDATED_PATCH = 'trigger-request-validated';
 export const setIntervalUpdate = wf.defineUpdate<number, [number]>('setInterval');
+/** The silver shard count this pipeline asks for, after `netpulse silver reshard` changed the lake's. */
+export const setSilverShardsUpdate = wf.defineUpdate<number, [number]>('setSilverShards');
 
 interface Carried {
   totals: PipelineTotals;
@@ -197,6 +199,11 @@ export async function medallionPipeline(input: PipelineRunInput = {}): Promise<P
     if (!request?.folders?.length) triggeredFolders = 'all';
     else if (triggeredFolders !== 'all') triggeredFolders = new Set([...(triggeredFolders ?? []), ...request.folders]);
   });
+  wf.setHandler(setSilverShardsUpdate, (shards) => {
+    // Kept in the input the pipeline continues as new with.
+    userInput.silver = { ...userInput.silver, shards };
+    return shards;
+  }, { validator: (shards) => void parseOrFail(shardCountSchema, shards, 'setSilverShards') });
   wf.setHandler(setIntervalUpdate, (seconds) => {
     state.intervalSeconds = seconds;
     if (nextPassAt !== undefined && state.lastPass) nextPassAt = Date.parse(state.lastPass.finishedAt) + seconds * 1000;
@@ -231,7 +238,8 @@ export async function medallionPipeline(input: PipelineRunInput = {}): Promise<P
       state.lastBronze = { ...state.lastBronze, ...Object.fromEntries(pass.bronze.map((b) => [b.source, b])) };
     }
     if (cfg.layers.includes('silver')) {
-      const shards = await silverPasses(cfg, tag);
+      const silver = userInput.silver === undefined ? {} : parseOrFail(silverInputSchema, userInput.silver, 'silver');
+      const shards = await silverPasses(cfg, silver, tag);
       pass.silver = silverSummary(shards);
       if (shards.length > 1) pass.silverShards = shards;
     }

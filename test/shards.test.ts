@@ -237,7 +237,7 @@ test('a poison batch parks one shard while the other shard and gold go on; statu
   }
 }, 600_000);
 
-test('netpulse silver reshard 2 → 3 between passes: drained, moved in one transaction, the next pass runs three shards, the answers equal one shard\'s; a run asking for the old count is refused with the command', async () => {
+test('netpulse silver reshard 2 → 3 → 1 → 2 between passes: drained, moved in one transaction, the next pass runs the new shards, the answers equal one shard\'s each time; a run asking for the old count is refused with the command', async () => {
   const { landing, lake, taskQueue, env } = await cliLake('reshard', 6, 500);
   const worker = startWorkerProcess(env);
   const client = await testClient();
@@ -267,8 +267,18 @@ test('netpulse silver reshard 2 → 3 between passes: drained, moved in one tran
     expect(after.silverShards!.map((s) => s.source)).toEqual(['silver-0-of-3', 'silver-1-of-3', 'silver-2-of-3']);
     expect((await cli(['silver', 'shards'], env)).stdout).toMatch(/silver has 3 shards/);
     expect(await answers(lake)).toEqual(await oneShardAnswers(landing, DEFAULT_SOURCES));
+
+    // Back to one shard (the tables of a lake made before shards), then to two again: the same answers each time.
+    for (const [shards, seed] of [[1, 3], [2, 4]]) {
+      await writeSyntheticLanding({ root: landing, files: 2, rowsPerFile: 500, seed, prefix: `again${seed}` });
+      expect(await cli(['silver', 'reshard', '--shards', String(shards)], env)).toMatchObject({ code: 0 });
+      expect((await pass({}))!.silverShards?.length ?? 1).toBe(shards);
+      expect(await answers(lake)).toEqual(await oneShardAnswers(landing, DEFAULT_SOURCES));
+    }
+    expect(await sqlRows(`SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'silver' AND table_name LIKE 'device_state%' ORDER BY 1`, lake))
+      .toEqual([{ table_name: 'device_state', table_type: 'VIEW' }, { table_name: 'device_state_0_of_2', table_type: 'BASE TABLE' }, { table_name: 'device_state_1_of_2', table_type: 'BASE TABLE' }]);
   } finally {
-    await terminateAll([...ownerIds(DEFAULT_SOURCES, '', 2), ...ownerIds(DEFAULT_SOURCES, '', 3)].map((o) => o.workflowId));
+    await terminateAll([1, 2, 3].flatMap((n) => ownerIds(DEFAULT_SOURCES, '', n)).map((o) => o.workflowId));
     await stopProcess(worker, 'SIGTERM');
   }
 }, 600_000);

@@ -1,4 +1,4 @@
-// Records the owner workflows' histories (bronze source, silver, gold) of a small run with this
+// Records the owner workflows' histories (bronze source, silver's two shards, gold) of a small run with this
 // build, for test/replay.test.ts: two passes (the first continues the bronze owner as new
 // inside the pass), a silver batch that fails once after its commit and is retried, and a
 // runPass update; and the pipelines' own: a one-shot pass (record-2) and a continuous pipeline's
@@ -27,7 +27,7 @@ async function main(outDir: string, label: string): Promise<void> {
     env: {
       ...process.env, TEMPORAL_ADDRESS: server.address, NETPULSE_TASK_QUEUE: 'record', NETPULSE_LOG_LEVEL: 'WARN',
       NETPULSE_CATALOG: catalog.connection, NETPULSE_CATALOG_SCHEMA: 'record', NETPULSE_DATA_PATH: path.join(dir, 'lake'), NETPULSE_LANDING_DIR: landing,
-      NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAIL_AFTER_COMMIT: '^silver:0$',
+      NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAIL_AFTER_COMMIT: '^silver-0-of-2:0$', NETPULSE_SILVER_SHARDS: '2',
     },
     stdio: 'inherit',
   });
@@ -51,7 +51,7 @@ async function main(outDir: string, label: string): Promise<void> {
     await waitForPasses(3);
     await continuous.terminate('recorded');
     mkdirSync(outDir, { recursive: true });
-    for (const id of ['bronze-celular-conectado', 'silver', 'gold', 'record-2', 'record-continuous']) {
+    for (const id of ['bronze-celular-conectado', 'silver-0-of-2', 'silver-1-of-2', 'gold', 'record-2', 'record-continuous']) {
       // The chain of runs, followed from the first through each continue-as-new.
       const listed: string[] = [];
       for await (const execution of client.workflow.list({ query: `WorkflowId = "${id}"` })) listed.push(execution.runId);

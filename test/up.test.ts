@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { DEFAULT_SILVER_SHARDS } from '../rules/shards';
 import { freePortRange } from '../scripts/dev-s3';
 import { freePort } from '../scripts/dev-server';
 import { closeTestResources, tempDir, waitFor } from './helpers';
@@ -107,6 +108,10 @@ test('up.sh --s3 puts the lake and the landing zone in a local S3 server, the CL
       return n > 0 ? n : undefined;
     }, 90_000);
     expect(events).toBeGreaterThan(0);
+    // up.sh makes the lake with the default shard count, every shard's owner running.
+    const shards = cli('silver', 'shards');
+    expect(shards.stdout).toMatch(new RegExp(`^silver has ${DEFAULT_SILVER_SHARDS} shards`));
+    for (let k = 0; k < DEFAULT_SILVER_SHARDS; k++) expect(shards.stdout).toMatch(new RegExp(`silver-${k}-of-${DEFAULT_SILVER_SHARDS} `));
     expect(existsSync(path.join(data, 'lake'))).toBe(false); // no lake on local disk
     expect(existsSync(path.join(data, 'landing'))).toBe(false);
     const up = readFileSync(path.join(data, 'logs', 'up.log'), 'utf8');

@@ -6,8 +6,7 @@
 //   npm run bench                       # small + medium + latency (about 5 minutes here)
 //   npm run bench -- --sizes small,medium,large --latency-seconds 60
 //   npm run bench -- --s3               # the lakes' data files on a local S3 server (SeaweedFS)
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -17,11 +16,13 @@ import { withConnection, sqlString, closeAllInstances } from '../lake/duckdb';
 import { startDevCatalog } from '../scripts/dev-catalog';
 import { startDevS3, type DevS3 } from '../scripts/dev-s3';
 import { DEFAULT_SOURCES } from '../rules/bronze';
-import { DEFAULT_SCENARIOS } from '../rules/generator';
-import { freePort, startDevServer } from '../scripts/dev-server';
+import { startDevServer } from '../scripts/dev-server';
 import { bronzeAvailableNow } from '../workflows/bronze';
 import { medallionPipeline, pipelineStatusQuery } from '../workflows/pipeline';
 import { writeSyntheticLanding } from './landing-maker';
+import {
+  activitySeconds, minus, peakRssMiB, silverBatchTenths, SIZES, startWorker, stopWorker, sum, writeSingleSourceLanding, writeSizeLanding, writeWarmupLanding,
+} from './harness';
 import { watchLanding } from '../client/watch';
 import { config } from '../config';
 
@@ -29,14 +30,9 @@ import { config } from '../config';
 const SHUFFLE_HOURS = Number(arg('shuffle-hours', '0'));
 /** --devices N: events from a population of N devices (0: a new random address for nearly every row). */
 const DEVICES = Number(arg('devices', '0'));
+const SHAPE = { shuffleHours: SHUFFLE_HOURS, devices: DEVICES };
 /** --s3: the lakes' data files on a SeaweedFS of the bench's own (scripts/dev-s3.ts); landing stays on local disk. */
 let s3: DevS3 | undefined;
-
-const SIZES: Record<string, { files: number; rows: number }> = {
-  small: { files: 200, rows: 250 },
-  medium: { files: 2000, rows: 500 },
-  large: { files: 200, rows: 50_000 },
-};
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -46,58 +42,11 @@ function arg(name: string, fallback: string): string {
 const root = config.projectRoot;
 const log = (message: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
-interface Worker { process: ChildProcess; taskQueue: string; metricsUrl: string }
-
 let catalog = process.env.NETPULSE_CATALOG ?? '';
 const benchLake = (dir: string, tag: string): LakeConfig => {
   const catalogSchema = `bench_${tag}_${Date.now().toString(36)}`;
   return { catalog, catalogSchema, dataPath: s3 ? `s3://${s3.bucket}/${catalogSchema}/lake` : path.join(dir, `lake-${tag}`) };
 };
-
-async function startWorker(address: string, lake: LakeConfig, landing: string, taskQueue = `bench-${Date.now().toString(36)}`): Promise<Worker> {
-  const metrics = `127.0.0.1:${await freePort()}`;
-  const child = spawn(process.execPath, [path.join(root, 'dist', 'worker.js')], {
-    env: {
-      ...process.env, TEMPORAL_ADDRESS: address, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing,
-      NETPULSE_CATALOG: lake.catalog, NETPULSE_CATALOG_SCHEMA: lake.catalogSchema, NETPULSE_DATA_PATH: lake.dataPath,
-      NETPULSE_LOG_LEVEL: 'WARN', NETPULSE_METRICS_ADDRESS: metrics,
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  return { process: child, taskQueue, metricsUrl: `http://${metrics}/metrics` };
-}
-
-/**
- * Seconds spent in activity code per activity type, from the worker's own Temporal metrics
- * (activity and local activity execution latency histograms, in ms); history alone does not
- * time local activities.
- */
-async function activitySeconds(worker: Worker): Promise<Record<string, number>> {
-  const text = await (await fetch(worker.metricsUrl)).text();
-  const totals: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    const m = line.match(/^temporal_(?:local_)?activity_execution_latency_sum\{([^}]*)\} ([0-9.e+]+)/);
-    const type = m?.[1].match(/activity_type="([^"]+)"/)?.[1];
-    if (m && type) totals[type] = (totals[type] ?? 0) + Number(m[2]) / 1000;
-  }
-  return totals;
-}
-
-const sum = (values: Record<string, number>) => Object.values(values).reduce((a, b) => a + b, 0);
-const minus = (after: Record<string, number>, before: Record<string, number>) =>
-  Object.fromEntries(Object.entries(after).map(([k, v]) => [k, +(v - (before[k] ?? 0)).toFixed(3)]));
-
-/** Peak resident memory of a process (VmHWM), in MiB. */
-function peakRssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM'));
-  return Math.round(Number(line?.match(/\d+/)?.[0] ?? 0) / 1024);
-}
-
-async function stopWorker(worker: Worker): Promise<void> {
-  const exited = new Promise((r) => worker.process.once('exit', r));
-  worker.process.kill('SIGTERM');
-  await exited;
-}
 
 /** Seconds for one INSERT INTO a DuckLake table SELECT * FROM read_parquet(files), on the same catalog. */
 async function timeDuckLakeInsert(lake: LakeConfig, files: string[]): Promise<number> {
@@ -113,18 +62,6 @@ async function timeDuckLakeInsert(lake: LakeConfig, files: string[]): Promise<nu
 }
 
 /** Data files of a lake and their bytes (what maintenance compacts). */
-/**
- * Mean silver batch time (ms, from the event log) over the first and the last tenth of the
- * batches: equal within noise when the per-batch cost does not grow with silver's history.
- */
-async function silverBatchTenths(lake: LakeConfig): Promise<{ batches: number; firstMs: number; lastMs: number }> {
-  const durations = await withLake(lake, async (db) => (await db.runAndReadAll(`
-    SELECT duration_ms FROM lake.event_log WHERE kind = 'batch' AND layer = 'silver' ORDER BY batch_id[8:]::BIGINT`)).getRows().map((r) => Number(r[0])));
-  const tenth = Math.max(1, Math.floor(durations.length / 10));
-  const mean = (values: number[]) => Math.round(values.reduce((a, b) => a + b, 0) / Math.max(1, values.length));
-  return { batches: durations.length, firstMs: mean(durations.slice(0, tenth)), lastMs: mean(durations.slice(-tenth)) };
-}
-
 async function lakeFiles(lake: LakeConfig): Promise<{ files: number; mib: number }> {
   const rows = await withLake(lake, async (db) => (await db.runAndReadAll(`
     SELECT count(*) AS files, coalesce(sum(file_size_bytes), 0) AS bytes FROM __ducklake_metadata_${LAKE}.${lake.catalogSchema}.ducklake_data_file
@@ -154,7 +91,7 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   const staged = path.join(dir, 'staged');
   log(`${tag}: writing ${spec.files} files × ${spec.rows} rows`);
   let t = Date.now();
-  const stagedFiles = await writeSyntheticLanding({ root: staged, files: spec.files, rowsPerFile: spec.rows, seed: 7, shuffleHours: SHUFFLE_HOURS, devices: DEVICES });
+  const stagedFiles = await writeSizeLanding(staged, spec, SHAPE);
   const makeSeconds = (Date.now() - t) / 1000;
   const totalRows = spec.files * spec.rows;
   const landingBytes = stagedFiles.reduce((n, f) => n + statSync(f).size, 0);
@@ -180,7 +117,7 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   // A warm-up pass over one small file per source starts the four owner workflows and creates
   // their tables (cold start, measured); the timed pass is then a steady-state pass, as in
   // continuous or scheduled operation — and like the limits, whose tables exist before timing.
-  const warmupRows = (await writeSyntheticLanding({ root: landing, files: 4, rowsPerFile: 10, seed: 9, prefix: 'warmup' })).length * 10;
+  const warmupRows = await writeWarmupLanding(landing);
   t = Date.now();
   await client.workflow.execute(bronzeAvailableNow, { taskQueue: worker.taskQueue, workflowId: `${bronzeId}-start`, args: [{ landingPath: landing, options }] });
   const coldEmptyPassMs = Date.now() - t;
@@ -210,8 +147,8 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
 
   // One source alone, on fresh files: the overhead per batch without three other sources'
   // batches competing for the two cores.
-  const [oneSource, itsScenario] = [DEFAULT_SOURCES[0], DEFAULT_SCENARIOS[0]]; // sources are made from the scenarios
-  await writeSyntheticLanding({ root: landing, files: Math.ceil(spec.files / 10), rowsPerFile: spec.rows, seed: 8, prefix: 'single', scenarios: [itsScenario], shuffleHours: SHUFFLE_HOURS, devices: DEVICES });
+  const oneSource = DEFAULT_SOURCES[0]; // sources are made from the scenarios: its files are the first scenario's
+  await writeSingleSourceLanding(landing, spec, SHAPE);
   log(`${tag}: one-source pass (${oneSource.name})`);
   const [single] = await client.workflow.execute(bronzeAvailableNow, {
     taskQueue: worker.taskQueue, workflowId: `${bronzeId}-single`, args: [{ landingPath: landing, sources: [oneSource] }],

@@ -1,0 +1,92 @@
+// What the bench's runs share: the sizes, a worker process of the bench's own (its Temporal
+// metrics, peak memory, stop), and silver's batch times from the event log.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { withLake, type LakeConfig } from '../lake/catalog';
+import { freePort } from '../scripts/dev-server';
+import { config } from '../config';
+import { DEFAULT_SCENARIOS } from '../rules/generator';
+import { writeSyntheticLanding } from './landing-maker';
+
+export const SIZES: Record<string, { files: number; rows: number }> = {
+  small: { files: 200, rows: 250 },
+  medium: { files: 2000, rows: 500 },
+  large: { files: 200, rows: 50_000 },
+};
+
+/** The landing's shape beyond its size: --shuffle-hours and --devices (see landing-maker.ts). */
+export interface Shape { shuffleHours: number; devices: number }
+
+/** The size's own landing files (seed 7), written under `root`. */
+export const writeSizeLanding = (root: string, spec: { files: number; rows: number }, shape: Shape) =>
+  writeSyntheticLanding({ root, files: spec.files, rowsPerFile: spec.rows, seed: 7, ...shape });
+
+/** The bench's warm-up files: one small file per source (4 × 10 rows). Returns their rows. */
+export async function writeWarmupLanding(root: string): Promise<number> {
+  return (await writeSyntheticLanding({ root, files: 4, rowsPerFile: 10, seed: 9, prefix: 'warmup' })).length * 10;
+}
+
+/** The bench's one-source files: a tenth of the size's files, all in the first scenario's folder (the first source). */
+export const writeSingleSourceLanding = (root: string, spec: { files: number; rows: number }, shape: Shape) =>
+  writeSyntheticLanding({ root, files: Math.ceil(spec.files / 10), rowsPerFile: spec.rows, seed: 8, prefix: 'single', scenarios: [DEFAULT_SCENARIOS[0]], ...shape });
+
+export interface Worker { process: ChildProcess; taskQueue: string; metricsUrl: string }
+
+export async function startWorker(address: string, lake: LakeConfig, landing: string, taskQueue = `bench-${Date.now().toString(36)}`): Promise<Worker> {
+  const metrics = `127.0.0.1:${await freePort()}`;
+  const child = spawn(process.execPath, [path.join(config.projectRoot, 'dist', 'worker.js')], {
+    env: {
+      ...process.env, TEMPORAL_ADDRESS: address, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing,
+      NETPULSE_CATALOG: lake.catalog, NETPULSE_CATALOG_SCHEMA: lake.catalogSchema, NETPULSE_DATA_PATH: lake.dataPath,
+      NETPULSE_LOG_LEVEL: 'WARN', NETPULSE_METRICS_ADDRESS: metrics,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  return { process: child, taskQueue, metricsUrl: `http://${metrics}/metrics` };
+}
+
+/**
+ * Seconds spent in activity code per activity type, from the worker's own Temporal metrics
+ * (activity and local activity execution latency histograms, in ms); history alone does not
+ * time local activities.
+ */
+export async function activitySeconds(worker: Worker): Promise<Record<string, number>> {
+  const text = await (await fetch(worker.metricsUrl)).text();
+  const totals: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = line.match(/^temporal_(?:local_)?activity_execution_latency_sum\{([^}]*)\} ([0-9.e+]+)/);
+    const type = m?.[1].match(/activity_type="([^"]+)"/)?.[1];
+    if (m && type) totals[type] = (totals[type] ?? 0) + Number(m[2]) / 1000;
+  }
+  return totals;
+}
+
+export const sum = (values: Record<string, number>) => Object.values(values).reduce((a, b) => a + b, 0);
+export const minus = (after: Record<string, number>, before: Record<string, number>) =>
+  Object.fromEntries(Object.entries(after).map(([k, v]) => [k, +(v - (before[k] ?? 0)).toFixed(3)]));
+
+/** Peak resident memory of a process (VmHWM), in MiB. */
+export function peakRssMiB(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM'));
+  return Math.round(Number(line?.match(/\d+/)?.[0] ?? 0) / 1024);
+}
+
+export async function stopWorker(worker: Worker): Promise<void> {
+  const exited = new Promise((r) => worker.process.once('exit', r));
+  worker.process.kill('SIGTERM');
+  await exited;
+}
+
+/**
+ * Mean silver batch time (ms, from the event log) over the first and the last tenth of the
+ * batches: equal within noise when the per-batch cost does not grow with silver's history.
+ */
+export async function silverBatchTenths(lake: LakeConfig): Promise<{ batches: number; firstMs: number; lastMs: number }> {
+  const durations = await withLake(lake, async (db) => (await db.runAndReadAll(`
+    SELECT duration_ms FROM lake.event_log WHERE kind = 'batch' AND layer = 'silver' ORDER BY batch_id[8:]::BIGINT`)).getRows().map((r) => Number(r[0])));
+  const tenth = Math.max(1, Math.floor(durations.length / 10));
+  const mean = (values: number[]) => Math.round(values.reduce((a, b) => a + b, 0) / Math.max(1, values.length));
+  return { batches: durations.length, firstMs: mean(durations.slice(0, tenth)), lastMs: mean(durations.slice(-tenth)) };
+}
+

@@ -78,15 +78,36 @@ export async function stopWorker(worker: Worker): Promise<void> {
   await exited;
 }
 
+/** One silver owner's batches: how many, the mean time of the first and the last tenth, and each batch's time in order. */
+export interface BatchTenths { batches: number; firstMs: number; lastMs: number; ms: number[] }
+
 /**
- * Mean silver batch time (ms, from the event log) over the first and the last tenth of the
- * batches: equal within noise when the per-batch cost does not grow with silver's history.
+ * Mean silver batch time (ms, from the event log) over the first and the last tenth of each silver
+ * owner's batches: equal within noise when the per-batch cost does not grow with silver's history.
+ * Owners are told apart by the batch id, `<owner>:<seq>` (`silver:12`, or with silver in shards
+ * `silver-2-of-4:12`, whose event-log rows also carry the owner as their source), and ordered by seq.
  */
-export async function silverBatchTenths(lake: LakeConfig): Promise<{ batches: number; firstMs: number; lastMs: number }> {
-  const durations = await withLake(lake, async (db) => (await db.runAndReadAll(`
-    SELECT duration_ms FROM lake.event_log WHERE kind = 'batch' AND layer = 'silver' ORDER BY batch_id[8:]::BIGINT`)).getRows().map((r) => Number(r[0])));
-  const tenth = Math.max(1, Math.floor(durations.length / 10));
+export async function silverBatchTenths(lake: LakeConfig): Promise<Record<string, BatchTenths>> {
+  const rows = await withLake(lake, async (db) => (await db.runAndReadAll(`
+    SELECT batch_id, duration_ms FROM lake.event_log WHERE kind = 'batch' AND layer = 'silver'`)).getRows());
+  const byOwner = new Map<string, { seq: number; ms: number }[]>();
+  for (const [batchId, ms] of rows) {
+    const id = String(batchId);
+    const cut = id.lastIndexOf(':');
+    const owner = id.slice(0, cut);
+    byOwner.set(owner, [...(byOwner.get(owner) ?? []), { seq: Number(id.slice(cut + 1)), ms: Number(ms) }]);
+  }
   const mean = (values: number[]) => Math.round(values.reduce((a, b) => a + b, 0) / Math.max(1, values.length));
-  return { batches: durations.length, firstMs: mean(durations.slice(0, tenth)), lastMs: mean(durations.slice(-tenth)) };
+  return Object.fromEntries([...byOwner].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true })).map(([owner, batches]) => {
+    const ms = batches.sort((a, b) => a.seq - b.seq).map((b) => b.ms);
+    const tenth = Math.max(1, Math.floor(ms.length / 10));
+    return [owner, { batches: ms.length, firstMs: mean(ms.slice(0, tenth)), lastMs: mean(ms.slice(-tenth)), ms }];
+  }));
 }
 
+/** Tenths per owner in a table cell: `first / last (n batches)`, with the owner's name when there are several. */
+export function tenthsCell(tenths: Record<string, BatchTenths>): string {
+  const owners = Object.entries(tenths);
+  if (owners.length === 0) return '-';
+  return owners.map(([owner, t]) => `${owners.length > 1 ? `${owner}: ` : ''}${t.firstMs} / ${t.lastMs} (${t.batches} batches)`).join('; ');
+}

@@ -18,7 +18,7 @@ import { startDevServer } from '../scripts/dev-server';
 import { config } from '../config';
 import type { PipelinePass } from '../workflows/pipeline';
 import type { PassSummary } from '../rules/pass';
-import { silverBatchTenths, SIZES, startWorker, stopWorker, writeSingleSourceLanding, writeSizeLanding, writeWarmupLanding } from './harness';
+import { silverBatchTenths, SIZES, tenthsCell, startWorker, stopWorker, writeSingleSourceLanding, writeSizeLanding, writeWarmupLanding } from './harness';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     };
     console.log(JSON.stringify(result, null, 2));
     log(`${size}: bronze ${bronzeSeconds.toFixed(1)} s, silver ${result.silver.seconds.toFixed(1)} s (${result.silver.batches} batches, `
-      + `first / last tenth ${tenths.firstMs} / ${tenths.lastMs} ms), gold ${result.gold.seconds.toFixed(1)} s; silver + gold ${result.silverGoldSeconds.toFixed(1)} s `
+      + `first / last tenth ${tenthsCell(tenths)} ms), gold ${result.gold.seconds.toFixed(1)} s; silver + gold ${result.silverGoldSeconds.toFixed(1)} s `
       + `= ${Math.round(rows / result.silverGoldSeconds).toLocaleString('en')} rows/s over ${rows.toLocaleString('en')} rows`);
   } finally {
     await dropLake(lake).catch(() => undefined);

@@ -21,7 +21,7 @@ import { bronzeAvailableNow } from '../workflows/bronze';
 import { medallionPipeline, pipelineStatusQuery } from '../workflows/pipeline';
 import { writeSyntheticLanding } from './landing-maker';
 import {
-  activitySeconds, minus, peakRssMiB, silverBatchTenths, SIZES, startWorker, stopWorker, sum, writeSingleSourceLanding, writeSizeLanding, writeWarmupLanding,
+  activitySeconds, minus, peakRssMiB, silverBatchTenths, SIZES, tenthsCell, startWorker, stopWorker, sum, writeSingleSourceLanding, writeSizeLanding, writeWarmupLanding,
 } from './harness';
 import { watchLanding } from '../client/watch';
 import { config } from '../config';
@@ -249,7 +249,7 @@ function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Await
     `# netpulse benchmark — ${new Date().toISOString()}`, '', `Machine: ${machine}`, '', `Lake data files: ${lakeAt}`, '', `Command: \`node dist/bench/run.js ${process.argv.slice(2).join(' ')}\``, '',
     '| size | workers | files × rows | DuckLake limit rows/s | DuckDB-file limit rows/s | file limit + lineage rows/s | bronze pipeline rows/s | pipeline / DuckLake limit | pipeline / file limit | pipeline / file limit + lineage | batches | Temporal overhead / batch: 4 sources / 1 source | warm-up pass (cold) / empty pass (warm) | silver+gold rows/s | silver+gold / bronze | silver batch ms, first / last tenth | landing → gold, whole size | worker peak RSS after bronze / at end | lake data files |',
     `|${'---|'.repeat(19)}`,
-    ...results.map((r) => `| ${r.size} | ${r.workers} | ${r.files} × ${r.rowsPerFile} | ${r.duckLakeRowsPerSec.toLocaleString('en')} (${r.duckLakeSeconds.toFixed(2)} s) | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratioToDuckLake} | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} / ${r.singleSourceOverheadPerBatchMs} ms | ${r.coldEmptyPassMs} / ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s) | ${r.silverToBronze} | ${r.silverTenths.firstMs} / ${r.silverTenths.lastMs} (${r.silverTenths.batches} batches) | ${r.endToEndSeconds} s | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeDataFiles} (${r.lakeMiB} MiB) |`),
+    ...results.map((r) => `| ${r.size} | ${r.workers} | ${r.files} × ${r.rowsPerFile} | ${r.duckLakeRowsPerSec.toLocaleString('en')} (${r.duckLakeSeconds.toFixed(2)} s) | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratioToDuckLake} | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} / ${r.singleSourceOverheadPerBatchMs} ms | ${r.coldEmptyPassMs} / ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s) | ${r.silverToBronze} | ${tenthsCell(r.silverTenths)} | ${r.endToEndSeconds} s | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeDataFiles} (${r.lakeMiB} MiB) |`),
   ];
   if (latency) {
     lines.push('', `Continuous latency (${latency.files} files, one a second; interval ${latency.interval} s${latency.watcher ? ' with the landing watcher' : ''}; ${latency.passes} passes; worker peak RSS ${latency.workerPeakRssMiB} MiB):`, '',

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { withLake, type LakeConfig } from '../lake/catalog';
+import { sqlString } from '../lake/duckdb';
 import { freePort } from '../scripts/dev-server';
 import { config } from '../config';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
@@ -85,11 +86,13 @@ export interface BatchTenths { batches: number; firstMs: number; lastMs: number;
  * Mean silver batch time (ms, from the event log) over the first and the last tenth of each silver
  * owner's batches: equal within noise when the per-batch cost does not grow with silver's history.
  * Owners are told apart by the batch id, `<owner>:<seq>` (`silver:12`, or with silver in shards
- * `silver-2-of-4:12`, whose event-log rows also carry the owner as their source), and ordered by seq.
+ * `silver-2-of-4:12`, whose event-log rows also carry the owner as their source), and ordered by seq;
+ * `since`: only the batches logged from then on (a timed pass's, not a warm-up's).
  */
-export async function silverBatchTenths(lake: LakeConfig): Promise<Record<string, BatchTenths>> {
+export async function silverBatchTenths(lake: LakeConfig, since?: Date): Promise<Record<string, BatchTenths>> {
   const rows = await withLake(lake, async (db) => (await db.runAndReadAll(`
-    SELECT batch_id, duration_ms FROM lake.event_log WHERE kind = 'batch' AND layer = 'silver'`)).getRows());
+    SELECT batch_id, duration_ms FROM lake.event_log WHERE kind = 'batch' AND layer = 'silver'
+    ${since ? `AND logged_at >= ${sqlString(since.toISOString())}::TIMESTAMPTZ` : ''}`)).getRows());
   const byOwner = new Map<string, { seq: number; ms: number }[]>();
   for (const [batchId, ms] of rows) {
     const id = String(batchId);

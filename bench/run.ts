@@ -115,12 +115,19 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   const options = { maxFilesPerBatch: Number(arg('max-files', '1000')) };
   const bronzeId = `bench-bronze-${tag}-${Date.now()}`;
   // A warm-up pass over one small file per source starts the four owner workflows and creates
-  // their tables (cold start, measured); the timed pass is then a steady-state pass, as in
-  // continuous or scheduled operation — and like the limits, whose tables exist before timing.
+  // their tables (cold start, measured), and a silver + gold pass over those rows starts silver's
+  // and gold's owners and creates their tables: the timed passes are then steady-state passes, as
+  // in continuous or scheduled operation — and like the limits, whose tables exist before timing.
   const warmupRows = await writeWarmupLanding(landing);
   t = Date.now();
   await client.workflow.execute(bronzeAvailableNow, { taskQueue: worker.taskQueue, workflowId: `${bronzeId}-start`, args: [{ landingPath: landing, options }] });
   const coldEmptyPassMs = Date.now() - t;
+  t = Date.now();
+  const warmupSilverGold = await client.workflow.execute(medallionPipeline, {
+    taskQueue: worker.taskQueue, workflowId: `bench-sg-${tag}-warmup-${Date.now()}`, args: [{ landingPath: landing, layers: ['silver', 'gold'] }],
+  });
+  const coldSilverGoldMs = Date.now() - t;
+  if (warmupSilverGold?.silver?.details?.rowsIn !== warmupRows) throw new Error(`the warm-up silver pass read ${warmupSilverGold?.silver?.details?.rowsIn} rows, expected ${warmupRows}`);
   for (const file of stagedFiles) {
     const target = path.join(landing, path.relative(staged, file));
     mkdirSync(path.dirname(target), { recursive: true });
@@ -145,6 +152,23 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   await client.workflow.execute(bronzeAvailableNow, { taskQueue: worker.taskQueue, workflowId: `${bronzeId}-empty`, args: [{ landingPath: landing }] });
   const emptyPassMs = Date.now() - t;
 
+  const activityBeforeSilverGold = await activitySeconds(worker);
+
+  // Silver and gold over exactly the size's rows: the warm-up's are in already, and the
+  // one-source pass's files land after it.
+  log(`${tag}: silver + gold pass`);
+  const silverGoldStart = new Date();
+  t = Date.now();
+  const pass = await client.workflow.execute(medallionPipeline, {
+    taskQueue: worker.taskQueue, workflowId: `bench-sg-${tag}-${Date.now()}`, args: [{ landingPath: landing, layers: ['silver', 'gold'] }],
+  });
+  const silverGoldSeconds = (Date.now() - t) / 1000;
+  const silverGoldActivity = minus(await activitySeconds(worker), activityBeforeSilverGold);
+  const silverRowsIn = pass?.silver?.details?.rowsIn;
+  if (silverRowsIn !== totalRows) throw new Error(`silver read ${silverRowsIn} rows, expected ${totalRows}`);
+  const layerSeconds = (s?: { startedAt: string; finishedAt: string }) => (s ? (Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000 : NaN);
+  const rssMiB = peakRssMiB(worker.process.pid!);
+
   // One source alone, on fresh files: the overhead per batch without three other sources'
   // batches competing for the two cores.
   const oneSource = DEFAULT_SOURCES[0]; // sources are made from the scenarios: its files are the first scenario's
@@ -154,20 +178,10 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
     taskQueue: worker.taskQueue, workflowId: `${bronzeId}-single`, args: [{ landingPath: landing, sources: [oneSource] }],
   });
   const singleSourceOverheadPerBatchMs = (Date.parse(single.finishedAt) - Date.parse(single.startedAt) - (single.activityMs ?? 0)) / Math.max(1, single.batches);
-  const activityAfterEmptyPass = await activitySeconds(worker);
-
-  log(`${tag}: silver + gold pass`);
-  t = Date.now();
-  const pass = await client.workflow.execute(medallionPipeline, {
-    taskQueue: worker.taskQueue, workflowId: `bench-sg-${tag}-${Date.now()}`, args: [{ landingPath: landing, layers: ['silver', 'gold'] }],
-  });
-  const silverGoldSeconds = (Date.now() - t) / 1000;
-  const silverGoldActivity = minus(await activitySeconds(worker), activityAfterEmptyPass);
-  const rssMiB = peakRssMiB(worker.process.pid!);
   for (const id of [...sourceIds, 'silver', 'gold']) await client.workflow.getHandle(id).terminate('bench done').catch(() => undefined);
   for (const w of workers) await stopWorker(w);
   const dataFiles = await lakeFiles(lake);
-  const silverTenths = await silverBatchTenths(lake);
+  const silverTenths = await silverBatchTenths(lake, silverGoldStart);
   await dropLake(lake);
   rmSync(dir, { recursive: true, force: true });
   return {
@@ -178,8 +192,9 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
     bronzeSeconds, bronzeRowsPerSec: Math.round(totalRows / bronzeSeconds), ratio: +(baselineSeconds / bronzeSeconds).toFixed(2),
     batches, activitySeconds: activity, activityTotalSeconds: +sum(activity).toFixed(3), overheadPerBatchMs: Math.round(overheadPerBatchMs),
     singleSourceBatches: single.batches, singleSourceOverheadPerBatchMs: Math.round(singleSourceOverheadPerBatchMs), coldEmptyPassMs, emptyPassMs,
-    silverGoldSeconds, silverGoldActivitySeconds: silverGoldActivity, silverEvents: pass?.silver?.rows ?? 0, silverRowsPerSec: Math.round((totalRows + single.rows + warmupRows) / silverGoldSeconds),
-    silverToBronze: +((totalRows + single.rows + warmupRows) / silverGoldSeconds / (totalRows / bronzeSeconds)).toFixed(2),
+    coldSilverGoldMs, silverGoldSeconds, silverSeconds: layerSeconds(pass?.silver), goldSeconds: layerSeconds(pass?.gold),
+    silverGoldActivitySeconds: silverGoldActivity, silverEvents: pass?.silver?.rows ?? 0, silverRowsPerSec: Math.round(totalRows / silverGoldSeconds),
+    silverToBronze: +(totalRows / silverGoldSeconds / (totalRows / bronzeSeconds)).toFixed(2),
     endToEndSeconds: +(bronzeSeconds + silverGoldSeconds).toFixed(1), silverTenths,
     workerPeakRssAfterBronzeMiB: bronzeRssMiB, workerPeakRssMiB: rssMiB, lakeDataFiles: dataFiles.files, lakeMiB: dataFiles.mib,
   };
@@ -247,9 +262,9 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
 function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Awaited<ReturnType<typeof continuousLatency>> | undefined, machine: string, lakeAt: string): string {
   const lines = [
     `# netpulse benchmark — ${new Date().toISOString()}`, '', `Machine: ${machine}`, '', `Lake data files: ${lakeAt}`, '', `Command: \`node dist/bench/run.js ${process.argv.slice(2).join(' ')}\``, '',
-    '| size | workers | files × rows | DuckLake limit rows/s | DuckDB-file limit rows/s | file limit + lineage rows/s | bronze pipeline rows/s | pipeline / DuckLake limit | pipeline / file limit | pipeline / file limit + lineage | batches | Temporal overhead / batch: 4 sources / 1 source | warm-up pass (cold) / empty pass (warm) | silver+gold rows/s | silver+gold / bronze | silver batch ms, first / last tenth | landing → gold, whole size | worker peak RSS after bronze / at end | lake data files |',
+    '| size | workers | files × rows | DuckLake limit rows/s | DuckDB-file limit rows/s | file limit + lineage rows/s | bronze pipeline rows/s | pipeline / DuckLake limit | pipeline / file limit | pipeline / file limit + lineage | batches | Temporal overhead / batch: 4 sources / 1 source | warm-up passes (cold): bronze / silver+gold; empty pass (warm) | silver+gold rows/s (s: silver + gold) | silver+gold / bronze | silver batch ms, first / last tenth | landing → gold, whole size | worker peak RSS after bronze / at end | lake data files |',
     `|${'---|'.repeat(19)}`,
-    ...results.map((r) => `| ${r.size} | ${r.workers} | ${r.files} × ${r.rowsPerFile} | ${r.duckLakeRowsPerSec.toLocaleString('en')} (${r.duckLakeSeconds.toFixed(2)} s) | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratioToDuckLake} | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} / ${r.singleSourceOverheadPerBatchMs} ms | ${r.coldEmptyPassMs} / ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s) | ${r.silverToBronze} | ${tenthsCell(r.silverTenths)} | ${r.endToEndSeconds} s | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeDataFiles} (${r.lakeMiB} MiB) |`),
+    ...results.map((r) => `| ${r.size} | ${r.workers} | ${r.files} × ${r.rowsPerFile} | ${r.duckLakeRowsPerSec.toLocaleString('en')} (${r.duckLakeSeconds.toFixed(2)} s) | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratioToDuckLake} | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} / ${r.singleSourceOverheadPerBatchMs} ms | ${r.coldEmptyPassMs} / ${r.coldSilverGoldMs}; ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s: ${r.silverSeconds.toFixed(1)} + ${r.goldSeconds.toFixed(1)}) | ${r.silverToBronze} | ${tenthsCell(r.silverTenths)} | ${r.endToEndSeconds} s | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeDataFiles} (${r.lakeMiB} MiB) |`),
   ];
   if (latency) {
     lines.push('', `Continuous latency (${latency.files} files, one a second; interval ${latency.interval} s${latency.watcher ? ' with the landing watcher' : ''}; ${latency.passes} passes; worker peak RSS ${latency.workerPeakRssMiB} MiB):`, '',

@@ -21,26 +21,33 @@ function fieldsSql(text: (column: string) => string, hora: string, velocidade: s
 }
 
 /**
- * Bronze rows inserted in the input range, plus lineage and where the row is. A value bronze
- * rescued (it did not fit the column's type) is read from _rescued_data like any other text. The
- * event time and speed are taken as they are when bronze already has silver's type (the same
- * values as through text, without formatting and parsing 250k values each: ~60 ms a batch).
+ * The source system's fields of the rows `b`, whose columns have `types`, as silver's rules read
+ * them: as text whatever type the column has, except the event time and speed, taken as they are
+ * when already of silver's type (the same values as through text, without formatting and parsing
+ * 250k values each: ~60 ms a batch). `rescued(column)`: where a value that did not fit its column
+ * is kept as text (bronze's _rescued_data), read like any other text; none for files read as they are.
  */
+export function typedFieldsSql(types: Map<string, string>, rescued?: (column: string) => string): string {
+  const orRescued = (value: string, column: string, parse: (text: string) => string = (text) => text) =>
+    (rescued ? `coalesce(${value}, ${parse(rescued(column))})` : value);
+  const text = (column: string) => (types.has(column) ? orRescued(`CAST(b."${column}" AS VARCHAR)`, column) : 'NULL::VARCHAR');
+  const hora = types.get('Hora_Conexao') === 'TIMESTAMP'
+    ? orRescued('b."Hora_Conexao"', 'Hora_Conexao', (t) => `TRY_CAST(${t} AS TIMESTAMP)`) : `TRY_CAST(${text('Hora_Conexao')} AS TIMESTAMP)`;
+  const velocidade = INTEGER_TYPES.has(types.get('Velocidade_de_Conexao') ?? '')
+    ? orRescued('TRY_CAST(b."Velocidade_de_Conexao" AS INTEGER)', 'Velocidade_de_Conexao', wholeNumber)
+    : wholeNumber(text('Velocidade_de_Conexao'));
+  return fieldsSql(text, hora, velocidade);
+}
+
+/** Bronze rows inserted in the input range, plus lineage and where the row is. */
 async function bronzeFeedSql(db: DuckDBConnection, input: SilverInput): Promise<string[]> {
   const parts: string[] = [];
   for (const table of input.tables) {
     const inserted = insertionsSql(table, input.fromSnapshot, input.toSnapshot);
     // The columns as of the range's end: a column bronze added after it is not in the feed yet.
     const types = new Map(await describe(db, `(${inserted})`));
-    const rescued = (column: string) => `(b._rescued_data->>${sqlString(column)})`;
-    const text = (column: string) => (types.has(column) ? `coalesce(CAST(b."${column}" AS VARCHAR), ${rescued(column)})` : 'NULL::VARCHAR');
-    const hora = types.get('Hora_Conexao') === 'TIMESTAMP'
-      ? `coalesce(b."Hora_Conexao", TRY_CAST(${rescued('Hora_Conexao')} AS TIMESTAMP))` : `TRY_CAST(${text('Hora_Conexao')} AS TIMESTAMP)`;
-    const velocidade = INTEGER_TYPES.has(types.get('Velocidade_de_Conexao') ?? '')
-      ? `coalesce(TRY_CAST(b."Velocidade_de_Conexao" AS INTEGER), ${wholeNumber(rescued('Velocidade_de_Conexao'))})`
-      : wholeNumber(text('Velocidade_de_Conexao'));
     parts.push(`
-      SELECT ${fieldsSql(text, hora, velocidade)},
+      SELECT ${typedFieldsSql(types, (column) => `(b._rescued_data->>${sqlString(column)})`)},
              b.data_arquivo_ingestao AS file_mtime, b.rastreamento_source AS source_file,
              ${types.has('_row_index') ? 'b._row_index' : 'NULL::BIGINT'} AS file_row,
              ${sqlString(table)} AS source_table, b.snapshot_id AS bronze_snapshot, b.rowid AS bronze_rowid, NULL::VARCHAR AS requeued_raw
@@ -75,17 +82,15 @@ const REQUEUED_SQL = (() => {
 })();
 
 /**
- * The batch's input typed, with the rules each row breaks; read straight from the feed (no staging
- * copy). `withRequeued`: the temp table `requeued` holds quarantine rows to read again. Only the
- * shard's rows: every shard reads the whole bronze range and keeps its devices' rows.
+ * Rows of `inputs` (each a SELECT with the columns of the feeds above) typed, with the rules each
+ * breaks (SILVER_RULES; late_event reads the variable silver_watermark); only the shard's rows.
  */
-export async function checkedInputSql(db: DuckDBConnection, input: SilverInput, options: SilverOptions, withRequeued: boolean, shard = SINGLE_SHARD): Promise<string> {
-  const parts = [...(await bronzeFeedSql(db, input)), ...(withRequeued ? [REQUEUED_SQL] : [])];
+export function checkedRowsSql(inputs: string[], options: SilverOptions, shard = SINGLE_SHARD): string {
   const checks = SILVER_RULES.map((r) => `CASE WHEN ${r.violation(options)} THEN '${r.name}' END`).join(',\n        ');
   // The list of broken rules is built only for rows that break one (few): a list per row is costly.
   const anyBroken = SILVER_RULES.map((r) => `(${r.violation(options)})`).join(' OR ');
   return `
-    WITH silver_input AS (${parts.join(' UNION ALL ')}),
+    WITH silver_input AS (${inputs.join(' UNION ALL ')}),
     typed AS (
       SELECT nullif(trim(raw_nome), '') AS nome, nullif(trim(raw_endereco), '') AS endereco, trim(raw_ip) AS ip,
              CASE lower(trim(raw_dispositivo)) WHEN 'computador' THEN 'Computador' WHEN 'celular' THEN 'Celular' END AS dispositivo,
@@ -96,4 +101,13 @@ export async function checkedInputSql(db: DuckDBConnection, input: SilverInput, 
     SELECT *, CASE WHEN ${anyBroken} THEN list_filter([
         ${checks}], x -> x IS NOT NULL) ELSE []::VARCHAR[] END AS failed_rules
     FROM typed WHERE ${shardPredicateSql(shard)}`;
+}
+
+/**
+ * The batch's input typed, with the rules each row breaks; read straight from the feed (no staging
+ * copy). `withRequeued`: the temp table `requeued` holds quarantine rows to read again. Only the
+ * shard's rows: every shard reads the whole bronze range and keeps its devices' rows.
+ */
+export async function checkedInputSql(db: DuckDBConnection, input: SilverInput, options: SilverOptions, withRequeued: boolean, shard = SINGLE_SHARD): Promise<string> {
+  return checkedRowsSql([...(await bronzeFeedSql(db, input)), ...(withRequeued ? [REQUEUED_SQL] : [])], options, shard);
 }

@@ -23,6 +23,40 @@ import { batchLog, heartbeatEvery } from './context';
 export const SILVER_OWNER = silverShardOwner(SINGLE_SHARD);
 
 /**
+ * The rows of `checked` (rows of checkedRowsSql, with a rowid) that broke no rule: each with its
+ * row (checked_row) and the 64-bit hash of its natural key (ip, dispositivo, hora_conexao, status).
+ */
+export const passingEventsSql = (checked: string) => `
+  SELECT rowid AS checked_row, hash(ip, dispositivo, hora_conexao, status) AS event_hash,
+    ip, dispositivo, status, hora_conexao, velocidade_mbps, nome, endereco, servidor,
+    source_table, source_file, bronze_snapshot, file_row, bronze_rowid
+  FROM ${checked} WHERE len(failed_rules) = 0`;
+
+/**
+ * The rows of `passing` (passingEventsSql) that are a later delivery of an event among them: first
+ * delivery wins. Only rows sharing a hash can be the same event, so the window that picks the first
+ * runs over those few rows: the earliest bronze commit, file and row in the file (bronze's
+ * _row_index; the bronze row id for rows ingested before it existed), a total order: the same
+ * landing keeps the same rows.
+ */
+export const redeliveriesSql = (passing: string) => `
+  SELECT checked_row FROM ${passing}
+  WHERE event_hash IN (SELECT event_hash FROM ${passing} GROUP BY event_hash HAVING count(*) > 1)
+  QUALIFY row_number() OVER (PARTITION BY ip, dispositivo, hora_conexao, status ORDER BY bronze_snapshot, source_file, file_row, bronze_rowid) > 1`;
+
+/** The events silver writes: the rows of `passing` not in `dropped` (checked_row), as silver.events rows of batch `batchId`. */
+export const newEventsSql = (passing: string, dropped: string, batchId: string, textEventKey = false) => `
+  SELECT event_hash,${textEventKey ? ' event_hash::VARCHAR AS event_key,' : ''} * EXCLUDE (checked_row, event_hash, file_row, bronze_rowid), ${sqlString(batchId)} AS _batch_id
+  FROM ${passing} ANTI JOIN ${dropped} USING (checked_row)`;
+
+/** The latest event per device (ip, dispositivo) among `events`, as a silver.device_state row. */
+export const latestPerDeviceSql = (events: string) => `
+  SELECT ip, dispositivo, nome, endereco, servidor, velocidade_mbps, status,
+         hora_conexao AS last_event_at, event_hash::VARCHAR AS last_event_key
+  FROM ${events}
+  QUALIFY row_number() OVER (PARTITION BY ip, dispositivo ORDER BY hora_conexao DESC, last_event_key DESC) = 1`;
+
+/**
  * Marks, in dropped_events, the passing rows that are events silver already has inside the
  * watermark (only events inside it can match; older ones are quarantined as late_event), so
  * deduplication only ever looks that far back. Each event carries a 64-bit hash of its natural
@@ -180,26 +214,14 @@ export function silverActivities(deps: LakeDeps) {
         // new lakes leave out: it was a third of the bytes written per event.
         const textEventKey = (await tableColumns(db, tables.events)).has('event_key');
         // Redelivered events (same device, time and status) are kept once, across batches: first
-        // delivery wins. New events are the passing rows minus those marked dropped: a view, since
-        // copying the batch cost ~170 ms of a ~1.8 s batch. Inside the batch only rows sharing a
-        // hash can be the same event, so the window that picks the first runs over those few rows:
-        // the earliest bronze commit, file and row in the file (bronze's _row_index; the bronze row id
-        // for rows ingested before it existed), a total order: the same landing keeps the same rows.
+        // delivery wins (redeliveriesSql inside the batch, dropSeenEvents against silver). New events
+        // are the passing rows minus those marked dropped: a view, since copying the batch cost
+        // ~170 ms of a ~1.8 s batch.
         await db.run(`
           CREATE OR REPLACE TEMP TABLE dropped_events (checked_row BIGINT);
-          CREATE OR REPLACE TEMP VIEW passing_events AS
-          SELECT rowid AS checked_row, hash(ip, dispositivo, hora_conexao, status) AS event_hash,
-            ip, dispositivo, status, hora_conexao, velocidade_mbps, nome, endereco, servidor,
-            source_table, source_file, bronze_snapshot, file_row, bronze_rowid
-          FROM silver_checked WHERE len(failed_rules) = 0;
-          CREATE OR REPLACE TEMP VIEW new_events AS
-          SELECT event_hash,${textEventKey ? ' event_hash::VARCHAR AS event_key,' : ''} * EXCLUDE (checked_row, event_hash, file_row, bronze_rowid), ${sqlString(request.batchId)} AS _batch_id
-          FROM passing_events ANTI JOIN dropped_events USING (checked_row)`);
-        await db.run(`
-          INSERT INTO dropped_events
-          SELECT checked_row FROM passing_events
-          WHERE event_hash IN (SELECT event_hash FROM passing_events GROUP BY event_hash HAVING count(*) > 1)
-          QUALIFY row_number() OVER (PARTITION BY ip, dispositivo, hora_conexao, status ORDER BY bronze_snapshot, source_file, file_row, bronze_rowid) > 1`);
+          CREATE OR REPLACE TEMP VIEW passing_events AS ${passingEventsSql('silver_checked')};
+          CREATE OR REPLACE TEMP VIEW new_events AS ${newEventsSql('passing_events', 'dropped_events', request.batchId, textEventKey)}`);
+        await db.run(`INSERT INTO dropped_events ${redeliveriesSql('passing_events')}`);
         const hashedFrom = previous ? previous.hashedFrom ?? (await newestEventTime(db, tables.events, previous.maxEventTime)) : 'all';
         await dropSeenEvents(db, tables.events, hashedFrom);
         counts.events = (await db.run(`INSERT INTO ${tables.events} BY NAME SELECT * FROM new_events`)).rowsChanged;
@@ -211,11 +233,7 @@ export function silverActivities(deps: LakeDeps) {
         // Each keeps the rowid of the state row it replaces, so the update needs no second join.
         await db.run(`
           CREATE OR REPLACE TEMP TABLE device_updates AS
-          SELECT n.*, s.rowid AS state_row FROM (
-            SELECT ip, dispositivo, nome, endereco, servidor, velocidade_mbps, status,
-                   hora_conexao AS last_event_at, event_hash::VARCHAR AS last_event_key
-            FROM new_events
-            QUALIFY row_number() OVER (PARTITION BY ip, dispositivo ORDER BY hora_conexao DESC, last_event_key DESC) = 1) AS n
+          SELECT n.*, s.rowid AS state_row FROM (${latestPerDeviceSql('new_events')}) AS n
           LEFT JOIN ${tables.deviceState} s USING (ip, dispositivo)
           WHERE s.ip IS NULL OR (n.last_event_at, n.last_event_key) > (s.last_event_at, s.last_event_key)`);
         const devices = await upsertRows(db, tables.deviceState, 'device_updates', 'state_row');

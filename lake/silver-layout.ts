@@ -16,7 +16,8 @@ export const SILVER_DQ = 'silver.dq_counts';
 /** The names readers use: the tables of a one-shard lake, views over the shards' tables otherwise. */
 export const SILVER_VIEWS: SilverShardTables = silverShardTables();
 
-const tableDdl = (t: SilverShardTables) => `
+/** A shard's tables (and the shared data-quality counts); bench/silver-limit.ts makes silver's tables in plain DuckDB with it. */
+export const tableDdl = (t: SilverShardTables) => `
 CREATE TABLE IF NOT EXISTS ${t.events} (
   event_hash UBIGINT, ip VARCHAR NOT NULL, dispositivo VARCHAR NOT NULL, status VARCHAR NOT NULL,
   hora_conexao TIMESTAMP NOT NULL, velocidade_mbps INTEGER NOT NULL, nome VARCHAR NOT NULL, endereco VARCHAR,

@@ -6,7 +6,7 @@ import { createActivities, defaultDeps, type WorkerDeps } from './activities';
 import { enforcementFromEnv } from './activities/enforcement';
 import { config } from './config';
 import { closeLakes, redactCatalog } from './lake/catalog';
-import { closeAllInstances } from './lake/duckdb';
+import { closeAllInstances, duckdbThreads } from './lake/duckdb';
 
 export type NetpulseWorkerOptions = Partial<Omit<WorkerOptions, 'connection'>> & {
   address?: string;
@@ -46,8 +46,9 @@ export async function runWorker(): Promise<void> {
     // Temporal's worker metrics (task latencies, activity and local activity execution time), for Prometheus.
     ...(metrics && { telemetryOptions: { metrics: { prometheus: { bindAddress: metrics } } } }),
   });
-  // A misconfigured adapter stops the worker now, not at the first approved throttle.
+  // A misconfigured adapter stops the worker now, not at the first approved throttle; so does a bad thread count, not at the first batch.
   const enforcement = enforcementFromEnv();
+  duckdbThreads();
   const worker = await createNetpulseWorker({ deps: { enforcement } });
   Runtime.instance().logger.info('netpulse worker started', {
     throttleAdapter: enforcement.adapter,

@@ -5,7 +5,7 @@
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { mkdirSync } from 'node:fs';
 import { config } from '../config';
-import { closeInstance, createInstance, duckdbMemoryLimit, explainOutOfMemory, extensionSettings, sqlIdentifier, sqlString } from './duckdb';
+import { closeInstance, createInstance, duckdbMemoryLimit, explainOutOfMemory, extensionSettings, sqlIdentifier, sqlString, threadSettings } from './duckdb';
 import { convertLegacyInlinedData } from './migrate';
 import { isObjectUrl, isRemotePath, useObjectStore } from './object-store';
 
@@ -172,6 +172,8 @@ async function createLakeInstance(lake: LakeConfig, options: AttachOptions): Pro
   const instance = await createInstance(':memory:', {
     // Bounded memory: DuckDB spills past the limit (into a folder of this instance's) instead of growing the worker.
     memory_limit: duckdbMemoryLimit(),
+    // The lake's instance is where a worker's batches run: NETPULSE_DUCKDB_THREADS applies here as in openInstance.
+    ...threadSettings(),
     preserve_insertion_order: 'false',
     autoinstall_known_extensions: 'false',
     ...extensionSettings(),

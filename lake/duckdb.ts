@@ -18,6 +18,27 @@ export function duckdbMemoryLimit(): string {
   return process.env.NETPULSE_DUCKDB_MEMORY ?? '256MB';
 }
 
+/**
+ * DuckDB's threads per instance (NETPULSE_DUCKDB_THREADS, a whole number ≥ 1), or undefined when
+ * unset: DuckDB's default, one per core. For several workers on one host side by side (one core
+ * each, with taskset) without each one's DuckDB scheduling a thread per core.
+ */
+export function duckdbThreads(): number | undefined {
+  const raw = process.env.NETPULSE_DUCKDB_THREADS;
+  if (raw === undefined) return undefined;
+  const threads = Number(raw);
+  if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(threads) || threads < 1) {
+    throw new Error(`NETPULSE_DUCKDB_THREADS: "${raw}" is not a whole number ≥ 1 (DuckDB's threads per process)`);
+  }
+  return threads;
+}
+
+/** The `threads` option of a DuckDB instance, when NETPULSE_DUCKDB_THREADS sets one. */
+export function threadSettings(): Record<string, string> {
+  const threads = duckdbThreads();
+  return threads === undefined ? {} : { threads: String(threads) };
+}
+
 /** A statement needed more memory than NETPULSE_DUCKDB_MEMORY allows; the message says what to change. */
 export class OutOfMemoryError extends Error {}
 
@@ -79,6 +100,7 @@ export function openInstance(dbPath = ':memory:'): Promise<DuckDBInstance> {
       // The process uses ~350 MB more than this (bench/profile.ts: 2M rows through bronze and
       // silver peaked at 606 MB RSS with 256MB, 811 MB with 512MB, at the same speed).
       memory_limit: duckdbMemoryLimit(),
+      ...threadSettings(),
       preserve_insertion_order: 'false',
       // The default (16MB) checkpointed after nearly every silver batch, ~1 s each; in-place updates
       // wait in memory until a checkpoint, so too large a threshold can run out of memory (1GB did

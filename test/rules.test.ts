@@ -1,5 +1,9 @@
 // Silver's rules say the same in SQL (what silver runs) and in zod (what readers check).
 import { DuckDBInstance } from '@duckdb/node-api';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { config } from '../config';
+import { closeInstance, createInstance, duckdbThreads, threadSettings } from '../lake/duckdb';
 import { stagedDevicesMax } from '../activities/gold';
 import { SILVER_RULES, silverEventSchema, silverOptionsSchema } from '../rules/silver';
 
@@ -42,5 +46,33 @@ test('NETPULSE_GOLD_COPY_MAX_DEVICES: a whole number ≥ 0, else a refresh fails
   } finally {
     if (saved === undefined) delete process.env.NETPULSE_GOLD_COPY_MAX_DEVICES;
     else process.env.NETPULSE_GOLD_COPY_MAX_DEVICES = saved;
+  }
+});
+
+test('NETPULSE_DUCKDB_THREADS: a whole number ≥ 1 that a DuckDB instance runs with, else a clear error; the worker refuses to start with a bad one', async () => {
+  const saved = process.env.NETPULSE_DUCKDB_THREADS;
+  try {
+    delete process.env.NETPULSE_DUCKDB_THREADS;
+    expect(duckdbThreads()).toBeUndefined();
+    expect(threadSettings()).toEqual({});
+    process.env.NETPULSE_DUCKDB_THREADS = '3';
+    expect(threadSettings()).toEqual({ threads: '3' });
+    const instance = await createInstance(':memory:', threadSettings());
+    const db = await instance.connect();
+    expect(Number((await db.runAndReadAll(`SELECT current_setting('threads')`)).getRows()[0][0])).toBe(3);
+    db.closeSync();
+    closeInstance(instance);
+    for (const bad of ['', ' ', '0', '-1', '1.5', 'two', '1e3']) {
+      process.env.NETPULSE_DUCKDB_THREADS = bad;
+      expect(() => duckdbThreads()).toThrow(`NETPULSE_DUCKDB_THREADS: "${bad}" is not a whole number ≥ 1`);
+    }
+    const worker = spawnSync(process.execPath, [path.join(config.projectRoot, 'dist', 'worker.js')], {
+      env: { ...process.env, NETPULSE_DUCKDB_THREADS: '0', TEMPORAL_ADDRESS: '127.0.0.1:1' }, encoding: 'utf8', timeout: 60_000,
+    });
+    expect(worker.status).toBe(1);
+    expect(worker.stderr).toContain('NETPULSE_DUCKDB_THREADS: "0" is not a whole number ≥ 1');
+  } finally {
+    if (saved === undefined) delete process.env.NETPULSE_DUCKDB_THREADS;
+    else process.env.NETPULSE_DUCKDB_THREADS = saved;
   }
 });

@@ -3,6 +3,7 @@
 // CLI's pass table shows per layer, to set beside the bench's figures (bench/run.ts).
 //
 //   node dist/bench/plain-run.js --size medium [--shuffle-hours 20] [--devices 0] [--bench-extras]
+//   node dist/bench/plain-run.js --landing <dir>     # a landing of your own (read, not changed)
 //
 // --bench-extras: the landing also holds what the bench's silver + gold pass reads besides the
 // size's files (its warm-up files and its one-source files), so silver reads the same rows.
@@ -10,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { closeLakes } from '../lake/catalog';
+import { closeLakes, withLake } from '../lake/catalog';
 import { dropLake } from '../lake/admin';
 import { closeAllInstances } from '../lake/duckdb';
 import { startDevCatalog } from '../scripts/dev-catalog';
@@ -28,26 +29,27 @@ const log = (message: string) => console.error(`[plain-run ${new Date().toISOStr
 const seconds = (s: Pick<PassSummary, 'startedAt' | 'finishedAt'>) => (Date.parse(s.finishedAt) - Date.parse(s.startedAt)) / 1000;
 
 async function main(): Promise<void> {
-  const size = arg('size', 'medium');
-  const spec = SIZES[size];
+  const given = arg('landing', '');
+  const size = given ? 'landing' : arg('size', 'medium');
+  const spec = given ? { files: 0, rows: 0 } : SIZES[size];
   if (!spec) throw new Error(`--size: unknown size "${size}" (${Object.keys(SIZES).join(', ')})`);
   const shape = { shuffleHours: Number(arg('shuffle-hours', '0')), devices: Number(arg('devices', '0')) };
   const extras = process.argv.includes('--bench-extras');
   const server = await startDevServer();
   const catalog = await startDevCatalog();
   const dir = mkdtempSync(path.join(os.tmpdir(), `netpulse-plain-${size}-`));
-  const landing = path.join(dir, 'landing');
+  const landing = given ? path.resolve(given) : path.join(dir, 'landing');
   const lake = { catalog: catalog.connection, catalogSchema: `plain_${size}_${Date.now().toString(36)}`, dataPath: path.join(dir, 'lake') };
   try {
     log(`${size}: writing ${spec.files} files × ${spec.rows} rows${extras ? ' and the bench\'s warm-up and one-source files' : ''}`);
-    let rows = (await writeSizeLanding(landing, spec, shape)).length * spec.rows;
-    if (extras) rows += (await writeWarmupLanding(landing)) + (await writeSingleSourceLanding(landing, spec, shape)).length * spec.rows;
+    let rows = given ? 0 : (await writeSizeLanding(landing, spec, shape)).length * spec.rows;
+    if (extras && !given) rows += (await writeWarmupLanding(landing)) + (await writeSingleSourceLanding(landing, spec, shape)).length * spec.rows;
     const worker = await startWorker(server.address, lake, landing);
     await new Promise((r) => setTimeout(r, 1500)); // as the bench: worker start is not part of a pass
     log(`${size}: node dist/client/cli.js run --landing ${landing} --json (${rows} rows)`);
     const t = Date.now();
     const cli = spawnSync(process.execPath, [path.join(config.projectRoot, 'dist', 'client', 'cli.js'), 'run', '--landing', landing, '--json'], {
-      env: { ...process.env, TEMPORAL_ADDRESS: server.address, NETPULSE_TASK_QUEUE: worker.taskQueue, NETPULSE_LANDING_ROOTS: dir, NETPULSE_LOG_LEVEL: 'WARN' },
+      env: { ...process.env, TEMPORAL_ADDRESS: server.address, NETPULSE_TASK_QUEUE: worker.taskQueue, NETPULSE_LANDING_ROOTS: given ? landing : dir, NETPULSE_LOG_LEVEL: 'WARN' },
       encoding: 'utf8', maxBuffer: 64 * 2 ** 20,
     });
     const wallSeconds = (Date.now() - t) / 1000;
@@ -56,6 +58,11 @@ async function main(): Promise<void> {
     const pass = JSON.parse(cli.stdout) as PipelinePass;
     const bronzeSeconds = (Math.max(...pass.bronze.map((b) => Date.parse(b.finishedAt))) - Math.min(...pass.bronze.map((b) => Date.parse(b.startedAt)))) / 1000;
     const tenths = await silverBatchTenths(lake);
+    if (given) rows = pass.bronze.reduce((n, b) => n + b.rows, 0);
+    // What silver holds at the end, to set beside bench/silver-limit.ts's tables.
+    const [[events, quarantined, devices]] = await withLake(lake, async (db) => (await db.runAndReadAll(`
+      SELECT (SELECT count(*) FROM silver.events), (SELECT count(*) FROM silver.quarantine), (SELECT count(*) FROM silver.device_state)`)).getRows());
+    const tables = { events: Number(events), quarantined: Number(quarantined), devices: Number(devices) };
     const result = {
       size, ...spec, shape, extras, rows, cliWallSeconds: wallSeconds, passSeconds: seconds(pass),
       bronze: { seconds: bronzeSeconds, rows: pass.bronze.reduce((n, b) => n + b.rows, 0), batches: pass.bronze.reduce((n, b) => n + b.batches, 0) },
@@ -63,7 +70,7 @@ async function main(): Promise<void> {
       gold: { seconds: seconds(pass.gold!), batches: pass.gold!.batches },
       // The bench's measure: the pipeline's wall time from the end of bronze to the end of the pass (silver, gold, the pass's log row).
       silverGoldSeconds: (Date.parse(pass.finishedAt) - Math.max(...pass.bronze.map((b) => Date.parse(b.finishedAt)))) / 1000,
-      silverTenths: tenths,
+      silverTenths: tenths, silverTables: tables,
     };
     console.log(JSON.stringify(result, null, 2));
     log(`${size}: bronze ${bronzeSeconds.toFixed(1)} s, silver ${result.silver.seconds.toFixed(1)} s (${result.silver.batches} batches, `

@@ -1,8 +1,10 @@
 // What the bench's runs share: the sizes, a worker process of the bench's own (its Temporal
 // metrics, peak memory, stop), and silver's batch times from the event log.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import type { Client } from '@temporalio/client';
 import { withLake, type LakeConfig } from '../lake/catalog';
 import { sqlString } from '../lake/duckdb';
 import { freePort } from '../scripts/dev-server';
@@ -32,19 +34,50 @@ export async function writeWarmupLanding(root: string): Promise<number> {
 export const writeSingleSourceLanding = (root: string, spec: { files: number; rows: number }, shape: Shape) =>
   writeSyntheticLanding({ root, files: Math.ceil(spec.files / 10), rowsPerFile: spec.rows, seed: 8, prefix: 'single', scenarios: [DEFAULT_SCENARIOS[0]], ...shape });
 
-export interface Worker { process: ChildProcess; taskQueue: string; metricsUrl: string }
+export interface Worker { process: ChildProcess; taskQueue: string; metricsUrl: string; core?: number; threads?: number }
 
-export async function startWorker(address: string, lake: LakeConfig, landing: string, taskQueue = `bench-${Date.now().toString(36)}`): Promise<Worker> {
+/** Where a worker runs: pinned to one core (taskset -c), and its DuckDB's thread count (NETPULSE_DUCKDB_THREADS). */
+export interface Placement { core?: number; threads?: number }
+
+/** util-linux's taskset, which pins a worker to a core; a clear error where it is missing. */
+export function tasksetPath(): string {
+  const found = spawnSync('sh', ['-c', 'command -v taskset'], { encoding: 'utf8' });
+  if (found.status !== 0 || !found.stdout.trim()) throw new Error('taskset not found (it pins workers to cores): apt-get install util-linux');
+  return found.stdout.trim();
+}
+
+/** Cores to pin workers to, from a list such as "0,1": each a whole number below this machine's core count. */
+export function parseCores(list: string): number[] {
+  const cores = list.split(',').filter(Boolean).map((c) => {
+    const core = Number(c);
+    if (!/^\d+$/.test(c) || core >= os.cpus().length) throw new Error(`core "${c}": expected a whole number from 0 to ${os.cpus().length - 1} (this machine's cores)`);
+    return core;
+  });
+  if (cores.length === 0) throw new Error('expected cores such as 0,1');
+  return cores;
+}
+
+export async function startWorker(address: string, lake: LakeConfig, landing: string, taskQueue = `bench-${Date.now().toString(36)}`, placement: Placement = {}): Promise<Worker> {
   const metrics = `127.0.0.1:${await freePort()}`;
-  const child = spawn(process.execPath, [path.join(config.projectRoot, 'dist', 'worker.js')], {
+  const worker = [process.execPath, path.join(config.projectRoot, 'dist', 'worker.js')];
+  const command = placement.core === undefined ? worker : [tasksetPath(), '-c', String(placement.core), ...worker]; // taskset execs the worker: same pid
+  const child = spawn(command[0], command.slice(1), {
     env: {
       ...process.env, TEMPORAL_ADDRESS: address, NETPULSE_TASK_QUEUE: taskQueue, NETPULSE_LANDING_DIR: landing,
       NETPULSE_CATALOG: lake.catalog, NETPULSE_CATALOG_SCHEMA: lake.catalogSchema, NETPULSE_DATA_PATH: lake.dataPath,
       NETPULSE_LOG_LEVEL: 'WARN', NETPULSE_METRICS_ADDRESS: metrics,
+      ...(placement.threads !== undefined && { NETPULSE_DUCKDB_THREADS: String(placement.threads) }),
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  return { process: child, taskQueue, metricsUrl: `http://${metrics}/metrics` };
+  return { process: child, taskQueue, metricsUrl: `http://${metrics}/metrics`, ...placement };
+}
+
+/** Terminates every workflow still running on `taskQueue` (the owners a pass started), so another run can reuse their ids. */
+export async function terminateRunning(client: Client, taskQueue: string): Promise<void> {
+  for await (const execution of client.workflow.list({ query: `TaskQueue = ${JSON.stringify(taskQueue)} AND ExecutionStatus = "Running"` })) {
+    await client.workflow.getHandle(execution.workflowId, execution.runId).terminate('bench done').catch(() => undefined);
+  }
 }
 
 /**
@@ -79,8 +112,8 @@ export async function stopWorker(worker: Worker): Promise<void> {
   await exited;
 }
 
-/** One silver owner's batches: how many, the mean time of the first and the last tenth, and each batch's time in order. */
-export interface BatchTenths { batches: number; firstMs: number; lastMs: number; ms: number[] }
+/** One silver owner's batches: how many, the rows they read, the mean time of the first and the last tenth, and each batch's time in order. */
+export interface BatchTenths { batches: number; rowsIn: number; firstMs: number; lastMs: number; ms: number[] }
 
 /**
  * Mean silver batch time (ms, from the event log) over the first and the last tenth of each silver
@@ -91,20 +124,20 @@ export interface BatchTenths { batches: number; firstMs: number; lastMs: number;
  */
 export async function silverBatchTenths(lake: LakeConfig, since?: Date): Promise<Record<string, BatchTenths>> {
   const rows = await withLake(lake, async (db) => (await db.runAndReadAll(`
-    SELECT batch_id, duration_ms FROM lake.event_log WHERE kind = 'batch' AND layer = 'silver'
+    SELECT batch_id, duration_ms, rows_in FROM lake.event_log WHERE kind = 'batch' AND layer = 'silver'
     ${since ? `AND logged_at >= ${sqlString(since.toISOString())}::TIMESTAMPTZ` : ''}`)).getRows());
-  const byOwner = new Map<string, { seq: number; ms: number }[]>();
-  for (const [batchId, ms] of rows) {
+  const byOwner = new Map<string, { seq: number; ms: number; rowsIn: number }[]>();
+  for (const [batchId, ms, rowsIn] of rows) {
     const id = String(batchId);
     const cut = id.lastIndexOf(':');
     const owner = id.slice(0, cut);
-    byOwner.set(owner, [...(byOwner.get(owner) ?? []), { seq: Number(id.slice(cut + 1)), ms: Number(ms) }]);
+    byOwner.set(owner, [...(byOwner.get(owner) ?? []), { seq: Number(id.slice(cut + 1)), ms: Number(ms), rowsIn: Number(rowsIn ?? 0) }]);
   }
   const mean = (values: number[]) => Math.round(values.reduce((a, b) => a + b, 0) / Math.max(1, values.length));
   return Object.fromEntries([...byOwner].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true })).map(([owner, batches]) => {
     const ms = batches.sort((a, b) => a.seq - b.seq).map((b) => b.ms);
     const tenth = Math.max(1, Math.floor(ms.length / 10));
-    return [owner, { batches: ms.length, firstMs: mean(ms.slice(0, tenth)), lastMs: mean(ms.slice(-tenth)), ms }];
+    return [owner, { batches: ms.length, rowsIn: batches.reduce((n, b) => n + b.rowsIn, 0), firstMs: mean(ms.slice(0, tenth)), lastMs: mean(ms.slice(-tenth)), ms }];
   }));
 }
 

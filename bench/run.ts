@@ -6,7 +6,8 @@
 //   npm run bench                       # small + medium + latency (about 5 minutes here)
 //   npm run bench -- --sizes small,medium,large --latency-seconds 60
 //   npm run bench -- --s3               # the lakes' data files on a local S3 server (SeaweedFS)
-import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+//   npm run bench -- --sizes medium --scale-out   # silver in 1 shard on one core, then 2 shards on two
+import { linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -20,9 +21,13 @@ import { startDevServer } from '../scripts/dev-server';
 import { bronzeAvailableNow } from '../workflows/bronze';
 import { medallionPipeline, pipelineStatusQuery } from '../workflows/pipeline';
 import { writeSyntheticLanding } from './landing-maker';
+import { timeSilverLimit, type SilverLimit } from './silver-limit';
 import {
-  activitySeconds, minus, peakRssMiB, silverBatchTenths, SIZES, tenthsCell, startWorker, stopWorker, sum, writeSingleSourceLanding, writeSizeLanding, writeWarmupLanding,
+  activitySeconds, minus, parseCores, peakRssMiB, silverBatchTenths, SIZES, tasksetPath, tenthsCell, terminateRunning, type BatchTenths, type Worker, startWorker, stopWorker, sum, writeSingleSourceLanding, writeSizeLanding, writeWarmupLanding,
 } from './harness';
+import { silverInputSchema } from '../rules/layers';
+import { duckdbThreads } from '../lake/duckdb';
+import type { SilverWorkflowInput } from '../rules/layers';
 import { watchLanding } from '../client/watch';
 import { config } from '../config';
 
@@ -31,6 +36,8 @@ const SHUFFLE_HOURS = Number(arg('shuffle-hours', '0'));
 /** --devices N: events from a population of N devices (0: a new random address for nearly every row). */
 const DEVICES = Number(arg('devices', '0'));
 const SHAPE = { shuffleHours: SHUFFLE_HOURS, devices: DEVICES };
+/** --worker-cores 0,1: the bench's workers pinned to these cores (taskset -c), in turn; unset, not pinned. */
+let WORKER_CORES: number[] | undefined; // set in main
 /** --s3: the lakes' data files on a SeaweedFS of the bench's own (scripts/dev-s3.ts); landing stays on local disk. */
 let s3: DevS3 | undefined;
 
@@ -106,10 +113,14 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
     SELECT *, ${list}[file_index::BIGINT + 1] AS rastreamento_source, 'bench' AS source,
            make_timestamp([${stagedFiles.map((f) => Math.floor(statSync(f).mtimeMs)).join(', ')}][file_index::BIGINT + 1] * 1000) AS data_arquivo_ingestao,
            true AS status, NULL::JSON AS _rescued_data, 'bench:0' AS _batch_id`);
+  // Silver's semantics in one DuckDB statement series over every file (bench/silver-limit.ts).
+  log(`${tag}: silver limit (silver's rules, dedup and device state in plain DuckDB, all files at once)`);
+  const silverLimit = await timeSilverLimit(staged, stagedFiles);
 
   const lake = benchLake(dir, 'pipeline');
-  const workers = [await startWorker(address, lake, landing)];
-  for (let i = 1; i < workerCount; i++) workers.push(await startWorker(address, lake, landing, workers[0].taskQueue));
+  const placement = (i: number) => ({ core: WORKER_CORES?.[i % WORKER_CORES.length] });
+  const workers = [await startWorker(address, lake, landing, undefined, placement(0))];
+  for (let i = 1; i < workerCount; i++) workers.push(await startWorker(address, lake, landing, workers[0].taskQueue, placement(i)));
   const [worker] = workers;
   await new Promise((r) => setTimeout(r, 1500)); // worker start is not part of a pass
   const options = { maxFilesPerBatch: Number(arg('max-files', '1000')) };
@@ -194,10 +205,101 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
     singleSourceBatches: single.batches, singleSourceOverheadPerBatchMs: Math.round(singleSourceOverheadPerBatchMs), coldEmptyPassMs, emptyPassMs,
     coldSilverGoldMs, silverGoldSeconds, silverSeconds: layerSeconds(pass?.silver), goldSeconds: layerSeconds(pass?.gold),
     silverGoldActivitySeconds: silverGoldActivity, silverEvents: pass?.silver?.rows ?? 0, silverRowsPerSec: Math.round(totalRows / silverGoldSeconds),
+    silverLimit, silverLimitRowsPerSec: silverLimit.rowsPerSec, silverToLimit: +(totalRows / silverGoldSeconds / silverLimit.rowsPerSec).toFixed(2),
     silverToBronze: +(totalRows / silverGoldSeconds / (totalRows / bronzeSeconds)).toFixed(2),
     endToEndSeconds: +(bronzeSeconds + silverGoldSeconds).toFixed(1), silverTenths,
     workerPeakRssAfterBronzeMiB: bronzeRssMiB, workerPeakRssMiB: rssMiB, lakeDataFiles: dataFiles.files, lakeMiB: dataFiles.mib,
   };
+}
+
+/**
+ * Silver's scale-out on one landing: for each shard count N (1, then 2), a fresh lake and N
+ * workers on one task queue, worker k pinned to core k with `threads` DuckDB threads; a warm-up
+ * (bronze, then silver + gold in N shards), bronze over the landing, then the timed silver + gold
+ * pass (pipeline input `silver: { shards: N }`; owners `silver` for N = 1, `silver-<k>-of-<N>`
+ * otherwise). Parallel efficiency = (N-shard rows/s) / (N × 1-shard rows/s). Each phase's owner
+ * ids carry a prefix of their own, so no phase meets another's owners.
+ */
+async function scaleOut(client: Client, address: string, name: string, spec: { files: number; rows: number }, shardCounts: number[], cores: number[], threads: number) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `netpulse-bench-scale-${name}-`));
+  try {
+    const staged = path.join(dir, 'staged');
+    log(`${name} scale-out: writing ${spec.files} files × ${spec.rows} rows`);
+    const files = await writeSizeLanding(staged, spec, SHAPE);
+    log(`${name} scale-out: silver limit on ${threads} DuckDB thread${threads > 1 ? 's' : ''}`);
+    const silverLimit = await timeSilverLimit(staged, files);
+    const phases = [];
+    for (const [phase, shards] of shardCounts.entries()) {
+      phases.push(await scalePhase(client, address, `${name}-${shards}shard`, { dir, staged, files, rows: spec.files * spec.rows, phase, shards, cores, threads, silverLimit }));
+    }
+    const one = phases.find((p) => p.shards === 1);
+    for (const p of phases) if (one) p.parallelEfficiency = +(p.silverGoldRowsPerSec / (p.shards * one.silverGoldRowsPerSec)).toFixed(2);
+    return { size: name, files: spec.files, rowsPerFile: spec.rows, rows: spec.files * spec.rows, silverLimit, phases };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** One scale-out phase: `shards` workers, a lake and a landing of its own (the staged files, hard-linked). */
+async function scalePhase(client: Client, address: string, tag: string, p: {
+  dir: string; staged: string; files: string[]; rows: number; phase: number; shards: number; cores: number[]; threads: number; silverLimit: SilverLimit;
+}) {
+  const { shards, threads } = p;
+  const landing = path.join(p.dir, `landing-${p.phase}`);
+  const lake = benchLake(p.dir, `scale${p.phase}`);
+  const taskQueue = `bench-scale-${p.phase}-${Date.now().toString(36)}`;
+  const common = { landingPath: landing, workflowIdPrefix: `s${p.phase}-${Date.now().toString(36)}-` };
+  // One shard is today's silver: no shards field, so this phase runs before silver has them too.
+  const silver = (shards === 1 ? {} : { shards }) as SilverWorkflowInput;
+  const run = (kind: string, workflow: typeof bronzeAvailableNow | typeof medallionPipeline, args: object) =>
+    client.workflow.execute(workflow as typeof medallionPipeline, { taskQueue, workflowId: `bench-${kind}-${tag}-${Date.now()}`, args: [{ ...common, ...args }] });
+  const workers: Worker[] = [];
+  let measured;
+  try {
+    for (let k = 0; k < shards; k++) workers.push(await startWorker(address, lake, landing, taskQueue, { core: p.cores[k], threads }));
+    await new Promise((r) => setTimeout(r, 1500)); // worker start is not part of a pass
+    await writeWarmupLanding(landing);
+    await run('bronze-warmup', bronzeAvailableNow, {});
+    await run('sg-warmup', medallionPipeline, { layers: ['silver', 'gold'], silver });
+    for (const file of p.files) {
+      const target = path.join(landing, path.relative(p.staged, file));
+      mkdirSync(path.dirname(target), { recursive: true });
+      linkSync(file, target); // the same file (and modification time) in every phase's landing
+    }
+    log(`${tag}: bronze pass (${shards} worker${shards > 1 ? 's' : ''} on core${shards > 1 ? 's' : ''} ${p.cores.slice(0, shards).join(', ')}, ${threads} DuckDB thread${threads > 1 ? 's' : ''} each)`);
+    let t = Date.now();
+    await run('bronze', bronzeAvailableNow, {});
+    const bronzeSeconds = (Date.now() - t) / 1000;
+    log(`${tag}: silver + gold pass, silver in ${shards} shard${shards > 1 ? 's' : ''}`);
+    const since = new Date();
+    t = Date.now();
+    await run('sg', medallionPipeline, { layers: ['silver', 'gold'], silver });
+    measured = { bronzeSeconds, since, silverGoldSeconds: (Date.now() - t) / 1000, rss: workers.map((w) => peakRssMiB(w.process.pid!)) };
+  } finally {
+    await terminateRunning(client, taskQueue);
+    for (const w of workers) await stopWorker(w);
+  }
+  const silverTenths = await silverBatchTenths(lake, measured.since);
+  await dropLake(lake);
+  // Rows the silver batches read, from the event log: the landing's for one shard. How shards count
+  // rows they read but leave to another shard is theirs to say, so with several it is only reported.
+  const rowsRead = Object.values(silverTenths).reduce((n, o) => n + o.rowsIn, 0);
+  if (shards === 1 && rowsRead !== p.rows) throw new Error(`${tag}: silver's batches read ${rowsRead} rows, expected ${p.rows}`);
+  const { bronzeSeconds, silverGoldSeconds } = measured;
+  return {
+    shards, workers: shards, cores: p.cores.slice(0, shards), threads, bronzeSeconds, bronzeRowsPerSec: Math.round(p.rows / bronzeSeconds),
+    silverGoldSeconds, silverGoldRowsPerSec: Math.round(p.rows / silverGoldSeconds), silverToLimit: +(p.rows / silverGoldSeconds / p.silverLimit.rowsPerSec).toFixed(2),
+    silverRowsRead: rowsRead, silverTenths, workerPeakRssMiB: measured.rss, parallelEfficiency: undefined as number | undefined,
+  };
+}
+
+function scaleOutMarkdown(runs: Awaited<ReturnType<typeof scaleOut>>[]): string[] {
+  return runs.flatMap((s) => [
+    '', `Scale-out, ${s.size} (${s.files} × ${s.rowsPerFile}): silver limit on ${s.phases[0]?.threads ?? '-'} DuckDB thread(s) ${s.silverLimit.rowsPerSec.toLocaleString('en')} rows/s (${s.silverLimit.seconds.toFixed(2)} s)`, '',
+    '| silver shards | workers (cores) | DuckDB threads each | bronze rows/s | silver+gold rows/s | netpulse silver+gold / limit | parallel efficiency | silver batch ms, first / last tenth, per shard | worker peak RSS |',
+    `|${'---|'.repeat(9)}`,
+    ...s.phases.map((p) => `| ${p.shards} | ${p.workers} (${p.cores.join(', ')}) | ${p.threads} | ${p.bronzeRowsPerSec.toLocaleString('en')} (${p.bronzeSeconds.toFixed(2)} s) | ${p.silverGoldRowsPerSec.toLocaleString('en')} (${p.silverGoldSeconds.toFixed(2)} s) | ${p.silverToLimit} | ${p.parallelEfficiency ?? '-'} | ${tenthsCell(p.silverTenths as Record<string, BatchTenths>)} | ${p.workerPeakRssMiB.join(' / ')} MiB |`),
+  ]);
 }
 
 function percentile(values: number[], p: number): number {
@@ -259,13 +361,16 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
   return { watcher: Boolean(watcher), interval: Number(arg('interval', '0.2')), files: rows.length, goldReached: gold.length, passes: status.totals.passes, toBronzeMs: stats(bronze), toGoldMs: stats(gold), workerPeakRssMiB: rssMiB, dataPasses: Number(passes.passes), dataPassMeanMs: Number(passes.mean_ms), activityMsPerPass: perPassMs };
 }
 
-function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Awaited<ReturnType<typeof continuousLatency>> | undefined, machine: string, lakeAt: string): string {
+function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Awaited<ReturnType<typeof continuousLatency>> | undefined, machine: string, lakeAt: string,
+  scale: Awaited<ReturnType<typeof scaleOut>>[] = []): string {
   const lines = [
     `# netpulse benchmark — ${new Date().toISOString()}`, '', `Machine: ${machine}`, '', `Lake data files: ${lakeAt}`, '', `Command: \`node dist/bench/run.js ${process.argv.slice(2).join(' ')}\``, '',
-    '| size | workers | files × rows | DuckLake limit rows/s | DuckDB-file limit rows/s | file limit + lineage rows/s | bronze pipeline rows/s | pipeline / DuckLake limit | pipeline / file limit | pipeline / file limit + lineage | batches | Temporal overhead / batch: 4 sources / 1 source | warm-up passes (cold): bronze / silver+gold; empty pass (warm) | silver+gold rows/s (s: silver + gold) | silver+gold / bronze | silver batch ms, first / last tenth | landing → gold, whole size | worker peak RSS after bronze / at end | lake data files |',
-    `|${'---|'.repeat(19)}`,
-    ...results.map((r) => `| ${r.size} | ${r.workers} | ${r.files} × ${r.rowsPerFile} | ${r.duckLakeRowsPerSec.toLocaleString('en')} (${r.duckLakeSeconds.toFixed(2)} s) | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratioToDuckLake} | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} / ${r.singleSourceOverheadPerBatchMs} ms | ${r.coldEmptyPassMs} / ${r.coldSilverGoldMs}; ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s: ${r.silverSeconds.toFixed(1)} + ${r.goldSeconds.toFixed(1)}) | ${r.silverToBronze} | ${tenthsCell(r.silverTenths)} | ${r.endToEndSeconds} s | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeDataFiles} (${r.lakeMiB} MiB) |`),
+    '| size | workers | files × rows | DuckLake limit rows/s | DuckDB-file limit rows/s | file limit + lineage rows/s | bronze pipeline rows/s | pipeline / DuckLake limit | pipeline / file limit | pipeline / file limit + lineage | batches | Temporal overhead / batch: 4 sources / 1 source | warm-up passes (cold): bronze / silver+gold; empty pass (warm) | silver+gold rows/s (s: silver + gold) | silver limit rows/s | netpulse silver+gold / limit | silver+gold / bronze | silver batch ms, first / last tenth | landing → gold, whole size | worker peak RSS after bronze / at end | lake data files |',
+    `|${'---|'.repeat(21)}`,
+    ...results.map((r) => `| ${r.size} | ${r.workers} | ${r.files} × ${r.rowsPerFile} | ${r.duckLakeRowsPerSec.toLocaleString('en')} (${r.duckLakeSeconds.toFixed(2)} s) | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratioToDuckLake} | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} / ${r.singleSourceOverheadPerBatchMs} ms | ${r.coldEmptyPassMs} / ${r.coldSilverGoldMs}; ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s: ${r.silverSeconds.toFixed(1)} + ${r.goldSeconds.toFixed(1)}) | ${r.silverLimitRowsPerSec.toLocaleString('en')} (${r.silverLimit.seconds.toFixed(2)} s) | ${r.silverToLimit} | ${r.silverToBronze} | ${tenthsCell(r.silverTenths)} | ${r.endToEndSeconds} s | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeDataFiles} (${r.lakeMiB} MiB) |`),
   ];
+  if (results.length === 0) lines.splice(-2, 2); // a scale-out run has no size runs
+  lines.push(...scaleOutMarkdown(scale));
   if (latency) {
     lines.push('', `Continuous latency (${latency.files} files, one a second; interval ${latency.interval} s${latency.watcher ? ' with the landing watcher' : ''}; ${latency.passes} passes; worker peak RSS ${latency.workerPeakRssMiB} MiB):`, '',
       '| | p50 | p95 | max |', '|---|---|---|---|',
@@ -278,6 +383,12 @@ function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Await
 
 const USAGE = `usage: node dist/bench/run.js [--sizes small,medium,large] [--two-workers medium|none]
        [--latency-seconds 60] [--max-files 1000] [--interval 0.2] [--watch] [--shuffle-hours 0] [--devices 0] [--s3]
+       [--duckdb-threads N] [--worker-cores 0,1] [--scale-out [--scale-out-shards 1,2]]
+--duckdb-threads N: every DuckDB of the run (the limits', each worker's) on N threads (NETPULSE_DUCKDB_THREADS).
+--worker-cores 0,1: workers pinned to these cores in turn (taskset -c).
+--scale-out: instead of the size runs, each size's landing through silver in 1 shard on one worker pinned to
+core 0, then in 2 shards on two workers pinned to cores 0 and 1, each with 1 DuckDB thread (or --duckdb-threads);
+parallel efficiency = 2-shard rows/s / (2 × 1-shard rows/s). --scale-out-shards: the shard counts (1 first).
 Starts its own Temporal dev server and PostgreSQL catalog (or uses TEMPORAL_ADDRESS, NETPULSE_CATALOG);
 writes bench/results/<date>.md and .json. Sizes: ${Object.entries(SIZES).map(([k, v]) => `${k} ${v.files} × ${v.rows}`).join(', ')}.`;
 
@@ -288,7 +399,28 @@ async function main(): Promise<void> {
   }
   const sizes = arg('sizes', 'small,medium').split(',').filter(Boolean);
   for (const s of sizes) if (!SIZES[s]) throw new Error(`--sizes: unknown size "${s}" (small, medium, large)`);
-  const latencySeconds = Number(arg('latency-seconds', '60'));
+  const scale = process.argv.includes('--scale-out');
+  const shardCounts = arg('scale-out-shards', '1,2').split(',').filter(Boolean).map(Number);
+  if (scale) {
+    if (shardCounts[0] !== 1 || shardCounts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--scale-out-shards: whole numbers ≥ 1, starting with 1, got "${arg('scale-out-shards', '1,2')}"`);
+    if (Math.max(...shardCounts) > os.cpus().length) throw new Error(`--scale-out-shards: one core per shard's worker, and this machine has ${os.cpus().length}`);
+    if (shardCounts.some((n) => n > 1) && !silverInputSchema.safeParse({ shards: 2 }).success) {
+      throw new Error('--scale-out: this build\'s silver takes no shards (pipeline input silver.shards); until it does, run with --scale-out-shards 1');
+    }
+    tasksetPath(); // pinning is the point: fail now, not after the landing is written
+    process.env.NETPULSE_DUCKDB_THREADS ??= '1';
+  }
+  if (process.argv.includes('--duckdb-threads')) process.env.NETPULSE_DUCKDB_THREADS = arg('duckdb-threads', '');
+  const threads = duckdbThreads(); // validated before anything starts; workers inherit it
+  if (process.argv.includes('--worker-cores')) {
+    try {
+      WORKER_CORES = parseCores(arg('worker-cores', ''));
+    } catch (error) {
+      throw new Error(`--worker-cores: ${(error as Error).message}`);
+    }
+    tasksetPath();
+  }
+  const latencySeconds = Number(arg('latency-seconds', scale ? '0' : '60'));
   if (!Number.isInteger(latencySeconds) || latencySeconds < 0) throw new Error(`--latency-seconds: expected a whole number ≥ 0, got "${arg('latency-seconds', '60')}"`);
   const server = process.env.TEMPORAL_ADDRESS ? undefined : await startDevServer();
   const devCatalog = catalog ? undefined : await startDevCatalog();
@@ -296,7 +428,8 @@ async function main(): Promise<void> {
   const address = process.env.TEMPORAL_ADDRESS ?? server!.address;
   const client = new Client({ connection: await Connection.connect({ address }) });
   const duckdb = await withConnection(':memory:', async (db) => String((await db.runAndReadAll('SELECT version()')).getRows()[0][0]));
-  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, DuckDB ${duckdb} via @duckdb/node-api, DuckLake on a local PostgreSQL catalog, Temporal CLI dev server (SQLite in memory)`;
+  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, DuckDB ${duckdb} via @duckdb/node-api, DuckLake on a local PostgreSQL catalog, Temporal CLI dev server (SQLite in memory)`
+    + `${threads ? `; DuckDB on ${threads} thread${threads > 1 ? 's' : ''} per process` : ''}${WORKER_CORES ? `; workers pinned to cores ${WORKER_CORES.join(', ')}` : ''}`;
   try {
     if (process.argv.includes('--s3')) {
       s3 = await startDevS3(mkdtempSync(path.join(os.tmpdir(), 'netpulse-bench-s3-')));
@@ -305,17 +438,22 @@ async function main(): Promise<void> {
     const lakeAt = s3 ? `S3, SeaweedFS on loopback (${s3.env.NETPULSE_S3_ENDPOINT}): s3://${s3.bucket}/<catalog schema>/lake; landing on local disk`
       : `local disk (${path.join(os.tmpdir(), 'netpulse-bench-<size>-*/lake-<tag>')}); landing on local disk`;
     const results = [];
-    for (const size of sizes) results.push(await runSize(client, address, size, SIZES[size]));
+    const scaleRuns = [];
+    if (scale) {
+      const cores = WORKER_CORES ?? Array.from({ length: Math.max(...shardCounts) }, (_, k) => k); // worker k on core k
+      if (cores.length < Math.max(...shardCounts)) throw new Error(`--worker-cores: ${Math.max(...shardCounts)} shards need as many cores, got ${cores.join(',')}`);
+      for (const size of sizes) scaleRuns.push(await scaleOut(client, address, size, SIZES[size], shardCounts, cores, threads ?? 1));
+    } else for (const size of sizes) results.push(await runSize(client, address, size, SIZES[size]));
     // Several workers on one task queue and one catalog: medium again with two worker processes.
-    const twoWorkers = arg('two-workers', 'medium').split(',').filter((s) => s && s !== 'none');
+    const twoWorkers = scale ? [] : arg('two-workers', 'medium').split(',').filter((s) => s && s !== 'none');
     for (const size of twoWorkers) results.push(await runSize(client, address, size, SIZES[size], 2));
     const latency = latencySeconds > 0 ? await continuousLatency(client, address, latencySeconds) : undefined;
     const outDir = path.join(root, 'bench', 'results');
     mkdirSync(outDir, { recursive: true });
     const stamp = new Date().toISOString().slice(0, 16).replace(/[:T]/g, '-');
-    const md = markdown(results, latency, machine, lakeAt);
+    const md = markdown(results, latency, machine, lakeAt, scaleRuns);
     writeFileSync(path.join(outDir, `${stamp}.md`), md);
-    writeFileSync(path.join(outDir, `${stamp}.json`), JSON.stringify({ machine, duckdb, lake: s3 ? 's3' : 'local', lakeAt, results, latency }, null, 2));
+    writeFileSync(path.join(outDir, `${stamp}.json`), JSON.stringify({ machine, duckdb, lake: s3 ? 's3' : 'local', lakeAt, duckdbThreads: threads, workerCores: WORKER_CORES, results, scaleOut: scaleRuns, latency }, null, 2));
     console.log(md);
     log(`written to bench/results/${stamp}.md`);
   } finally {

@@ -4,6 +4,7 @@
 //
 //   node dist/bench/plain-run.js --size medium [--shuffle-hours 20] [--devices 0] [--bench-extras]
 //   node dist/bench/plain-run.js --landing <dir>     # a landing of your own (read, not changed)
+//   … --silver-shards N                             # the CLI's --silver-shards (default: the worker's, else 2)
 //
 // --bench-extras: the landing also holds what the bench's silver + gold pass reads besides the
 // size's files (its warm-up files and its one-source files), so silver reads the same rows.
@@ -48,7 +49,8 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 1500)); // as the bench: worker start is not part of a pass
     log(`${size}: node dist/client/cli.js run --landing ${landing} --json (${rows} rows)`);
     const t = Date.now();
-    const cli = spawnSync(process.execPath, [path.join(config.projectRoot, 'dist', 'client', 'cli.js'), 'run', '--landing', landing, '--json'], {
+    const shards = process.argv.includes('--silver-shards') ? ['--silver-shards', arg('silver-shards', '')] : [];
+    const cli = spawnSync(process.execPath, [path.join(config.projectRoot, 'dist', 'client', 'cli.js'), 'run', '--landing', landing, ...shards, '--json'], {
       env: { ...process.env, TEMPORAL_ADDRESS: server.address, NETPULSE_TASK_QUEUE: worker.taskQueue, NETPULSE_LANDING_ROOTS: given ? landing : dir, NETPULSE_LOG_LEVEL: 'WARN' },
       encoding: 'utf8', maxBuffer: 64 * 2 ** 20,
     });
@@ -66,7 +68,7 @@ async function main(): Promise<void> {
     const result = {
       size, ...spec, shape, extras, rows, cliWallSeconds: wallSeconds, passSeconds: seconds(pass),
       bronze: { seconds: bronzeSeconds, rows: pass.bronze.reduce((n, b) => n + b.rows, 0), batches: pass.bronze.reduce((n, b) => n + b.batches, 0) },
-      silver: { seconds: seconds(pass.silver!), events: pass.silver!.rows, quarantined: pass.silver!.quarantined, batches: pass.silver!.batches, details: pass.silver!.details },
+      silver: { shards: pass.silverShards?.length ?? 1, seconds: seconds(pass.silver!), events: pass.silver!.rows, quarantined: pass.silver!.quarantined, batches: pass.silver!.batches, details: pass.silver!.details },
       gold: { seconds: seconds(pass.gold!), batches: pass.gold!.batches },
       // The bench's measure: the pipeline's wall time from the end of bronze to the end of the pass (silver, gold, the pass's log row).
       silverGoldSeconds: (Date.parse(pass.finishedAt) - Math.max(...pass.bronze.map((b) => Date.parse(b.finishedAt)))) / 1000,

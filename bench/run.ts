@@ -16,7 +16,7 @@ import { dropLake } from '../lake/admin';
 import { withConnection, sqlString, closeAllInstances } from '../lake/duckdb';
 import { startDevCatalog } from '../scripts/dev-catalog';
 import { startDevS3, type DevS3 } from '../scripts/dev-s3';
-import { DEFAULT_SOURCES } from '../rules/bronze';
+import { bronzeWorkflowId, DEFAULT_SOURCES } from '../rules/bronze';
 import { startDevServer } from '../scripts/dev-server';
 import { bronzeAvailableNow } from '../workflows/bronze';
 import { medallionPipeline, pipelineStatusQuery } from '../workflows/pipeline';
@@ -25,7 +25,7 @@ import { timeSilverLimit, type SilverLimit } from './silver-limit';
 import {
   activitySeconds, minus, parseCores, peakRssMiB, silverBatchTenths, SIZES, tasksetPath, tenthsCell, terminateRunning, type BatchTenths, type Worker, startWorker, stopWorker, sum, writeSingleSourceLanding, writeSizeLanding, writeWarmupLanding,
 } from './harness';
-import { silverInputSchema } from '../rules/layers';
+import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID, silverInputSchema } from '../rules/layers';
 import { duckdbThreads } from '../lake/duckdb';
 import type { SilverWorkflowInput } from '../rules/layers';
 import { watchLanding } from '../client/watch';
@@ -36,6 +36,8 @@ const SHUFFLE_HOURS = Number(arg('shuffle-hours', '0'));
 /** --devices N: events from a population of N devices (0: a new random address for nearly every row). */
 const DEVICES = Number(arg('devices', '0'));
 const SHAPE = { shuffleHours: SHUFFLE_HOURS, devices: DEVICES };
+/** --silver-shards N: the shards silver's lake is made with (pipeline input silver.shards); unset, the worker's default (NETPULSE_SILVER_SHARDS, else 2). */
+const SILVER: { silver?: SilverWorkflowInput } = process.argv.includes('--silver-shards') ? { silver: { shards: Number(arg('silver-shards', '')) } } : {};
 /** --worker-cores 0,1: the bench's workers pinned to these cores (taskset -c), in turn; unset, not pinned. */
 let WORKER_CORES: number[] | undefined; // set in main
 /** --s3: the lakes' data files on a SeaweedFS of the bench's own (scripts/dev-s3.ts); landing stays on local disk. */
@@ -135,7 +137,7 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   const coldEmptyPassMs = Date.now() - t;
   t = Date.now();
   const warmupSilverGold = await client.workflow.execute(medallionPipeline, {
-    taskQueue: worker.taskQueue, workflowId: `bench-sg-${tag}-warmup-${Date.now()}`, args: [{ landingPath: landing, layers: ['silver', 'gold'] }],
+    taskQueue: worker.taskQueue, workflowId: `bench-sg-${tag}-warmup-${Date.now()}`, args: [{ landingPath: landing, layers: ['silver', 'gold'], ...SILVER }],
   });
   const coldSilverGoldMs = Date.now() - t;
   if (warmupSilverGold?.silver?.details?.rowsIn !== warmupRows) throw new Error(`the warm-up silver pass read ${warmupSilverGold?.silver?.details?.rowsIn} rows, expected ${warmupRows}`);
@@ -154,7 +156,7 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   const batches = summaries.reduce((n, s) => n + s.batches, 0);
   const rowsIn = summaries.reduce((n, s) => n + s.rows, 0);
   if (rowsIn !== totalRows) throw new Error(`bronze took ${rowsIn} rows, expected ${totalRows}`);
-  const sourceIds = DEFAULT_SOURCES.map((s) => `bronze-${s.name.replace(/_/g, '-')}`);
+  const sourceIds = DEFAULT_SOURCES.map((s) => bronzeWorkflowId(s));
   // Each source's pass: wall time minus the time its activities took, over all its batches.
   const orchestrationMs = summaries.reduce((n, s) => n + Date.parse(s.finishedAt) - Date.parse(s.startedAt) - (s.activityMs ?? 0), 0);
   const overheadPerBatchMs = orchestrationMs / Math.max(1, batches);
@@ -171,7 +173,7 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
   const silverGoldStart = new Date();
   t = Date.now();
   const pass = await client.workflow.execute(medallionPipeline, {
-    taskQueue: worker.taskQueue, workflowId: `bench-sg-${tag}-${Date.now()}`, args: [{ landingPath: landing, layers: ['silver', 'gold'] }],
+    taskQueue: worker.taskQueue, workflowId: `bench-sg-${tag}-${Date.now()}`, args: [{ landingPath: landing, layers: ['silver', 'gold'], ...SILVER }],
   });
   const silverGoldSeconds = (Date.now() - t) / 1000;
   const silverGoldActivity = minus(await activitySeconds(worker), activityBeforeSilverGold);
@@ -189,7 +191,10 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
     taskQueue: worker.taskQueue, workflowId: `${bronzeId}-single`, args: [{ landingPath: landing, sources: [oneSource] }],
   });
   const singleSourceOverheadPerBatchMs = (Date.parse(single.finishedAt) - Date.parse(single.startedAt) - (single.activityMs ?? 0)) / Math.max(1, single.batches);
-  for (const id of [...sourceIds, 'silver', 'gold']) await client.workflow.getHandle(id).terminate('bench done').catch(() => undefined);
+  // The owners, by id (the next size reuses them), and whatever else still runs on the task queue.
+  const silverIds = pass?.silverShards?.map((s) => s.source) ?? [SILVER_WORKFLOW_ID];
+  for (const id of [...sourceIds, ...silverIds, GOLD_WORKFLOW_ID]) await client.workflow.getHandle(id).terminate('bench done').catch(() => undefined);
+  await terminateRunning(client, worker.taskQueue);
   for (const w of workers) await stopWorker(w);
   const dataFiles = await lakeFiles(lake);
   const silverTenths = await silverBatchTenths(lake, silverGoldStart);
@@ -204,7 +209,7 @@ async function runSize(client: Client, address: string, name: string, spec: { fi
     batches, activitySeconds: activity, activityTotalSeconds: +sum(activity).toFixed(3), overheadPerBatchMs: Math.round(overheadPerBatchMs),
     singleSourceBatches: single.batches, singleSourceOverheadPerBatchMs: Math.round(singleSourceOverheadPerBatchMs), coldEmptyPassMs, emptyPassMs,
     coldSilverGoldMs, silverGoldSeconds, silverSeconds: layerSeconds(pass?.silver), goldSeconds: layerSeconds(pass?.gold),
-    silverGoldActivitySeconds: silverGoldActivity, silverEvents: pass?.silver?.rows ?? 0, silverRowsPerSec: Math.round(totalRows / silverGoldSeconds),
+    silverShards: pass?.silverShards?.length ?? 1, silverGoldActivitySeconds: silverGoldActivity, silverEvents: pass?.silver?.rows ?? 0, silverRowsPerSec: Math.round(totalRows / silverGoldSeconds),
     silverLimit, silverLimitRowsPerSec: silverLimit.rowsPerSec, silverToLimit: +(totalRows / silverGoldSeconds / silverLimit.rowsPerSec).toFixed(2),
     silverToBronze: +(totalRows / silverGoldSeconds / (totalRows / bronzeSeconds)).toFixed(2),
     endToEndSeconds: +(bronzeSeconds + silverGoldSeconds).toFixed(1), silverTenths,
@@ -249,8 +254,7 @@ async function scalePhase(client: Client, address: string, tag: string, p: {
   const lake = benchLake(p.dir, `scale${p.phase}`);
   const taskQueue = `bench-scale-${p.phase}-${Date.now().toString(36)}`;
   const common = { landingPath: landing, workflowIdPrefix: `s${p.phase}-${Date.now().toString(36)}-` };
-  // One shard is today's silver: no shards field, so this phase runs before silver has them too.
-  const silver = (shards === 1 ? {} : { shards }) as SilverWorkflowInput;
+  const silver: SilverWorkflowInput = { shards };
   const run = (kind: string, workflow: typeof bronzeAvailableNow | typeof medallionPipeline, args: object) =>
     client.workflow.execute(workflow as typeof medallionPipeline, { taskQueue, workflowId: `bench-${kind}-${tag}-${Date.now()}`, args: [{ ...common, ...args }] });
   const workers: Worker[] = [];
@@ -330,7 +334,7 @@ async function continuousLatency(client: Client, address: string, seconds: numbe
   const status = await handle.query(pipelineStatusQuery);
   const activityMs = minus(await activitySeconds(worker), {});
   await handle.cancel();
-  for (const wid of ['bronze-celular-conectado', 'silver', 'gold']) await client.workflow.getHandle(wid).terminate('bench done').catch(() => undefined);
+  await terminateRunning(client, worker.taskQueue);
   const rssMiB = peakRssMiB(worker.process.pid!);
   await stopWorker(worker);
   // landing → bronze: file mtime → its bronze commit (snapshot); landing → gold: → the first gold
@@ -365,9 +369,9 @@ function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Await
   scale: Awaited<ReturnType<typeof scaleOut>>[] = []): string {
   const lines = [
     `# netpulse benchmark — ${new Date().toISOString()}`, '', `Machine: ${machine}`, '', `Lake data files: ${lakeAt}`, '', `Command: \`node dist/bench/run.js ${process.argv.slice(2).join(' ')}\``, '',
-    '| size | workers | files × rows | DuckLake limit rows/s | DuckDB-file limit rows/s | file limit + lineage rows/s | bronze pipeline rows/s | pipeline / DuckLake limit | pipeline / file limit | pipeline / file limit + lineage | batches | Temporal overhead / batch: 4 sources / 1 source | warm-up passes (cold): bronze / silver+gold; empty pass (warm) | silver+gold rows/s (s: silver + gold) | silver limit rows/s | netpulse silver+gold / limit | silver+gold / bronze | silver batch ms, first / last tenth | landing → gold, whole size | worker peak RSS after bronze / at end | lake data files |',
+    '| size | workers | files × rows | DuckLake limit rows/s | DuckDB-file limit rows/s | file limit + lineage rows/s | bronze pipeline rows/s | pipeline / DuckLake limit | pipeline / file limit | pipeline / file limit + lineage | batches | Temporal overhead / batch: 4 sources / 1 source | warm-up passes (cold): bronze / silver+gold; empty pass (warm) | silver+gold rows/s (s: silver + gold; silver shards) | silver limit rows/s | netpulse silver+gold / limit | silver+gold / bronze | silver batch ms, first / last tenth | landing → gold, whole size | worker peak RSS after bronze / at end | lake data files |',
     `|${'---|'.repeat(21)}`,
-    ...results.map((r) => `| ${r.size} | ${r.workers} | ${r.files} × ${r.rowsPerFile} | ${r.duckLakeRowsPerSec.toLocaleString('en')} (${r.duckLakeSeconds.toFixed(2)} s) | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratioToDuckLake} | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} / ${r.singleSourceOverheadPerBatchMs} ms | ${r.coldEmptyPassMs} / ${r.coldSilverGoldMs}; ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s: ${r.silverSeconds.toFixed(1)} + ${r.goldSeconds.toFixed(1)}) | ${r.silverLimitRowsPerSec.toLocaleString('en')} (${r.silverLimit.seconds.toFixed(2)} s) | ${r.silverToLimit} | ${r.silverToBronze} | ${tenthsCell(r.silverTenths)} | ${r.endToEndSeconds} s | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeDataFiles} (${r.lakeMiB} MiB) |`),
+    ...results.map((r) => `| ${r.size} | ${r.workers} | ${r.files} × ${r.rowsPerFile} | ${r.duckLakeRowsPerSec.toLocaleString('en')} (${r.duckLakeSeconds.toFixed(2)} s) | ${r.baselineRowsPerSec.toLocaleString('en')} (${r.baselineSeconds.toFixed(2)} s) | ${r.lineageRowsPerSec.toLocaleString('en')} (${r.lineageSeconds.toFixed(2)} s) | ${r.bronzeRowsPerSec.toLocaleString('en')} (${r.bronzeSeconds.toFixed(2)} s) | ${r.ratioToDuckLake} | ${r.ratio} | ${r.ratioToLineage} | ${r.batches} | ${r.overheadPerBatchMs} / ${r.singleSourceOverheadPerBatchMs} ms | ${r.coldEmptyPassMs} / ${r.coldSilverGoldMs}; ${r.emptyPassMs} ms | ${r.silverRowsPerSec.toLocaleString('en')} (${r.silverGoldSeconds.toFixed(2)} s: ${r.silverSeconds.toFixed(1)} + ${r.goldSeconds.toFixed(1)}; ${r.silverShards} shard${r.silverShards > 1 ? 's' : ''}) | ${r.silverLimitRowsPerSec.toLocaleString('en')} (${r.silverLimit.seconds.toFixed(2)} s) | ${r.silverToLimit} | ${r.silverToBronze} | ${tenthsCell(r.silverTenths)} | ${r.endToEndSeconds} s | ${r.workerPeakRssAfterBronzeMiB} / ${r.workerPeakRssMiB} MiB | ${r.lakeDataFiles} (${r.lakeMiB} MiB) |`),
   ];
   if (results.length === 0) lines.splice(-2, 2); // a scale-out run has no size runs
   lines.push(...scaleOutMarkdown(scale));
@@ -383,7 +387,8 @@ function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Await
 
 const USAGE = `usage: node dist/bench/run.js [--sizes small,medium,large] [--two-workers medium|none]
        [--latency-seconds 60] [--max-files 1000] [--interval 0.2] [--watch] [--shuffle-hours 0] [--devices 0] [--s3]
-       [--duckdb-threads N] [--worker-cores 0,1] [--scale-out [--scale-out-shards 1,2]]
+       [--silver-shards N] [--duckdb-threads N] [--worker-cores 0,1] [--scale-out [--scale-out-shards 1,2]]
+--silver-shards N: silver's lake made with N shards (default: the worker's, NETPULSE_SILVER_SHARDS, else 2).
 --duckdb-threads N: every DuckDB of the run (the limits', each worker's) on N threads (NETPULSE_DUCKDB_THREADS).
 --worker-cores 0,1: workers pinned to these cores in turn (taskset -c).
 --scale-out: instead of the size runs, each size's landing through silver in 1 shard on one worker pinned to

@@ -278,6 +278,15 @@ export async function overCapacityLake(tag: string) {
   return { landing, lake, sources, workflowIdPrefix, ids, taskQueue, clients: Object.values(OVER_CAPACITY).flat() };
 }
 
+/** The owners the Web UI lists as parked (search attribute NetpulseParked) with id `workflowId`, once there are any. */
+export async function listedAsParked(client: Client, workflowId: string): Promise<string[]> {
+  return waitFor('the parked search attribute', async () => {
+    const found: string[] = [];
+    for await (const e of client.workflow.list({ query: `NetpulseParked = true AND WorkflowId = "${workflowId}"` })) found.push(e.workflowId);
+    return found.length > 0 ? found : undefined;
+  }, 20_000);
+}
+
 /** The first process to reach a failpoint in any of `dirs` (lake/failpoints.ts): its pid and the batch it was about to commit. */
 export async function firstFailpoint(dirs: string[], timeoutMs: number): Promise<{ pid: number; batchId: string }> {
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {

@@ -16,7 +16,7 @@ import { writeSyntheticLanding } from '../bench/landing-maker';
 import { DEFAULT_SCENARIOS } from '../rules/generator';
 import { startDevServer } from '../scripts/dev-server';
 import {
-  cli, closeTestResources, landingFile, lakeEnv, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient,
+  cli, closeTestResources, landingFile, lakeEnv, listedAsParked, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll, testClient,
   testLake, testPipeline, uniqueId, waitFor, withWorker,
 } from './helpers';
 import { faultSuite } from './fault-report';
@@ -256,12 +256,7 @@ faultCase('a poison batch is parked after its retries while the other sources, s
     expect(pass.silver!.rows).toBeGreaterThan(0);
     // Shown: the Web UI's search attribute, the event log, `owners list` and `status`.
     const owner = bronzeWorkflowId(poisoned, input.workflowIdPrefix);
-    const listed = await waitFor('the parked search attribute', async () => {
-      const found: string[] = [];
-      for await (const e of client.workflow.list({ query: `NetpulseParked = true AND WorkflowId = "${owner}"` })) found.push(e.workflowId);
-      return found.length > 0 ? found : undefined;
-    }, 20_000);
-    expect(listed).toEqual([owner]);
+    expect(await listedAsParked(client, owner)).toEqual([owner]);
     expect(await sqlRows(`SELECT kind, batch_id FROM lake.event_log WHERE kind = 'parked'`, lake)).toEqual([{ kind: 'parked', batch_id: `bronze.${poisoned.name}:0` }]);
     const cliEnv = env();
     const list = await cli(['owners', 'list'], cliEnv);

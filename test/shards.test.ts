@@ -8,7 +8,7 @@ import { silverShards, silverShardTables } from '../rules/shards';
 import { medallionPipeline } from '../workflows/pipeline';
 import { rmSync, writeFileSync } from 'node:fs';
 import {
-  cli, cliLake, closeTestResources, firstFailpoint, landingFile, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll,
+  cli, cliLake, closeTestResources, firstFailpoint, landingFile, listedAsParked, type Row, sqlRows, startWorkerProcess, stopProcess, tempDir, terminateAll,
   testClient, testLake, testSources, uniqueId, waitFor, withWorker,
 } from './helpers';
 import { buildDashboard } from '../client/dashboard';
@@ -208,12 +208,7 @@ test('a poison batch parks one shard while the other shard and gold go on; statu
     expect(await one(lake, 'SELECT count(*) FROM silver.device_state_1_of_2')).toBe(0);
 
     // Said by: the Web UI's search attribute, `owners list`, `status` and the dashboard's health panel.
-    const listed = await waitFor('the parked search attribute', async () => {
-      const found: string[] = [];
-      for await (const e of client.workflow.list({ query: `NetpulseParked = true AND WorkflowId = "${owner}"` })) found.push(e.workflowId);
-      return found.length > 0 ? found : undefined;
-    }, 20_000);
-    expect(listed).toEqual([owner]);
+    expect(await listedAsParked(client, owner)).toEqual([owner]);
     expect((await cli(['owners', 'list'], env)).stdout).toMatch(new RegExp(`${owner}.*${owner}:0 since .*injected poison`));
     const status = await cli(['status'], env);
     expect(status.stdout).toMatch(new RegExp(`${owner} .*${owner}:0 since .*injected poison`));

@@ -46,9 +46,11 @@ export async function runWorker(): Promise<void> {
     // Temporal's worker metrics (task latencies, activity and local activity execution time), for Prometheus.
     ...(metrics && { telemetryOptions: { metrics: { prometheus: { bindAddress: metrics } } } }),
   });
-  // A misconfigured adapter stops the worker now, not at the first approved throttle; so does a bad thread count, not at the first batch.
+  // A misconfigured adapter stops the worker now, not at the first approved throttle; so do a bad
+  // thread count and a bad silver shard count, not at the first batch.
   const enforcement = enforcementFromEnv();
   duckdbThreads();
+  void config.silverShards;
   const worker = await createNetpulseWorker({ deps: { enforcement } });
   Runtime.instance().logger.info('netpulse worker started', {
     throttleAdapter: enforcement.adapter,

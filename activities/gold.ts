@@ -13,7 +13,7 @@ import { GOLD_TABLES, goldOptionsSchema, INCREMENTAL_KEYS, type GoldCheckpoint, 
 import type { LakeDeps } from './context';
 import { batchLog, heartbeatEvery } from './context';
 import { silverShardOwner, silverShards, silverShardTables } from '../rules/shards';
-import { allShardsSql, recordedShardCount, SILVER_VIEWS } from '../lake/silver-layout';
+import { allShardsSql, recordedShardCount, shardCountAt, SILVER_VIEWS } from '../lake/silver-layout';
 
 /** Tables whose SQL reads their own previous rows need explicit columns to be created. */
 const SELF_REFERENCING: Record<string, string> = {
@@ -144,7 +144,7 @@ export function goldActivities(deps: LakeDeps) {
     const stopHeartbeat = heartbeatEvery(5000, () => ({ phase: 'refreshing', tables: GOLD_TABLES.length }));
     return withLake(deps.lake, async (db) => {
       // One snapshot for every read of silver: shards commit while gold refreshes.
-      const silver = { shards: (await recordedShardCount(db)) ?? 1, snapshot: request.silverToSnapshot };
+      const silver = { shards: await shardCountAt(db, request.silverToSnapshot), snapshot: request.silverToSnapshot };
       const deviceState = await stageDevices(db, silver);
       await stageInputs(db, request, silver, deviceState);
       await ensureGold(db, request, silver);

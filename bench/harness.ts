@@ -147,3 +147,38 @@ export function tenthsCell(tenths: Record<string, BatchTenths>): string {
   if (owners.length === 0) return '-';
   return owners.map(([owner, t]) => `${owners.length > 1 ? `${owner}: ` : ''}${t.firstMs} / ${t.lastMs} (${t.batches} batches)`).join('; ');
 }
+
+/** CPU seconds a process has used (user + system, /proc/<pid>/stat), its children not counted. */
+export function processCpuSeconds(pid: number): number {
+  // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ: 100 on Linux
+}
+
+/** CPU seconds the whole machine has been busy (every core: user, nice, system, irq, softirq, steal; /proc/stat). */
+export function machineBusySeconds(): number {
+  const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  return (user + nice + system + irq + softirq + steal) / 100;
+}
+
+/**
+ * Where the machine's CPU went while `work` ran: the given processes (the workers) and everything
+ * else (the catalog's PostgreSQL, the Temporal server, the bench itself), against wall time × cores.
+ */
+export async function cpuDuring(pids: number[], work: () => Promise<void>): Promise<{ workersSeconds: number; othersSeconds: number; coreSeconds: number }> {
+  const workers = () => pids.reduce((n, pid) => n + processCpuSeconds(pid), 0);
+  const [busy0, workers0, t0] = [machineBusySeconds(), workers(), Date.now()];
+  await work();
+  const [busy, workersUsed] = [machineBusySeconds() - busy0, workers() - workers0];
+  return {
+    workersSeconds: +workersUsed.toFixed(1), othersSeconds: +Math.max(0, busy - workersUsed).toFixed(1),
+    coreSeconds: +(((Date.now() - t0) / 1000) * os.cpus().length).toFixed(1),
+  };
+}
+
+/** Gold's refresh time in the event log since `since` (seconds): the part of a silver + gold pass that is gold's. */
+export async function goldSeconds(lake: LakeConfig, since: Date): Promise<number> {
+  const [[ms]] = await withLake(lake, async (db) => (await db.runAndReadAll(`SELECT coalesce(sum(duration_ms), 0) FROM lake.event_log
+    WHERE kind = 'batch' AND layer = 'gold' AND logged_at >= ${sqlString(since.toISOString())}::TIMESTAMPTZ`)).getRows());
+  return Number(ms) / 1000;
+}

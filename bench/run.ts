@@ -23,7 +23,7 @@ import { medallionPipeline, pipelineStatusQuery } from '../workflows/pipeline';
 import { writeSyntheticLanding } from './landing-maker';
 import { timeSilverLimit, type SilverLimit } from './silver-limit';
 import {
-  activitySeconds, minus, parseCores, peakRssMiB, silverBatchTenths, SIZES, tasksetPath, tenthsCell, terminateRunning, type BatchTenths, type Worker, startWorker, stopWorker, sum, writeSingleSourceLanding, writeSizeLanding, writeWarmupLanding,
+  activitySeconds, cpuDuring, goldSeconds, minus, parseCores, peakRssMiB, silverBatchTenths, SIZES, tasksetPath, tenthsCell, terminateRunning, type BatchTenths, type Worker, startWorker, stopWorker, sum, writeSingleSourceLanding, writeSizeLanding, writeWarmupLanding,
 } from './harness';
 import { GOLD_WORKFLOW_ID, SILVER_WORKFLOW_ID, silverInputSchema } from '../rules/layers';
 import { duckdbThreads } from '../lake/duckdb';
@@ -277,13 +277,16 @@ async function scalePhase(client: Client, address: string, tag: string, p: {
     log(`${tag}: silver + gold pass, silver in ${shards} shard${shards > 1 ? 's' : ''}`);
     const since = new Date();
     t = Date.now();
-    await run('sg', medallionPipeline, { layers: ['silver', 'gold'], silver });
-    measured = { bronzeSeconds, since, silverGoldSeconds: (Date.now() - t) / 1000, rss: workers.map((w) => peakRssMiB(w.process.pid!)) };
+    const cpu = await cpuDuring(workers.map((w) => w.process.pid!), async () => {
+      await run('sg', medallionPipeline, { layers: ['silver', 'gold'], silver });
+    });
+    measured = { bronzeSeconds, since, silverGoldSeconds: (Date.now() - t) / 1000, cpu, rss: workers.map((w) => peakRssMiB(w.process.pid!)) };
   } finally {
     await terminateRunning(client, taskQueue);
     for (const w of workers) await stopWorker(w);
   }
   const silverTenths = await silverBatchTenths(lake, measured.since);
+  const gold = await goldSeconds(lake, measured.since);
   await dropLake(lake);
   // Rows the silver batches read, from the event log: the landing's for one shard. How shards count
   // rows they read but leave to another shard is theirs to say, so with several it is only reported.
@@ -293,16 +296,16 @@ async function scalePhase(client: Client, address: string, tag: string, p: {
   return {
     shards, workers: shards, cores: p.cores.slice(0, shards), threads, bronzeSeconds, bronzeRowsPerSec: Math.round(p.rows / bronzeSeconds),
     silverGoldSeconds, silverGoldRowsPerSec: Math.round(p.rows / silverGoldSeconds), silverToLimit: +(p.rows / silverGoldSeconds / p.silverLimit.rowsPerSec).toFixed(2),
-    silverRowsRead: rowsRead, silverTenths, workerPeakRssMiB: measured.rss, parallelEfficiency: undefined as number | undefined,
+    silverRowsRead: rowsRead, silverTenths, goldSeconds: gold, cpu: measured.cpu, workerPeakRssMiB: measured.rss, parallelEfficiency: undefined as number | undefined,
   };
 }
 
 function scaleOutMarkdown(runs: Awaited<ReturnType<typeof scaleOut>>[]): string[] {
   return runs.flatMap((s) => [
     '', `Scale-out, ${s.size} (${s.files} × ${s.rowsPerFile}): silver limit on ${s.phases[0]?.threads ?? '-'} DuckDB thread(s) ${s.silverLimit.rowsPerSec.toLocaleString('en')} rows/s (${s.silverLimit.seconds.toFixed(2)} s)`, '',
-    '| silver shards | workers (cores) | DuckDB threads each | bronze rows/s | silver+gold rows/s | netpulse silver+gold / limit | parallel efficiency | silver batch ms, first / last tenth, per shard | worker peak RSS |',
-    `|${'---|'.repeat(9)}`,
-    ...s.phases.map((p) => `| ${p.shards} | ${p.workers} (${p.cores.join(', ')}) | ${p.threads} | ${p.bronzeRowsPerSec.toLocaleString('en')} (${p.bronzeSeconds.toFixed(2)} s) | ${p.silverGoldRowsPerSec.toLocaleString('en')} (${p.silverGoldSeconds.toFixed(2)} s) | ${p.silverToLimit} | ${p.parallelEfficiency ?? '-'} | ${tenthsCell(p.silverTenths as Record<string, BatchTenths>)} | ${p.workerPeakRssMiB.join(' / ')} MiB |`),
+    '| silver shards | workers (cores) | DuckDB threads each | bronze rows/s | silver+gold rows/s | of which gold | netpulse silver+gold / limit | parallel efficiency | silver batch ms, first / last tenth, per shard | CPU s during silver+gold: workers / catalog, Temporal, bench / wall × cores | worker peak RSS |',
+    `|${'---|'.repeat(11)}`,
+    ...s.phases.map((p) => `| ${p.shards} | ${p.workers} (${p.cores.join(', ')}) | ${p.threads} | ${p.bronzeRowsPerSec.toLocaleString('en')} (${p.bronzeSeconds.toFixed(2)} s) | ${p.silverGoldRowsPerSec.toLocaleString('en')} (${p.silverGoldSeconds.toFixed(2)} s) | ${p.goldSeconds.toFixed(2)} s | ${p.silverToLimit} | ${p.parallelEfficiency ?? '-'} | ${tenthsCell(p.silverTenths as Record<string, BatchTenths>)} | ${p.cpu.workersSeconds} / ${p.cpu.othersSeconds} / ${p.cpu.coreSeconds} | ${p.workerPeakRssMiB.join(' / ')} MiB |`),
   ]);
 }
 

@@ -32,7 +32,12 @@ async function pipelineHandle() {
 
 export function pipelineInput(options: { maxFiles?: string; landing?: string; interval?: string; silverShards?: string }, continuous: boolean): PipelineInput {
   const input: PipelineInput = { continuous, landingPath: resolveLocation(options.landing ?? config.landingDir) };
-  const shards = options.silverShards !== undefined ? Number(options.silverShards) : config.silverShards;
+  let shards: number | undefined;
+  try {
+    shards = options.silverShards !== undefined ? Number(options.silverShards) : config.silverShards;
+  } catch (error) {
+    throw new CliError((error as Error).message, 2); // NETPULSE_SILVER_SHARDS is not a shard count
+  }
   if (shards !== undefined) input.silver = { shards };
   if (options.maxFiles !== undefined) input.options = { maxFilesPerBatch: Number(options.maxFiles) };
   if (options.interval !== undefined) input.intervalSeconds = Number(options.interval);

@@ -84,6 +84,20 @@ export async function recordedShardCount(db: DuckDBConnection): Promise<number |
   return (await missingTables(db, [SILVER_VIEWS.events])).length === 0 ? 1 : undefined;
 }
 
+/**
+ * The shard count at lake snapshot `snapshot`: what a reader of silver as of that snapshot must
+ * union (a reshard after it changed the tables, not the past). One before the layout was recorded.
+ */
+export async function shardCountAt(db: DuckDBConnection, snapshot: number): Promise<number> {
+  try {
+    const rows = (await db.runAndReadAll(`SELECT shards FROM ${SILVER_LAYOUT} AT (VERSION => ${Math.trunc(snapshot)}) ORDER BY changed_at DESC LIMIT 1`)).getRows();
+    if (rows.length > 0) return Number(rows[0][0]);
+  } catch (error) {
+    if (!/does not exist/i.test((error as Error).message)) throw error;
+  }
+  return 1;
+}
+
 async function recordShardCount(db: DuckDBConnection, count: number, reason: string): Promise<void> {
   await db.run(`CREATE TABLE IF NOT EXISTS ${SILVER_LAYOUT} (shards INTEGER NOT NULL, changed_at TIMESTAMPTZ NOT NULL, reason VARCHAR NOT NULL)`);
   await db.run(`INSERT INTO ${SILVER_LAYOUT} VALUES (${Math.trunc(count)}, now(), ${sqlString(reason)})`);

@@ -7,7 +7,10 @@ import { shardCountSchema, silverShardSchema } from './shards';
 export const silverInputSchema = z
   .object({
     options: silverOptionsSchema.default(silverOptionsSchema.parse({})),
-    /** Bronze rows per silver batch, all tables together (whole bronze versions; at least one). */
+    /**
+     * Rows per silver batch, all bronze tables together (whole bronze versions; at least one): a
+     * shard of N reads N times this many bronze rows per batch, about this many of them its own.
+     */
     maxRowsPerBatch: z.number().int().min(1).default(250_000),
     heartbeatTimeoutSeconds: z.number().min(1).max(600).default(60),
     batchesPerRun: z.number().int().min(1).max(5000).default(200),

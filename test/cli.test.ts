@@ -13,11 +13,15 @@ const closedCatalog = (connection: string) => ({ NETPULSE_CATALOG: connection, N
 
 test('bad CLI input: a clear message naming the field and exit code 2, before contacting anything', async () => {
   const env = { TEMPORAL_ADDRESS: '127.0.0.1:9' }; // nothing listens there: validation must come first
-  const cases: [string[], RegExp][] = [
+  const cases: [string[], RegExp, Record<string, string>?][] = [
     [['generator', 'start', '--ticks', '0'], /ticks: Too small/],
     [['generator', 'start', '--scenarios', 'Tablet/Conectado=3'], /scenarios\.0\.device/],
     [['generator', 'start', '--mode', 'chaos'], /mode: Invalid option/],
     [['run', '--max-files', '0'], /options\.maxFilesPerBatch/],
+    [['run', '--silver-shards', '0'], /silver\.shards: Too small/],
+    [['continuous', 'start', '--silver-shards', 'two'], /silver\.shards/],
+    [['silver', 'reshard', '--shards', '65'], /--shards: "65" is not a whole number from 1 to 64/],
+    [['run'], /NETPULSE_SILVER_SHARDS: "1.5" is not a whole number from 1 to 64/, { NETPULSE_SILVER_SHARDS: '1.5' }],
     [['report', '--as-of', 'last tuesday'], /--as-of: "last tuesday" is neither/],
     [['query', 'select 1', '--format', 'xml'], /--format: "xml"/],
     [['query', ''], /empty query: give one SELECT statement/],
@@ -29,8 +33,8 @@ test('bad CLI input: a clear message naming the field and exit code 2, before co
     [['run', '--landing', '/no/such/landing'], /--landing: \/no\/such\/landing is not a folder/],
     [['dashboard', '--port', 'http'], /--port: "http" is not a port number/],
   ];
-  for (const [args, message] of cases) {
-    const result = await cli(args, env);
+  for (const [args, message, extraEnv] of cases) {
+    const result = await cli(args, { ...env, ...extraEnv });
     expect({ args, code: result.code }).toEqual({ args, code: 2 });
     expect(result.stderr).toMatch(message);
   }

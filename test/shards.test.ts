@@ -160,7 +160,7 @@ test('a shard\'s worker SIGKILLed inside its write: the other shard commits mean
     const run = await client.workflow.start(medallionPipeline, {
       taskQueue, workflowId: uniqueId('pipeline-kill'),
       args: [{
-        landingPath: landing, options: { maxFilesPerBatch: 1 }, silver: { shards: 2, maxRowsPerBatch: 4000, heartbeatTimeoutSeconds: 2 },
+        landingPath: landing, options: { maxFilesPerBatch: 1 }, silver: { shards: 2, maxRowsPerBatch: 2000, heartbeatTimeoutSeconds: 2 },
         gold: { asOf: AS_OF, heartbeatTimeoutSeconds: 2 },
       }],
     });

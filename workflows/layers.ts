@@ -57,7 +57,9 @@ export async function silverWorkflow(input: SilverWorkflowInput & Carried<Silver
         summary.details = { ...progress };
         const requeue = checkpoint.requeue ?? [];
         const planned = await owner.run({ step: 'planSilverBatch' }, (_attempt, retry) => planSilverBatch.executeWithOptions(retry,
-          [{ bronzeSnapshot: checkpoint.bronzeSnapshot, maxRows: cfg.maxRowsPerBatch }]));
+          // A shard keeps about 1/N of the bronze rows it reads: its batches span N times the rows, so
+          // each still writes ~maxRowsPerBatch rows and the per-batch costs are not paid N times over.
+          [{ bronzeSnapshot: checkpoint.bronzeSnapshot, maxRows: cfg.maxRowsPerBatch * shard.count }]));
         // Requeued quarantine rows go with the next batch; with no bronze commits waiting, in one of their own.
         const input: SilverInput | undefined = requeue.length === 0 ? planned : {
           ...(planned ?? { fromSnapshot: checkpoint.bronzeSnapshot, toSnapshot: checkpoint.bronzeSnapshot, tables: [], rows: 0, drained: true }), requeue,

@@ -78,6 +78,13 @@ export const config = {
     if (!/^\s*\d+\s*$/.test(raw) || !parsed.success) throw new Error(`NETPULSE_SILVER_SHARDS: "${raw}" is not a whole number from 1 to ${MAX_SILVER_SHARDS}`);
     return parsed.data;
   },
+  /** Silver batches a worker process runs at once (NETPULSE_SILVER_BATCHES_PER_WORKER, ≥ 1): each needs its share of NETPULSE_DUCKDB_MEMORY. */
+  get silverBatchesPerWorker(): number {
+    const raw = process.env.NETPULSE_SILVER_BATCHES_PER_WORKER ?? '1';
+    const n = Number(raw);
+    if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(n) || n < 1) throw new Error(`NETPULSE_SILVER_BATCHES_PER_WORKER: "${raw}" is not a whole number ≥ 1`);
+    return n;
+  },
   extensionDir: path.resolve(process.env.NETPULSE_DUCKDB_EXTENSIONS ?? path.join(root, '.tools', 'duckdb-extensions')),
 };
 

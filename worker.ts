@@ -47,10 +47,11 @@ export async function runWorker(): Promise<void> {
     ...(metrics && { telemetryOptions: { metrics: { prometheus: { bindAddress: metrics } } } }),
   });
   // A misconfigured adapter stops the worker now, not at the first approved throttle; so do a bad
-  // thread count and a bad silver shard count, not at the first batch.
+  // thread count, silver shard count or silver batches per worker, not at the first batch.
   const enforcement = enforcementFromEnv();
   duckdbThreads();
   void config.silverShards;
+  void config.silverBatchesPerWorker;
   const worker = await createNetpulseWorker({ deps: { enforcement } });
   Runtime.instance().logger.info('netpulse worker started', {
     throttleAdapter: enforcement.adapter,

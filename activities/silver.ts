@@ -142,6 +142,27 @@ const pendingBronzeSql = (db: DuckDBConnection, bronzeSnapshot: number) => `
   WHERE snapshot_id > ${Math.trunc(bronzeSnapshot)} AND json_extract_string(commit_extra_info, '$.owner') LIKE 'bronze.%'
   ORDER BY snapshot_id`;
 
+/**
+ * Silver batches at a time in a worker process (NETPULSE_SILVER_BATCHES_PER_WORKER, default 1): two
+ * shards' batches that land on one worker share its DuckDB memory (256 MB) and ran out of it
+ * (bench/results/2026-12-07-scale-out.md, 12 batches retried); a batch past the limit waits,
+ * heartbeating, for a slot. Give a worker more only with more memory (NETPULSE_DUCKDB_MEMORY).
+ */
+let silverBatchesRunning = 0;
+const silverBatchesWaiting: (() => void)[] = [];
+async function silverBatchSlot(): Promise<() => void> {
+  if (silverBatchesRunning < config.silverBatchesPerWorker) silverBatchesRunning++;
+  else await new Promise<void>((resolve) => silverBatchesWaiting.push(resolve)); // handed a slot by release
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    const next = silverBatchesWaiting.shift();
+    if (next) next();
+    else silverBatchesRunning--;
+  };
+}
+
 /** A shard owner whose layout is not the lake's (resharded since it started) writes nothing. */
 async function refuseOtherLayout(db: DuckDBConnection, shard: SilverShard): Promise<void> {
   const recorded = await recordedShardCount(db);
@@ -189,7 +210,10 @@ export function silverActivities(deps: LakeDeps) {
     const request = { ...given, options: silverOptionsSchema.parse(given.options) };
     const shard = given.shard ?? SINGLE_SHARD;
     const tables = silverShardTables(shard);
-    const stopHeartbeat = heartbeatEvery(5000, () => ({ phase: 'writing', tables: request.input.tables.length }));
+    let phase = 'waiting for this worker\'s other silver batch';
+    const stopHeartbeat = heartbeatEvery(5000, () => ({ phase, tables: request.input.tables.length }));
+    const release = await silverBatchSlot();
+    phase = 'writing';
     return withLake(deps.lake, async (db) => {
       await refuseOtherLayout(db, shard);
       await ensureShardTables(db, shard);
@@ -275,7 +299,10 @@ export function silverActivities(deps: LakeDeps) {
         batchId: request.batchId, rowsIn: d.rowsIn, events: d.events, quarantined: d.quarantined, duplicates: d.duplicates,
         devicesChanged: d.devicesChanged, snapshot: commit.snapshot, alreadyCommitted: commit.alreadyCommitted, requeued: d.requeued ?? 0,
       };
-    }).finally(stopHeartbeat);
+    }).finally(() => {
+      release();
+      stopHeartbeat();
+    });
   }
 
   /** Rebuilds silver's checkpoint from its fence row, for a workflow that starts without one. */

@@ -4,7 +4,7 @@
 //
 //   node dist/bench/plain-run.js --size medium [--shuffle-hours 20] [--devices 0] [--bench-extras]
 //   node dist/bench/plain-run.js --landing <dir>     # a landing of your own (read, not changed)
-//   … --silver-shards N                             # the CLI's --silver-shards (default: the worker's, else 2)
+//   … --silver-shards N                             # the CLI's --silver-shards (default: the worker's, else 1)
 //
 // --bench-extras: the landing also holds what the bench's silver + gold pass reads besides the
 // size's files (its warm-up files and its one-source files), so silver reads the same rows.

@@ -36,7 +36,7 @@ const SHUFFLE_HOURS = Number(arg('shuffle-hours', '0'));
 /** --devices N: events from a population of N devices (0: a new random address for nearly every row). */
 const DEVICES = Number(arg('devices', '0'));
 const SHAPE = { shuffleHours: SHUFFLE_HOURS, devices: DEVICES };
-/** --silver-shards N: the shards silver's lake is made with (pipeline input silver.shards); unset, the worker's default (NETPULSE_SILVER_SHARDS, else 2). */
+/** --silver-shards N: the shards silver's lake is made with (pipeline input silver.shards); unset, the worker's default (NETPULSE_SILVER_SHARDS, else 1). */
 const SILVER: { silver?: SilverWorkflowInput } = process.argv.includes('--silver-shards') ? { silver: { shards: Number(arg('silver-shards', '')) } } : {};
 /** --worker-cores 0,1: the bench's workers pinned to these cores (taskset -c), in turn; unset, not pinned. */
 let WORKER_CORES: number[] | undefined; // set in main
@@ -231,8 +231,9 @@ async function scaleOut(client: Client, address: string, name: string, spec: { f
     const staged = path.join(dir, 'staged');
     log(`${name} scale-out: writing ${spec.files} files × ${spec.rows} rows`);
     const files = await writeSizeLanding(staged, spec, SHAPE);
-    log(`${name} scale-out: silver limit on ${threads} DuckDB thread${threads > 1 ? 's' : ''}`);
-    const silverLimit = await timeSilverLimit(staged, files);
+    // The single-machine limit: every core, the machine's memory (the phases' workers get a core each).
+    log(`${name} scale-out: silver limit on the whole machine (${os.cpus().length} DuckDB threads)`);
+    const silverLimit = { ...(await timeSilverLimit(staged, files, os.cpus().length)), threads: os.cpus().length };
     const phases = [];
     for (const [phase, shards] of shardCounts.entries()) {
       phases.push(await scalePhase(client, address, `${name}-${shards}shard`, { dir, staged, files, rows: spec.files * spec.rows, phase, shards, cores, threads, silverLimit }));
@@ -302,7 +303,7 @@ async function scalePhase(client: Client, address: string, tag: string, p: {
 
 function scaleOutMarkdown(runs: Awaited<ReturnType<typeof scaleOut>>[]): string[] {
   return runs.flatMap((s) => [
-    '', `Scale-out, ${s.size} (${s.files} × ${s.rowsPerFile}): silver limit on ${s.phases[0]?.threads ?? '-'} DuckDB thread(s) ${s.silverLimit.rowsPerSec.toLocaleString('en')} rows/s (${s.silverLimit.seconds.toFixed(2)} s)`, '',
+    '', `Scale-out, ${s.size} (${s.files} × ${s.rowsPerFile}): silver limit on the whole machine (${s.silverLimit.threads} DuckDB threads, 80 % of its memory) ${s.silverLimit.rowsPerSec.toLocaleString('en')} rows/s (${s.silverLimit.seconds.toFixed(2)} s)`, '',
     '| silver shards | workers (cores) | DuckDB threads each | bronze rows/s | silver+gold rows/s | of which gold | netpulse silver+gold / limit | parallel efficiency | silver batch ms, first / last tenth, per shard | CPU s during silver+gold: workers / catalog, Temporal, bench / wall × cores | worker peak RSS |',
     `|${'---|'.repeat(11)}`,
     ...s.phases.map((p) => `| ${p.shards} | ${p.workers} (${p.cores.join(', ')}) | ${p.threads} | ${p.bronzeRowsPerSec.toLocaleString('en')} (${p.bronzeSeconds.toFixed(2)} s) | ${p.silverGoldRowsPerSec.toLocaleString('en')} (${p.silverGoldSeconds.toFixed(2)} s) | ${p.goldSeconds.toFixed(2)} s | ${p.silverToLimit} | ${p.parallelEfficiency ?? '-'} | ${tenthsCell(p.silverTenths as Record<string, BatchTenths>)} | ${p.cpu.workersSeconds} / ${p.cpu.othersSeconds} / ${p.cpu.coreSeconds} | ${p.workerPeakRssMiB.join(' / ')} MiB |`),
@@ -391,7 +392,7 @@ function markdown(results: Awaited<ReturnType<typeof runSize>>[], latency: Await
 const USAGE = `usage: node dist/bench/run.js [--sizes small,medium,large] [--two-workers medium|none]
        [--latency-seconds 60] [--max-files 1000] [--interval 0.2] [--watch] [--shuffle-hours 0] [--devices 0] [--s3]
        [--silver-shards N] [--duckdb-threads N] [--worker-cores 0,1] [--scale-out [--scale-out-shards 1,2]]
---silver-shards N: silver's lake made with N shards (default: the worker's, NETPULSE_SILVER_SHARDS, else 2).
+--silver-shards N: silver's lake made with N shards (default: the worker's, NETPULSE_SILVER_SHARDS, else 1).
 --duckdb-threads N: every DuckDB of the run (the limits', each worker's) on N threads (NETPULSE_DUCKDB_THREADS).
 --worker-cores 0,1: workers pinned to these cores in turn (taskset -c).
 --scale-out: instead of the size runs, each size's landing through silver in 1 shard on one worker pinned to

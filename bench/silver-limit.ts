@@ -18,11 +18,13 @@
 //   so the order of delivery is the file's place in that order, then its row (a bronze commit's place
 //   in the pipeline); with all files in one batch there is no earlier event in silver to drop against.
 // - source_table: the bronze table of the source whose folder holds the file (DEFAULT_SOURCES).
+// Memory: the machine's, as DuckDB takes by default (80 % of it), not a worker's 256 MB: the limit
+// is what one machine can do; netpulse's batches are what lets its workers run in 256 MB each.
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { closeAllInstances, sqlString, withConnection } from '../lake/duckdb';
+import { closeInstance, createInstance, sqlString, threadSettings } from '../lake/duckdb';
 import { describe } from '../lake/changes';
 import { checkedRowsSql, typedFieldsSql } from '../activities/silver-input';
 import { latestPerDeviceSql, newEventsSql, passingEventsSql, redeliveriesSql } from '../activities/silver';
@@ -78,8 +80,12 @@ async function landingFeedSql(db: DuckDBConnection, landingRoot: string, files: 
  * reads it back from bronze), the events without redeliveries, the latest state per device, and a
  * checkpoint. Seconds from the first statement to the checkpoint's end.
  */
-export async function silverLimit(landingRoot: string, files: string[], dbFile: string, options: SilverOptions = silverOptionsSchema.parse({})): Promise<SilverLimit> {
-  return withConnection(dbFile, async (db) => {
+export async function silverLimit(landingRoot: string, files: string[], dbFile: string, options: SilverOptions = silverOptionsSchema.parse({}), threads?: number): Promise<SilverLimit> {
+  const instance = await createInstance(dbFile, {
+    memory_limit: `${Math.floor((os.totalmem() * 0.8) / 2 ** 20)}MB`, preserve_insertion_order: 'false', ...(threads ? { threads: String(threads) } : threadSettings()),
+  });
+  const db = await instance.connect();
+  try {
     await db.run(`CREATE SCHEMA IF NOT EXISTS silver; ${tableDdl(TABLES)}`);
     const feed = await landingFeedSql(db, landingRoot, files);
     const t = performance.now();
@@ -107,7 +113,10 @@ export async function silverLimit(landingRoot: string, files: string[], dbFile: 
     return {
       seconds, rows: total, rowsPerSec: Math.round(total / seconds), events, quarantined: Number(failing), duplicates: total - Number(failing) - events, devices,
     };
-  });
+  } finally {
+    db.closeSync();
+    closeInstance(instance);
+  }
 }
 
 /** Every parquet file under `dir`. */
@@ -117,12 +126,11 @@ function parquetFiles(dir: string): string[] {
 }
 
 /** Silver's limit on the landing files under `landingRoot`, in a DuckDB file in a temp folder of its own (deleted after). */
-export async function timeSilverLimit(landingRoot: string, files = parquetFiles(landingRoot)): Promise<SilverLimit> {
+export async function timeSilverLimit(landingRoot: string, files = parquetFiles(landingRoot), threads?: number): Promise<SilverLimit> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-silver-limit-'));
   try {
-    return await silverLimit(landingRoot, files, path.join(dir, 'limit.duckdb') /* not silver.duckdb: its catalog would share the schema's name */);
+    return await silverLimit(landingRoot, files, path.join(dir, 'limit.duckdb') /* not silver.duckdb: its catalog would share the schema's name */, undefined, threads);
   } finally {
-    await closeAllInstances();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -18,7 +18,7 @@ export const silverInputSchema = z
     maxAttempts: z.number().int().min(1).max(1000).default(10),
     /**
      * Pipeline: the shards silver should have. A new lake is made with this many (unset: the
-     * worker's NETPULSE_SILVER_SHARDS, else 2); a lake with another count refuses the pass.
+     * worker's NETPULSE_SILVER_SHARDS, else 1); a lake with another count refuses the pass.
      */
     shards: shardCountSchema.optional(),
     /** Owner: the shard this owner workflow runs (set by the pipeline; unset, the one shard of an unsharded lake). */

@@ -7,11 +7,13 @@ import { z } from 'zod';
 
 export const MAX_SILVER_SHARDS = 64;
 /**
- * Shards of a lake made by netpulse's CLI and up.sh (NETPULSE_SILVER_SHARDS): two, from
- * bench/results/2026-12-07-scale-out.md on this 2-core machine. A lake keeps the count it was
- * made with; a lake made before shards has one.
+ * Shards of a new lake unless NETPULSE_SILVER_SHARDS says otherwise: one, as up.sh runs one worker.
+ * bench/results/2026-12-07-scale-out.md: on this 2-core machine one worker ran silver + gold at
+ * 152,091 rows/s with one shard and 113,348 with two (its two concurrent batches shared its 256 MB
+ * and ran out of memory 12 times); two workers on a core each, with two shards, 178,304. Shards pay
+ * with a worker per core or host. A lake keeps the count it was made with.
  */
-export const DEFAULT_SILVER_SHARDS = 2;
+export const DEFAULT_SILVER_SHARDS = 1;
 
 export const shardCountSchema = z.number().int().min(1).max(MAX_SILVER_SHARDS);
 

@@ -31,9 +31,6 @@ export default async function globalSetup(): Promise<void> {
     (globalThis as { __netpulseCatalog?: unknown }).__netpulseCatalog = catalog;
     console.log(`[test] lake catalog (PostgreSQL) at ${catalog.connection} (reader ${catalog.readerConnection})`);
   }
-  // Lakes made by the suite's workers have one silver shard unless a test asks for more: most tests
-  // name silver's one owner and tables; test/shards.test.ts, up.test.ts and cli.test.ts run shards.
-  process.env.NETPULSE_SILVER_SHARDS ??= '1';
   // Tests keep their landing zones in temporary folders.
   process.env.NETPULSE_LANDING_ROOTS ??= [os.tmpdir(), path.resolve(__dirname, '..', 'data')].join(path.delimiter);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'netpulse-bundle-'));

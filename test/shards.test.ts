@@ -154,6 +154,8 @@ test('a shard\'s worker SIGKILLed inside its write: the other shard commits mean
   // Two worker processes; shard 1's second batch waits right before its COMMIT, where its process is killed.
   const workers = [0, 1].map(() => startWorkerProcess({
     ...env, NETPULSE_FAILPOINT_DIR: failpoints, NETPULSE_FAILPOINT_WAIT_MS: '20000', NETPULSE_FAILPOINT_BATCHES: '^silver-1-of-2:1$', NETPULSE_FAILPOINT_ONCE: '1',
+    // Shard 0's batch may land on the worker whose shard-1 batch waits: small batches, room for both.
+    NETPULSE_SILVER_BATCHES_PER_WORKER: '2',
   }));
   const client = await testClient();
   try {

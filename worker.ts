@@ -7,6 +7,7 @@ import { enforcementFromEnv } from './activities/enforcement';
 import { config } from './config';
 import { closeLakes, redactCatalog } from './lake/catalog';
 import { closeAllInstances, duckdbThreads } from './lake/duckdb';
+import { silverBatchQueue } from './rules/shards';
 
 export type NetpulseWorkerOptions = Partial<Omit<WorkerOptions, 'connection'>> & {
   address?: string;
@@ -14,6 +15,24 @@ export type NetpulseWorkerOptions = Partial<Omit<WorkerOptions, 'connection'>> &
   /** Lake file, landing root and Temporal address the activities use (default: config). */
   deps?: Partial<WorkerDeps>;
 };
+
+/**
+ * The worker of the silver batch queue beside `taskQueue`'s (activities only): as many slots as
+ * NETPULSE_SILVER_BATCHES_PER_WORKER, so shards' batches spread over workers (rules/shards.ts).
+ */
+export async function createSilverBatchWorker(options: NetpulseWorkerOptions & { taskQueue?: string } = {}): Promise<Worker> {
+  const { address, connection: given, deps, taskQueue = config.taskQueue, shutdownGraceTime = '20 seconds' } = options;
+  const connection = given ?? (await NativeConnection.connect({ ...config.temporalSecurity, address: address ?? config.temporalAddress }));
+  return Worker.create({
+    connection,
+    namespace: config.namespace,
+    taskQueue: silverBatchQueue(taskQueue),
+    activities: createActivities({ ...defaultDeps(), ...(address && { temporalAddress: address }), ...deps }),
+    maxConcurrentActivityTaskExecutions: config.silverBatchesPerWorker,
+    shutdownGraceTime,
+    shutdownForceTime: '40 seconds',
+  });
+}
 
 /** Builds the worker; tests pass a prebuilt workflow bundle and their own task queue. */
 export async function createNetpulseWorker(options: NetpulseWorkerOptions = {}): Promise<Worker> {
@@ -53,12 +72,13 @@ export async function runWorker(): Promise<void> {
   void config.silverShards;
   void config.silverBatchesPerWorker;
   const worker = await createNetpulseWorker({ deps: { enforcement } });
+  const silverBatches = await createSilverBatchWorker({ deps: { enforcement } });
   Runtime.instance().logger.info('netpulse worker started', {
     throttleAdapter: enforcement.adapter,
     taskQueue: config.taskQueue, address: config.temporalAddress, catalog: redactCatalog(config.catalog), catalogSchema: config.catalogSchema, data: config.dataPath, landing: config.landingDir,
   });
   // Worker.run() handles SIGINT/SIGTERM: stops polling, waits for running activities, then resolves.
-  await worker.run();
+  await Promise.all([worker.run(), silverBatches.run()]);
   await closeLakes();
   await closeAllInstances();
   Runtime.instance().logger.info('netpulse worker stopped');

@@ -6,6 +6,13 @@
 import { z } from 'zod';
 
 export const MAX_SILVER_SHARDS = 64;
+
+/**
+ * Shard owners run their batches on this task queue beside the main one (`<queue>-silver-batches`):
+ * each worker polls it with room for NETPULSE_SILVER_BATCHES_PER_WORKER batches (1), so Temporal
+ * hands a second shard's batch to another worker instead of crowding one worker's memory.
+ */
+export const silverBatchQueue = (taskQueue: string) => `${taskQueue}-silver-batches`;
 /**
  * Shards of a new lake unless NETPULSE_SILVER_SHARDS says otherwise: one, as up.sh runs one worker.
  * bench/results/2026-12-07-scale-out.md: on this 2-core machine one worker ran silver + gold at

@@ -10,7 +10,7 @@ import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSyn
 import { inspect } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
-import { createNetpulseWorker } from '../worker';
+import { createNetpulseWorker, createSilverBatchWorker } from '../worker';
 import type { WorkerDeps } from '../activities';
 import { closeLakes, withLake, type LakeConfig } from '../lake/catalog';
 import { closeAllInstances, sqlString, withConnection } from '../lake/duckdb';
@@ -102,8 +102,12 @@ export async function withWorker<T>(
       ...options,
       deps: { temporalAddress: process.env.TEMPORAL_ADDRESS, ...options.deps },
     });
+    // Silver shards' batches run on the queue beside it, as a worker process polls it too.
+    const silverBatches = await createSilverBatchWorker({
+      connection, taskQueue, shutdownGraceTime: '2 seconds', deps: { temporalAddress: process.env.TEMPORAL_ADDRESS, ...options.deps },
+    });
     const c = await testClient();
-    return await worker.runUntil(body({ client: c, taskQueue }));
+    return await silverBatches.runUntil(worker.runUntil(body({ client: c, taskQueue })));
   } finally {
     await connection.close();
   }

@@ -6,7 +6,7 @@ import type { GoldCheckpoint } from '../rules/gold';
 import { goldInputSchema, silverInputSchema, type GoldWorkflowInput, type SilverWorkflowInput } from '../rules/layers';
 import { requeueFilterSchema, type RequeueFilter, type SilverCheckpoint, type SilverInput } from '../rules/silver';
 import { parseOrFail } from '../rules/validate';
-import { SINGLE_SHARD, silverShardOwner } from '../rules/shards';
+import { SINGLE_SHARD, silverBatchQueue, silverShardOwner } from '../rules/shards';
 import { ownerConfigKey, type PassSummary } from '../rules/pass';
 import { activityRetry, CheckpointOwner, planningActivities, type OwnerCarry, type Parked, type Retrying } from './checkpoint-owner';
 import { startSummary } from './requests';
@@ -18,11 +18,14 @@ export const requeueQuarantineUpdate = wf.defineUpdate<PassSummary, [RequeueFilt
 export const goldStatusQuery = wf.defineQuery<GoldCheckpoint & OwnerStatus>('checkpoint');
 
 
-function layerActivities(heartbeatTimeoutSeconds: number, maxAttempts: number) {
+function layerActivities(heartbeatTimeoutSeconds: number, maxAttempts: number, taskQueue?: string) {
   return wf.proxyActivities<Activities>({
-    startToCloseTimeout: '2 hours', heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`, retry: activityRetry(maxAttempts),
+    startToCloseTimeout: '2 hours', heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`, retry: activityRetry(maxAttempts), ...(taskQueue && { taskQueue }),
   });
 }
+
+/** Shard owners started before the silver batch queue run their batches on the main queue. */
+const SILVER_BATCH_QUEUE_PATCH = 'silver-batch-queue';
 
 const now = () => new Date(Date.now()).toISOString();
 
@@ -39,10 +42,14 @@ type SilverPassProgress = Record<'rowsIn' | 'duplicates' | 'devicesChanged', num
 export async function silverWorkflow(input: SilverWorkflowInput & Carried<SilverCheckpoint, SilverPassProgress> = {}): Promise<void> {
   const { checkpoint: carried, queued, parked, inPass, lastPass, ...userInput } = input;
   const cfg = parseOrFail(silverInputSchema, userInput, 'silver');
-  const { runSilverBatch, logParked } = layerActivities(cfg.heartbeatTimeoutSeconds, cfg.maxAttempts);
+  const { logParked } = layerActivities(cfg.heartbeatTimeoutSeconds, cfg.maxAttempts);
   const { planSilverBatch, readSilverCheckpoint } = planningActivities(cfg.maxAttempts);
   const shard = cfg.shard ?? SINGLE_SHARD;
   const owned = shard.count === 1 ? [] : [shard]; // one-shard owners call their activities as before shards
+  // Shards' batches go to the silver batch queue, one batch per worker at a time (rules/shards.ts).
+  const { runSilverBatch } = shard.count > 1 && wf.patched(SILVER_BATCH_QUEUE_PATCH)
+    ? layerActivities(cfg.heartbeatTimeoutSeconds, cfg.maxAttempts, silverBatchQueue(wf.workflowInfo().taskQueue))
+    : layerActivities(cfg.heartbeatTimeoutSeconds, cfg.maxAttempts);
   const checkpoint = carried ?? (await readSilverCheckpoint(...owned));
   let pending: SilverInput | undefined;
   let batchesThisRun = 0;
